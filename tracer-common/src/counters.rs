@@ -1,0 +1,47 @@
+//! Per-CPU counters kept by the kernel programs. Userspace sums the CPUs.
+
+/// Index into the `COUNTERS` per-CPU array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// `sock_send_length` events from a target process on a TCP socket.
+    SockSends = 0,
+    /// Bytes reported by those events (successful sends only).
+    SockSendBytes = 1,
+    /// `crypto/tls.(*Conn).Write` calls seen in a target process.
+    TlsWrites = 2,
+    /// Plaintext bytes passed to those calls.
+    TlsWriteBytes = 3,
+    /// Records that could not be reserved in the ring buffer (it was full).
+    /// Every such record is lost; the count makes that loss explicit.
+    RingbufDrops = 4,
+    /// Tracepoint fields that could not be read (a bad layout or a fault).
+    ReadErrors = 5,
+}
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Self; 6] = [
+        Self::SockSends,
+        Self::SockSendBytes,
+        Self::TlsWrites,
+        Self::TlsWriteBytes,
+        Self::RingbufDrops,
+        Self::ReadErrors,
+    ];
+
+    /// Stable snake_case name, used in `watchtrace check`, logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SockSends => "sock_sends",
+            Self::SockSendBytes => "sock_send_bytes",
+            Self::TlsWrites => "tls_writes",
+            Self::TlsWriteBytes => "tls_write_bytes",
+            Self::RingbufDrops => "ringbuf_drops",
+            Self::ReadErrors => "read_errors",
+        }
+    }
+}
+
+/// Number of entries of the `COUNTERS` map.
+pub const COUNTER_SLOTS: u32 = Counter::ALL.len() as u32;

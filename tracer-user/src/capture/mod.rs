@@ -1,0 +1,5 @@
+//! Typed records decoded from the bytes the kernel programs send.
+
+mod record;
+
+pub use record::{DecodeError, Record, decode};

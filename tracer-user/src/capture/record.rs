@@ -1,0 +1,97 @@
+//! Decoding ring-buffer bytes into typed records. Pure: no aya here, so the
+//! same code reads live records and recordings.
+
+use thiserror::Error;
+use tracer_common::record::{RecordHeader, RecordKind, SockSend, TlsWrite};
+
+/// A decoded kernel record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    SockSend(SockSend),
+    TlsWrite(TlsWrite),
+}
+
+impl Record {
+    /// The common header.
+    pub fn header(&self) -> &RecordHeader {
+        match self {
+            Self::SockSend(r) => &r.header,
+            Self::TlsWrite(r) => &r.header,
+        }
+    }
+}
+
+/// Bytes that are not a record this build understands.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes than the header or the record needs.
+    #[error("record of {len} bytes is shorter than the {needed} its kind needs")]
+    Short { len: usize, needed: usize },
+    /// A kind this build does not know (an object from another version).
+    #[error("unknown record kind {kind}")]
+    UnknownKind { kind: u16 },
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+    // SAFETY (all three reads): tracer-common's record types are repr(C)
+    // structs of integers with explicit padding, valid for any bit pattern.
+    let header: RecordHeader = unsafe { read(bytes) }?;
+    match RecordKind::from_raw(header.kind) {
+        Some(RecordKind::SockSend) => unsafe { read(bytes) }.map(Record::SockSend),
+        Some(RecordKind::TlsWrite) => unsafe { read(bytes) }.map(Record::TlsWrite),
+        None => Err(DecodeError::UnknownKind { kind: header.kind }),
+    }
+}
+
+/// Copies a `T` out of the front of `bytes`.
+///
+/// # Safety
+/// Every bit pattern of `size_of::<T>()` bytes must be a valid `T`.
+unsafe fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let needed = size_of::<T>();
+    if bytes.len() < needed {
+        return Err(DecodeError::Short { len: bytes.len(), needed });
+    }
+    // SAFETY: `bytes` holds at least size_of::<T>() bytes, the caller vouches
+    // that any bit pattern is a valid T, and read_unaligned copes with any
+    // alignment.
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
+        // SAFETY: reading the object representation of a Copy repr(C) value
+        // with no padding bytes (asserted in tracer-common).
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    fn header(kind: RecordKind) -> RecordHeader {
+        RecordHeader { ts_ns: 42, kind: kind as u16, _pad0: 0, tgid: 7, tid: 8, _pad1: 0 }
+    }
+
+    #[test]
+    fn round_trips_each_kind() {
+        let send = SockSend { header: header(RecordKind::SockSend), sock: 0xffff_8880_1234_5678, ret: -11, family: 2, protocol: 6 };
+        assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
+        let write = TlsWrite { header: header(RecordKind::TlsWrite), conn: 0xc000_1000, goroutine: 0xc000_2000, len: 4096, fd: 9 };
+        let decoded = decode(&bytes_of(&write)).unwrap();
+        assert_eq!(decoded, Record::TlsWrite(write));
+        assert_eq!(decoded.header().tgid, 7);
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        let send = SockSend { header: header(RecordKind::SockSend), sock: 1, ret: 1, family: 2, protocol: 6 };
+        let bytes = bytes_of(&send);
+        assert_eq!(decode(&bytes[..30]), Err(DecodeError::Short { len: 30, needed: 40 }));
+        assert_eq!(decode(&bytes[..10]), Err(DecodeError::Short { len: 10, needed: 24 }));
+        let mut unknown = bytes;
+        unknown[8] = 0xee;
+        assert_eq!(decode(&unknown), Err(DecodeError::UnknownKind { kind: 0xee }));
+    }
+}

@@ -1,0 +1,57 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// watchtrace: where Kubernetes API-server WATCH traffic loses time.
+///
+/// eBPF (tracepoints and uprobes only) on the apiserver's sockets and Go
+/// crypto/tls, reassembled in userspace. Needs root, or CAP_BPF and
+/// CAP_PERFMON; run `watchtrace check` first on a new host.
+#[derive(Debug, Parser)]
+#[command(name = "watchtrace", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `watchtrace=debug`.
+    #[arg(long, global = true, default_value = "info", env = "WATCHTRACE_LOG")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report what this host supports and what watchtrace needs; exits
+    /// non-zero with a one-line reason when something required is missing.
+    Check,
+    /// Attach to the target processes and print, once a second, their TCP
+    /// sends and Go TLS plaintext writes as the kernel counted them.
+    Count(CountArgs),
+}
+
+/// Which processes to trace. Several selectors may be combined.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Trace this process id (repeatable).
+    #[arg(long = "pid")]
+    pub pids: Vec<u32>,
+    /// Trace processes whose command name (/proc/PID/comm) is this (repeatable).
+    #[arg(long = "comm")]
+    pub comms: Vec<String>,
+    /// Trace processes running this executable (repeatable).
+    #[arg(long = "exe")]
+    pub exes: Vec<PathBuf>,
+}
+
+/// Arguments of `watchtrace count`.
+#[derive(Debug, Args)]
+pub struct CountArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+}

@@ -1,0 +1,5 @@
+//! Subcommand implementations (I/O edges: they own the terminal, the clock
+//! and the loaded programs).
+
+pub mod check;
+pub mod count;

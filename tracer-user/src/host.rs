@@ -1,0 +1,175 @@
+//! What this host supports, probed for real: each check performs the
+//! operation (a map create, a program load, a PMU lookup) rather than
+//! guessing from the kernel version.
+
+use std::{fs, io, path::Path};
+
+/// CAP_SYS_ADMIN: covers everything below on kernels without CAP_BPF.
+const CAP_SYS_ADMIN: u32 = 21;
+/// CAP_PERFMON (Linux 5.8+): perf events, including tracepoints and uprobes.
+const CAP_PERFMON: u32 = 38;
+/// CAP_BPF (Linux 5.8+): loading programs and creating maps.
+const CAP_BPF: u32 = 39;
+
+/// The outcome of probing one feature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Support {
+    Available(String),
+    Unavailable(String),
+}
+
+impl Support {
+    pub fn is_available(&self) -> bool {
+        matches!(self, Self::Available(_))
+    }
+}
+
+/// Effective capabilities and uid of this process.
+#[derive(Clone, Copy, Debug)]
+pub struct Privileges {
+    pub euid: u32,
+    pub effective_caps: u64,
+}
+
+impl Privileges {
+    /// Reads `/proc/self/status`.
+    pub fn current() -> io::Result<Self> {
+        let status = fs::read_to_string("/proc/self/status")?;
+        let cap_eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        Ok(Self { euid, effective_caps: cap_eff })
+    }
+
+    fn has(&self, cap: u32) -> bool {
+        self.effective_caps & (1 << cap) != 0
+    }
+
+    /// Whether watchtrace can load and attach its programs: CAP_BPF plus
+    /// CAP_PERFMON, or CAP_SYS_ADMIN (which implies both on older kernels).
+    /// Reading tracefs and other users' binaries also needs DAC access,
+    /// which root has.
+    pub fn sufficient(&self) -> Support {
+        let bpf = self.has(CAP_BPF) && self.has(CAP_PERFMON);
+        if self.euid == 0 && (bpf || self.has(CAP_SYS_ADMIN)) {
+            Support::Available("root".into())
+        } else if bpf {
+            Support::Available("CAP_BPF and CAP_PERFMON".into())
+        } else if self.has(CAP_SYS_ADMIN) {
+            Support::Available("CAP_SYS_ADMIN".into())
+        } else {
+            Support::Unavailable(format!(
+                "uid {} lacks CAP_BPF and CAP_PERFMON (effective capabilities {:#x}): run as root, \
+                 or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and CAP_DAC_READ_SEARCH",
+                self.euid, self.effective_caps
+            ))
+        }
+    }
+}
+
+/// Kernel BTF, needed by aya to relocate and by the fentry probe.
+pub fn btf() -> Support {
+    let path = Path::new("/sys/kernel/btf/vmlinux");
+    match fs::metadata(path) {
+        Ok(m) => Support::Available(format!("{} ({} KiB)", path.display(), m.len() / 1024)),
+        Err(e) => Support::Unavailable(format!("{}: {e} (kernel built without CONFIG_DEBUG_INFO_BTF)", path.display())),
+    }
+}
+
+/// A perf event source (PMU) such as `uprobe` or `kprobe`.
+pub fn pmu(name: &str) -> Support {
+    let path = format!("/sys/bus/event_source/devices/{name}/type");
+    match fs::read_to_string(&path) {
+        Ok(t) => Support::Available(format!("{name} PMU, perf type {}", t.trim())),
+        Err(_) => Support::Unavailable(format!("no {name} PMU in /sys/bus/event_source/devices")),
+    }
+}
+
+// bpf(2) commands and types used by the probes below (uapi/linux/bpf.h).
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+const BPF_PROG_TYPE_TRACING: u32 = 26;
+const BPF_TRACE_FENTRY: u32 = 24;
+
+/// `union bpf_attr` as bytes: the probes fill the few fields they need at
+/// their uapi offsets and leave the rest zero, as the kernel requires.
+struct BpfAttr([u8; 128]);
+
+impl BpfAttr {
+    fn new() -> Self {
+        Self([0; 128])
+    }
+    fn put_u32(&mut self, offset: usize, value: u32) -> &mut Self {
+        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+    fn put_u64(&mut self, offset: usize, value: u64) -> &mut Self {
+        self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+    /// Runs bpf(cmd, attr); returns the new fd, closed again at once.
+    fn call(&mut self, cmd: libc::c_long) -> io::Result<()> {
+        // SAFETY: attr points to 128 initialised bytes that outlive the call,
+        // and the size passed matches.
+        let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, self.0.as_mut_ptr(), self.0.len()) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by the kernel and is owned here.
+        unsafe { libc::close(fd as libc::c_int) };
+        Ok(())
+    }
+}
+
+/// Creates (and closes) a 4 KiB ring buffer map.
+pub fn ringbuf() -> Support {
+    let result = BpfAttr::new()
+        .put_u32(0, BPF_MAP_TYPE_RINGBUF) // map_type
+        .put_u32(12, 4096) // max_entries
+        .call(BPF_MAP_CREATE);
+    match result {
+        Ok(()) => Support::Available("BPF_MAP_TYPE_RINGBUF created".into()),
+        Err(e) => Support::Unavailable(format!("BPF_MAP_CREATE(ringbuf): {e}")),
+    }
+}
+
+/// Loads (and closes) a two-instruction fentry program on `func`, whose BTF
+/// type id is looked up in the kernel's BTF. This is exactly what an fentry
+/// user needs, so it answers for trampolines, JIT and BTF together.
+pub fn fentry(func: &str) -> Support {
+    let btf = match aya::Btf::from_sys_fs() {
+        Ok(btf) => btf,
+        Err(e) => return Support::Unavailable(format!("no kernel BTF: {e}")),
+    };
+    let btf_id = match btf.id_by_type_name_kind(func, aya_obj::btf::BtfKind::Func) {
+        Ok(id) => id,
+        Err(e) => return Support::Unavailable(format!("{func} not in kernel BTF: {e}")),
+    };
+    // r0 = 0; exit
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = c"GPL";
+    let result = BpfAttr::new()
+        .put_u32(0, BPF_PROG_TYPE_TRACING) // prog_type
+        .put_u32(4, insns.len() as u32) // insn_cnt
+        .put_u64(8, insns.as_ptr() as u64) // insns
+        .put_u64(16, license.as_ptr() as u64) // license
+        .put_u32(68, BPF_TRACE_FENTRY) // expected_attach_type
+        .put_u32(108, btf_id) // attach_btf_id
+        .call(BPF_PROG_LOAD);
+    match result {
+        Ok(()) => Support::Available(format!("fentry program on {func} loaded")),
+        Err(e) => Support::Unavailable(format!("BPF_PROG_LOAD(tracing, fentry on {func}): {e}")),
+    }
+}
+
+/// The running kernel's release string.
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,17 @@
+//! watchtrace: where Kubernetes API-server WATCH traffic loses time.
+//!
+//! Pure modules (no aya, no tokio, no clocks): [`capture`] (record decoding),
+//! [`tracefs`]'s format parser, [`tracepoints`]. I/O edges: [`loader`] (aya),
+//! [`host`] and [`check`] (probing this machine), [`symbols`] (reading
+//! binaries), [`cli`].
+
+pub mod capture;
+pub mod check;
+pub mod cli;
+pub mod commands;
+pub mod host;
+pub mod loader;
+pub mod symbols;
+pub mod targets;
+pub mod tracefs;
+pub mod tracepoints;

@@ -1,0 +1,191 @@
+//! Loads the embedded eBPF object, sizes its maps, hands it the tracefs
+//! layouts, and attaches programs. The only module that talks to aya's
+//! program API.
+
+use std::path::Path;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{TracePoint, UProbe, uprobe::UProbeScope},
+};
+use thiserror::Error;
+use tracer_common::{counters::Counter, maps};
+
+use crate::tracepoints::{Layouts, TracepointUse};
+
+/// The eBPF object, built in release mode with BTF by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// Sizes chosen at load time (CLI flags), not baked into the object.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Byte size of the ring buffer; a power of two, at least one page.
+    pub ringbuf_bytes: u32,
+    /// Capacity of the target-process table.
+    pub max_targets: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            ringbuf_bytes: maps::DEFAULT_RINGBUF_BYTES,
+            max_targets: maps::DEFAULT_MAX_TARGETS,
+        }
+    }
+}
+
+/// Loading or attaching failed.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// The ring buffer size is not a power of two of at least a page.
+    #[error("ring buffer size {bytes} must be a power of two and at least 4096")]
+    RingbufSize { bytes: u32 },
+    /// The kernel rejected the object or a map.
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program failed to load or attach.
+    #[error("program `{program}`: {source}")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map was missing or had the wrong type.
+    #[error("map `{map}`: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The target table is full.
+    #[error("target table is full ({capacity} processes); raise --max-targets")]
+    TargetsFull { capacity: u32 },
+}
+
+/// A loaded object with its maps sized and globals set.
+pub struct Tracer {
+    ebpf: Ebpf,
+    max_targets: u32,
+}
+
+impl Tracer {
+    /// Loads the embedded object. Nothing is attached yet.
+    pub fn load(options: LoadOptions, layouts: &Layouts) -> Result<Self, LoadError> {
+        let bytes = options.ringbuf_bytes;
+        if bytes < 4096 || !bytes.is_power_of_two() {
+            return Err(LoadError::RingbufSize { bytes });
+        }
+        let ebpf = EbpfLoader::new()
+            .map_max_entries(maps::EVENTS, bytes)
+            .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
+            .override_global(maps::SOCK_SEND_LENGTH_LAYOUT, &layouts.sock_send_length, true)
+            .load(OBJECT)?;
+        Ok(Self {
+            ebpf,
+            max_targets: options.max_targets,
+        })
+    }
+
+    /// Adds a process to the in-kernel target set.
+    pub fn add_target(&mut self, tgid: u32) -> Result<(), LoadError> {
+        let max_targets = self.max_targets;
+        let mut targets = self.targets()?;
+        targets.insert(tgid, 1, 0).map_err(|source| match source {
+            aya::maps::MapError::SyscallError(ref e) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
+                LoadError::TargetsFull { capacity: max_targets }
+            }
+            source => LoadError::Map { map: maps::TARGET_TGIDS, source },
+        })
+    }
+
+    /// Removes a process from the target set (a no-op if absent).
+    pub fn remove_target(&mut self, tgid: u32) -> Result<(), LoadError> {
+        match self.targets()?.remove(&tgid) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(LoadError::Map { map: maps::TARGET_TGIDS, source }),
+        }
+    }
+
+    fn targets(&mut self) -> Result<HashMap<&mut MapData, u32, u32>, LoadError> {
+        let map = self.ebpf.map_mut(maps::TARGET_TGIDS).ok_or(LoadError::Map {
+            map: maps::TARGET_TGIDS,
+            source: aya::maps::MapError::InvalidName { name: maps::TARGET_TGIDS.into() },
+        })?;
+        HashMap::try_from(map).map_err(|source| LoadError::Map { map: maps::TARGET_TGIDS, source })
+    }
+
+    /// Loads and attaches the program of a tracepoint.
+    pub fn attach_tracepoint(&mut self, tp: &TracepointUse) -> Result<(), LoadError> {
+        let err = |source| LoadError::Program { program: tp.program, source };
+        let program: &mut TracePoint = self
+            .ebpf
+            .program_mut(tp.program)
+            .ok_or(LoadError::Program {
+                program: tp.program,
+                source: aya::programs::ProgramError::UnexpectedProgramType,
+            })?
+            .try_into()
+            .map_err(err)?;
+        program.load().map_err(err)?;
+        program.attach(tp.category, tp.name).map_err(err)?;
+        Ok(())
+    }
+
+    /// Attaches the `crypto/tls.(*Conn).Write` entry probe at `offset` (a file
+    /// offset in `binary`). Fires for every process running `binary`; the
+    /// program itself filters by the target set.
+    pub fn attach_go_tls_write(&mut self, binary: &Path, offset: u64) -> Result<(), LoadError> {
+        let name = maps::programs::GO_TLS_WRITE;
+        let err = |source| LoadError::Program { program: name, source };
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(LoadError::Program {
+                program: name,
+                source: aya::programs::ProgramError::UnexpectedProgramType,
+            })?
+            .try_into()
+            .map_err(err)?;
+        if program.fd().is_err() {
+            program.load().map_err(err)?;
+        }
+        program.attach(offset, binary, UProbeScope::AllProcesses).map_err(err)?;
+        Ok(())
+    }
+
+    /// Takes the ring buffer out of the object, for the consumer task.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map(maps::EVENTS).ok_or(LoadError::Map {
+            map: maps::EVENTS,
+            source: aya::maps::MapError::InvalidName { name: maps::EVENTS.into() },
+        })?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: maps::EVENTS, source })
+    }
+
+    /// The kernel counters, summed over CPUs, in [`Counter::ALL`] order.
+    pub fn counters(&self) -> Result<Vec<(Counter, u64)>, LoadError> {
+        let err = |source| LoadError::Map { map: maps::COUNTERS, source };
+        let map = self.ebpf.map(maps::COUNTERS).ok_or(LoadError::Map {
+            map: maps::COUNTERS,
+            source: aya::maps::MapError::InvalidName { name: maps::COUNTERS.into() },
+        })?;
+        let array: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err)?;
+        Counter::ALL
+            .iter()
+            .map(|&counter| {
+                let per_cpu = array.get(&(counter as u32), 0).map_err(err)?;
+                Ok((counter, per_cpu.iter().sum()))
+            })
+            .collect()
+    }
+
+    /// The counter `which`, summed over CPUs.
+    pub fn counter(&self, which: Counter) -> Result<u64, LoadError> {
+        Ok(self
+            .counters()?
+            .into_iter()
+            .find(|(c, _)| *c == which)
+            .map_or(0, |(_, v)| v))
+    }
+}

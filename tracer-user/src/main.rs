@@ -1,0 +1,46 @@
+//! The `watchtrace` binary: parse the command line, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use watchtrace::{
+    cli::{Cli, Command},
+    commands,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Check => match commands::check::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("watchtrace check failed: {reason}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Count(args) => run_async(commands::count::run(args)),
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime; errors print with
+/// their full context chain.
+fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("watchtrace: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("watchtrace: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
