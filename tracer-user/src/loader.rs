@@ -38,6 +38,9 @@ impl Default for LoadOptions {
 /// Loading or attaching failed.
 #[derive(Debug, Error)]
 pub enum LoadError {
+    /// This binary was built with AYA_BUILD_SKIP=1 and carries no programs.
+    #[error("this watchtrace was built with AYA_BUILD_SKIP=1 and has no eBPF programs; rebuild without it")]
+    NoObject,
     /// The ring buffer size is not a power of two of at least a page.
     #[error("ring buffer size {bytes} must be a power of two and at least 4096")]
     RingbufSize { bytes: u32 },
@@ -72,6 +75,9 @@ pub struct Tracer {
 impl Tracer {
     /// Loads the embedded object. Nothing is attached yet.
     pub fn load(options: LoadOptions, layouts: &Layouts) -> Result<Self, LoadError> {
+        if OBJECT.is_empty() {
+            return Err(LoadError::NoObject);
+        }
         let bytes = options.ringbuf_bytes;
         if bytes < 4096 || !bytes.is_power_of_two() {
             return Err(LoadError::RingbufSize { bytes });

@@ -1,0 +1,3 @@
+module watchtrace/testbed
+
+go 1.27

@@ -1,0 +1,1 @@
+//! Kubernetes watch requests and watch-event streams (pure).
