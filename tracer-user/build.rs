@@ -7,7 +7,8 @@ fn main() -> anyhow::Result<()> {
     // With AYA_BUILD_SKIP=1 (pure-module work, docs) aya-build builds
     // nothing; leave an empty object so the crate still compiles. The loader
     // refuses an empty object with a clear error.
-    let skip = std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let skip =
+        std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR")?);
         std::fs::write(out.join("tracer"), b"").context("writing placeholder object")?;

@@ -37,7 +37,11 @@ impl Report {
     pub fn probe() -> Self {
         let mut items = Vec::new();
         let mut push = |name: &str, need, support| {
-            items.push(Item { name: name.to_owned(), need, support });
+            items.push(Item {
+                name: name.to_owned(),
+                need,
+                support,
+            });
         };
         let privileges = Privileges::current().map_or_else(
             |e| Support::Unavailable(format!("cannot read /proc/self/status: {e}")),
@@ -50,7 +54,9 @@ impl Report {
         push("uprobes", Need::Required, host::pmu("uprobe"));
         push("kprobes", Need::NotUsed, host::pmu("kprobe"));
         push("fentry/fexit", Need::NotUsed, host::fentry("tcp_sendmsg"));
-        let root = if privileged { tracefs::ensure_mounted() } else {
+        let root = if privileged {
+            tracefs::ensure_mounted()
+        } else {
             tracefs::find_root().ok_or_else(|| tracefs::TracefsError::NotMounted {
                 source: std::io::Error::other(if tracefs::is_mounted() {
                     "mounted but not readable by this user (tracefs is root-only)"
@@ -61,7 +67,11 @@ impl Report {
         };
         match root {
             Ok(root) => {
-                push("tracefs", Need::Required, Support::Available(root.display().to_string()));
+                push(
+                    "tracefs",
+                    Need::Required,
+                    Support::Available(root.display().to_string()),
+                );
                 for tp in tracepoints::USED {
                     let name = format!("tracepoint {}:{}", tp.category, tp.name);
                     let support = match tracefs::read_format(&root, tp.category, tp.name) {
@@ -81,9 +91,16 @@ impl Report {
                     push(&name, Need::Required, support);
                 }
             }
-            Err(e) => push("tracefs", Need::Required, Support::Unavailable(e.to_string())),
+            Err(e) => push(
+                "tracefs",
+                Need::Required,
+                Support::Unavailable(e.to_string()),
+            ),
         }
-        Self { kernel: host::kernel_release(), items }
+        Self {
+            kernel: host::kernel_release(),
+            items,
+        }
     }
 
     /// The first required feature that is missing, as a one-line reason.
@@ -110,7 +127,11 @@ impl Report {
                 Need::Required => "required",
                 Need::NotUsed => "not used",
             };
-            let _ = writeln!(out, "  {:width$}  {status:11}  [{need}]  {detail}", item.name);
+            let _ = writeln!(
+                out,
+                "  {:width$}  {status:11}  [{need}]  {detail}",
+                item.name
+            );
         }
         let _ = writeln!(
             out,

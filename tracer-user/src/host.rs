@@ -42,7 +42,10 @@ impl Privileges {
             .unwrap_or(0);
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        Ok(Self { euid, effective_caps: cap_eff })
+        Ok(Self {
+            euid,
+            effective_caps: cap_eff,
+        })
     }
 
     fn has(&self, cap: u32) -> bool {
@@ -76,7 +79,10 @@ pub fn btf() -> Support {
     let path = Path::new("/sys/kernel/btf/vmlinux");
     match fs::metadata(path) {
         Ok(m) => Support::Available(format!("{} ({} KiB)", path.display(), m.len() / 1024)),
-        Err(e) => Support::Unavailable(format!("{}: {e} (kernel built without CONFIG_DEBUG_INFO_BTF)", path.display())),
+        Err(e) => Support::Unavailable(format!(
+            "{}: {e} (kernel built without CONFIG_DEBUG_INFO_BTF)",
+            path.display()
+        )),
     }
 }
 

@@ -39,7 +39,9 @@ impl Default for LoadOptions {
 #[derive(Debug, Error)]
 pub enum LoadError {
     /// This binary was built with AYA_BUILD_SKIP=1 and carries no programs.
-    #[error("this watchtrace was built with AYA_BUILD_SKIP=1 and has no eBPF programs; rebuild without it")]
+    #[error(
+        "this watchtrace was built with AYA_BUILD_SKIP=1 and has no eBPF programs; rebuild without it"
+    )]
     NoObject,
     /// The ring buffer size is not a power of two of at least a page.
     #[error("ring buffer size {bytes} must be a power of two and at least 4096")]
@@ -85,7 +87,11 @@ impl Tracer {
         let ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, bytes)
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
-            .override_global(maps::SOCK_SEND_LENGTH_LAYOUT, &layouts.sock_send_length, true)
+            .override_global(
+                maps::SOCK_SEND_LENGTH_LAYOUT,
+                &layouts.sock_send_length,
+                true,
+            )
             .load(OBJECT)?;
         Ok(Self {
             ebpf,
@@ -98,10 +104,17 @@ impl Tracer {
         let max_targets = self.max_targets;
         let mut targets = self.targets()?;
         targets.insert(tgid, 1, 0).map_err(|source| match source {
-            aya::maps::MapError::SyscallError(ref e) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
-                LoadError::TargetsFull { capacity: max_targets }
+            aya::maps::MapError::SyscallError(ref e)
+                if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+            {
+                LoadError::TargetsFull {
+                    capacity: max_targets,
+                }
             }
-            source => LoadError::Map { map: maps::TARGET_TGIDS, source },
+            source => LoadError::Map {
+                map: maps::TARGET_TGIDS,
+                source,
+            },
         })
     }
 
@@ -109,21 +122,35 @@ impl Tracer {
     pub fn remove_target(&mut self, tgid: u32) -> Result<(), LoadError> {
         match self.targets()?.remove(&tgid) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(LoadError::Map { map: maps::TARGET_TGIDS, source }),
+            Err(source) => Err(LoadError::Map {
+                map: maps::TARGET_TGIDS,
+                source,
+            }),
         }
     }
 
     fn targets(&mut self) -> Result<HashMap<&mut MapData, u32, u32>, LoadError> {
-        let map = self.ebpf.map_mut(maps::TARGET_TGIDS).ok_or(LoadError::Map {
+        let map = self
+            .ebpf
+            .map_mut(maps::TARGET_TGIDS)
+            .ok_or(LoadError::Map {
+                map: maps::TARGET_TGIDS,
+                source: aya::maps::MapError::InvalidName {
+                    name: maps::TARGET_TGIDS.into(),
+                },
+            })?;
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
             map: maps::TARGET_TGIDS,
-            source: aya::maps::MapError::InvalidName { name: maps::TARGET_TGIDS.into() },
-        })?;
-        HashMap::try_from(map).map_err(|source| LoadError::Map { map: maps::TARGET_TGIDS, source })
+            source,
+        })
     }
 
     /// Loads and attaches the program of a tracepoint.
     pub fn attach_tracepoint(&mut self, tp: &TracepointUse) -> Result<(), LoadError> {
-        let err = |source| LoadError::Program { program: tp.program, source };
+        let err = |source| LoadError::Program {
+            program: tp.program,
+            source,
+        };
         let program: &mut TracePoint = self
             .ebpf
             .program_mut(tp.program)
@@ -143,7 +170,10 @@ impl Tracer {
     /// program itself filters by the target set.
     pub fn attach_go_tls_write(&mut self, binary: &Path, offset: u64) -> Result<(), LoadError> {
         let name = maps::programs::GO_TLS_WRITE;
-        let err = |source| LoadError::Program { program: name, source };
+        let err = |source| LoadError::Program {
+            program: name,
+            source,
+        };
         let program: &mut UProbe = self
             .ebpf
             .program_mut(name)
@@ -156,7 +186,9 @@ impl Tracer {
         if program.fd().is_err() {
             program.load().map_err(err)?;
         }
-        program.attach(offset, binary, UProbeScope::AllProcesses).map_err(err)?;
+        program
+            .attach(offset, binary, UProbeScope::AllProcesses)
+            .map_err(err)?;
         Ok(())
     }
 
@@ -164,17 +196,27 @@ impl Tracer {
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         let map = self.ebpf.take_map(maps::EVENTS).ok_or(LoadError::Map {
             map: maps::EVENTS,
-            source: aya::maps::MapError::InvalidName { name: maps::EVENTS.into() },
+            source: aya::maps::MapError::InvalidName {
+                name: maps::EVENTS.into(),
+            },
         })?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: maps::EVENTS, source })
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            map: maps::EVENTS,
+            source,
+        })
     }
 
     /// The kernel counters, summed over CPUs, in [`Counter::ALL`] order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>, LoadError> {
-        let err = |source| LoadError::Map { map: maps::COUNTERS, source };
+        let err = |source| LoadError::Map {
+            map: maps::COUNTERS,
+            source,
+        };
         let map = self.ebpf.map(maps::COUNTERS).ok_or(LoadError::Map {
             map: maps::COUNTERS,
-            source: aya::maps::MapError::InvalidName { name: maps::COUNTERS.into() },
+            source: aya::maps::MapError::InvalidName {
+                name: maps::COUNTERS.into(),
+            },
         })?;
         let array: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err)?;
         Counter::ALL

@@ -29,7 +29,10 @@ fn main() -> ExitCode {
 /// Runs an async command on a multi-threaded runtime; errors print with
 /// their full context chain.
 fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("watchtrace: cannot start the runtime: {e}");

@@ -66,7 +66,11 @@ mod tests {
 
     #[test]
     fn default_selects_kube_apiserver_only() {
-        let args = TargetArgs { pids: vec![], comms: vec![], exes: vec![] };
+        let args = TargetArgs {
+            pids: vec![],
+            comms: vec![],
+            exes: vec![],
+        };
         assert!(args.matches(10, "kube-apiserver", None));
         assert!(!args.matches(10, "etcd", None));
     }
@@ -87,7 +91,11 @@ mod tests {
     #[test]
     fn scan_finds_this_process_by_pid() {
         let me = std::process::id();
-        let args = TargetArgs { pids: vec![me], comms: vec![], exes: vec![] };
+        let args = TargetArgs {
+            pids: vec![me],
+            comms: vec![],
+            exes: vec![],
+        };
         let found = scan(&args);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].pid, me);

@@ -30,7 +30,10 @@ pub const SOCK_SEND_LENGTH: TracepointUse = TracepointUse {
 pub const USED: &[TracepointUse] = &[SOCK_SEND_LENGTH];
 
 /// Checks that `format` has every field `tp` reads, at the size it reads.
-pub fn check_fields(tp: &TracepointUse, format: &TracepointFormat) -> Result<(), tracefs::FormatError> {
+pub fn check_fields(
+    tp: &TracepointUse,
+    format: &TracepointFormat,
+) -> Result<(), tracefs::FormatError> {
     for (field, size) in tp.fields {
         format.offset_of(field, *size)?;
     }
@@ -38,7 +41,9 @@ pub fn check_fields(tp: &TracepointUse, format: &TracepointFormat) -> Result<(),
 }
 
 /// The `sock:sock_send_length` layout from its format file.
-pub fn sock_send_length_layout(format: &TracepointFormat) -> Result<SockSendLengthLayout, tracefs::FormatError> {
+pub fn sock_send_length_layout(
+    format: &TracepointFormat,
+) -> Result<SockSendLengthLayout, tracefs::FormatError> {
     Ok(SockSendLengthLayout {
         sk: format.offset_of("sk", 8)?,
         family: format.offset_of("family", 2)?,
@@ -60,7 +65,11 @@ impl Layouts {
         let format = tracefs::read_format(root, tp.category, tp.name)?;
         let sock_send_length =
             sock_send_length_layout(&format).map_err(|source| TracefsError::Parse {
-                path: root.join("events").join(tp.category).join(tp.name).join("format"),
+                path: root
+                    .join("events")
+                    .join(tp.category)
+                    .join(tp.name)
+                    .join("format"),
                 source,
             })?;
         Ok(Self { sock_send_length })
@@ -83,7 +92,12 @@ mod tests {
         let layout = sock_send_length_layout(&format).unwrap();
         assert_eq!(
             layout,
-            SockSendLengthLayout { sk: 16, family: 24, protocol: 26, ret: 32 }
+            SockSendLengthLayout {
+                sk: 16,
+                family: 24,
+                protocol: 26,
+                ret: 32
+            }
         );
         check_fields(&SOCK_SEND_LENGTH, &format).unwrap();
     }

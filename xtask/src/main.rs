@@ -1,1 +1,55 @@
-fn main() {}
+//! Project automation: `cargo xtask setup | test | demo | testbed`.
+//!
+//! Everything a fresh machine lacks is installed by `setup`, which every
+//! other command runs first, so the README's two commands work on their own.
+
+mod demo;
+mod process;
+mod setup;
+mod test;
+mod testbed;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install what this machine lacks (idempotent; a second run is a no-op).
+    Setup,
+    /// Every test: fmt, clippy, unit, golden/replay, root-only eBPF, testbed.
+    Test(test::TestArgs),
+    /// Start the testbed and show watchtrace on it.
+    Demo(demo::DemoArgs),
+    /// Start etcd, fake-apiserver and watch-load together (flags pass through).
+    Testbed {
+        /// Flags for testbed-run (see `cargo xtask testbed -- -h`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Setup => setup::run(),
+        Command::Test(args) => test::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Testbed { args } => testbed::run(&args),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}

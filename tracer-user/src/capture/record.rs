@@ -51,7 +51,10 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 unsafe fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
     let needed = size_of::<T>();
     if bytes.len() < needed {
-        return Err(DecodeError::Short { len: bytes.len(), needed });
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            needed,
+        });
     }
     // SAFETY: `bytes` holds at least size_of::<T>() bytes, the caller vouches
     // that any bit pattern is a valid T, and read_unaligned copes with any
@@ -71,14 +74,33 @@ mod tests {
     }
 
     fn header(kind: RecordKind) -> RecordHeader {
-        RecordHeader { ts_ns: 42, kind: kind as u16, _pad0: 0, tgid: 7, tid: 8, _pad1: 0 }
+        RecordHeader {
+            ts_ns: 42,
+            kind: kind as u16,
+            _pad0: 0,
+            tgid: 7,
+            tid: 8,
+            _pad1: 0,
+        }
     }
 
     #[test]
     fn round_trips_each_kind() {
-        let send = SockSend { header: header(RecordKind::SockSend), sock: 0xffff_8880_1234_5678, ret: -11, family: 2, protocol: 6 };
+        let send = SockSend {
+            header: header(RecordKind::SockSend),
+            sock: 0xffff_8880_1234_5678,
+            ret: -11,
+            family: 2,
+            protocol: 6,
+        };
         assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
-        let write = TlsWrite { header: header(RecordKind::TlsWrite), conn: 0xc000_1000, goroutine: 0xc000_2000, len: 4096, fd: 9 };
+        let write = TlsWrite {
+            header: header(RecordKind::TlsWrite),
+            conn: 0xc000_1000,
+            goroutine: 0xc000_2000,
+            len: 4096,
+            fd: 9,
+        };
         let decoded = decode(&bytes_of(&write)).unwrap();
         assert_eq!(decoded, Record::TlsWrite(write));
         assert_eq!(decoded.header().tgid, 7);
@@ -86,12 +108,33 @@ mod tests {
 
     #[test]
     fn rejects_short_and_unknown_records() {
-        let send = SockSend { header: header(RecordKind::SockSend), sock: 1, ret: 1, family: 2, protocol: 6 };
+        let send = SockSend {
+            header: header(RecordKind::SockSend),
+            sock: 1,
+            ret: 1,
+            family: 2,
+            protocol: 6,
+        };
         let bytes = bytes_of(&send);
-        assert_eq!(decode(&bytes[..30]), Err(DecodeError::Short { len: 30, needed: 40 }));
-        assert_eq!(decode(&bytes[..10]), Err(DecodeError::Short { len: 10, needed: 24 }));
+        assert_eq!(
+            decode(&bytes[..30]),
+            Err(DecodeError::Short {
+                len: 30,
+                needed: 40
+            })
+        );
+        assert_eq!(
+            decode(&bytes[..10]),
+            Err(DecodeError::Short {
+                len: 10,
+                needed: 24
+            })
+        );
         let mut unknown = bytes;
         unknown[8] = 0xee;
-        assert_eq!(decode(&unknown), Err(DecodeError::UnknownKind { kind: 0xee }));
+        assert_eq!(
+            decode(&unknown),
+            Err(DecodeError::UnknownKind { kind: 0xee })
+        );
     }
 }

@@ -18,7 +18,10 @@ pub async fn run(args: CountArgs) -> anyhow::Result<()> {
     let root = tracefs::ensure_mounted().context("tracefs")?;
     let layouts = Layouts::read(&root).context("reading tracepoint layouts")?;
     let mut tracer = Tracer::load(
-        LoadOptions { ringbuf_bytes: args.ringbuf_size, ..LoadOptions::default() },
+        LoadOptions {
+            ringbuf_bytes: args.ringbuf_size,
+            ..LoadOptions::default()
+        },
         &layouts,
     )
     .context("loading eBPF programs (try `watchtrace check`)")?;
@@ -50,7 +53,9 @@ pub async fn run(args: CountArgs) -> anyhow::Result<()> {
     // Drain the ring buffer so it never fills while counting.
     let mut events = tracer.take_events()?;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let deadline = args
+        .duration
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut records = 0u64;
     loop {
         tokio::select! {
@@ -61,7 +66,10 @@ pub async fn run(args: CountArgs) -> anyhow::Result<()> {
             records += 1;
         }
         let counts = tracer.counters()?;
-        let line: Vec<String> = counts.iter().map(|(c, v)| format!("{}={v}", c.name())).collect();
+        let line: Vec<String> = counts
+            .iter()
+            .map(|(c, v)| format!("{}={v}", c.name()))
+            .collect();
         println!("records={records} {}", line.join(" "));
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             break;

@@ -66,10 +66,12 @@ impl TracepointFormat {
             } else if let Some(rest) = trimmed.strip_prefix("ID:") {
                 id = rest.trim().parse().ok();
             } else if trimmed.starts_with("field:") {
-                fields.push(parse_field(trimmed).ok_or_else(|| FormatError::MalformedField {
-                    line: index + 1,
-                    text: trimmed.to_owned(),
-                })?);
+                fields.push(
+                    parse_field(trimmed).ok_or_else(|| FormatError::MalformedField {
+                        line: index + 1,
+                        text: trimmed.to_owned(),
+                    })?,
+                );
             }
         }
         Ok(Self {
@@ -193,7 +195,11 @@ print fmt: \"family=%s\", __print_symbolic(REC->family)
         );
         assert!(matches!(
             format.offset_of("sock_cookie", 4),
-            Err(FormatError::FieldSize { actual: 8, expected: 4, .. })
+            Err(FormatError::FieldSize {
+                actual: 8,
+                expected: 4,
+                ..
+            })
         ));
     }
 

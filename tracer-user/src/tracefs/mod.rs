@@ -82,12 +82,18 @@ pub fn find_root() -> Option<PathBuf> {
 
 /// Whether /proc/self/mounts lists a tracefs mount (readable or not).
 pub fn is_mounted() -> bool {
-    fs::read_to_string("/proc/self/mounts")
-        .is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("tracefs")))
+    fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+    })
 }
 
 /// Reads and parses `events/<category>/<name>/format` under `root`.
-pub fn read_format(root: &Path, category: &str, name: &str) -> Result<TracepointFormat, TracefsError> {
+pub fn read_format(
+    root: &Path,
+    category: &str,
+    name: &str,
+) -> Result<TracepointFormat, TracefsError> {
     let path = root.join("events").join(category).join(name).join("format");
     let text = fs::read_to_string(&path).map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {

@@ -1,0 +1,139 @@
+//! Root-only: loads the real eBPF object, attaches the first probes, drives
+//! real traffic and asserts exact counts. Run with `cargo xtask test`.
+
+mod support;
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{Shutdown, TcpListener, TcpStream},
+    process::{Command, Stdio},
+    thread,
+};
+
+use support::{drain, gettid, load, testbed_bin};
+use tracer_common::counters::Counter;
+use watchtrace::{capture::Record, loader::LoadOptions, symbols, tracepoints::SOCK_SEND_LENGTH};
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn tracepoint_sees_every_tcp_send_with_its_exact_size() {
+    let mut tracer = load(LoadOptions::default());
+    tracer.add_target(std::process::id()).unwrap();
+    tracer.attach_tracepoint(&SOCK_SEND_LENGTH).unwrap();
+    let mut events = tracer.take_events().unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut sink = Vec::new();
+        conn.read_to_end(&mut sink).unwrap();
+        sink.len()
+    });
+    // Sizes chosen to be distinct, so order and exactness both show.
+    let sizes: Vec<usize> = (0..200).map(|i| 1 + i * 37).collect();
+    let expected_total: usize = sizes.iter().sum();
+    let writer_sizes = sizes.clone();
+    let writer = thread::spawn(move || {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        for (i, size) in writer_sizes.iter().enumerate() {
+            conn.write_all(&vec![i as u8; *size]).unwrap();
+        }
+        conn.shutdown(Shutdown::Write).unwrap();
+        gettid()
+    });
+    let writer_tid = writer.join().unwrap();
+    assert_eq!(reader.join().unwrap(), expected_total);
+
+    let sends: Vec<i32> = drain(&mut events)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::SockSend(s) if s.header.tid == writer_tid => Some(s.ret),
+            _ => None,
+        })
+        .collect();
+    let sent: Vec<usize> = sends.iter().map(|&r| usize::try_from(r).unwrap()).collect();
+    assert_eq!(sent.len(), sizes.len(), "one record per write");
+    assert_eq!(
+        sent, sizes,
+        "each record carries its write's exact size, in order"
+    );
+    assert_eq!(sent.iter().sum::<usize>(), expected_total);
+    assert!(tracer.counter(Counter::SockSends).unwrap() >= sizes.len() as u64);
+    assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
+    const WRITES: usize = 150;
+    let mut tracer = load(LoadOptions::default());
+    // The tracepoint too, to show the in-kernel filter: this test process is
+    // not a target, so only the Go child's sends may appear.
+    tracer.attach_tracepoint(&SOCK_SEND_LENGTH).unwrap();
+    let binary = testbed_bin("tls-writer");
+    let location = symbols::resolve(&binary, symbols::GO_TLS_WRITE).unwrap();
+
+    let mut child = Command::new(&binary)
+        .args(["-n", &WRITES.to_string(), "-base", "100", "-step", "7"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    assert_eq!(pid, child.id());
+    tracer.add_target(pid).unwrap();
+    tracer
+        .attach_go_tls_write(&binary, location.file_offset)
+        .unwrap();
+    let mut events = tracer.take_events().unwrap();
+
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(child.wait().unwrap().success());
+    let expected: Vec<u64> = (0..WRITES as u64).map(|i| 100 + i * 7).collect();
+    assert_eq!(
+        line.trim(),
+        format!("done {WRITES} {}", expected.iter().sum::<u64>())
+    );
+
+    let records = drain(&mut events);
+    assert!(
+        records.iter().all(|r| r.header().tgid == pid),
+        "only the target is traced"
+    );
+    let writes: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::TlsWrite(w) => Some(*w),
+            Record::SockSend(_) => None,
+        })
+        .collect();
+    assert_eq!(writes.iter().map(|w| w.len).collect::<Vec<_>>(), expected);
+    let fd = writes[0].fd;
+    assert!(fd > 2, "a real socket fd behind tls.Conn, got {fd}");
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.fd == fd && w.conn == writes[0].conn)
+    );
+    assert_eq!(tracer.counter(Counter::TlsWrites).unwrap(), WRITES as u64);
+    assert_eq!(
+        tracer.counter(Counter::TlsWriteBytes).unwrap(),
+        expected.iter().sum::<u64>()
+    );
+    // TLS adds record headers and tags, so the socket saw more than the
+    // plaintext; every send came from the child.
+    let on_wire: i64 = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::SockSend(s) => Some(i64::from(s.ret)),
+            Record::TlsWrite(_) => None,
+        })
+        .sum();
+    assert!(on_wire > expected.iter().sum::<u64>() as i64);
+}

@@ -1,0 +1,74 @@
+//! Helpers for the root-only eBPF integration tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    env,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use watchtrace::{
+    capture::{Record, decode},
+    loader::{LoadOptions, Tracer},
+    tracefs,
+    tracepoints::Layouts,
+};
+
+/// Why a test cannot run, stated instead of passing silently.
+pub(crate) const RUN_THROUGH_XTASK: &str =
+    "run through `cargo xtask test` (needs root, the testbed binaries and WATCHTRACE_TESTBED_BIN)";
+
+/// Loads the embedded object with default sizes; panics with the reason.
+pub(crate) fn load(options: LoadOptions) -> Tracer {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "eBPF tests need root: {RUN_THROUGH_XTASK}"
+    );
+    let root = tracefs::ensure_mounted().expect("tracefs");
+    let layouts = Layouts::read(&root).expect("tracepoint layouts");
+    Tracer::load(options, &layouts).expect("load eBPF object")
+}
+
+/// A testbed binary built by `cargo xtask test` (testbed/bin).
+pub(crate) fn testbed_bin(name: &str) -> PathBuf {
+    let dir = env::var_os("WATCHTRACE_TESTBED_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testbed/bin"));
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: {RUN_THROUGH_XTASK}",
+        path.display()
+    );
+    path
+}
+
+/// Every record in the ring buffer now, decoded. Records are committed
+/// synchronously by the probed syscall or call, so once the traced work has
+/// finished they are all there; a short settle loop covers the uprobe path.
+pub(crate) fn drain(events: &mut RingBuf<MapData>) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut idle_since = Instant::now();
+    while idle_since.elapsed() < Duration::from_millis(200) {
+        let mut got = false;
+        while let Some(item) = events.next() {
+            records.push(decode(&item).expect("decodable record"));
+            got = true;
+        }
+        if got {
+            idle_since = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    records
+}
+
+/// The calling thread's kernel thread id.
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
