@@ -51,7 +51,7 @@ impl Report {
         push("privileges", Need::Required, privileges);
         push("btf", Need::Required, host::btf());
         push("ringbuf map", Need::Required, host::ringbuf());
-        push("uprobes", Need::Required, host::pmu("uprobe"));
+        push("uprobes", Need::Required, host::uprobe_attach());
         push("kprobes", Need::NotUsed, host::pmu("kprobe"));
         push("fentry/fexit", Need::NotUsed, host::fentry("tcp_sendmsg"));
         let root = if privileged {
@@ -144,4 +144,18 @@ impl Report {
 
 /// Capabilities watchtrace needs when not root. The DaemonSet lists exactly
 /// these (a test checks that they agree).
-pub const REQUIRED_CAPABILITIES: &[&str] = &["BPF", "PERFMON", "SYS_RESOURCE", "DAC_READ_SEARCH"];
+/// - BPF: load programs, create maps;
+/// - PERFMON: attach tracepoints (perf events);
+/// - SYS_ADMIN: create uprobes (the kernel asks for it, found by test);
+/// - DAC_READ_SEARCH: read tracefs (root-only) and the target's binary;
+/// - SYS_PTRACE: resolve /proc/PID/exe of processes owned by other users.
+///
+/// No SYS_RESOURCE: on Linux >= 5.11 BPF memory is charged to the cgroup,
+/// not RLIMIT_MEMLOCK.
+pub const REQUIRED_CAPABILITIES: &[&str] = &[
+    "BPF",
+    "PERFMON",
+    "SYS_ADMIN",
+    "DAC_READ_SEARCH",
+    "SYS_PTRACE",
+];

@@ -67,7 +67,7 @@ impl Privileges {
         } else {
             Support::Unavailable(format!(
                 "uid {} lacks CAP_BPF and CAP_PERFMON (effective capabilities {:#x}): run as root, \
-                 or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and CAP_DAC_READ_SEARCH",
+                 or grant CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE",
                 self.euid, self.effective_caps
             ))
         }
@@ -178,4 +178,79 @@ pub fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `PERF_FLAG_FD_CLOEXEC` from uapi/linux/perf_event.h.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+
+/// Opens (and closes) a uprobe perf event on this executable's entry point,
+/// for all processes, as the loader does. Unlike the PMU's presence, this
+/// answers whether *this* process may create uprobes: the kernel wants
+/// CAP_SYS_ADMIN for them even when CAP_PERFMON suffices for tracepoints.
+pub fn uprobe_attach() -> Support {
+    let pmu_type = match fs::read_to_string("/sys/bus/event_source/devices/uprobe/type")
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    {
+        Some(t) => t,
+        None => {
+            return Support::Unavailable("no uprobe PMU in /sys/bus/event_source/devices".into());
+        }
+    };
+    let exe = match fs::read_link("/proc/self/exe") {
+        Ok(exe) => exe,
+        Err(e) => return Support::Unavailable(format!("/proc/self/exe: {e}")),
+    };
+    let offset = match entry_file_offset(&exe) {
+        Some(offset) => offset,
+        None => return Support::Unavailable(format!("no entry point in {}", exe.display())),
+    };
+    let Ok(path) = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()) else {
+        return Support::Unavailable("executable path contains NUL".into());
+    };
+    // struct perf_event_attr, zeroed except: type @0, size @4,
+    // config1 (uprobe_path) @56, config2 (probe_offset) @64.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&pmu_type.to_ne_bytes());
+    attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+    attr[56..64].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    attr[64..72].copy_from_slice(&offset.to_ne_bytes());
+    // SAFETY: attr is a valid, fully initialised perf_event_attr of the size
+    // it declares, and `path` outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1 as libc::pid_t,
+            0,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Support::Unavailable(format!(
+            "perf_event_open(uprobe): {e}{}",
+            if e.raw_os_error() == Some(libc::EACCES) {
+                " (uprobes need CAP_SYS_ADMIN)"
+            } else {
+                ""
+            }
+        ));
+    }
+    // SAFETY: fd was just returned by the kernel and is owned here.
+    unsafe { libc::close(fd as libc::c_int) };
+    Support::Available(format!("uprobe PMU type {pmu_type}, attach permitted"))
+}
+
+/// File offset of an ELF file's entry point.
+fn entry_file_offset(path: &Path) -> Option<u64> {
+    use object::{Object as _, ObjectSection as _};
+    let data = fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let entry = file.entry();
+    file.sections().find_map(|s| {
+        let (start, len) = s.file_range()?;
+        (entry >= s.address() && entry < s.address() + len).then(|| entry - s.address() + start)
+    })
 }

@@ -22,6 +22,11 @@ pub enum TracefsError {
         #[source]
         source: io::Error,
     },
+    /// tracefs is mounted, but this user may not read it (it is root-only).
+    #[error(
+        "tracefs is mounted but not readable by this user: run as root or grant CAP_DAC_READ_SEARCH"
+    )]
+    Unreadable,
     /// A tracepoint's `format` file is absent: the kernel lacks it.
     #[error("tracepoint {category}:{name} does not exist on this kernel ({path})")]
     MissingTracepoint {
