@@ -34,11 +34,13 @@ pub enum DecodeError {
 
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
-    // SAFETY (all three reads): tracer-common's record types are repr(C)
-    // structs of integers with explicit padding, valid for any bit pattern.
+    // SAFETY: tracer-common's record types are repr(C) structs of integers
+    // with explicit padding, valid for any bit pattern.
     let header: RecordHeader = unsafe { read(bytes) }?;
     match RecordKind::from_raw(header.kind) {
+        // SAFETY: as above.
         Some(RecordKind::SockSend) => unsafe { read(bytes) }.map(Record::SockSend),
+        // SAFETY: as above.
         Some(RecordKind::TlsWrite) => unsafe { read(bytes) }.map(Record::TlsWrite),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }

@@ -3,7 +3,10 @@
 //! Uprobes attach at a file offset. A symbol's virtual address is mapped to
 //! the file through the section that contains it.
 
-use std::{fs, io, path::{Path, PathBuf}};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
 
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use thiserror::Error;
@@ -17,9 +20,17 @@ pub const GO_TLS_READ: &str = "crypto/tls.(*Conn).Read";
 #[derive(Debug, Error)]
 pub enum SymbolError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, #[source] source: io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{path} is not an ELF binary: {source}")]
-    Parse { path: PathBuf, #[source] source: object::Error },
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: object::Error,
+    },
     /// The binary has no such function (e.g. it does not use crypto/tls).
     #[error("{path} has no symbol `{symbol}` (is it a Go binary that uses crypto/tls?)")]
     NotFound { path: PathBuf, symbol: String },
@@ -40,11 +51,23 @@ pub struct FunctionLocation {
 
 /// Finds `symbol` in the ELF symbol table of `path`.
 pub fn resolve(path: &Path, symbol: &str) -> Result<FunctionLocation, SymbolError> {
-    let data = fs::read(path).map_err(|source| SymbolError::Read { path: path.into(), source })?;
+    let data = fs::read(path).map_err(|source| SymbolError::Read {
+        path: path.into(),
+        source,
+    })?;
     resolve_in(&data, symbol).map_err(|e| match e {
-        ResolveError::Parse(source) => SymbolError::Parse { path: path.into(), source },
-        ResolveError::NotFound => SymbolError::NotFound { path: path.into(), symbol: symbol.into() },
-        ResolveError::NoFileOffset(address) => SymbolError::NoFileOffset { symbol: symbol.into(), address },
+        ResolveError::Parse(source) => SymbolError::Parse {
+            path: path.into(),
+            source,
+        },
+        ResolveError::NotFound => SymbolError::NotFound {
+            path: path.into(),
+            symbol: symbol.into(),
+        },
+        ResolveError::NoFileOffset(address) => SymbolError::NoFileOffset {
+            symbol: symbol.into(),
+            address,
+        },
     })
 }
 
@@ -69,5 +92,9 @@ fn resolve_in(data: &[u8], symbol: &str) -> Result<FunctionLocation, ResolveErro
             (address >= base && address < base + len).then(|| address - base + start)
         })
         .ok_or(ResolveError::NoFileOffset(address))?;
-    Ok(FunctionLocation { address, size: found.size(), file_offset })
+    Ok(FunctionLocation {
+        address,
+        size: found.size(),
+        file_offset,
+    })
 }

@@ -137,7 +137,7 @@ fn parse_field(line: &str) -> Option<Field> {
         without_array[..name_start].trim_end(),
         decl.get(without_array.len()..)
             .map(|array| format!(" {}", array.trim()))
-            .filter(|a| a.trim().len() > 0)
+            .filter(|a| !a.trim().is_empty())
             .unwrap_or_default()
     );
     Some(Field {

@@ -22,11 +22,8 @@ pub(crate) const RUN_THROUGH_XTASK: &str =
 /// Loads the embedded object with default sizes; panics with the reason.
 pub(crate) fn load(options: LoadOptions) -> Tracer {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "eBPF tests need root: {RUN_THROUGH_XTASK}"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "eBPF tests need root: {RUN_THROUGH_XTASK}");
     let root = tracefs::ensure_mounted().expect("tracefs");
     let layouts = Layouts::read(&root).expect("tracepoint layouts");
     Tracer::load(options, &layouts).expect("load eBPF object")
