@@ -22,3 +22,38 @@ pub(crate) fn output(cmd: &mut Command) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Test outcomes counted from a runner's output.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) passed: u64,
+    pub(crate) failed: u64,
+}
+
+/// Runs a test runner, echoing its stdout line by line while counting
+/// outcomes with `count` (which adds to the tally from one line); fails like
+/// [`run`] on a non-zero exit.
+pub(crate) fn run_counting(
+    cmd: &mut Command,
+    count: impl Fn(&str, &mut Tally),
+) -> anyhow::Result<Tally> {
+    use std::io::{BufRead as _, BufReader};
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("xtask: $ {shown}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {shown}"))?;
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().context("child stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading test output")?;
+        println!("{line}");
+        count(&line, &mut tally);
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(tally)
+}

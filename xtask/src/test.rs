@@ -5,7 +5,10 @@ use std::process::Command;
 use anyhow::bail;
 use clap::Args;
 
-use crate::{process, setup, testbed};
+use crate::{
+    process::{self, Tally},
+    setup, testbed,
+};
 
 #[derive(Debug, Args)]
 pub(crate) struct TestArgs {
@@ -37,7 +40,7 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     process::run(&mut testbed::go(&["vet", "./..."]))?;
     // Unit, golden/replay and the root-only eBPF tests (marked #[ignore] so a
     // plain `cargo test` as a user skips them visibly).
-    process::run(
+    let rust = process::run_counting(
         Command::new("cargo")
             .env("WATCHTRACE_TESTBED_BIN", testbed::bin_dir())
             .env("WATCHTRACE_GO", setup::go_binary())
@@ -49,8 +52,42 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
                 "--",
                 "--include-ignored",
             ]),
+        count_cargo,
     )?;
-    process::run(&mut testbed::go(&["test", "-count=1", "./..."]))?;
-    eprintln!("xtask test: all passed");
+    let go = process::run_counting(
+        &mut testbed::go(&["test", "-count=1", "-v", "./..."]),
+        count_go,
+    )?;
+    let passed = rust.passed + go.passed;
+    let failed = rust.failed + go.failed;
+    println!("summary: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Adds a libtest line `test result: ok. 9 passed; 0 failed; ...`.
+fn count_cargo(line: &str, tally: &mut Tally) {
+    let Some(rest) = line.strip_prefix("test result: ") else {
+        return;
+    };
+    for part in rest.split(';') {
+        let mut words = part.split_whitespace().rev();
+        let (Some(label), Some(n)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        match label {
+            "passed" => tally.passed += n,
+            "failed" => tally.failed += n,
+            _ => {}
+        }
+    }
+}
+
+/// Adds a `go test -v` outcome line (top-level tests only).
+fn count_go(line: &str, tally: &mut Tally) {
+    if line.starts_with("--- PASS") {
+        tally.passed += 1;
+    } else if line.starts_with("--- FAIL") {
+        tally.failed += 1;
+    }
 }
