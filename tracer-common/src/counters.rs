@@ -17,17 +17,35 @@ pub enum Counter {
     RingbufDrops = 4,
     /// Tracepoint fields that could not be read (a bad layout or a fault).
     ReadErrors = 5,
+    /// Payload bytes the kernel saw but could not deliver (ring buffer full,
+    /// unreadable user memory, or a call over the per-call chunk limit).
+    LostBytes = 6,
+    /// Chunk records delivered.
+    Chunks = 7,
+    /// Payload bytes delivered.
+    ChunkBytes = 8,
+    /// Go TLS Read calls whose return was seen without a recorded entry
+    /// (attached mid-call, or the in-flight table was full).
+    TlsReadUnmatched = 9,
+    /// Byte streams the kernel started an offset for (first bytes of a
+    /// connection direction, or a restart after its table entry was evicted).
+    StreamStarts = 10,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 11] = [
         Self::SockSends,
         Self::SockSendBytes,
         Self::TlsWrites,
         Self::TlsWriteBytes,
         Self::RingbufDrops,
         Self::ReadErrors,
+        Self::LostBytes,
+        Self::Chunks,
+        Self::ChunkBytes,
+        Self::TlsReadUnmatched,
+        Self::StreamStarts,
     ];
 
     /// Stable snake_case name, used in `watchtrace check`, logs and metrics.
@@ -39,6 +57,11 @@ impl Counter {
             Self::TlsWriteBytes => "tls_write_bytes",
             Self::RingbufDrops => "ringbuf_drops",
             Self::ReadErrors => "read_errors",
+            Self::LostBytes => "lost_bytes",
+            Self::Chunks => "chunks",
+            Self::ChunkBytes => "chunk_bytes",
+            Self::TlsReadUnmatched => "tls_read_unmatched",
+            Self::StreamStarts => "stream_starts",
         }
     }
 }

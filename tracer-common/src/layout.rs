@@ -33,3 +33,21 @@ const _: () = assert!(size_of::<SockSendLengthLayout>() == 16);
 #[cfg(feature = "user")]
 // SAFETY: repr(C), four u32 fields, no padding: every bit pattern is valid.
 unsafe impl aya::Pod for SockSendLengthLayout {}
+
+/// Field offsets of a `syscalls:sys_enter_*` tracepoint that takes an fd.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallFdLayout {
+    /// The `fd` argument (8 bytes wide in the record).
+    pub fd: u32,
+    pub _pad0: u32,
+}
+
+/// Placeholder for [`SyscallFdLayout`]; always overridden by the loader.
+pub const SYSCALL_FD_LAYOUT_PLACEHOLDER: SyscallFdLayout = SyscallFdLayout { fd: 16, _pad0: 0 };
+
+const _: () = assert!(size_of::<SyscallFdLayout>() == 8);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), two u32 fields, no padding.
+unsafe impl aya::Pod for SyscallFdLayout {}

@@ -10,8 +10,25 @@ pub const COUNTERS: &str = "COUNTERS";
 /// return early for any other process, so untargeted processes pay one lookup.
 pub const TARGET_TGIDS: &str = "TARGET_TGIDS";
 
+/// LRU hash `StreamKey -> u64`: next offset of each captured byte stream.
+pub const STREAM_OFFSETS: &str = "STREAM_OFFSETS";
+/// Hash `u64 (tgid << 32 | goroutine low bits) -> TlsReadArgs`: Go TLS Read
+/// calls in flight, from entry to RET.
+pub const TLS_READS: &str = "TLS_READS";
+
+/// Default capacity of [`STREAM_OFFSETS`] (two directions per connection).
+pub const DEFAULT_MAX_STREAMS: u32 = 65536;
+/// Default capacity of [`TLS_READS`].
+pub const DEFAULT_MAX_INFLIGHT_READS: u32 = 16384;
+
 /// Global holding [`crate::layout::SockSendLengthLayout`], read from tracefs.
 pub const SOCK_SEND_LENGTH_LAYOUT: &str = "SOCK_SEND_LENGTH_LAYOUT";
+
+/// Global holding the [`crate::layout::SyscallFdLayout`] of `sys_enter_close`.
+pub const CLOSE_LAYOUT: &str = "CLOSE_LAYOUT";
+/// Per-CPU scratch for building a chunk record before it is copied to the
+/// ring with its exact size.
+pub const CHUNK_SCRATCH: &str = "CHUNK_SCRATCH";
 
 /// Program names (the function names in `tracer-ebpf`).
 pub mod programs {
@@ -19,6 +36,12 @@ pub mod programs {
     pub const SOCK_SEND_LENGTH: &str = "sock_send_length";
     /// Uprobe at the entry of Go's `crypto/tls.(*Conn).Write`.
     pub const GO_TLS_WRITE: &str = "go_tls_write";
+    /// Uprobe at the entry of Go's `crypto/tls.(*Conn).Read`.
+    pub const GO_TLS_READ: &str = "go_tls_read";
+    /// Uprobe at each RET of Go's `crypto/tls.(*Conn).Read`.
+    pub const GO_TLS_READ_RET: &str = "go_tls_read_ret";
+    /// Tracepoint `syscalls:sys_enter_close`.
+    pub const SYS_ENTER_CLOSE: &str = "sys_enter_close";
 }
 
 /// Default number of entries of [`TARGET_TGIDS`].

@@ -10,6 +10,10 @@ pub enum RecordKind {
     SockSend = 1,
     /// [`TlsWrite`].
     TlsWrite = 2,
+    /// [`ChunkHeader`] followed by `len` payload bytes.
+    Chunk = 3,
+    /// [`FdClose`].
+    FdClose = 4,
 }
 
 impl RecordKind {
@@ -18,6 +22,8 @@ impl RecordKind {
         match raw {
             1 => Some(Self::SockSend),
             2 => Some(Self::TlsWrite),
+            3 => Some(Self::Chunk),
+            4 => Some(Self::FdClose),
             _ => None,
         }
     }
@@ -76,6 +82,118 @@ pub struct TlsWrite {
 
 const _: () = assert!(size_of::<TlsWrite>() == 56);
 
+/// Which way bytes moved, seen from the traced process.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Written by the traced process (for an apiserver: responses, events).
+    Egress = 0,
+    /// Read by the traced process (requests; etcd responses).
+    Ingress = 1,
+}
+
+/// Where a chunk's bytes were taken from.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChunkSource {
+    /// Plaintext at Go's `crypto/tls.(*Conn).Write` / `Read`.
+    GoTls = 1,
+    /// Payload of a socket syscall (cleartext connections: h2c, plain etcd).
+    Syscall = 2,
+}
+
+/// Largest payload in one chunk record. Longer calls are split into several
+/// chunks with consecutive offsets.
+pub const CHUNK_DATA_MAX: usize = 16 * 1024;
+/// Chunks per call before the rest is counted as lost (a truncation gap):
+/// bounds the kernel loop (the verifier walks every iteration). 8 x 16 KiB =
+/// 128 KiB per call; Go writes TLS records of at most 16 KiB and its HTTP/2
+/// server flushes in far smaller pieces.
+pub const CHUNKS_PER_CALL_MAX: usize = 8;
+
+/// Flag in [`ChunkHeader::flags`]: the first chunk delivered since the
+/// kernel started counting this stream at offset 0 (first bytes seen, fd
+/// reused, or its table entry was evicted). Kept on every chunk until one is
+/// delivered, so userspace always learns of the restart, and a first
+/// delivered chunk at offset X means X bytes were lost before it.
+pub const CHUNK_FLAG_STREAM_START: u16 = 1;
+
+/// Value of the kernel's per-stream offset table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamState {
+    /// Offset of the next byte.
+    pub next_offset: u64,
+    /// Non-zero until a chunk of this stream has reached the ring.
+    pub start_pending: u32,
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<StreamState>() == 16);
+
+/// A piece of one direction of one connection's byte stream.
+///
+/// `offset` counts every byte of the stream the kernel saw, captured or not:
+/// a chunk whose offset is beyond the end of the previous one means the bytes
+/// in between were lost (ring buffer full, or a call longer than
+/// [`CHUNKS_PER_CALL_MAX`] chunks), and their exact number is the difference.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHeader {
+    pub header: RecordHeader,
+    /// The socket's fd in the traced process.
+    pub fd: i32,
+    /// A [`Direction`] value.
+    pub direction: u8,
+    /// A [`ChunkSource`] value.
+    pub source: u8,
+    /// `CHUNK_FLAG_*` bits.
+    pub flags: u16,
+    /// Stream offset of the first payload byte.
+    pub offset: u64,
+    /// Payload bytes following this header.
+    pub len: u32,
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<ChunkHeader>() == 48);
+
+/// A chunk record as laid out in the per-CPU scratch buffer and the ring.
+#[repr(C)]
+pub struct ChunkRecord {
+    pub header: ChunkHeader,
+    pub data: [u8; CHUNK_DATA_MAX],
+}
+
+/// A traced process closed an fd that carried captured bytes, with the final
+/// stream offsets, so bytes lost at the very end are counted too.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdClose {
+    pub header: RecordHeader,
+    pub fd: i32,
+    pub _pad0: u32,
+    /// End offset per [`Direction`] and [`ChunkSource`]:
+    /// `[egress tls, ingress tls, egress syscall, ingress syscall]`,
+    /// `u64::MAX` where the kernel had no stream.
+    pub end_offsets: [u64; 4],
+}
+
+const _: () = assert!(size_of::<FdClose>() == 64);
+
+/// Key of the kernel's per-stream offset table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamKey {
+    pub tgid: u32,
+    pub fd: i32,
+    pub direction: u8,
+    pub source: u8,
+    pub _pad0: [u8; 6],
+}
+
+const _: () = assert!(size_of::<StreamKey>() == 16);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: each type is repr(C) with explicit padding fields and only
@@ -85,4 +203,24 @@ mod pod {
     unsafe impl aya::Pod for super::SockSend {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TlsWrite {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ChunkHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FdClose {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::StreamKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::StreamState {}
+
 }
+
+/// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsReadArgs {
+    pub buf: u64,
+    pub cap: u64,
+    pub fd: i64,
+}
+
+const _: () = assert!(size_of::<TlsReadArgs>() == 24);

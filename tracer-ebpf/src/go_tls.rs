@@ -1,21 +1,45 @@
-//! Uprobes on Go's `crypto/tls`. Go (>= 1.17, amd64) passes arguments in
-//! registers: RAX, RBX, RCX, ... and keeps the current goroutine `g` in R14.
+//! Uprobes on Go's `crypto/tls`. Go (>= 1.17, amd64) passes arguments and
+//! results in registers: RAX, RBX, RCX, ... and keeps the current goroutine
+//! `g` in R14 throughout Go code, including at every RET.
 
-use aya_ebpf::{helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{
+    helpers::bpf_probe_read_user,
+    macros::{map, uprobe},
+    maps::HashMap,
+    programs::ProbeContext,
+};
 use tracer_common::{
     counters::Counter,
-    record::{RecordKind, TlsWrite},
+    record::{ChunkSource, Direction, RecordKind, TlsReadArgs, TlsWrite},
 };
 
-use crate::maps::{count, emit, header, target_tgid};
+use crate::{
+    chunk::{emit_chunks, stream_key},
+    maps::{count, emit, header, target_tgid},
+};
+
+/// Go TLS Reads in flight, from entry to a RET, keyed by goroutine.
+#[map]
+static TLS_READS: HashMap<ReadKey, TlsReadArgs> = HashMap::with_max_entries(0, 0);
+
+/// A goroutine in a process. Go may move a goroutine between threads, but
+/// not while it runs Go code between a function's entry and its RET without
+/// the goroutine itself being the key, so the `g` pointer is the right key.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ReadKey {
+    tgid: u32,
+    _pad0: u32,
+    goroutine: u64,
+}
 
 /// Entry of `crypto/tls.(*Conn).Write(b []byte)`: RAX = `*tls.Conn`,
-/// RBX = `b.ptr`, RCX = `b.len`.
+/// RBX = `b.ptr`, RCX = `b.len`. The plaintext is captured here, the moment
+/// it enters the TLS layer.
 #[uprobe]
 fn go_tls_write(ctx: ProbeContext) -> u32 {
     match try_go_tls_write(&ctx) {
-        Ok(()) => 0,
-        Err(_) => 0,
+        Ok(()) | Err(_) => 0,
     }
 }
 
@@ -25,8 +49,8 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     };
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
-    let conn = regs.rax;
-    let len = regs.rcx;
+    let (conn, buf, len) = (regs.rax, regs.rbx, regs.rcx);
+    let fd = conn_fd(conn).unwrap_or(-1);
     count(Counter::TlsWrites, 1);
     count(Counter::TlsWriteBytes, len);
     emit(TlsWrite {
@@ -34,8 +58,64 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
         conn,
         goroutine: regs.r14,
         len,
-        fd: conn_fd(conn).unwrap_or(-1),
+        fd,
     });
+    if fd >= 0 {
+        let key = stream_key(tgid, fd as i32, Direction::Egress as u8, ChunkSource::GoTls as u8);
+        emit_chunks(&key, tid, buf, len);
+    }
+    Ok(())
+}
+
+/// Entry of `crypto/tls.(*Conn).Read(b []byte) (int, error)`: saves the
+/// buffer for the RET probes, which know how much was read.
+#[uprobe]
+fn go_tls_read(ctx: ProbeContext) -> u32 {
+    match try_go_tls_read(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
+    let Some((tgid, _)) = target_tgid() else {
+        return Ok(());
+    };
+    // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
+    let regs = unsafe { &*ctx.regs };
+    let key = ReadKey { tgid, _pad0: 0, goroutine: regs.r14 };
+    let args = TlsReadArgs { buf: regs.rbx, cap: regs.rcx, fd: conn_fd(regs.rax).unwrap_or(-1) };
+    TLS_READS.insert(&key, &args, 0)?;
+    Ok(())
+}
+
+/// At each RET of `crypto/tls.(*Conn).Read`: RAX = bytes read.
+#[uprobe]
+fn go_tls_read_ret(ctx: ProbeContext) -> u32 {
+    match try_go_tls_read_ret(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_go_tls_read_ret(ctx: &ProbeContext) -> Result<(), i64> {
+    let Some((tgid, tid)) = target_tgid() else {
+        return Ok(());
+    };
+    // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
+    let regs = unsafe { &*ctx.regs };
+    let key = ReadKey { tgid, _pad0: 0, goroutine: regs.r14 };
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(args) = (unsafe { TLS_READS.get(&key) }).copied() else {
+        count(Counter::TlsReadUnmatched, 1);
+        return Ok(());
+    };
+    let _ = TLS_READS.remove(&key);
+    let n = regs.rax as i64;
+    if n <= 0 || args.fd < 0 {
+        return Ok(());
+    }
+    let n = if (n as u64) > args.cap { args.cap } else { n as u64 };
+    let key = stream_key(tgid, args.fd as i32, Direction::Ingress as u8, ChunkSource::GoTls as u8);
+    emit_chunks(&key, tid, args.buf, n);
     Ok(())
 }
 

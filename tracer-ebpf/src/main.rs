@@ -3,9 +3,11 @@
 #![no_std]
 #![no_main]
 
+mod chunk;
 mod go_tls;
 mod maps;
 mod sock;
+mod syscalls;
 
 #[cfg(not(test))]
 #[panic_handler]

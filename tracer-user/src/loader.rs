@@ -12,7 +12,10 @@ use aya::{
 use thiserror::Error;
 use tracer_common::{counters::Counter, maps};
 
-use crate::tracepoints::{Layouts, TracepointUse};
+use crate::{
+    symbols::{self, GoBinary, SymbolError},
+    tracepoints::{Layouts, TracepointUse},
+};
 
 /// The eBPF object, built in release mode with BTF by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
@@ -24,6 +27,10 @@ pub struct LoadOptions {
     pub ringbuf_bytes: u32,
     /// Capacity of the target-process table.
     pub max_targets: u32,
+    /// Capacity of the stream offset table (two entries per connection).
+    pub max_streams: u32,
+    /// Capacity of the in-flight Go TLS Read table.
+    pub max_inflight_reads: u32,
 }
 
 impl Default for LoadOptions {
@@ -31,6 +38,8 @@ impl Default for LoadOptions {
         Self {
             ringbuf_bytes: maps::DEFAULT_RINGBUF_BYTES,
             max_targets: maps::DEFAULT_MAX_TARGETS,
+            max_streams: maps::DEFAULT_MAX_STREAMS,
+            max_inflight_reads: maps::DEFAULT_MAX_INFLIGHT_READS,
         }
     }
 }
@@ -63,6 +72,9 @@ pub enum LoadError {
         #[source]
         source: aya::maps::MapError,
     },
+    /// A Go function could not be resolved in a binary.
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
     /// The target table is full.
     #[error("target table is full ({capacity} processes); raise --max-targets")]
     TargetsFull { capacity: u32 },
@@ -87,11 +99,11 @@ impl Tracer {
         let ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, bytes)
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
-            .override_global(
-                maps::SOCK_SEND_LENGTH_LAYOUT,
-                &layouts.sock_send_length,
-                true,
-            )
+            .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
+            .map_max_entries(maps::TLS_READS, options.max_inflight_reads)
+            .override_global(maps::SOCK_SEND_LENGTH_LAYOUT, &layouts.sock_send_length, true)
+            .override_global(maps::CLOSE_LAYOUT, &layouts.close, true)
+
             .load(OBJECT)?;
         Ok(Self {
             ebpf,
@@ -165,15 +177,11 @@ impl Tracer {
         Ok(())
     }
 
-    /// Attaches the `crypto/tls.(*Conn).Write` entry probe at `offset` (a file
-    /// offset in `binary`). Fires for every process running `binary`; the
-    /// program itself filters by the target set.
-    pub fn attach_go_tls_write(&mut self, binary: &Path, offset: u64) -> Result<(), LoadError> {
-        let name = maps::programs::GO_TLS_WRITE;
-        let err = |source| LoadError::Program {
-            program: name,
-            source,
-        };
+    /// Attaches the uprobe program `name` at each file offset in `binary`.
+    /// Fires for every process running `binary`; the program itself filters
+    /// by the target set.
+    fn attach_uprobe(&mut self, name: &'static str, binary: &Path, offsets: &[u64]) -> Result<(), LoadError> {
+        let err = |source| LoadError::Program { program: name, source };
         let program: &mut UProbe = self
             .ebpf
             .program_mut(name)
@@ -186,10 +194,31 @@ impl Tracer {
         if program.fd().is_err() {
             program.load().map_err(err)?;
         }
-        program
-            .attach(offset, binary, UProbeScope::AllProcesses)
-            .map_err(err)?;
+        for &offset in offsets {
+            program.attach(offset, binary, UProbeScope::AllProcesses).map_err(err)?;
+        }
         Ok(())
+    }
+
+    /// Attaches the Go TLS probes to `binary`: Write at entry, Read at entry
+    /// and at every RET (never a uretprobe: its trampoline breaks Go's stack
+    /// handling). Works on stripped binaries through Go's pclntab.
+    pub fn attach_go_tls(&mut self, binary: &Path) -> Result<GoTlsAttachment, LoadError> {
+        let image = GoBinary::read(binary)?;
+        let write = image.go_function(symbols::GO_TLS_WRITE)?;
+        let read = image.go_function(symbols::GO_TLS_READ)?;
+        self.attach_uprobe(maps::programs::GO_TLS_WRITE, binary, &[write.entry_file_offset])?;
+        self.attach_uprobe(maps::programs::GO_TLS_READ, binary, &[read.entry_file_offset])?;
+        self.attach_uprobe(maps::programs::GO_TLS_READ_RET, binary, &read.ret_file_offsets)?;
+        Ok(GoTlsAttachment {
+            go_version: image.go_version(),
+            read_returns: read.ret_file_offsets.len(),
+        })
+    }
+
+    /// Attaches only the `crypto/tls.(*Conn).Write` entry probe at `offset`.
+    pub fn attach_go_tls_write(&mut self, binary: &Path, offset: u64) -> Result<(), LoadError> {
+        self.attach_uprobe(maps::programs::GO_TLS_WRITE, binary, &[offset])
     }
 
     /// Takes the ring buffer out of the object, for the consumer task.
@@ -236,4 +265,13 @@ impl Tracer {
             .find(|(c, _)| *c == which)
             .map_or(0, |(_, v)| v))
     }
+}
+
+/// What [`Tracer::attach_go_tls`] attached.
+#[derive(Clone, Debug)]
+pub struct GoTlsAttachment {
+    /// The binary's Go version, when its build info is readable.
+    pub go_version: Option<String>,
+    /// RET sites of `crypto/tls.(*Conn).Read` with a uprobe.
+    pub read_returns: usize,
 }

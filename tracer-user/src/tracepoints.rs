@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use tracer_common::{layout::SockSendLengthLayout, maps::programs};
+use tracer_common::{
+    layout::{SockSendLengthLayout, SyscallFdLayout},
+    maps::programs,
+};
 
 use crate::tracefs::{self, TracefsError, TracepointFormat};
 
@@ -26,8 +29,16 @@ pub const SOCK_SEND_LENGTH: TracepointUse = TracepointUse {
     fields: &[("sk", 8), ("family", 2), ("protocol", 2), ("ret", 4)],
 };
 
+/// `syscalls:sys_enter_close`: ends an fd's captured streams.
+pub const SYS_ENTER_CLOSE: TracepointUse = TracepointUse {
+    category: "syscalls",
+    name: "sys_enter_close",
+    program: programs::SYS_ENTER_CLOSE,
+    fields: &[("fd", 8)],
+};
+
 /// Every tracepoint the embedded object attaches.
-pub const USED: &[TracepointUse] = &[SOCK_SEND_LENGTH];
+pub const USED: &[TracepointUse] = &[SOCK_SEND_LENGTH, SYS_ENTER_CLOSE];
 
 /// Checks that `format` has every field `tp` reads, at the size it reads.
 pub fn check_fields(
@@ -56,23 +67,25 @@ pub fn sock_send_length_layout(
 #[derive(Clone, Copy, Debug)]
 pub struct Layouts {
     pub sock_send_length: SockSendLengthLayout,
+    pub close: SyscallFdLayout,
 }
 
 impl Layouts {
     /// Reads each format file and derives the layouts.
     pub fn read(root: &Path) -> Result<Self, TracefsError> {
-        let tp = SOCK_SEND_LENGTH;
-        let format = tracefs::read_format(root, tp.category, tp.name)?;
+        let parse_error = |tp: &TracepointUse| {
+            let path = root.join("events").join(tp.category).join(tp.name).join("format");
+            move |source| TracefsError::Parse { path, source }
+        };
+        let format = tracefs::read_format(root, SOCK_SEND_LENGTH.category, SOCK_SEND_LENGTH.name)?;
         let sock_send_length =
-            sock_send_length_layout(&format).map_err(|source| TracefsError::Parse {
-                path: root
-                    .join("events")
-                    .join(tp.category)
-                    .join(tp.name)
-                    .join("format"),
-                source,
-            })?;
-        Ok(Self { sock_send_length })
+            sock_send_length_layout(&format).map_err(parse_error(&SOCK_SEND_LENGTH))?;
+        let format = tracefs::read_format(root, SYS_ENTER_CLOSE.category, SYS_ENTER_CLOSE.name)?;
+        let close = SyscallFdLayout {
+            fd: format.offset_of("fd", 8).map_err(parse_error(&SYS_ENTER_CLOSE))?,
+            _pad0: 0,
+        };
+        Ok(Self { sock_send_length, close })
     }
 }
 

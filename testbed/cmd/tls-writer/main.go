@@ -35,11 +35,18 @@ func main() {
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	check(err)
 	received := make(chan int64, 1)
+	start := make(chan struct{})
 	go func() {
 		c, err := ln.Accept()
 		check(err)
+		// Finish the handshake now, and start reading only after "go", so
+		// no Read is in flight while a tracer attaches its probes.
+		check(c.(*tls.Conn).Handshake())
+		<-start
 		got, _ := io.Copy(io.Discard, c) // the server side never writes application data
+		check(c.Close())
 		received <- got
+
 	}()
 	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	check(err)
@@ -49,6 +56,8 @@ func main() {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		check(err)
 	}
+	close(start)
+
 	var total int
 	for i := 0; i < *n; i++ {
 		msg := make([]byte, *base+i**step)

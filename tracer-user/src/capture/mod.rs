@@ -1,5 +1,7 @@
 //! Typed records decoded from the bytes the kernel programs send.
 
 mod record;
+mod streams;
 
 pub use record::{DecodeError, Record, decode};
+pub use streams::{StreamEvent, StreamId, StreamStats, Streams};

@@ -2,13 +2,16 @@
 //! same code reads live records and recordings.
 
 use thiserror::Error;
-use tracer_common::record::{RecordHeader, RecordKind, SockSend, TlsWrite};
+use tracer_common::record::{ChunkHeader, FdClose, RecordHeader, RecordKind, SockSend, TlsWrite};
 
 /// A decoded kernel record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     SockSend(SockSend),
     TlsWrite(TlsWrite),
+    /// A piece of a byte stream and its payload.
+    Chunk(ChunkHeader, Vec<u8>),
+    FdClose(FdClose),
 }
 
 impl Record {
@@ -17,6 +20,8 @@ impl Record {
         match self {
             Self::SockSend(r) => &r.header,
             Self::TlsWrite(r) => &r.header,
+            Self::Chunk(r, _) => &r.header,
+            Self::FdClose(r) => &r.header,
         }
     }
 }
@@ -27,6 +32,9 @@ pub enum DecodeError {
     /// Fewer bytes than the header or the record needs.
     #[error("record of {len} bytes is shorter than the {needed} its kind needs")]
     Short { len: usize, needed: usize },
+    /// A chunk whose header length disagrees with the bytes that follow.
+    #[error("chunk header says {said} payload bytes, record has {has}")]
+    ChunkLength { said: u32, has: usize },
     /// A kind this build does not know (an object from another version).
     #[error("unknown record kind {kind}")]
     UnknownKind { kind: u16 },
@@ -42,6 +50,17 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::SockSend) => unsafe { read(bytes) }.map(Record::SockSend),
         // SAFETY: as above.
         Some(RecordKind::TlsWrite) => unsafe { read(bytes) }.map(Record::TlsWrite),
+        Some(RecordKind::Chunk) => {
+            // SAFETY: as above.
+            let chunk: ChunkHeader = unsafe { read(bytes) }?;
+            let payload = &bytes[size_of::<ChunkHeader>()..];
+            if payload.len() != chunk.len as usize {
+                return Err(DecodeError::ChunkLength { said: chunk.len, has: payload.len() });
+            }
+            Ok(Record::Chunk(chunk, payload.to_vec()))
+        }
+        // SAFETY: as above.
+        Some(RecordKind::FdClose) => unsafe { read(bytes) }.map(Record::FdClose),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }

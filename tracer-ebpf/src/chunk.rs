@@ -1,0 +1,129 @@
+//! Emitting byte-stream chunks with exact offsets. Every byte a probe sees
+//! advances its stream's offset whether or not it reaches userspace, so a
+//! lost byte always shows up as a hole between two chunk offsets.
+
+use aya_ebpf::{
+    helpers::generated::bpf_probe_read_user,
+    macros::map,
+    maps::{LruHashMap, PerCpuArray},
+};
+use tracer_common::{
+    counters::Counter,
+    record::{
+        CHUNK_DATA_MAX, CHUNK_FLAG_STREAM_START, CHUNKS_PER_CALL_MAX, ChunkHeader, ChunkRecord,
+        RecordKind, StreamKey, StreamState,
+    },
+};
+
+use crate::maps::{EVENTS, count, header};
+
+#[map]
+pub(crate) static STREAM_OFFSETS: LruHashMap<StreamKey, StreamState> = LruHashMap::with_max_entries(0, 0);
+
+#[map]
+static CHUNK_SCRATCH: PerCpuArray<ChunkRecord> = PerCpuArray::with_max_entries(1, 0);
+
+const HEADER_LEN: usize = size_of::<ChunkHeader>();
+
+/// The stream key for one direction of an fd seen through one source.
+#[inline(always)]
+pub(crate) fn stream_key(tgid: u32, fd: i32, direction: u8, source: u8) -> StreamKey {
+    StreamKey { tgid, fd, direction, source, _pad0: [0; 6] }
+}
+
+/// Copies `len` bytes at user address `buf` into chunk records for the
+/// stream `key`, advancing its offset by `len` in every case.
+#[inline(always)]
+pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    let state = match STREAM_OFFSETS.get_ptr_mut(key) {
+        Some(state) => state,
+        None => {
+            count(Counter::StreamStarts, 1);
+            let fresh = StreamState { next_offset: 0, start_pending: 1, _pad0: 0 };
+            if STREAM_OFFSETS.insert(key, &fresh, 0).is_err() {
+                count(Counter::LostBytes, len);
+                return;
+            }
+            match STREAM_OFFSETS.get_ptr_mut(key) {
+                Some(state) => state,
+                None => {
+                    count(Counter::LostBytes, len);
+                    return;
+                }
+            }
+        }
+    };
+    // SAFETY: the pointer comes from a successful map lookup.
+    let (start, mut flags) = unsafe {
+        let start = (*state).next_offset;
+        // Publish the new end first: a concurrent call on the same stream
+        // (Go serialises Write and Read per conn, so this is rare) then gets
+        // a disjoint range instead of an overlapping one.
+        (*state).next_offset = start + len;
+        let flags = if (*state).start_pending != 0 { CHUNK_FLAG_STREAM_START } else { 0 };
+        (start, flags)
+    };
+
+    let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
+        count(Counter::LostBytes, len);
+        return;
+    };
+    let mut done: u64 = 0;
+    for _ in 0..CHUNKS_PER_CALL_MAX {
+        let remaining = len - done;
+        if remaining == 0 {
+            break;
+        }
+        let n = if remaining > CHUNK_DATA_MAX as u64 { CHUNK_DATA_MAX as u64 } else { remaining };
+        // SAFETY: scratch is this CPU's slot of a per-CPU array; n is at
+        // most CHUNK_DATA_MAX, the size of `data`; bpf_probe_read_user
+        // checks the user address.
+        let copied = unsafe {
+            (*scratch).header = ChunkHeader {
+                header: header(RecordKind::Chunk, key.tgid, tid),
+                fd: key.fd,
+                direction: key.direction,
+                source: key.source,
+                flags,
+                offset: start + done,
+                len: n as u32,
+                _pad0: 0,
+            };
+            let dst = core::ptr::addr_of_mut!((*scratch).data).cast::<core::ffi::c_void>();
+            bpf_probe_read_user(dst, n as u32, (buf + done) as *const _)
+        };
+        let sent = copied == 0 && {
+            let total = HEADER_LEN + n as usize;
+            if total > size_of::<ChunkRecord>() {
+                false
+            } else {
+                // SAFETY: `total` bytes of the scratch record are initialised:
+                // the header and `n` copied payload bytes.
+                let bytes = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>(), total) };
+                EVENTS.output::<[u8]>(bytes, 0).is_ok()
+            }
+        };
+        if sent {
+            count(Counter::Chunks, 1);
+            count(Counter::ChunkBytes, n);
+            if flags != 0 {
+                // SAFETY: the pointer comes from a successful map lookup.
+                unsafe { (*state).start_pending = 0 };
+                flags = 0;
+            }
+        } else {
+            count(Counter::LostBytes, n);
+            if copied != 0 {
+                count(Counter::ReadErrors, 1);
+            }
+        }
+        done += n;
+    }
+    if done < len {
+        // Longer than CHUNKS_PER_CALL_MAX chunks: the tail is a gap.
+        count(Counter::LostBytes, len - done);
+    }
+}

@@ -1,0 +1,162 @@
+//! Root-only: Go TLS plaintext capture, byte for byte, and explicit loss.
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Command, Stdio},
+};
+
+use support::{drain, load, testbed_bin};
+use tracer_common::{
+    counters::Counter,
+    record::{ChunkSource, Direction},
+};
+use watchtrace::{
+    capture::{Record, StreamEvent, StreamId, Streams},
+    loader::{LoadOptions, Tracer},
+    tracepoints::SYS_ENTER_CLOSE,
+};
+
+const WRITES: u64 = 300;
+const BASE: u64 = 100;
+const STEP: u64 = 37;
+
+/// The plaintext tls-writer sends: message i has BASE + i*STEP bytes,
+/// byte j of it is 'a' + (i + j) % 26.
+fn expected_plaintext() -> Vec<u8> {
+    (0..WRITES)
+        .flat_map(|i| (0..BASE + i * STEP).map(move |j| b'a' + ((i + j) % 26) as u8))
+        .collect()
+}
+
+/// Runs tls-writer as a target with the Go TLS probes attached; returns
+/// the records once it has exited.
+fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Record> {
+    let binary = testbed_bin("tls-writer");
+    let attached = tracer.attach_go_tls(&binary).unwrap();
+    assert_eq!(attached.go_version.as_deref(), Some("go1.27.3"));
+    assert!(attached.read_returns >= 1);
+    tracer.attach_tracepoint(&SYS_ENTER_CLOSE).unwrap();
+    let mut events = tracer.take_events().unwrap();
+    let mut child = Command::new(&binary)
+        .args(["-n", &WRITES.to_string(), "-base", &BASE.to_string(), "-step", &STEP.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    tracer.add_target(child.id()).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut records = Vec::new();
+    if drain_while_running {
+        records.extend(drain(&mut events));
+    }
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(child.wait().unwrap().success(), "tls-writer failed: {line}");
+    records.extend(drain(&mut events));
+    records
+}
+
+/// Streams rebuilt from the records: bytes at their offsets, gap bytes, and
+/// the end offset the close record reported.
+#[derive(Default, Debug)]
+struct Rebuilt {
+    bytes: BTreeMap<u64, Vec<u8>>,
+    gap_bytes: u64,
+    end: Option<u64>,
+}
+
+fn rebuild(records: &[Record]) -> BTreeMap<StreamId, Rebuilt> {
+    let mut streams = Streams::new(64);
+    let mut out = BTreeMap::<StreamId, Rebuilt>::new();
+    let mut events = Vec::new();
+    for record in records {
+        events.clear();
+        match record {
+            Record::Chunk(header, data) => streams.on_chunk(header, data, &mut events),
+            Record::FdClose(close) => {
+                let mut owned = Vec::new();
+                streams.on_close(close, &mut owned);
+                events.extend(owned);
+            }
+            _ => {}
+        }
+        for event in &events {
+            match event {
+                StreamEvent::Start { id, .. } => {
+                    out.entry(*id).or_default();
+                }
+                StreamEvent::Data { id, offset, bytes, .. } => {
+                    out.entry(*id).or_default().bytes.insert(*offset, bytes.to_vec());
+                }
+                StreamEvent::Gap { id, len, .. } => out.entry(*id).or_default().gap_bytes += len,
+                StreamEvent::End { id, end_offset, .. } => {
+                    out.entry(*id).or_default().end = Some(*end_offset);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn stream(streams: &BTreeMap<StreamId, Rebuilt>, direction: Direction) -> &Rebuilt {
+    let matching: Vec<_> = streams
+        .iter()
+        .filter(|(id, _)| id.direction() == Some(direction) && id.source() == Some(ChunkSource::GoTls))
+        .collect();
+    assert_eq!(matching.len(), 1, "one {direction:?} TLS stream: {:?}", streams.keys());
+    matching[0].1
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn go_tls_plaintext_is_captured_byte_for_byte_in_both_directions() {
+    let mut tracer = load(LoadOptions::default());
+    let records = run_tls_writer(&mut tracer, true);
+    let streams = rebuild(&records);
+    let expected = expected_plaintext();
+    // The client's writes (egress) and the server's reads (ingress, through
+    // the RET probes) are the same plaintext.
+    for direction in [Direction::Egress, Direction::Ingress] {
+        let s = stream(&streams, direction);
+        let captured: Vec<u8> = s.bytes.values().flatten().copied().collect();
+        assert_eq!(s.gap_bytes, 0, "{direction:?}");
+        assert_eq!(captured.len(), expected.len(), "{direction:?}");
+        assert!(captured == expected, "{direction:?}: plaintext differs");
+        assert_eq!(s.end, Some(expected.len() as u64), "{direction:?}: close offset");
+    }
+    assert_eq!(tracer.counter(Counter::LostBytes).unwrap(), 0);
+    assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);
+    assert_eq!(tracer.counter(Counter::ChunkBytes).unwrap(), 2 * expected.len() as u64);
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn an_undersized_ring_reports_exact_gaps_and_the_totals_add_up() {
+    // 32 KiB holds little; not draining until the writer exits forces loss.
+    let mut tracer = load(LoadOptions { ringbuf_bytes: 32 * 1024, ..LoadOptions::default() });
+    let records = run_tls_writer(&mut tracer, false);
+    let streams = rebuild(&records);
+    let expected = expected_plaintext();
+    let mut total_gap = 0;
+    for direction in [Direction::Egress, Direction::Ingress] {
+        let s = stream(&streams, direction);
+        let captured: u64 = s.bytes.values().map(|b| b.len() as u64).sum();
+        assert!(s.gap_bytes > 0, "{direction:?}: the ring was too small to lose nothing: {:?} {:?}", tracer.counters(), s.end);
+        assert_eq!(s.end, Some(expected.len() as u64));
+        assert_eq!(captured + s.gap_bytes, expected.len() as u64, "{direction:?}: captured + lost = written");
+        // What was captured sits at the right offsets.
+        for (offset, bytes) in &s.bytes {
+            let at = *offset as usize;
+            assert!(expected[at..at + bytes.len()] == bytes[..], "{direction:?}: bytes at {offset}");
+        }
+        total_gap += s.gap_bytes;
+    }
+    assert_eq!(tracer.counter(Counter::LostBytes).unwrap(), total_gap, "kernel and userspace agree on the loss");
+    assert!(tracer.counter(Counter::RingbufDrops).unwrap() == 0, "chunk loss is counted in bytes, not records");
+}
