@@ -126,8 +126,12 @@ pub struct StreamState {
     pub next_offset: u64,
     /// Non-zero until a chunk of this stream has reached the ring.
     pub start_pending: u32,
-    pub _pad0: u32,
+    /// Non-zero once the fd was closed but the [`FdClose`] record could not
+    /// be delivered (ring full): userspace sweeps such entries from the
+    /// table and reports their end offsets itself.
+    pub closed: u32,
 }
+
 
 const _: () = assert!(size_of::<StreamState>() == 16);
 

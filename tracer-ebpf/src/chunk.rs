@@ -42,7 +42,7 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
         Some(state) => state,
         None => {
             count(Counter::StreamStarts, 1);
-            let fresh = StreamState { next_offset: 0, start_pending: 1, _pad0: 0 };
+            let fresh = StreamState { next_offset: 0, start_pending: 1, closed: 0 };
             if STREAM_OFFSETS.insert(key, &fresh, 0).is_err() {
                 count(Counter::LostBytes, len);
                 return;
@@ -57,7 +57,18 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
         }
     };
     // SAFETY: the pointer comes from a successful map lookup.
+    unsafe {
+        if (*state).closed != 0 {
+            // The fd was closed (its close record lost) and reused: a new
+            // stream. Userspace never learns the old one's end offset; the
+            // close's failed delivery was counted as a ring-buffer drop.
+            *state = StreamState { next_offset: 0, start_pending: 1, closed: 0 };
+            count(Counter::StreamStarts, 1);
+        }
+    }
+    // SAFETY: the pointer comes from a successful map lookup.
     let (start, mut flags) = unsafe {
+
         let start = (*state).next_offset;
         // Publish the new end first: a concurrent call on the same stream
         // (Go serialises Write and Read per conn, so this is rare) then gets

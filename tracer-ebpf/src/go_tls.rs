@@ -10,12 +10,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counters::Counter,
-    record::{ChunkSource, Direction, RecordKind, TlsReadArgs, TlsWrite},
+    record::{ChunkSource, Direction, TlsReadArgs},
 };
 
 use crate::{
     chunk::{emit_chunks, stream_key},
-    maps::{count, emit, header, target_tgid},
+    maps::{count, target_tgid},
 };
 
 /// Go TLS Reads in flight, from entry to a RET, keyed by goroutine.
@@ -53,13 +53,6 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     let fd = conn_fd(conn).unwrap_or(-1);
     count(Counter::TlsWrites, 1);
     count(Counter::TlsWriteBytes, len);
-    emit(TlsWrite {
-        header: header(RecordKind::TlsWrite, tgid, tid),
-        conn,
-        goroutine: regs.r14,
-        len,
-        fd,
-    });
     if fd >= 0 {
         let key = stream_key(tgid, fd as i32, Direction::Egress as u8, ChunkSource::GoTls as u8);
         emit_chunks(&key, tid, buf, len);

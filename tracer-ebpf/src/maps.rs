@@ -55,13 +55,18 @@ pub(crate) fn header(kind: RecordKind, tgid: u32, tid: u32) -> RecordHeader {
 }
 
 /// Writes `record` to the ring buffer, counting a drop when it is full.
+/// Returns whether it was delivered.
 #[inline(always)]
-pub(crate) fn emit<T: 'static>(record: T) {
+pub(crate) fn emit<T: 'static>(record: T) -> bool {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(record);
             entry.submit(0);
+            true
         }
-        None => count(Counter::RingbufDrops, 1),
+        None => {
+            count(Counter::RingbufDrops, 1);
+            false
+        }
     }
 }

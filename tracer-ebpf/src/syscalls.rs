@@ -39,15 +39,25 @@ fn try_sys_enter_close(ctx: &TracePointContext) -> Result<(), i32> {
     let mut any = false;
     for (i, (direction, source)) in streams.iter().enumerate() {
         let key = stream_key(tgid, fd, *direction as u8, *source as u8);
-        // SAFETY: the value is copied before the entry is removed.
+        // SAFETY: the value is copied out.
         if let Some(state) = unsafe { STREAM_OFFSETS.get(&key) }.copied() {
             end_offsets[i] = state.next_offset;
             any = true;
-            let _ = STREAM_OFFSETS.remove(&key);
         }
     }
-    if any {
+    if !any {
+        return Ok(());
+    }
+    let delivered =
         emit(FdClose { header: header(RecordKind::FdClose, tgid, tid), fd, _pad0: 0, end_offsets });
+    for (direction, source) in streams.iter() {
+        let key = stream_key(tgid, fd, *direction as u8, *source as u8);
+        if delivered {
+            let _ = STREAM_OFFSETS.remove(&key);
+        } else if let Some(state) = STREAM_OFFSETS.get_ptr_mut(&key) {
+            // SAFETY: the pointer comes from a successful map lookup.
+            unsafe { (*state).closed = 1 };
+        }
     }
     Ok(())
 }

@@ -10,7 +10,11 @@ use aya::{
     programs::{TracePoint, UProbe, uprobe::UProbeScope},
 };
 use thiserror::Error;
-use tracer_common::{counters::Counter, maps};
+use tracer_common::{
+    counters::Counter,
+    maps,
+    record::{FdClose, RecordHeader, RecordKind, StreamKey, StreamState},
+};
 
 use crate::{
     symbols::{self, GoBinary, SymbolError},
@@ -101,9 +105,12 @@ impl Tracer {
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
             .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
             .map_max_entries(maps::TLS_READS, options.max_inflight_reads)
-            .override_global(maps::SOCK_SEND_LENGTH_LAYOUT, &layouts.sock_send_length, true)
+            .override_global(
+                maps::SOCK_SEND_LENGTH_LAYOUT,
+                &layouts.sock_send_length,
+                true,
+            )
             .override_global(maps::CLOSE_LAYOUT, &layouts.close, true)
-
             .load(OBJECT)?;
         Ok(Self {
             ebpf,
@@ -180,8 +187,16 @@ impl Tracer {
     /// Attaches the uprobe program `name` at each file offset in `binary`.
     /// Fires for every process running `binary`; the program itself filters
     /// by the target set.
-    fn attach_uprobe(&mut self, name: &'static str, binary: &Path, offsets: &[u64]) -> Result<(), LoadError> {
-        let err = |source| LoadError::Program { program: name, source };
+    fn attach_uprobe(
+        &mut self,
+        name: &'static str,
+        binary: &Path,
+        offsets: &[u64],
+    ) -> Result<(), LoadError> {
+        let err = |source| LoadError::Program {
+            program: name,
+            source,
+        };
         let program: &mut UProbe = self
             .ebpf
             .program_mut(name)
@@ -195,7 +210,9 @@ impl Tracer {
             program.load().map_err(err)?;
         }
         for &offset in offsets {
-            program.attach(offset, binary, UProbeScope::AllProcesses).map_err(err)?;
+            program
+                .attach(offset, binary, UProbeScope::AllProcesses)
+                .map_err(err)?;
         }
         Ok(())
     }
@@ -207,9 +224,21 @@ impl Tracer {
         let image = GoBinary::read(binary)?;
         let write = image.go_function(symbols::GO_TLS_WRITE)?;
         let read = image.go_function(symbols::GO_TLS_READ)?;
-        self.attach_uprobe(maps::programs::GO_TLS_WRITE, binary, &[write.entry_file_offset])?;
-        self.attach_uprobe(maps::programs::GO_TLS_READ, binary, &[read.entry_file_offset])?;
-        self.attach_uprobe(maps::programs::GO_TLS_READ_RET, binary, &read.ret_file_offsets)?;
+        self.attach_uprobe(
+            maps::programs::GO_TLS_WRITE,
+            binary,
+            &[write.entry_file_offset],
+        )?;
+        self.attach_uprobe(
+            maps::programs::GO_TLS_READ,
+            binary,
+            &[read.entry_file_offset],
+        )?;
+        self.attach_uprobe(
+            maps::programs::GO_TLS_READ_RET,
+            binary,
+            &read.ret_file_offsets,
+        )?;
         Ok(GoTlsAttachment {
             go_version: image.go_version(),
             read_returns: read.ret_file_offsets.len(),
@@ -233,6 +262,67 @@ impl Tracer {
             map: maps::EVENTS,
             source,
         })
+    }
+
+    /// Ends streams whose close the kernel could not report (ring full) or
+    /// whose process has exited (`alive` says which tgids still run): reads
+    /// their final offsets from the kernel's table, removes them, and returns
+    /// the close records userspace must feed to its pipeline in their place.
+    pub fn sweep_streams(
+        &mut self,
+        alive: impl Fn(u32) -> bool,
+        now_ns: u64,
+    ) -> Result<Vec<FdClose>, LoadError> {
+        let err = |source| LoadError::Map {
+            map: maps::STREAM_OFFSETS,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map_mut(maps::STREAM_OFFSETS)
+            .ok_or(LoadError::Map {
+                map: maps::STREAM_OFFSETS,
+                source: aya::maps::MapError::InvalidName {
+                    name: maps::STREAM_OFFSETS.into(),
+                },
+            })?;
+        let mut table: HashMap<&mut MapData, StreamKey, StreamState> =
+            HashMap::try_from(map).map_err(err)?;
+        let mut ended: std::collections::BTreeMap<(u32, i32), [u64; 4]> = Default::default();
+        let mut stale = Vec::new();
+        for entry in table.iter() {
+            let (key, state) = entry.map_err(err)?;
+            if state.closed != 0 || !alive(key.tgid) {
+                let slot = match (key.direction, key.source) {
+                    (0, 1) => 0,
+                    (1, 1) => 1,
+                    (0, 2) => 2,
+                    _ => 3,
+                };
+                ended.entry((key.tgid, key.fd)).or_insert([u64::MAX; 4])[slot] = state.next_offset;
+                stale.push(key);
+            }
+        }
+        for key in &stale {
+            // Gone already (the kernel reused or evicted it) is fine.
+            let _ = table.remove(key);
+        }
+        Ok(ended
+            .into_iter()
+            .map(|((tgid, fd), end_offsets)| FdClose {
+                header: RecordHeader {
+                    ts_ns: now_ns,
+                    kind: RecordKind::FdClose as u16,
+                    _pad0: 0,
+                    tgid,
+                    tid: 0,
+                    _pad1: 0,
+                },
+                fd,
+                _pad0: 0,
+                end_offsets,
+            })
+            .collect())
     }
 
     /// The kernel counters, summed over CPUs, in [`Counter::ALL`] order.

@@ -55,7 +55,10 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             let chunk: ChunkHeader = unsafe { read(bytes) }?;
             let payload = &bytes[size_of::<ChunkHeader>()..];
             if payload.len() != chunk.len as usize {
-                return Err(DecodeError::ChunkLength { said: chunk.len, has: payload.len() });
+                return Err(DecodeError::ChunkLength {
+                    said: chunk.len,
+                    has: payload.len(),
+                });
             }
             Ok(Record::Chunk(chunk, payload.to_vec()))
         }

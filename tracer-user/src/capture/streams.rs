@@ -47,11 +47,25 @@ pub enum StreamEvent<'a> {
     /// The first bytes of a stream (or of a reused fd).
     Start { id: StreamId, ts_ns: u64 },
     /// Contiguous bytes at `offset`.
-    Data { id: StreamId, offset: u64, ts_ns: u64, bytes: &'a [u8] },
+    Data {
+        id: StreamId,
+        offset: u64,
+        ts_ns: u64,
+        bytes: &'a [u8],
+    },
     /// `len` bytes at `offset` were seen by the kernel but not captured.
-    Gap { id: StreamId, offset: u64, len: u64, ts_ns: u64 },
+    Gap {
+        id: StreamId,
+        offset: u64,
+        len: u64,
+        ts_ns: u64,
+    },
     /// The fd was closed with the stream at `end_offset`.
-    End { id: StreamId, end_offset: u64, ts_ns: u64 },
+    End {
+        id: StreamId,
+        end_offset: u64,
+        ts_ns: u64,
+    },
 }
 
 /// Totals kept by [`Streams`].
@@ -88,7 +102,12 @@ pub struct Streams {
 
 impl Streams {
     pub fn new(capacity: usize) -> Self {
-        Self { open: HashMap::new(), capacity: capacity.max(1), next_generation: 0, stats: StreamStats::default() }
+        Self {
+            open: HashMap::new(),
+            capacity: capacity.max(1),
+            next_generation: 0,
+            stats: StreamStats::default(),
+        }
     }
 
     pub fn stats(&self) -> StreamStats {
@@ -96,14 +115,23 @@ impl Streams {
     }
 
     /// Feeds one chunk record.
-    pub fn on_chunk<'a>(&mut self, chunk: &ChunkHeader, data: &'a [u8], out: &mut Vec<StreamEvent<'a>>) {
+    pub fn on_chunk<'a>(
+        &mut self,
+        chunk: &ChunkHeader,
+        data: &'a [u8],
+        out: &mut Vec<StreamEvent<'a>>,
+    ) {
         let key = (chunk.header.tgid, chunk.fd, chunk.direction, chunk.source);
         let ts_ns = chunk.header.ts_ns;
         let restart = chunk.flags & tracer_common::record::CHUNK_FLAG_STREAM_START != 0;
         if restart && let Some(old) = self.open.remove(&key) {
             // The kernel lost its offset (eviction) or the fd was reused
             // without a close we saw: end the old stream where it stood.
-            out.push(StreamEvent::End { id: old.id, end_offset: old.next_offset, ts_ns });
+            out.push(StreamEvent::End {
+                id: old.id,
+                end_offset: old.next_offset,
+                ts_ns,
+            });
         }
         if !self.open.contains_key(&key) {
             self.make_room();
@@ -121,7 +149,14 @@ impl Streams {
             // unknown stream (its START chunk arrived before this table
             // evicted it) begins wherever it stands.
             let next_offset = if restart { 0 } else { chunk.offset };
-            self.open.insert(key, State { id, next_offset, last_ts: ts_ns });
+            self.open.insert(
+                key,
+                State {
+                    id,
+                    next_offset,
+                    last_ts: ts_ns,
+                },
+            );
 
             out.push(StreamEvent::Start { id, ts_ns });
         }
@@ -131,7 +166,12 @@ impl Streams {
         let mut bytes = data;
         if offset > state.next_offset {
             let len = offset - state.next_offset;
-            out.push(StreamEvent::Gap { id: state.id, offset: state.next_offset, len, ts_ns });
+            out.push(StreamEvent::Gap {
+                id: state.id,
+                offset: state.next_offset,
+                len,
+                ts_ns,
+            });
             self.stats.gaps += 1;
             self.stats.gap_bytes += len;
         } else if offset < state.next_offset {
@@ -142,7 +182,12 @@ impl Streams {
         }
         if !bytes.is_empty() {
             self.stats.captured_bytes += bytes.len() as u64;
-            out.push(StreamEvent::Data { id: state.id, offset, ts_ns, bytes });
+            out.push(StreamEvent::Data {
+                id: state.id,
+                offset,
+                ts_ns,
+                bytes,
+            });
             state.next_offset = offset + bytes.len() as u64;
         }
     }
@@ -159,16 +204,31 @@ impl Streams {
         let ts_ns = close.header.ts_ns;
         for (i, (direction, source)) in ORDER.iter().enumerate() {
             let key = (close.header.tgid, close.fd, *direction as u8, *source as u8);
-            let Some(state) = self.open.remove(&key) else { continue };
+            let Some(state) = self.open.remove(&key) else {
+                continue;
+            };
             let end = close.end_offsets[i];
             if end != u64::MAX && end > state.next_offset {
                 let len = end - state.next_offset;
-                out.push(StreamEvent::Gap { id: state.id, offset: state.next_offset, len, ts_ns });
+                out.push(StreamEvent::Gap {
+                    id: state.id,
+                    offset: state.next_offset,
+                    len,
+                    ts_ns,
+                });
                 self.stats.gaps += 1;
                 self.stats.gap_bytes += len;
             }
-            let end_offset = if end == u64::MAX { state.next_offset } else { end };
-            out.push(StreamEvent::End { id: state.id, end_offset, ts_ns });
+            let end_offset = if end == u64::MAX {
+                state.next_offset
+            } else {
+                end
+            };
+            out.push(StreamEvent::End {
+                id: state.id,
+                end_offset,
+                ts_ns,
+            });
         }
     }
 
@@ -176,7 +236,12 @@ impl Streams {
         if self.open.len() < self.capacity {
             return;
         }
-        if let Some(oldest) = self.open.iter().min_by_key(|(_, s)| s.last_ts).map(|(k, _)| *k) {
+        if let Some(oldest) = self
+            .open
+            .iter()
+            .min_by_key(|(_, s)| s.last_ts)
+            .map(|(k, _)| *k)
+        {
             self.open.remove(&oldest);
             self.stats.evicted_streams += 1;
         }
@@ -191,7 +256,14 @@ mod tests {
 
     fn chunk(offset: u64, len: u32, flags: u16, ts: u64) -> ChunkHeader {
         ChunkHeader {
-            header: RecordHeader { ts_ns: ts, kind: RecordKind::Chunk as u16, _pad0: 0, tgid: 1, tid: 1, _pad1: 0 },
+            header: RecordHeader {
+                ts_ns: ts,
+                kind: RecordKind::Chunk as u16,
+                _pad0: 0,
+                tgid: 1,
+                tid: 1,
+                _pad1: 0,
+            },
             fd: 5,
             direction: Direction::Egress as u8,
             source: ChunkSource::GoTls as u8,
@@ -210,10 +282,13 @@ mod tests {
         streams.on_chunk(&chunk(3, 2, 0, 2), b"de", &mut out);
         // 10 bytes at offset 5 were lost.
         streams.on_chunk(&chunk(15, 1, 0, 3), b"z", &mut out);
-        let gaps: Vec<_> = out.iter().filter_map(|e| match e {
-            StreamEvent::Gap { offset, len, .. } => Some((*offset, *len)),
-            _ => None,
-        }).collect();
+        let gaps: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Gap { offset, len, .. } => Some((*offset, *len)),
+                _ => None,
+            })
+            .collect();
         assert_eq!(gaps, vec![(5, 10)]);
         assert_eq!(streams.stats().captured_bytes, 6);
         assert_eq!(streams.stats().gap_bytes, 10);
@@ -225,18 +300,34 @@ mod tests {
         let mut out = Vec::new();
         streams.on_chunk(&chunk(0, 4, CHUNK_FLAG_STREAM_START, 1), b"abcd", &mut out);
         let close = FdClose {
-            header: RecordHeader { ts_ns: 9, kind: RecordKind::FdClose as u16, _pad0: 0, tgid: 1, tid: 1, _pad1: 0 },
+            header: RecordHeader {
+                ts_ns: 9,
+                kind: RecordKind::FdClose as u16,
+                _pad0: 0,
+                tgid: 1,
+                tid: 1,
+                _pad1: 0,
+            },
             fd: 5,
             _pad0: 0,
             end_offsets: [7, u64::MAX, u64::MAX, u64::MAX],
         };
         let mut closed = Vec::new();
         streams.on_close(&close, &mut closed);
-        assert!(matches!(closed[0], StreamEvent::Gap { offset: 4, len: 3, .. }));
+        assert!(matches!(
+            closed[0],
+            StreamEvent::Gap {
+                offset: 4,
+                len: 3,
+                ..
+            }
+        ));
         assert!(matches!(closed[1], StreamEvent::End { end_offset: 7, .. }));
         let mut again = Vec::new();
         streams.on_chunk(&chunk(0, 1, CHUNK_FLAG_STREAM_START, 10), b"x", &mut again);
-        let StreamEvent::Start { id, .. } = again[0] else { panic!("{again:?}") };
+        let StreamEvent::Start { id, .. } = again[0] else {
+            panic!("{again:?}")
+        };
         assert_eq!(id.generation, 1);
     }
 
@@ -245,13 +336,21 @@ mod tests {
         let mut streams = Streams::new(8);
         let mut out = Vec::new();
         streams.on_chunk(&chunk(1000, 2, 0, 1), b"ab", &mut out);
-        assert_eq!(streams.stats().gaps, 0, "no START flag: not the kernel's first chunk");
+        assert_eq!(
+            streams.stats().gaps,
+            0,
+            "no START flag: not the kernel's first chunk"
+        );
 
         streams.on_chunk(&chunk(1001, 3, 0, 2), b"bcd", &mut out);
-        let data: Vec<u8> = out.iter().filter_map(|e| match e {
-            StreamEvent::Data { bytes, .. } => Some(bytes.to_vec()),
-            _ => None,
-        }).flatten().collect();
+        let data: Vec<u8> = out
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Data { bytes, .. } => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         assert_eq!(data, b"abcd");
         assert_eq!(streams.stats().gaps, 0);
         assert_eq!(streams.stats().reordered_bytes, 1);
@@ -278,7 +377,14 @@ mod start_tests {
     #[test]
     fn a_start_chunk_past_zero_follows_lost_bytes() {
         let chunk = ChunkHeader {
-            header: RecordHeader { ts_ns: 1, kind: RecordKind::Chunk as u16, _pad0: 0, tgid: 1, tid: 1, _pad1: 0 },
+            header: RecordHeader {
+                ts_ns: 1,
+                kind: RecordKind::Chunk as u16,
+                _pad0: 0,
+                tgid: 1,
+                tid: 1,
+                _pad1: 0,
+            },
             fd: 3,
             direction: 0,
             source: 1,
@@ -290,7 +396,17 @@ mod start_tests {
         let mut streams = Streams::new(4);
         let mut out = Vec::new();
         streams.on_chunk(&chunk, b"xy", &mut out);
-        assert!(matches!(out[1], StreamEvent::Gap { offset: 0, len: 40, .. }), "{out:?}");
+        assert!(
+            matches!(
+                out[1],
+                StreamEvent::Gap {
+                    offset: 0,
+                    len: 40,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
         assert_eq!(streams.stats().gap_bytes, 40);
     }
 }
