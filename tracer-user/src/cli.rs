@@ -27,6 +27,36 @@ pub enum Command {
     /// Attach to the target processes and print, once a second, their TCP
     /// sends and Go TLS plaintext writes as the kernel counted them.
     Count(CountArgs),
+    /// Capture the targets' traffic to a file that `replay` reads without
+    /// root. The file holds connection PLAINTEXT (Secrets included): it is
+    /// created with mode 0600; treat it as sensitive.
+    Record(RecordArgs),
+    /// Run a recording through the userspace pipeline (no root needed).
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `watchtrace record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Output file (created 0600; overwritten if it exists).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Stop after this many seconds (default: until interrupted).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Ring buffer size in bytes (a power of two). Too small a buffer loses
+    /// data, which is counted and marked as gaps, never silent.
+    #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+}
+
+/// Arguments of `watchtrace replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A file written by `watchtrace record`.
+    pub input: PathBuf,
 }
 
 /// Which processes to trace. Several selectors may be combined.

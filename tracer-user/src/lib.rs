@@ -5,6 +5,7 @@
 //! [`host`] and [`check`] (probing this machine), [`symbols`] (reading
 //! binaries), [`cli`].
 
+pub mod agent;
 pub mod capture;
 pub mod check;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod etcd;
 pub mod host;
 pub mod http2;
 pub mod loader;
+pub mod recording;
 pub mod symbols;
 pub mod targets;
 pub mod tracefs;

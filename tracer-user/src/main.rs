@@ -23,6 +23,14 @@ fn main() -> ExitCode {
             }
         },
         Command::Count(args) => run_async(commands::count::run(args)),
+        Command::Record(args) => run_async(commands::record::run(args)),
+        Command::Replay(args) => match commands::replay::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("watchtrace: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

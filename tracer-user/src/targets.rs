@@ -25,6 +25,17 @@ impl TargetArgs {
         self.pids.is_empty() && self.comms.is_empty() && self.exes.is_empty()
     }
 
+    /// The selectors in words, for messages.
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            return format!("default: --comm {DEFAULT_COMM}");
+        }
+        let mut parts: Vec<String> = self.pids.iter().map(|p| format!("--pid {p}")).collect();
+        parts.extend(self.comms.iter().map(|c| format!("--comm {c}")));
+        parts.extend(self.exes.iter().map(|e| format!("--exe {}", e.display())));
+        parts.join(" ")
+    }
+
     /// Whether a process with this pid, comm and exe matches.
     pub fn matches(&self, pid: u32, comm: &str, exe: Option<&Path>) -> bool {
         if self.is_empty() {

@@ -162,3 +162,22 @@ mod tests {
         );
     }
 }
+
+/// The bytes of a close record made in userspace (a swept stream), laid out
+/// exactly as the kernel lays out its own, so recordings and the pipeline
+/// treat both alike.
+pub fn encode_fd_close(close: &FdClose) -> Vec<u8> {
+    let size = size_of::<FdClose>();
+    let mut bytes = vec![0u8; size];
+    // SAFETY: FdClose is repr(C) with explicit padding and no implicit
+    // padding (asserted in tracer-common), so all `size` bytes are
+    // initialised; the destination holds exactly `size` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (close as *const FdClose).cast::<u8>(),
+            bytes.as_mut_ptr(),
+            size,
+        );
+    }
+    bytes
+}

@@ -3,3 +3,5 @@
 
 pub mod check;
 pub mod count;
+pub mod record;
+pub mod replay;
