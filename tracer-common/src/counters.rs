@@ -30,11 +30,18 @@ pub enum Counter {
     /// Byte streams the kernel started an offset for (first bytes of a
     /// connection direction, or a restart after its table entry was evicted).
     StreamStarts = 10,
+    /// Bytes of readv/writev on sockets, not captured (counted in
+    /// `LostBytes` too, and marked as gaps).
+    VectoredSkippedBytes = 11,
+    /// `sock_recv_length` events from a target process on a TCP socket.
+    SockRecvs = 12,
+    /// Bytes reported by those events.
+    SockRecvBytes = 13,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::SockSends,
         Self::SockSendBytes,
         Self::TlsWrites,
@@ -46,6 +53,9 @@ impl Counter {
         Self::ChunkBytes,
         Self::TlsReadUnmatched,
         Self::StreamStarts,
+        Self::VectoredSkippedBytes,
+        Self::SockRecvs,
+        Self::SockRecvBytes,
     ];
 
     /// Stable snake_case name, used in `watchtrace check`, logs and metrics.
@@ -62,6 +72,9 @@ impl Counter {
             Self::ChunkBytes => "chunk_bytes",
             Self::TlsReadUnmatched => "tls_read_unmatched",
             Self::StreamStarts => "stream_starts",
+            Self::VectoredSkippedBytes => "vectored_skipped_bytes",
+            Self::SockRecvs => "sock_recvs",
+            Self::SockRecvBytes => "sock_recv_bytes",
         }
     }
 }

@@ -51,3 +51,56 @@ const _: () = assert!(size_of::<SyscallFdLayout>() == 8);
 #[cfg(feature = "user")]
 // SAFETY: repr(C), two u32 fields, no padding.
 unsafe impl aya::Pod for SyscallFdLayout {}
+
+/// Field offsets shared by the socket I/O syscall tracepoints
+/// (`sys_enter_{read,write,readv,writev,sendto,recvfrom}` and their exits).
+/// The loader checks that every one of them agrees, so one program serves
+/// all of them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallIoLayout {
+    /// `__syscall_nr` (4 bytes), which tells the syscalls apart.
+    pub nr: u32,
+    /// First argument: the fd (8 bytes).
+    pub fd: u32,
+    /// Second argument: buffer or iovec array (8 bytes).
+    pub buf: u32,
+    /// Third argument: length or iovec count (8 bytes).
+    pub count: u32,
+    /// `ret` of the exit tracepoints (8 bytes).
+    pub ret: u32,
+    pub _pad0: u32,
+}
+
+/// Placeholder for [`SyscallIoLayout`]; always overridden by the loader.
+pub const SYSCALL_IO_LAYOUT_PLACEHOLDER: SyscallIoLayout =
+    SyscallIoLayout { nr: 8, fd: 16, buf: 24, count: 32, ret: 16, _pad0: 0 };
+
+const _: () = assert!(size_of::<SyscallIoLayout>() == 24);
+
+/// This architecture's numbers of the socket I/O syscalls, from libc at
+/// build time of the userspace agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallNumbers {
+    pub read: u32,
+    pub write: u32,
+    pub readv: u32,
+    pub writev: u32,
+    pub sendto: u32,
+    pub recvfrom: u32,
+}
+
+/// x86-64 numbers as a placeholder; always overridden by the loader.
+pub const SYSCALL_NUMBERS_PLACEHOLDER: SyscallNumbers =
+    SyscallNumbers { read: 0, write: 1, readv: 19, writev: 20, sendto: 44, recvfrom: 45 };
+
+const _: () = assert!(size_of::<SyscallNumbers>() == 24);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), u32 fields only, no padding.
+    unsafe impl aya::Pod for super::SyscallIoLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SyscallNumbers {}
+}

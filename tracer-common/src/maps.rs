@@ -24,8 +24,25 @@ pub const DEFAULT_MAX_INFLIGHT_READS: u32 = 16384;
 /// Global holding [`crate::layout::SockSendLengthLayout`], read from tracefs.
 pub const SOCK_SEND_LENGTH_LAYOUT: &str = "SOCK_SEND_LENGTH_LAYOUT";
 
+/// Global holding the [`crate::layout::SockSendLengthLayout`] of
+/// `sock:sock_recv_length`.
+pub const SOCK_RECV_LENGTH_LAYOUT: &str = "SOCK_RECV_LENGTH_LAYOUT";
 /// Global holding the [`crate::layout::SyscallFdLayout`] of `sys_enter_close`.
 pub const CLOSE_LAYOUT: &str = "CLOSE_LAYOUT";
+/// Global holding the [`crate::layout::SyscallIoLayout`].
+pub const SYSCALL_IO_LAYOUT: &str = "SYSCALL_IO_LAYOUT";
+/// Global holding the [`crate::layout::SyscallNumbers`].
+pub const SYSCALL_NUMBERS: &str = "SYSCALL_NUMBERS";
+/// Hash `u32 tid -> IoArgs`: socket-capable syscalls in flight.
+pub const ACTIVE_IO: &str = "ACTIVE_IO";
+/// LRU hash `(tgid, fd) -> u32`: fds carrying Go TLS, whose syscall payload
+/// (ciphertext) is not captured.
+pub const TLS_FDS: &str = "TLS_FDS";
+/// Default capacity of [`ACTIVE_IO`] (threads of targets in a syscall).
+pub const DEFAULT_MAX_ACTIVE_IO: u32 = 16384;
+/// Default capacity of [`TLS_FDS`].
+pub const DEFAULT_MAX_TLS_FDS: u32 = 65536;
+
 /// Per-CPU scratch for building a chunk record before it is copied to the
 /// ring with its exact size.
 pub const CHUNK_SCRATCH: &str = "CHUNK_SCRATCH";
@@ -42,6 +59,12 @@ pub mod programs {
     pub const GO_TLS_READ_RET: &str = "go_tls_read_ret";
     /// Tracepoint `syscalls:sys_enter_close`.
     pub const SYS_ENTER_CLOSE: &str = "sys_enter_close";
+    /// Tracepoints `syscalls:sys_enter_{read,write,readv,writev,sendto,recvfrom}`.
+    pub const SYS_ENTER_IO: &str = "sys_enter_io";
+    /// Tracepoints `syscalls:sys_exit_{read,write,readv,writev,sendto,recvfrom}`.
+    pub const SYS_EXIT_IO: &str = "sys_exit_io";
+    /// Tracepoint `sock:sock_recv_length`.
+    pub const SOCK_RECV_LENGTH: &str = "sock_recv_length";
 }
 
 /// Default number of entries of [`TARGET_TGIDS`].

@@ -14,6 +14,8 @@ pub enum RecordKind {
     Chunk = 3,
     /// [`FdClose`].
     FdClose = 4,
+    /// [`SockRecv`].
+    SockRecv = 5,
 }
 
 impl RecordKind {
@@ -24,6 +26,7 @@ impl RecordKind {
             2 => Some(Self::TlsWrite),
             3 => Some(Self::Chunk),
             4 => Some(Self::FdClose),
+            5 => Some(Self::SockRecv),
             _ => None,
         }
     }
@@ -60,9 +63,58 @@ pub struct SockSend {
     pub ret: i32,
     pub family: u16,
     pub protocol: u16,
+    /// The fd of the syscall that sent, or -1 when it was not one of the
+    /// traced socket syscalls.
+    pub fd: i32,
+    pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<SockSend>() == 40);
+const _: () = assert!(size_of::<SockSend>() == 48);
+
+/// A receive on a TCP socket by a target process (`sock:sock_recv_length`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockRecv {
+    pub header: RecordHeader,
+    pub sock: u64,
+    /// Bytes received, or a negative errno (`-EAGAIN`: nothing to read).
+    pub ret: i32,
+    pub family: u16,
+    pub protocol: u16,
+    pub fd: i32,
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<SockRecv>() == 48);
+
+/// A socket-capable syscall in flight, from its enter to its exit
+/// tracepoint (kernel-only bookkeeping, shared for the size assert).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoArgs {
+    pub buf: u64,
+    pub count: u64,
+    pub fd: i32,
+    /// An [`IoKind`] value.
+    pub kind: u8,
+    /// Set by the socket tracepoints that fire inside the syscall.
+    pub is_socket: u8,
+    pub _pad0: u16,
+}
+
+const _: () = assert!(size_of::<IoArgs>() == 24);
+
+/// Which syscall an [`IoArgs`] is for.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoKind {
+    Write = 1,
+    Read = 2,
+    /// writev: the payload is in an iovec array.
+    WriteVec = 3,
+    /// readv.
+    ReadVec = 4,
+}
 
 /// Entry of Go's `crypto/tls.(*Conn).Write` in a target process.
 #[repr(C)]
@@ -215,6 +267,8 @@ mod pod {
     unsafe impl aya::Pod for super::StreamKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StreamState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockRecv {}
 
 }
 

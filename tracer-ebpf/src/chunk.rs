@@ -138,3 +138,19 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
         count(Counter::LostBytes, len - done);
     }
 }
+
+/// Advances the stream `key` by `len` bytes without capturing them: they
+/// reach userspace as a gap of exactly that size.
+#[inline(always)]
+pub(crate) fn skip_bytes(key: &StreamKey, len: u64) {
+    count(Counter::LostBytes, len);
+    match STREAM_OFFSETS.get_ptr_mut(key) {
+        // SAFETY: the pointer comes from a successful map lookup.
+        Some(state) => unsafe { (*state).next_offset += len },
+        None => {
+            count(Counter::StreamStarts, 1);
+            let fresh = StreamState { next_offset: len, start_pending: 1, closed: 0 };
+            let _ = STREAM_OFFSETS.insert(key, &fresh, 0);
+        }
+    }
+}

@@ -15,6 +15,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{emit_chunks, stream_key},
+    io::{TLS_FDS, fd_key},
     maps::{count, target_tgid},
 };
 
@@ -54,6 +55,7 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     count(Counter::TlsWrites, 1);
     count(Counter::TlsWriteBytes, len);
     if fd >= 0 {
+        let _ = TLS_FDS.insert(&fd_key(tgid, fd as i32), &1, 0);
         let key = stream_key(tgid, fd as i32, Direction::Egress as u8, ChunkSource::GoTls as u8);
         emit_chunks(&key, tid, buf, len);
     }
@@ -77,6 +79,10 @@ fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
     let regs = unsafe { &*ctx.regs };
     let key = ReadKey { tgid, _pad0: 0, goroutine: regs.r14 };
     let args = TlsReadArgs { buf: regs.rbx, cap: regs.rcx, fd: conn_fd(regs.rax).unwrap_or(-1) };
+    if args.fd >= 0 {
+        // Before the syscalls this Read makes: they carry ciphertext.
+        let _ = TLS_FDS.insert(&fd_key(tgid, args.fd as i32), &1, 0);
+    }
     TLS_READS.insert(&key, &args, 0)?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod chunk;
 mod go_tls;
+mod io;
 mod maps;
 mod sock;
 mod syscalls;

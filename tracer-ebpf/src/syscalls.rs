@@ -8,6 +8,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{STREAM_OFFSETS, stream_key},
+    io::{TLS_FDS, fd_key},
     maps::{emit, header, target_tgid},
 };
 
@@ -45,6 +46,7 @@ fn try_sys_enter_close(ctx: &TracePointContext) -> Result<(), i32> {
             any = true;
         }
     }
+    let _ = TLS_FDS.remove(&fd_key(tgid, fd));
     if !any {
         return Ok(());
     }

@@ -72,7 +72,7 @@ impl Report {
                     Need::Required,
                     Support::Available(root.display().to_string()),
                 );
-                for tp in tracepoints::USED {
+                for tp in tracepoints::used() {
                     let name = format!("tracepoint {}:{}", tp.category, tp.name);
                     let support = match tracefs::read_format(&root, tp.category, tp.name) {
                         Ok(format) => match tracepoints::check_fields(tp, &format) {

@@ -18,7 +18,7 @@ use tracer_common::{
 
 use crate::{
     symbols::{self, GoBinary, SymbolError},
-    tracepoints::{Layouts, TracepointUse},
+    tracepoints::{self, Layouts, TracepointUse},
 };
 
 /// The eBPF object, built in release mode with BTF by build.rs.
@@ -35,6 +35,10 @@ pub struct LoadOptions {
     pub max_streams: u32,
     /// Capacity of the in-flight Go TLS Read table.
     pub max_inflight_reads: u32,
+    /// Capacity of the in-flight socket syscall table.
+    pub max_active_io: u32,
+    /// Capacity of the Go TLS fd table.
+    pub max_tls_fds: u32,
 }
 
 impl Default for LoadOptions {
@@ -44,6 +48,8 @@ impl Default for LoadOptions {
             max_targets: maps::DEFAULT_MAX_TARGETS,
             max_streams: maps::DEFAULT_MAX_STREAMS,
             max_inflight_reads: maps::DEFAULT_MAX_INFLIGHT_READS,
+            max_active_io: maps::DEFAULT_MAX_ACTIVE_IO,
+            max_tls_fds: maps::DEFAULT_MAX_TLS_FDS,
         }
     }
 }
@@ -110,7 +116,12 @@ impl Tracer {
                 &layouts.sock_send_length,
                 true,
             )
+            .map_max_entries(maps::ACTIVE_IO, options.max_active_io)
+            .map_max_entries(maps::TLS_FDS, options.max_tls_fds)
+            .override_global(maps::SOCK_RECV_LENGTH_LAYOUT, &layouts.sock_recv_length, true)
             .override_global(maps::CLOSE_LAYOUT, &layouts.close, true)
+            .override_global(maps::SYSCALL_IO_LAYOUT, &layouts.syscall_io, true)
+            .override_global(maps::SYSCALL_NUMBERS, &tracepoints::syscall_numbers(), true)
             .load(OBJECT)?;
         Ok(Self {
             ebpf,
@@ -179,7 +190,9 @@ impl Tracer {
             })?
             .try_into()
             .map_err(err)?;
-        program.load().map_err(err)?;
+        if program.fd().is_err() {
+            program.load().map_err(err)?;
+        }
         program.attach(tp.category, tp.name).map_err(err)?;
         Ok(())
     }
@@ -224,15 +237,18 @@ impl Tracer {
         let image = GoBinary::read(binary)?;
         let write = image.go_function(symbols::GO_TLS_WRITE)?;
         let read = image.go_function(symbols::GO_TLS_READ)?;
+        // Entry probes go after the stack check: at the entry itself, a call
+        // that grows the goroutine's stack runs the prologue twice.
+
         self.attach_uprobe(
             maps::programs::GO_TLS_WRITE,
             binary,
-            &[write.entry_file_offset],
+            &[write.body_file_offset],
         )?;
         self.attach_uprobe(
             maps::programs::GO_TLS_READ,
             binary,
-            &[read.entry_file_offset],
+            &[read.body_file_offset],
         )?;
         self.attach_uprobe(
             maps::programs::GO_TLS_READ_RET,

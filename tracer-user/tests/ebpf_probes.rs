@@ -72,7 +72,8 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
     // not a target, so only the Go child's sends may appear.
     tracer.attach_tracepoint(&SOCK_SEND_LENGTH).unwrap();
     let binary = testbed_bin("tls-writer");
-    let location = symbols::resolve(&binary, symbols::GO_TLS_WRITE).unwrap();
+    let location = symbols::resolve_go(&binary, symbols::GO_TLS_WRITE).unwrap();
+    assert!(location.body_file_offset > location.entry_file_offset, "Write has a stack check");
 
     let mut child = Command::new(&binary)
         .args(["-n", &WRITES.to_string(), "-base", "100", "-step", "7"])
@@ -87,7 +88,7 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
     assert_eq!(pid, child.id());
     tracer.add_target(pid).unwrap();
     tracer
-        .attach_go_tls_write(&binary, location.file_offset)
+        .attach_go_tls_write(&binary, location.body_file_offset)
         .unwrap();
     let mut events = tracer.take_events().unwrap();
 

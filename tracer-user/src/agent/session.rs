@@ -50,7 +50,7 @@ impl Session {
         let layouts = Layouts::read(&root).context("reading tracepoint layouts")?;
         let mut tracer = Tracer::load(options.load, &layouts)
             .context("loading eBPF programs (try `watchtrace check`)")?;
-        for tp in tracepoints::USED {
+        for tp in tracepoints::used() {
             tracer
                 .attach_tracepoint(tp)
                 .with_context(|| format!("attaching {}:{}", tp.category, tp.name))?;

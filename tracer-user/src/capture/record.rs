@@ -2,7 +2,9 @@
 //! same code reads live records and recordings.
 
 use thiserror::Error;
-use tracer_common::record::{ChunkHeader, FdClose, RecordHeader, RecordKind, SockSend, TlsWrite};
+use tracer_common::record::{
+    ChunkHeader, FdClose, RecordHeader, RecordKind, SockRecv, SockSend, TlsWrite,
+};
 
 /// A decoded kernel record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +14,7 @@ pub enum Record {
     /// A piece of a byte stream and its payload.
     Chunk(ChunkHeader, Vec<u8>),
     FdClose(FdClose),
+    SockRecv(SockRecv),
 }
 
 impl Record {
@@ -22,6 +25,7 @@ impl Record {
             Self::TlsWrite(r) => &r.header,
             Self::Chunk(r, _) => &r.header,
             Self::FdClose(r) => &r.header,
+            Self::SockRecv(r) => &r.header,
         }
     }
 }
@@ -64,6 +68,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         // SAFETY: as above.
         Some(RecordKind::FdClose) => unsafe { read(bytes) }.map(Record::FdClose),
+        // SAFETY: as above.
+        Some(RecordKind::SockRecv) => unsafe { read(bytes) }.map(Record::SockRecv),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -116,6 +122,8 @@ mod tests {
             ret: -11,
             family: 2,
             protocol: 6,
+            fd: 3,
+            _pad0: 0,
         };
         assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
         let write = TlsWrite {
@@ -138,13 +146,15 @@ mod tests {
             ret: 1,
             family: 2,
             protocol: 6,
+            fd: 3,
+            _pad0: 0,
         };
         let bytes = bytes_of(&send);
         assert_eq!(
             decode(&bytes[..30]),
             Err(DecodeError::Short {
                 len: 30,
-                needed: 40
+                needed: 48
             })
         );
         assert_eq!(

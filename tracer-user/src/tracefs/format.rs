@@ -43,6 +43,9 @@ pub enum FormatError {
     /// A field the program reads is absent.
     #[error("tracepoint {tracepoint} has no field `{field}`")]
     MissingField { tracepoint: String, field: String },
+    /// Tracepoints that share one program disagree on their layout.
+    #[error("{tracepoint} lays out its arguments unlike the other socket syscalls")]
+    LayoutMismatch { tracepoint: String },
     /// A field has a size the program cannot read it as.
     #[error("field `{field}` of {tracepoint} is {actual} bytes, expected {expected}")]
     FieldSize {

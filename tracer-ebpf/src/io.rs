@@ -1,0 +1,155 @@
+//! Socket payload from syscalls, for cleartext connections (h2c, plain
+//! etcd). The enter tracepoint saves the arguments per thread; the socket
+//! tracepoints that fire inside the syscall mark it as a socket; the exit
+//! tracepoint, knowing how many bytes moved, copies them.
+//!
+//! Fds that carry Go TLS are skipped: their syscall payload is ciphertext,
+//! and the TLS uprobes already deliver the plaintext.
+
+use aya_ebpf::{
+    Global,
+    macros::{map, tracepoint},
+    maps::{HashMap, LruHashMap},
+    programs::TracePointContext,
+};
+use tracer_common::{
+    counters::Counter,
+    layout::{
+        SYSCALL_IO_LAYOUT_PLACEHOLDER, SYSCALL_NUMBERS_PLACEHOLDER, SyscallIoLayout, SyscallNumbers,
+    },
+    record::{ChunkSource, Direction, IoArgs, IoKind},
+};
+
+use crate::{
+    chunk::{emit_chunks, skip_bytes, stream_key},
+    maps::{count, target_tgid},
+};
+
+#[unsafe(no_mangle)]
+static SYSCALL_IO_LAYOUT: Global<SyscallIoLayout> = Global::new(SYSCALL_IO_LAYOUT_PLACEHOLDER);
+
+#[unsafe(no_mangle)]
+static SYSCALL_NUMBERS: Global<SyscallNumbers> = Global::new(SYSCALL_NUMBERS_PLACEHOLDER);
+
+/// Syscalls in flight, by thread id.
+#[map]
+pub(crate) static ACTIVE_IO: HashMap<u32, IoArgs> = HashMap::with_max_entries(0, 0);
+
+/// Fds carrying Go TLS, by (tgid, fd).
+#[map]
+pub(crate) static TLS_FDS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(0, 0);
+
+/// The TLS_FDS key of an fd.
+#[inline(always)]
+pub(crate) fn fd_key(tgid: u32, fd: i32) -> u64 {
+    (u64::from(tgid) << 32) | u64::from(fd as u32)
+}
+
+#[tracepoint]
+fn sys_enter_io(ctx: TracePointContext) -> u32 {
+    match try_sys_enter_io(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(Counter::ReadErrors, 1);
+            0
+        }
+    }
+}
+
+fn try_sys_enter_io(ctx: &TracePointContext) -> Result<(), i32> {
+    let Some((tgid, tid)) = target_tgid() else {
+        return Ok(());
+    };
+    let layout = SYSCALL_IO_LAYOUT.load();
+    let numbers = SYSCALL_NUMBERS.load();
+    // SAFETY: offsets come from the tracepoints' format files (checked to
+    // agree across all of them); read_at fails cleanly on a bad offset.
+    let (nr, fd, buf, len) = unsafe {
+        (
+            ctx.read_at::<i32>(layout.nr as usize)? as u32,
+            ctx.read_at::<u64>(layout.fd as usize)? as i32,
+            ctx.read_at::<u64>(layout.buf as usize)?,
+            ctx.read_at::<u64>(layout.count as usize)?,
+        )
+    };
+    let kind = if nr == numbers.write || nr == numbers.sendto {
+        IoKind::Write
+    } else if nr == numbers.read || nr == numbers.recvfrom {
+        IoKind::Read
+    } else if nr == numbers.writev {
+        IoKind::WriteVec
+    } else if nr == numbers.readv {
+        IoKind::ReadVec
+    } else {
+        return Ok(());
+    };
+    let args = IoArgs { buf, count: len, fd, kind: kind as u8, is_socket: 0, _pad0: 0 };
+    ACTIVE_IO.insert(&tid, &args, 0).map_err(|e| e as i32)
+}
+
+#[tracepoint]
+fn sys_exit_io(ctx: TracePointContext) -> u32 {
+    match try_sys_exit_io(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(Counter::ReadErrors, 1);
+            0
+        }
+    }
+}
+
+fn try_sys_exit_io(ctx: &TracePointContext) -> Result<(), i32> {
+    let Some((tgid, tid)) = target_tgid() else {
+        return Ok(());
+    };
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(args) = (unsafe { ACTIVE_IO.get(&tid) }).copied() else {
+        return Ok(());
+    };
+    let _ = ACTIVE_IO.remove(&tid);
+    if args.is_socket == 0 {
+        return Ok(());
+    }
+    // SAFETY: as in try_sys_enter_io.
+    let ret = unsafe { ctx.read_at::<i64>(SYSCALL_IO_LAYOUT.load().ret as usize)? };
+    if ret <= 0 {
+        return Ok(());
+    }
+    // SAFETY: only tested for presence.
+    if unsafe { TLS_FDS.get(&fd_key(tgid, args.fd)) }.is_some() {
+        return Ok(());
+    }
+    let n = ret as u64;
+    let (direction, vectored) = match args.kind {
+        k if k == IoKind::Write as u8 => (Direction::Egress, false),
+        k if k == IoKind::Read as u8 => (Direction::Ingress, false),
+        k if k == IoKind::WriteVec as u8 => (Direction::Egress, true),
+        _ => (Direction::Ingress, true),
+    };
+    let key = stream_key(tgid, args.fd, direction as u8, ChunkSource::Syscall as u8);
+    if vectored {
+        // Walking an iovec array inside the chunk loop is beyond what the
+        // verifier accepts here; Go's net/http, HTTP/2 and gRPC write with
+        // write(2). The bytes still advance the stream: a counted gap.
+        count(Counter::VectoredSkippedBytes, n);
+        skip_bytes(&key, n);
+    } else {
+        emit_chunks(&key, tid, args.buf, n);
+    }
+    Ok(())
+}
+
+/// Marks the syscall in flight on this thread as socket I/O; returns its fd.
+#[inline(always)]
+pub(crate) fn mark_socket(tid: u32) -> i32 {
+    match ACTIVE_IO.get_ptr_mut(&tid) {
+        Some(args) => {
+            // SAFETY: the pointer comes from a successful map lookup.
+            unsafe {
+                (*args).is_socket = 1;
+                (*args).fd
+            }
+        }
+        None => -1,
+    }
+}
