@@ -158,10 +158,8 @@ pub enum ChunkSource {
 /// chunks with consecutive offsets.
 pub const CHUNK_DATA_MAX: usize = 16 * 1024;
 /// Chunks per call before the rest is counted as lost (a truncation gap):
-/// bounds the kernel loop (the verifier walks every iteration). 8 x 16 KiB =
-/// 128 KiB per call; Go writes TLS records of at most 16 KiB and its HTTP/2
-/// server flushes in far smaller pieces.
-pub const CHUNKS_PER_CALL_MAX: usize = 8;
+/// 1024 x 16 KiB = 16 MiB per call, beyond any socket buffer.
+pub const CHUNKS_PER_CALL_MAX: usize = 1024;
 
 /// Flag in [`ChunkHeader::flags`]: the first chunk delivered since the
 /// kernel started counting this stream at offset 0 (first bytes seen, fd

@@ -3,7 +3,7 @@
 //! lost byte always shows up as a hole between two chunk offsets.
 
 use aya_ebpf::{
-    helpers::generated::bpf_probe_read_user,
+    helpers::generated::{bpf_loop, bpf_probe_read_user},
     macros::map,
     maps::{LruHashMap, PerCpuArray},
 };
@@ -67,7 +67,7 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
         }
     }
     // SAFETY: the pointer comes from a successful map lookup.
-    let (start, mut flags) = unsafe {
+    let (start, flags) = unsafe {
 
         let start = (*state).next_offset;
         // Publish the new end first: a concurrent call on the same stream
@@ -78,65 +78,102 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
         (start, flags)
     };
 
-    let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
-        count(Counter::LostBytes, len);
-        return;
-    };
-    let mut done: u64 = 0;
-    for _ in 0..CHUNKS_PER_CALL_MAX {
-        let remaining = len - done;
-        if remaining == 0 {
-            break;
-        }
-        let n = if remaining > CHUNK_DATA_MAX as u64 { CHUNK_DATA_MAX as u64 } else { remaining };
-        // SAFETY: scratch is this CPU's slot of a per-CPU array; n is at
-        // most CHUNK_DATA_MAX, the size of `data`; bpf_probe_read_user
-        // checks the user address.
-        let copied = unsafe {
-            (*scratch).header = ChunkHeader {
-                header: header(RecordKind::Chunk, key.tgid, tid),
-                fd: key.fd,
-                direction: key.direction,
-                source: key.source,
-                flags,
-                offset: start + done,
-                len: n as u32,
-                _pad0: 0,
-            };
-            let dst = core::ptr::addr_of_mut!((*scratch).data).cast::<core::ffi::c_void>();
-            bpf_probe_read_user(dst, n as u32, (buf + done) as *const _)
-        };
-        let sent = copied == 0 && {
-            let total = HEADER_LEN + n as usize;
-            if total > size_of::<ChunkRecord>() {
-                false
-            } else {
-                // SAFETY: `total` bytes of the scratch record are initialised:
-                // the header and `n` copied payload bytes.
-                let bytes = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>(), total) };
-                EVENTS.output::<[u8]>(bytes, 0).is_ok()
-            }
-        };
-        if sent {
-            count(Counter::Chunks, 1);
-            count(Counter::ChunkBytes, n);
-            if flags != 0 {
-                // SAFETY: the pointer comes from a successful map lookup.
-                unsafe { (*state).start_pending = 0 };
-                flags = 0;
-            }
-        } else {
-            count(Counter::LostBytes, n);
-            if copied != 0 {
-                count(Counter::ReadErrors, 1);
-            }
-        }
-        done += n;
+    let chunks = len.div_ceil(CHUNK_DATA_MAX as u64);
+    let mut step = ChunkLoop { key: *key, tid, buf, len, start, flags, state, done: 0 };
+    let calls = if chunks > CHUNKS_PER_CALL_MAX as u64 { CHUNKS_PER_CALL_MAX as u64 } else { chunks };
+    // bpf_loop (Linux 5.17+) runs the body as a callback the verifier checks
+    // once, so a call may span many chunks; an unrolled loop of that length
+    // exceeds the verifier's budget.
+    // SAFETY: chunk_step has the callback signature bpf_loop expects, and
+    // `step` outlives the call.
+    unsafe {
+        bpf_loop(
+            calls as u32,
+            chunk_step as *mut core::ffi::c_void,
+            core::ptr::addr_of_mut!(step).cast(),
+            0,
+        );
     }
-    if done < len {
+    if step.done < len {
         // Longer than CHUNKS_PER_CALL_MAX chunks: the tail is a gap.
-        count(Counter::LostBytes, len - done);
+        count(Counter::LostBytes, len - step.done);
     }
+}
+
+/// State shared by the iterations of one call's chunk loop.
+#[repr(C)]
+struct ChunkLoop {
+    key: StreamKey,
+    tid: u32,
+    buf: u64,
+    len: u64,
+    start: u64,
+    flags: u16,
+    state: *mut StreamState,
+    done: u64,
+}
+
+/// One chunk of a call: copies up to CHUNK_DATA_MAX bytes to the ring.
+/// Returns 1 to stop the loop.
+#[inline(never)]
+extern "C" fn chunk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer emit_chunks gave it.
+    let step = unsafe { &mut *ctx.cast::<ChunkLoop>() };
+    if step.done >= step.len {
+        return 1;
+    }
+    let remaining = step.len - step.done;
+    let n = if remaining > CHUNK_DATA_MAX as u64 { CHUNK_DATA_MAX as u64 } else { remaining };
+    let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
+        count(Counter::LostBytes, n);
+        step.done += n;
+        return 0;
+    };
+    // SAFETY: scratch is this CPU's slot of a per-CPU array; n is at most
+    // CHUNK_DATA_MAX, the size of `data`; bpf_probe_read_user checks the
+    // user address.
+    let copied = unsafe {
+        (*scratch).header = ChunkHeader {
+            header: header(RecordKind::Chunk, step.key.tgid, step.tid),
+            fd: step.key.fd,
+            direction: step.key.direction,
+            source: step.key.source,
+            flags: step.flags,
+            offset: step.start + step.done,
+            len: n as u32,
+            _pad0: 0,
+        };
+        let dst = core::ptr::addr_of_mut!((*scratch).data).cast::<core::ffi::c_void>();
+        bpf_probe_read_user(dst, n as u32, (step.buf + step.done) as *const _)
+    };
+    let sent = copied == 0 && {
+        let total = HEADER_LEN + n as usize;
+        if total > size_of::<ChunkRecord>() {
+            false
+        } else {
+            // SAFETY: `total` bytes of the scratch record are initialised:
+            // the header and `n` copied payload bytes.
+            let bytes = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>(), total) };
+            EVENTS.output::<[u8]>(bytes, 0).is_ok()
+        }
+    };
+    if sent {
+        count(Counter::Chunks, 1);
+        count(Counter::ChunkBytes, n);
+        if step.flags != 0 {
+            // SAFETY: the pointer came from a successful map lookup in this
+            // program run; map values stay valid for its duration.
+            unsafe { (*step.state).start_pending = 0 };
+            step.flags = 0;
+        }
+    } else {
+        count(Counter::LostBytes, n);
+        if copied != 0 {
+            count(Counter::ReadErrors, 1);
+        }
+    }
+    step.done += n;
+    0
 }
 
 /// Advances the stream `key` by `len` bytes without capturing them: they

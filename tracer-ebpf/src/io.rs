@@ -57,7 +57,7 @@ fn sys_enter_io(ctx: TracePointContext) -> u32 {
 }
 
 fn try_sys_enter_io(ctx: &TracePointContext) -> Result<(), i32> {
-    let Some((tgid, tid)) = target_tgid() else {
+    let Some((_, tid)) = target_tgid() else {
         return Ok(());
     };
     let layout = SYSCALL_IO_LAYOUT.load();

@@ -17,7 +17,7 @@ use watchtrace::{
     capture::{Record, StreamEvent, StreamId, Streams},
     clock,
     loader::{LoadOptions, Tracer},
-    tracepoints::SYS_ENTER_CLOSE,
+    tracepoints::{self, SYS_ENTER_CLOSE},
 };
 
 const WRITES: u64 = 300;
@@ -211,4 +211,71 @@ fn an_undersized_ring_reports_exact_gaps_and_the_totals_add_up() {
         total_gap,
         "kernel and userspace agree on the loss"
     );
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn cleartext_socket_payload_is_captured_from_syscalls_both_ways() {
+    use std::{
+        io::Read as _,
+        net::{TcpListener, TcpStream},
+        os::fd::AsRawFd as _,
+        thread,
+    };
+    let mut tracer = load(LoadOptions::default());
+    tracer.add_target(std::process::id()).unwrap();
+    for tp in tracepoints::used() {
+        tracer.attach_tracepoint(tp).unwrap();
+    }
+    let mut events = tracer.take_events().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Half the messages through send(2) (std's Write), half through write(2).
+    let messages: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| (0..(1 + i * 53) % 9000).map(|j| (i * 7 + j) as u8).collect())
+        .collect();
+    let expected: Vec<u8> = messages.concat();
+    let reader = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut conn = TcpStream::connect(addr).unwrap();
+    for (i, message) in messages.iter().enumerate() {
+        if i % 2 == 0 {
+            conn.write_all(message).unwrap();
+        } else {
+            let mut rest = &message[..];
+            while !rest.is_empty() {
+                // SAFETY: the pointer and length describe `rest`, a live slice.
+                let n = unsafe { libc::write(conn.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+                assert!(n > 0);
+                rest = &rest[n as usize..];
+            }
+        }
+    }
+    let client_fd = conn.as_raw_fd();
+    drop(conn);
+    assert!(reader.join().unwrap() == expected);
+    let records = drain(&mut events);
+    let streams = rebuild(&records);
+    let syscall_streams: Vec<_> =
+        streams.iter().filter(|(id, _)| id.source() == Some(ChunkSource::Syscall)).collect();
+    let egress: Vec<_> = syscall_streams
+        .iter()
+        .filter(|(id, _)| id.direction() == Some(Direction::Egress) && id.fd == client_fd)
+        .collect();
+    assert_eq!(egress.len(), 1, "{:?}", streams.keys());
+    let sent: Vec<u8> = egress[0].1.bytes.values().flatten().copied().collect();
+    assert!(sent == expected, "egress payload differs ({} vs {} bytes)", sent.len(), expected.len());
+    assert_eq!(egress[0].1.gap_bytes, 0);
+    assert_eq!(egress[0].1.end, Some(expected.len() as u64), "close record ends the stream");
+    let ingress: Vec<_> =
+        syscall_streams.iter().filter(|(id, _)| id.direction() == Some(Direction::Ingress)).collect();
+    assert_eq!(ingress.len(), 1, "{:?}", streams.keys());
+    let received: Vec<u8> = ingress[0].1.bytes.values().flatten().copied().collect();
+    assert_eq!(ingress[0].1.gap_bytes, 0);
+    assert_eq!(received.len(), expected.len());
+    assert!(received == expected, "ingress payload differs");
 }
