@@ -6,6 +6,7 @@
 //! binaries), [`cli`].
 
 pub mod agent;
+pub mod btf;
 pub mod capture;
 pub mod check;
 pub mod clock;
