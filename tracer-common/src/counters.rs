@@ -37,11 +37,15 @@ pub enum Counter {
     SockRecvs = 12,
     /// Bytes reported by those events.
     SockRecvBytes = 13,
+    /// `tcp_probe` samples emitted (ACK progress or window changes).
+    TcpSamples = 14,
+    /// Sends that failed with EAGAIN: the socket's send buffer was full.
+    SendBufferFull = 15,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::SockSends,
         Self::SockSendBytes,
         Self::TlsWrites,
@@ -56,6 +60,8 @@ impl Counter {
         Self::VectoredSkippedBytes,
         Self::SockRecvs,
         Self::SockRecvBytes,
+        Self::TcpSamples,
+        Self::SendBufferFull,
     ];
 
     /// Stable snake_case name, used in `watchtrace check`, logs and metrics.
@@ -75,6 +81,8 @@ impl Counter {
             Self::VectoredSkippedBytes => "vectored_skipped_bytes",
             Self::SockRecvs => "sock_recvs",
             Self::SockRecvBytes => "sock_recv_bytes",
+            Self::TcpSamples => "tcp_samples",
+            Self::SendBufferFull => "send_buffer_full",
         }
     }
 }

@@ -43,6 +43,21 @@ pub const DEFAULT_MAX_ACTIVE_IO: u32 = 16384;
 /// Default capacity of [`TLS_FDS`].
 pub const DEFAULT_MAX_TLS_FDS: u32 = 65536;
 
+/// LRU hash `u64 sock address -> SockOwner`: sockets of targets, so the
+/// TCP tracepoints (which fire in softirq context, in any task) can tell
+/// theirs apart.
+pub const KNOWN_SOCKS: &str = "KNOWN_SOCKS";
+/// Default capacity of [`KNOWN_SOCKS`].
+pub const DEFAULT_MAX_SOCKS: u32 = 65536;
+/// Global holding the [`crate::layout::KernelLayout`] (from BTF).
+pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
+/// Global holding the [`crate::layout::TcpProbeLayout`].
+pub const TCP_PROBE_LAYOUT: &str = "TCP_PROBE_LAYOUT";
+/// Global holding the [`crate::layout::SockStateLayout`].
+pub const SOCK_STATE_LAYOUT: &str = "SOCK_STATE_LAYOUT";
+/// Global holding the [`crate::layout::RetransmitLayout`].
+pub const RETRANSMIT_LAYOUT: &str = "RETRANSMIT_LAYOUT";
+
 /// Per-CPU scratch for building a chunk record before it is copied to the
 /// ring with its exact size.
 pub const CHUNK_SCRATCH: &str = "CHUNK_SCRATCH";
@@ -65,6 +80,12 @@ pub mod programs {
     pub const SYS_EXIT_IO: &str = "sys_exit_io";
     /// Tracepoint `sock:sock_recv_length`.
     pub const SOCK_RECV_LENGTH: &str = "sock_recv_length";
+    /// Tracepoint `tcp:tcp_probe`.
+    pub const TCP_PROBE: &str = "tcp_probe";
+    /// Tracepoint `sock:inet_sock_set_state`.
+    pub const INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
+    /// Tracepoint `tcp:tcp_retransmit_skb`.
+    pub const TCP_RETRANSMIT_SKB: &str = "tcp_retransmit_skb";
 }
 
 /// Default number of entries of [`TARGET_TGIDS`].

@@ -16,6 +16,12 @@ pub enum RecordKind {
     FdClose = 4,
     /// [`SockRecv`].
     SockRecv = 5,
+    /// [`TcpSample`].
+    TcpSample = 6,
+    /// [`SockState`].
+    SockState = 7,
+    /// [`Retransmit`].
+    Retransmit = 8,
 }
 
 impl RecordKind {
@@ -27,6 +33,9 @@ impl RecordKind {
             3 => Some(Self::Chunk),
             4 => Some(Self::FdClose),
             5 => Some(Self::SockRecv),
+            6 => Some(Self::TcpSample),
+            7 => Some(Self::SockState),
+            8 => Some(Self::Retransmit),
             _ => None,
         }
     }
@@ -66,10 +75,88 @@ pub struct SockSend {
     /// The fd of the syscall that sent, or -1 when it was not one of the
     /// traced socket syscalls.
     pub fd: i32,
-    pub _pad0: u32,
+    /// `tcp_sock.write_seq` after this send: the TCP sequence number just
+    /// past the last byte the application has queued. With the stream
+    /// offsets this maps any written byte to the sequence number the
+    /// client's ACK will cover.
+    pub write_seq: u32,
 }
 
 const _: () = assert!(size_of::<SockSend>() == 48);
+
+/// A socket of a target as seen by `tcp:tcp_probe` (an incoming segment on
+/// an established connection), emitted when the segment's ACK advances or
+/// the peer's window opens or closes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSample {
+    pub header: RecordHeader,
+    pub sock: u64,
+    pub sock_cookie: u64,
+    /// The fd the owning process used for it (from the last send/receive).
+    pub fd: i32,
+    /// The segment's acknowledgment number (host order): every byte before
+    /// it has reached the peer.
+    pub ack_seq: u32,
+    /// The segment's raw (unscaled) window field; 0 means the peer's
+    /// receive buffer is full.
+    pub window: u16,
+    pub family: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub snd_una: u32,
+    pub snd_nxt: u32,
+    pub snd_wnd: u32,
+    pub snd_cwnd: u32,
+    /// Smoothed RTT in microseconds (the tracepoint's srtt, which is
+    /// already shifted to usec).
+    pub srtt_us: u32,
+    pub rcv_wnd: u32,
+    /// Payload bytes in the segment.
+    pub data_len: u16,
+    pub _pad0: u16,
+    /// Local and remote address (IPv4 in the first 4 bytes, or IPv6).
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+const _: () = assert!(size_of::<TcpSample>() == 120);
+
+/// A TCP state change of a target's socket (`sock:inet_sock_set_state`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockState {
+    pub header: RecordHeader,
+    pub sock: u64,
+    pub oldstate: i32,
+    pub newstate: i32,
+}
+
+const _: () = assert!(size_of::<SockState>() == 40);
+
+/// A retransmitted segment of a target's socket (`tcp:tcp_retransmit_skb`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retransmit {
+    pub header: RecordHeader,
+    pub sock: u64,
+}
+
+const _: () = assert!(size_of::<Retransmit>() == 32);
+
+/// What the kernel keeps about a target's socket, keyed by its address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOwner {
+    pub tgid: u32,
+    pub fd: i32,
+    /// Last ACK number reported, to report only progress.
+    pub last_ack: u32,
+    /// Non-zero while the peer advertises a zero window.
+    pub zero_window: u32,
+}
+
+const _: () = assert!(size_of::<SockOwner>() == 16);
 
 /// A receive on a TCP socket by a target process (`sock:sock_recv_length`).
 #[repr(C)]
@@ -82,6 +169,7 @@ pub struct SockRecv {
     pub family: u16,
     pub protocol: u16,
     pub fd: i32,
+    /// Unused (kept so both socket records share one layout).
     pub _pad0: u32,
 }
 
@@ -267,6 +355,12 @@ mod pod {
     unsafe impl aya::Pod for super::StreamState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockRecv {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TcpSample {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Retransmit {}
 
 }
 

@@ -9,6 +9,7 @@ mod io;
 mod maps;
 mod sock;
 mod syscalls;
+mod tcp;
 
 #[cfg(not(test))]
 #[panic_handler]

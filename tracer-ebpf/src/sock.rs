@@ -11,6 +11,7 @@ use tracer_common::{
 
 use crate::{
     io::mark_socket,
+    tcp::{remember_socket, write_seq},
     maps::{count, emit, header, target_tgid},
 };
 
@@ -27,6 +28,7 @@ static SOCK_RECV_LENGTH_LAYOUT: Global<SockSendLengthLayout> =
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
+const EAGAIN: i32 = 11;
 
 /// The fields both tracepoints share.
 struct SockLength {
@@ -73,9 +75,12 @@ fn try_sock_send_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     }
     let fd = mark_socket(tid);
+    remember_socket(fields.sock, tgid, fd);
     count(Counter::SockSends, 1);
     if fields.ret > 0 {
         count(Counter::SockSendBytes, fields.ret as u64);
+    } else if fields.ret == -EAGAIN {
+        count(Counter::SendBufferFull, 1);
     }
     emit(SockSend {
         header: header(RecordKind::SockSend, tgid, tid),
@@ -84,7 +89,7 @@ fn try_sock_send_length(ctx: &TracePointContext) -> Result<(), i32> {
         family: fields.family,
         protocol: fields.protocol,
         fd,
-        _pad0: 0,
+        write_seq: write_seq(fields.sock),
     });
     Ok(())
 }
@@ -109,6 +114,7 @@ fn try_sock_recv_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     }
     let fd = mark_socket(tid);
+    remember_socket(fields.sock, tgid, fd);
     // Reads that find nothing (-EAGAIN on a non-blocking socket, Go's
     // normal way to wait) are not worth a record.
     if fields.ret <= 0 {

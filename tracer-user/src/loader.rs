@@ -39,6 +39,8 @@ pub struct LoadOptions {
     pub max_active_io: u32,
     /// Capacity of the Go TLS fd table.
     pub max_tls_fds: u32,
+    /// Capacity of the known-socket table.
+    pub max_socks: u32,
 }
 
 impl Default for LoadOptions {
@@ -50,6 +52,7 @@ impl Default for LoadOptions {
             max_inflight_reads: maps::DEFAULT_MAX_INFLIGHT_READS,
             max_active_io: maps::DEFAULT_MAX_ACTIVE_IO,
             max_tls_fds: maps::DEFAULT_MAX_TLS_FDS,
+            max_socks: maps::DEFAULT_MAX_SOCKS,
         }
     }
 }
@@ -82,6 +85,9 @@ pub enum LoadError {
         #[source]
         source: aya::maps::MapError,
     },
+    /// Kernel BTF could not give a struct member the programs read.
+    #[error("kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(String),
     /// A Go function could not be resolved in a binary.
     #[error(transparent)]
     Symbol(#[from] SymbolError),
@@ -106,6 +112,7 @@ impl Tracer {
         if bytes < 4096 || !bytes.is_power_of_two() {
             return Err(LoadError::RingbufSize { bytes });
         }
+        let kernel = kernel_layout()?;
         let ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, bytes)
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
@@ -122,6 +129,11 @@ impl Tracer {
             .override_global(maps::CLOSE_LAYOUT, &layouts.close, true)
             .override_global(maps::SYSCALL_IO_LAYOUT, &layouts.syscall_io, true)
             .override_global(maps::SYSCALL_NUMBERS, &tracepoints::syscall_numbers(), true)
+            .map_max_entries(maps::KNOWN_SOCKS, options.max_socks)
+            .override_global(maps::TCP_PROBE_LAYOUT, &layouts.tcp_probe, true)
+            .override_global(maps::SOCK_STATE_LAYOUT, &layouts.sock_state, true)
+            .override_global(maps::RETRANSMIT_LAYOUT, &layouts.retransmit, true)
+            .override_global(maps::KERNEL_LAYOUT, &kernel, true)
             .load(OBJECT)?;
         Ok(Self {
             ebpf,
@@ -380,4 +392,11 @@ pub struct GoTlsAttachment {
     pub go_version: Option<String>,
     /// RET sites of `crypto/tls.(*Conn).Read` with a uprobe.
     pub read_returns: usize,
+}
+
+/// Struct member offsets from the running kernel's BTF.
+fn kernel_layout() -> Result<tracer_common::layout::KernelLayout, LoadError> {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| LoadError::Btf(e.to_string()))?;
+    let btf = crate::btf::Btf::parse(&data).map_err(|e| LoadError::Btf(e.to_string()))?;
+    tracepoints::kernel_layout(&btf).map_err(|e| LoadError::Btf(e.to_string()))
 }

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use tracer_common::{
-    layout::{SockSendLengthLayout, SyscallFdLayout, SyscallIoLayout, SyscallNumbers},
+    layout::{
+        RetransmitLayout, SockSendLengthLayout, SockStateLayout, SyscallFdLayout, SyscallIoLayout,
+        SyscallNumbers, TcpProbeLayout,
+    },
     maps::programs,
 };
 
@@ -85,9 +88,58 @@ pub const IO_TRACEPOINTS: &[TracepointUse] = io_tracepoints!(
     ("recvfrom", "ubuf", "size")
 );
 
+/// `tcp:tcp_probe`: an incoming segment on an established connection.
+pub const TCP_PROBE: TracepointUse = TracepointUse {
+    category: "tcp",
+    name: "tcp_probe",
+    program: programs::TCP_PROBE,
+    fields: &[
+        ("saddr", 28),
+        ("daddr", 28),
+        ("sport", 2),
+        ("dport", 2),
+        ("family", 2),
+        ("data_len", 2),
+        ("snd_nxt", 4),
+        ("snd_una", 4),
+        ("snd_cwnd", 4),
+        ("snd_wnd", 4),
+        ("srtt", 4),
+        ("rcv_wnd", 4),
+        ("sock_cookie", 8),
+        ("skbaddr", 8),
+        ("skaddr", 8),
+    ],
+};
+
+/// `sock:inet_sock_set_state`: TCP state changes.
+pub const INET_SOCK_SET_STATE: TracepointUse = TracepointUse {
+    category: "sock",
+    name: "inet_sock_set_state",
+    program: programs::INET_SOCK_SET_STATE,
+    fields: &[("skaddr", 8), ("oldstate", 4), ("newstate", 4)],
+};
+
+/// `tcp:tcp_retransmit_skb`: a retransmitted segment.
+pub const TCP_RETRANSMIT_SKB: TracepointUse = TracepointUse {
+    category: "tcp",
+    name: "tcp_retransmit_skb",
+    program: programs::TCP_RETRANSMIT_SKB,
+    fields: &[("skaddr", 8)],
+};
+
 /// Every tracepoint the embedded object attaches.
 pub fn used() -> impl Iterator<Item = &'static TracepointUse> {
-    [SOCK_SEND_LENGTH, SOCK_RECV_LENGTH, SYS_ENTER_CLOSE].iter().chain(IO_TRACEPOINTS.iter())
+    [
+        SOCK_SEND_LENGTH,
+        SOCK_RECV_LENGTH,
+        SYS_ENTER_CLOSE,
+        TCP_PROBE,
+        INET_SOCK_SET_STATE,
+        TCP_RETRANSMIT_SKB,
+    ]
+    .iter()
+    .chain(IO_TRACEPOINTS.iter())
 }
 
 /// Checks that `format` has every field `tp` reads, at the size it reads.
@@ -120,6 +172,9 @@ pub struct Layouts {
     pub sock_recv_length: SockSendLengthLayout,
     pub close: SyscallFdLayout,
     pub syscall_io: SyscallIoLayout,
+    pub tcp_probe: TcpProbeLayout,
+    pub sock_state: SockStateLayout,
+    pub retransmit: RetransmitLayout,
 }
 
 /// This architecture's socket I/O syscall numbers.
@@ -181,7 +236,50 @@ impl Layouts {
             }
         }
         let syscall_io = syscall_io.expect("IO_TRACEPOINTS is not empty");
-        Ok(Self { sock_send_length, sock_recv_length, close, syscall_io })
+        let format = tracefs::read_format(root, TCP_PROBE.category, TCP_PROBE.name)?;
+        let at = |name: &str, size: u32| format.offset_of(name, size).map_err(parse_error(&TCP_PROBE));
+        let tcp_probe = TcpProbeLayout {
+            saddr: at("saddr", 28)?,
+            daddr: at("daddr", 28)?,
+            sport: at("sport", 2)?,
+            dport: at("dport", 2)?,
+            family: at("family", 2)?,
+            data_len: at("data_len", 2)?,
+            snd_nxt: at("snd_nxt", 4)?,
+            snd_una: at("snd_una", 4)?,
+            snd_cwnd: at("snd_cwnd", 4)?,
+            snd_wnd: at("snd_wnd", 4)?,
+            srtt: at("srtt", 4)?,
+            rcv_wnd: at("rcv_wnd", 4)?,
+            sock_cookie: at("sock_cookie", 8)?,
+            skbaddr: at("skbaddr", 8)?,
+            skaddr: at("skaddr", 8)?,
+            _pad0: 0,
+        };
+        let tp = &INET_SOCK_SET_STATE;
+        let format = tracefs::read_format(root, tp.category, tp.name)?;
+        let at = |name: &str, size: u32| format.offset_of(name, size).map_err(parse_error(tp));
+        let sock_state = SockStateLayout {
+            skaddr: at("skaddr", 8)?,
+            oldstate: at("oldstate", 4)?,
+            newstate: at("newstate", 4)?,
+            _pad0: 0,
+        };
+        let tp = &TCP_RETRANSMIT_SKB;
+        let format = tracefs::read_format(root, tp.category, tp.name)?;
+        let retransmit = RetransmitLayout {
+            skaddr: format.offset_of("skaddr", 8).map_err(parse_error(tp))?,
+            _pad0: 0,
+        };
+        Ok(Self {
+            sock_send_length,
+            sock_recv_length,
+            close,
+            syscall_io,
+            tcp_probe,
+            sock_state,
+            retransmit,
+        })
     }
 }
 
@@ -210,4 +308,14 @@ mod tests {
         );
         check_fields(&SOCK_SEND_LENGTH, &format).unwrap();
     }
+}
+
+/// Offsets inside kernel structs the programs read, from kernel BTF.
+pub fn kernel_layout(btf: &crate::btf::Btf) -> Result<tracer_common::layout::KernelLayout, crate::btf::BtfError> {
+    Ok(tracer_common::layout::KernelLayout {
+        skb_head: btf.member_offset("sk_buff", "head")?,
+        skb_transport_header: btf.member_offset("sk_buff", "transport_header")?,
+        tcp_write_seq: btf.member_offset("tcp_sock", "write_seq")?,
+        _pad0: 0,
+    })
 }

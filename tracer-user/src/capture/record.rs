@@ -3,7 +3,8 @@
 
 use thiserror::Error;
 use tracer_common::record::{
-    ChunkHeader, FdClose, RecordHeader, RecordKind, SockRecv, SockSend, TlsWrite,
+    ChunkHeader, FdClose, RecordHeader, RecordKind, Retransmit, SockRecv, SockSend, SockState,
+    TcpSample, TlsWrite,
 };
 
 /// A decoded kernel record.
@@ -15,6 +16,9 @@ pub enum Record {
     Chunk(ChunkHeader, Vec<u8>),
     FdClose(FdClose),
     SockRecv(SockRecv),
+    TcpSample(TcpSample),
+    SockState(SockState),
+    Retransmit(Retransmit),
 }
 
 impl Record {
@@ -26,6 +30,9 @@ impl Record {
             Self::Chunk(r, _) => &r.header,
             Self::FdClose(r) => &r.header,
             Self::SockRecv(r) => &r.header,
+            Self::TcpSample(r) => &r.header,
+            Self::SockState(r) => &r.header,
+            Self::Retransmit(r) => &r.header,
         }
     }
 }
@@ -70,6 +77,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::FdClose) => unsafe { read(bytes) }.map(Record::FdClose),
         // SAFETY: as above.
         Some(RecordKind::SockRecv) => unsafe { read(bytes) }.map(Record::SockRecv),
+        // SAFETY: as above.
+        Some(RecordKind::TcpSample) => unsafe { read(bytes) }.map(Record::TcpSample),
+        // SAFETY: as above.
+        Some(RecordKind::SockState) => unsafe { read(bytes) }.map(Record::SockState),
+        // SAFETY: as above.
+        Some(RecordKind::Retransmit) => unsafe { read(bytes) }.map(Record::Retransmit),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -123,7 +136,7 @@ mod tests {
             family: 2,
             protocol: 6,
             fd: 3,
-            _pad0: 0,
+            write_seq: 0,
         };
         assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
         let write = TlsWrite {
@@ -147,7 +160,7 @@ mod tests {
             family: 2,
             protocol: 6,
             fd: 3,
-            _pad0: 0,
+            write_seq: 0,
         };
         let bytes = bytes_of(&send);
         assert_eq!(
