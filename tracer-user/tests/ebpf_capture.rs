@@ -232,7 +232,11 @@ fn cleartext_socket_payload_is_captured_from_syscalls_both_ways() {
     let addr = listener.local_addr().unwrap();
     // Half the messages through send(2) (std's Write), half through write(2).
     let messages: Vec<Vec<u8>> = (0..400u32)
-        .map(|i| (0..(1 + i * 53) % 9000).map(|j| (i * 7 + j) as u8).collect())
+        .map(|i| {
+            (0..(1 + i * 53) % 9000)
+                .map(|j| (i * 7 + j) as u8)
+                .collect()
+        })
         .collect();
     let expected: Vec<u8> = messages.concat();
     let reader = thread::spawn(move || {
@@ -260,22 +264,146 @@ fn cleartext_socket_payload_is_captured_from_syscalls_both_ways() {
     assert!(reader.join().unwrap() == expected);
     let records = drain(&mut events);
     let streams = rebuild(&records);
-    let syscall_streams: Vec<_> =
-        streams.iter().filter(|(id, _)| id.source() == Some(ChunkSource::Syscall)).collect();
+    let syscall_streams: Vec<_> = streams
+        .iter()
+        .filter(|(id, _)| id.source() == Some(ChunkSource::Syscall))
+        .collect();
     let egress: Vec<_> = syscall_streams
         .iter()
         .filter(|(id, _)| id.direction() == Some(Direction::Egress) && id.fd == client_fd)
         .collect();
     assert_eq!(egress.len(), 1, "{:?}", streams.keys());
     let sent: Vec<u8> = egress[0].1.bytes.values().flatten().copied().collect();
-    assert!(sent == expected, "egress payload differs ({} vs {} bytes)", sent.len(), expected.len());
+    assert!(
+        sent == expected,
+        "egress payload differs ({} vs {} bytes)",
+        sent.len(),
+        expected.len()
+    );
     assert_eq!(egress[0].1.gap_bytes, 0);
-    assert_eq!(egress[0].1.end, Some(expected.len() as u64), "close record ends the stream");
-    let ingress: Vec<_> =
-        syscall_streams.iter().filter(|(id, _)| id.direction() == Some(Direction::Ingress)).collect();
+    assert_eq!(
+        egress[0].1.end,
+        Some(expected.len() as u64),
+        "close record ends the stream"
+    );
+    let ingress: Vec<_> = syscall_streams
+        .iter()
+        .filter(|(id, _)| id.direction() == Some(Direction::Ingress))
+        .collect();
     assert_eq!(ingress.len(), 1, "{:?}", streams.keys());
     let received: Vec<u8> = ingress[0].1.bytes.values().flatten().copied().collect();
     assert_eq!(ingress[0].1.gap_bytes, 0);
     assert_eq!(received.len(), expected.len());
     assert!(received == expected, "ingress payload differs");
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn full_send_buffer_zero_window_and_acks_are_seen() {
+    use std::{
+        io::{ErrorKind, Read as _},
+        net::{TcpListener, TcpStream},
+        thread,
+        time::{Duration, Instant},
+    };
+    use tracer_common::record::{SockSend, TcpSample};
+
+    let mut tracer = load(LoadOptions::default());
+    tracer.add_target(std::process::id()).unwrap();
+    for tp in tracepoints::used() {
+        tracer.attach_tracepoint(tp).unwrap();
+    }
+    let mut events = tracer.take_events().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    // Write until the kernel refuses: the client is not reading, so its
+    // receive window and then our send buffer fill up.
+    let block = vec![0x5a_u8; 64 * 1024];
+    let mut written = 0u64;
+    let mut server_w = &server;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match server_w.write(&block) {
+            Ok(n) => written += n as u64,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(Instant::now() < deadline, "send buffer never filled");
+    }
+    // Let the peer's zero-window ACKs arrive, then drain and finish.
+    thread::sleep(Duration::from_millis(300));
+    server.set_nonblocking(false).unwrap();
+    let reader = thread::spawn(move || {
+        let mut client = client;
+        let mut sink = Vec::new();
+        client.read_to_end(&mut sink).unwrap();
+        sink.len() as u64
+    });
+    server_w.write_all(&block).unwrap();
+    written += block.len() as u64;
+    // tcp_probe sees ACKs only while ESTABLISHED: let them all arrive before
+    // the FIN (a watch stream stays established; this test must end).
+    thread::sleep(Duration::from_millis(300));
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+
+    assert_eq!(reader.join().unwrap(), written);
+    thread::sleep(Duration::from_millis(100));
+
+    let records = drain(&mut events);
+    let sends: Vec<SockSend> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::SockSend(s) if s.fd == std::os::fd::AsRawFd::as_raw_fd(&server) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        sends.iter().any(|s| s.ret == -11),
+        "an EAGAIN send (socket buffer full)"
+    );
+    let sock = sends[0].sock;
+    let ok_bytes: u64 = sends
+        .iter()
+        .filter(|s| s.ret > 0)
+        .map(|s| s.ret as u64)
+        .sum();
+    assert_eq!(
+        ok_bytes, written,
+        "successful sends add up to what was written"
+    );
+    let samples: Vec<TcpSample> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::TcpSample(t) if t.sock == sock => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        samples.iter().any(|t| t.window == 0),
+        "the peer advertised a zero window"
+    );
+    // The last send's write_seq is where the stream ends; the final ACK
+    // covers it (plus one for our FIN).
+    let end_seq = sends.iter().rev().find(|s| s.ret > 0).unwrap().write_seq;
+    let last_ack = samples.last().unwrap().ack_seq;
+    assert!(
+        last_ack.wrapping_sub(end_seq) <= 1,
+        "final ACK {last_ack} covers the last byte at {end_seq}"
+    );
+    // write_seq advances by exactly each send's size.
+    for pair in sends
+        .iter()
+        .filter(|s| s.ret > 0)
+        .collect::<Vec<_>>()
+        .windows(2)
+    {
+        assert_eq!(
+            pair[1].write_seq.wrapping_sub(pair[0].write_seq),
+            pair[1].ret as u32
+        );
+    }
+    assert!(tracer.counter(Counter::SendBufferFull).unwrap() >= 1);
 }
