@@ -10,6 +10,7 @@ pub mod btf;
 pub mod capture;
 pub mod check;
 pub mod clock;
+pub mod conn;
 pub mod cli;
 pub mod commands;
 pub mod etcd;

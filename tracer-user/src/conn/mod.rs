@@ -1,0 +1,11 @@
+//! Per-socket accounting from the kernel's socket records (pure): bytes
+//! each way, retransmits, TCP samples, send-stall episodes, and which
+//! written bytes the peer has acknowledged.
+
+mod acks;
+mod sockets;
+mod stalls;
+
+pub use acks::{AckTracker, Acked};
+pub use sockets::{SocketEvent, SocketInfo, Sockets};
+pub use stalls::{SocketStall, StallKind};
