@@ -73,8 +73,14 @@ pub struct SyscallIoLayout {
 }
 
 /// Placeholder for [`SyscallIoLayout`]; always overridden by the loader.
-pub const SYSCALL_IO_LAYOUT_PLACEHOLDER: SyscallIoLayout =
-    SyscallIoLayout { nr: 8, fd: 16, buf: 24, count: 32, ret: 16, _pad0: 0 };
+pub const SYSCALL_IO_LAYOUT_PLACEHOLDER: SyscallIoLayout = SyscallIoLayout {
+    nr: 8,
+    fd: 16,
+    buf: 24,
+    count: 32,
+    ret: 16,
+    _pad0: 0,
+};
 
 const _: () = assert!(size_of::<SyscallIoLayout>() == 24);
 
@@ -92,8 +98,14 @@ pub struct SyscallNumbers {
 }
 
 /// x86-64 numbers as a placeholder; always overridden by the loader.
-pub const SYSCALL_NUMBERS_PLACEHOLDER: SyscallNumbers =
-    SyscallNumbers { read: 0, write: 1, readv: 19, writev: 20, sendto: 44, recvfrom: 45 };
+pub const SYSCALL_NUMBERS_PLACEHOLDER: SyscallNumbers = SyscallNumbers {
+    read: 0,
+    write: 1,
+    readv: 19,
+    writev: 20,
+    sendto: 44,
+    recvfrom: 45,
+};
 
 const _: () = assert!(size_of::<SyscallNumbers>() == 24);
 
@@ -120,8 +132,12 @@ pub struct KernelLayout {
 }
 
 /// Placeholder for [`KernelLayout`]; always overridden by the loader.
-pub const KERNEL_LAYOUT_PLACEHOLDER: KernelLayout =
-    KernelLayout { skb_head: 192, skb_transport_header: 182, tcp_write_seq: 1576, _pad0: 0 };
+pub const KERNEL_LAYOUT_PLACEHOLDER: KernelLayout = KernelLayout {
+    skb_head: 192,
+    skb_transport_header: 182,
+    tcp_write_seq: 1576,
+    _pad0: 0,
+};
 
 const _: () = assert!(size_of::<KernelLayout>() == 16);
 
@@ -180,8 +196,12 @@ pub struct SockStateLayout {
 }
 
 /// Placeholder for [`SockStateLayout`]; always overridden.
-pub const SOCK_STATE_LAYOUT_PLACEHOLDER: SockStateLayout =
-    SockStateLayout { skaddr: 8, oldstate: 16, newstate: 20, _pad0: 0 };
+pub const SOCK_STATE_LAYOUT_PLACEHOLDER: SockStateLayout = SockStateLayout {
+    skaddr: 8,
+    oldstate: 16,
+    newstate: 20,
+    _pad0: 0,
+};
 
 /// Field offsets of `tcp:tcp_retransmit_skb`, from tracefs.
 #[repr(C)]
@@ -192,7 +212,10 @@ pub struct RetransmitLayout {
 }
 
 /// Placeholder for [`RetransmitLayout`]; always overridden.
-pub const RETRANSMIT_LAYOUT_PLACEHOLDER: RetransmitLayout = RetransmitLayout { skaddr: 16, _pad0: 0 };
+pub const RETRANSMIT_LAYOUT_PLACEHOLDER: RetransmitLayout = RetransmitLayout {
+    skaddr: 16,
+    _pad0: 0,
+};
 
 #[cfg(feature = "user")]
 mod tcp_pod {

@@ -270,7 +270,6 @@ pub struct StreamState {
     pub closed: u32,
 }
 
-
 const _: () = assert!(size_of::<StreamState>() == 16);
 
 /// A piece of one direction of one connection's byte stream.
@@ -361,7 +360,6 @@ mod pod {
     unsafe impl aya::Pod for super::SockState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Retransmit {}
-
 }
 
 /// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.

@@ -18,7 +18,8 @@ use tracer_common::{
 use crate::maps::{EVENTS, count, header};
 
 #[map]
-pub(crate) static STREAM_OFFSETS: LruHashMap<StreamKey, StreamState> = LruHashMap::with_max_entries(0, 0);
+pub(crate) static STREAM_OFFSETS: LruHashMap<StreamKey, StreamState> =
+    LruHashMap::with_max_entries(0, 0);
 
 #[map]
 static CHUNK_SCRATCH: PerCpuArray<ChunkRecord> = PerCpuArray::with_max_entries(1, 0);
@@ -28,7 +29,13 @@ const HEADER_LEN: usize = size_of::<ChunkHeader>();
 /// The stream key for one direction of an fd seen through one source.
 #[inline(always)]
 pub(crate) fn stream_key(tgid: u32, fd: i32, direction: u8, source: u8) -> StreamKey {
-    StreamKey { tgid, fd, direction, source, _pad0: [0; 6] }
+    StreamKey {
+        tgid,
+        fd,
+        direction,
+        source,
+        _pad0: [0; 6],
+    }
 }
 
 /// Copies `len` bytes at user address `buf` into chunk records for the
@@ -42,7 +49,11 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
         Some(state) => state,
         None => {
             count(Counter::StreamStarts, 1);
-            let fresh = StreamState { next_offset: 0, start_pending: 1, closed: 0 };
+            let fresh = StreamState {
+                next_offset: 0,
+                start_pending: 1,
+                closed: 0,
+            };
             if STREAM_OFFSETS.insert(key, &fresh, 0).is_err() {
                 count(Counter::LostBytes, len);
                 return;
@@ -62,25 +73,45 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
             // The fd was closed (its close record lost) and reused: a new
             // stream. Userspace never learns the old one's end offset; the
             // close's failed delivery was counted as a ring-buffer drop.
-            *state = StreamState { next_offset: 0, start_pending: 1, closed: 0 };
+            *state = StreamState {
+                next_offset: 0,
+                start_pending: 1,
+                closed: 0,
+            };
             count(Counter::StreamStarts, 1);
         }
     }
     // SAFETY: the pointer comes from a successful map lookup.
     let (start, flags) = unsafe {
-
         let start = (*state).next_offset;
         // Publish the new end first: a concurrent call on the same stream
         // (Go serialises Write and Read per conn, so this is rare) then gets
         // a disjoint range instead of an overlapping one.
         (*state).next_offset = start + len;
-        let flags = if (*state).start_pending != 0 { CHUNK_FLAG_STREAM_START } else { 0 };
+        let flags = if (*state).start_pending != 0 {
+            CHUNK_FLAG_STREAM_START
+        } else {
+            0
+        };
         (start, flags)
     };
 
     let chunks = len.div_ceil(CHUNK_DATA_MAX as u64);
-    let mut step = ChunkLoop { key: *key, tid, buf, len, start, flags, state, done: 0 };
-    let calls = if chunks > CHUNKS_PER_CALL_MAX as u64 { CHUNKS_PER_CALL_MAX as u64 } else { chunks };
+    let mut step = ChunkLoop {
+        key: *key,
+        tid,
+        buf,
+        len,
+        start,
+        flags,
+        state,
+        done: 0,
+    };
+    let calls = if chunks > CHUNKS_PER_CALL_MAX as u64 {
+        CHUNKS_PER_CALL_MAX as u64
+    } else {
+        chunks
+    };
     // bpf_loop (Linux 5.17+) runs the body as a callback the verifier checks
     // once, so a call may span many chunks; an unrolled loop of that length
     // exceeds the verifier's budget.
@@ -123,7 +154,11 @@ extern "C" fn chunk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         return 1;
     }
     let remaining = step.len - step.done;
-    let n = if remaining > CHUNK_DATA_MAX as u64 { CHUNK_DATA_MAX as u64 } else { remaining };
+    let n = if remaining > CHUNK_DATA_MAX as u64 {
+        CHUNK_DATA_MAX as u64
+    } else {
+        remaining
+    };
     let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
         count(Counter::LostBytes, n);
         step.done += n;
@@ -186,7 +221,11 @@ pub(crate) fn skip_bytes(key: &StreamKey, len: u64) {
         Some(state) => unsafe { (*state).next_offset += len },
         None => {
             count(Counter::StreamStarts, 1);
-            let fresh = StreamState { next_offset: len, start_pending: 1, closed: 0 };
+            let fresh = StreamState {
+                next_offset: len,
+                start_pending: 1,
+                closed: 0,
+            };
             let _ = STREAM_OFFSETS.insert(key, &fresh, 0);
         }
     }

@@ -56,7 +56,12 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     count(Counter::TlsWriteBytes, len);
     if fd >= 0 {
         let _ = TLS_FDS.insert(&fd_key(tgid, fd as i32), &1, 0);
-        let key = stream_key(tgid, fd as i32, Direction::Egress as u8, ChunkSource::GoTls as u8);
+        let key = stream_key(
+            tgid,
+            fd as i32,
+            Direction::Egress as u8,
+            ChunkSource::GoTls as u8,
+        );
         emit_chunks(&key, tid, buf, len);
     }
     Ok(())
@@ -77,8 +82,16 @@ fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
     };
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
-    let key = ReadKey { tgid, _pad0: 0, goroutine: regs.r14 };
-    let args = TlsReadArgs { buf: regs.rbx, cap: regs.rcx, fd: conn_fd(regs.rax).unwrap_or(-1) };
+    let key = ReadKey {
+        tgid,
+        _pad0: 0,
+        goroutine: regs.r14,
+    };
+    let args = TlsReadArgs {
+        buf: regs.rbx,
+        cap: regs.rcx,
+        fd: conn_fd(regs.rax).unwrap_or(-1),
+    };
     if args.fd >= 0 {
         // Before the syscalls this Read makes: they carry ciphertext.
         let _ = TLS_FDS.insert(&fd_key(tgid, args.fd as i32), &1, 0);
@@ -101,7 +114,11 @@ fn try_go_tls_read_ret(ctx: &ProbeContext) -> Result<(), i64> {
     };
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
-    let key = ReadKey { tgid, _pad0: 0, goroutine: regs.r14 };
+    let key = ReadKey {
+        tgid,
+        _pad0: 0,
+        goroutine: regs.r14,
+    };
     // SAFETY: the value is copied out before the entry is removed.
     let Some(args) = (unsafe { TLS_READS.get(&key) }).copied() else {
         count(Counter::TlsReadUnmatched, 1);
@@ -112,8 +129,17 @@ fn try_go_tls_read_ret(ctx: &ProbeContext) -> Result<(), i64> {
     if n <= 0 || args.fd < 0 {
         return Ok(());
     }
-    let n = if (n as u64) > args.cap { args.cap } else { n as u64 };
-    let key = stream_key(tgid, args.fd as i32, Direction::Ingress as u8, ChunkSource::GoTls as u8);
+    let n = if (n as u64) > args.cap {
+        args.cap
+    } else {
+        n as u64
+    };
+    let key = stream_key(
+        tgid,
+        args.fd as i32,
+        Direction::Ingress as u8,
+        ChunkSource::GoTls as u8,
+    );
     emit_chunks(&key, tid, args.buf, n);
     Ok(())
 }

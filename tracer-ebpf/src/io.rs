@@ -83,7 +83,14 @@ fn try_sys_enter_io(ctx: &TracePointContext) -> Result<(), i32> {
     } else {
         return Ok(());
     };
-    let args = IoArgs { buf, count: len, fd, kind: kind as u8, is_socket: 0, _pad0: 0 };
+    let args = IoArgs {
+        buf,
+        count: len,
+        fd,
+        kind: kind as u8,
+        is_socket: 0,
+        _pad0: 0,
+    };
     ACTIVE_IO.insert(&tid, &args, 0).map_err(|e| e as i32)
 }
 

@@ -11,8 +11,8 @@ use tracer_common::{
 
 use crate::{
     io::mark_socket,
-    tcp::{remember_socket, write_seq},
     maps::{count, emit, header, target_tgid},
+    tcp::{remember_socket, write_seq},
 };
 
 /// Field offsets of `sock:sock_send_length`, set by the loader from tracefs.

@@ -50,8 +50,12 @@ fn try_sys_enter_close(ctx: &TracePointContext) -> Result<(), i32> {
     if !any {
         return Ok(());
     }
-    let delivered =
-        emit(FdClose { header: header(RecordKind::FdClose, tgid, tid), fd, _pad0: 0, end_offsets });
+    let delivered = emit(FdClose {
+        header: header(RecordKind::FdClose, tgid, tid),
+        fd,
+        _pad0: 0,
+        end_offsets,
+    });
     for (direction, source) in streams.iter() {
         let key = stream_key(tgid, fd, *direction as u8, *source as u8);
         if delivered {

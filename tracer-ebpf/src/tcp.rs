@@ -17,7 +17,8 @@ use tracer_common::{
     counters::Counter,
     layout::{
         KERNEL_LAYOUT_PLACEHOLDER, KernelLayout, RETRANSMIT_LAYOUT_PLACEHOLDER, RetransmitLayout,
-        SOCK_STATE_LAYOUT_PLACEHOLDER, SockStateLayout, TCP_PROBE_LAYOUT_PLACEHOLDER, TcpProbeLayout,
+        SOCK_STATE_LAYOUT_PLACEHOLDER, SockStateLayout, TCP_PROBE_LAYOUT_PLACEHOLDER,
+        TcpProbeLayout,
     },
     record::{RecordKind, Retransmit, SockOwner, SockState, TcpSample},
 };
@@ -53,7 +54,12 @@ pub(crate) fn remember_socket(sock: u64, tgid: u32, fd: i32) {
             }
         }
         None => {
-            let owner = SockOwner { tgid, fd, last_ack: 0, zero_window: 0 };
+            let owner = SockOwner {
+                tgid,
+                fd,
+                last_ack: 0,
+                zero_window: 0,
+            };
             let _ = KNOWN_SOCKS.insert(&sock, &owner, 0);
         }
     }
@@ -95,7 +101,8 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
     let (ack_seq, window, flags) = unsafe {
         let skb = ctx.read_at::<u64>(l.skbaddr as usize).map_err(i64::from)?;
         let head: u64 = bpf_probe_read_kernel((skb + k.skb_head as u64) as *const u64)?;
-        let th_offset: u16 = bpf_probe_read_kernel((skb + k.skb_transport_header as u64) as *const u16)?;
+        let th_offset: u16 =
+            bpf_probe_read_kernel((skb + k.skb_transport_header as u64) as *const u16)?;
         let th = head + th_offset as u64;
         let ack: u32 = bpf_probe_read_kernel((th + 8) as *const u32)?;
         let flags: u8 = bpf_probe_read_kernel((th + 13) as *const u8)?;
@@ -133,7 +140,9 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
         TcpSample {
             header: header(RecordKind::TcpSample, tgid, 0),
             sock,
-            sock_cookie: ctx.read_at::<u64>(l.sock_cookie as usize).map_err(i64::from)?,
+            sock_cookie: ctx
+                .read_at::<u64>(l.sock_cookie as usize)
+                .map_err(i64::from)?,
             fd,
             ack_seq,
             window,
@@ -177,9 +186,18 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     };
     // SAFETY: as above.
-    let (oldstate, newstate) =
-        unsafe { (ctx.read_at::<i32>(l.oldstate as usize)?, ctx.read_at::<i32>(l.newstate as usize)?) };
-    emit(SockState { header: header(RecordKind::SockState, owner.tgid, 0), sock, oldstate, newstate });
+    let (oldstate, newstate) = unsafe {
+        (
+            ctx.read_at::<i32>(l.oldstate as usize)?,
+            ctx.read_at::<i32>(l.newstate as usize)?,
+        )
+    };
+    emit(SockState {
+        header: header(RecordKind::SockState, owner.tgid, 0),
+        sock,
+        oldstate,
+        newstate,
+    });
     if newstate == TCP_CLOSE {
         let _ = KNOWN_SOCKS.remove(&sock);
     }
@@ -204,6 +222,9 @@ fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<(), i32> {
     let Some(owner) = (unsafe { KNOWN_SOCKS.get(&sock) }).copied() else {
         return Ok(());
     };
-    emit(Retransmit { header: header(RecordKind::Retransmit, owner.tgid, 0), sock });
+    emit(Retransmit {
+        header: header(RecordKind::Retransmit, owner.tgid, 0),
+        sock,
+    });
     Ok(())
 }

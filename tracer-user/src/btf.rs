@@ -59,22 +59,42 @@ impl Btf {
     /// Parses raw BTF bytes (little-endian, as on x86-64).
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
         let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-        let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+        let u32_at = |o: usize| {
+            data.get(o..o + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        };
         if u16_at(0) != Some(MAGIC) {
             return Err(BtfError::BadHeader);
         }
         let hdr_len = u32_at(4).ok_or(BtfError::BadHeader)? as usize;
-        let field = |i: usize| u32_at(8 + 4 * i).map(|v| v as usize).ok_or(BtfError::BadHeader);
+        let field = |i: usize| {
+            u32_at(8 + 4 * i)
+                .map(|v| v as usize)
+                .ok_or(BtfError::BadHeader)
+        };
         let (type_off, type_len, str_off, str_len) = (field(0)?, field(1)?, field(2)?, field(3)?);
         let types_start = hdr_len + type_off;
         let strings_start = hdr_len + str_off;
-        let types_data = data.get(types_start..types_start + type_len).ok_or(BtfError::Truncated)?;
-        let strings = data.get(strings_start..strings_start + str_len).ok_or(BtfError::Truncated)?.to_vec();
+        let types_data = data
+            .get(types_start..types_start + type_len)
+            .ok_or(BtfError::Truncated)?;
+        let strings = data
+            .get(strings_start..strings_start + str_len)
+            .ok_or(BtfError::Truncated)?
+            .to_vec();
         // Type ids start at 1; id 0 is void.
-        let mut types = vec![Type { kind: 0, name_off: 0, type_ref: 0, members: Vec::new() }];
+        let mut types = vec![Type {
+            kind: 0,
+            name_off: 0,
+            type_ref: 0,
+            members: Vec::new(),
+        }];
         let mut pos = 0usize;
         let word = |o: usize| {
-            types_data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).ok_or(BtfError::Truncated)
+            types_data
+                .get(o..o + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .ok_or(BtfError::Truncated)
         };
         while pos < types_data.len() {
             let name_off = word(pos)?;
@@ -86,9 +106,9 @@ impl Btf {
             let kind_flag = info >> 31 == 1;
             let mut members = Vec::new();
             let extra = match kind {
-                1 => 4,                     // INT
+                1 => 4,                                      // INT
                 2 | 7 | 8 | 9 | 10 | 11 | 12 | 16 | 18 => 0, // PTR FWD TYPEDEF VOLATILE CONST RESTRICT FUNC FLOAT TYPE_TAG
-                3 => 12,                    // ARRAY
+                3 => 12,                                     // ARRAY
                 4 | 5 => {
                     for i in 0..vlen {
                         let at = pos + 12 * i;
@@ -96,22 +116,31 @@ impl Btf {
                         members.push(Member {
                             name_off: word(at)?,
                             type_id: word(at + 4)?,
-                            bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                            bit_offset: if kind_flag {
+                                offset & 0x00ff_ffff
+                            } else {
+                                offset
+                            },
                             bitfield: kind_flag && (offset >> 24) != 0,
                         });
                     }
                     12 * vlen
                 }
-                6 => 8 * vlen,              // ENUM
-                13 => 8 * vlen,             // FUNC_PROTO
-                14 => 4,                    // VAR
-                15 => 12 * vlen,            // DATASEC
-                17 => 4,                    // DECL_TAG
-                19 => 12 * vlen,            // ENUM64
+                6 => 8 * vlen,   // ENUM
+                13 => 8 * vlen,  // FUNC_PROTO
+                14 => 4,         // VAR
+                15 => 12 * vlen, // DATASEC
+                17 => 4,         // DECL_TAG
+                19 => 12 * vlen, // ENUM64
                 kind => return Err(BtfError::UnknownKind { kind }),
             };
             pos += extra;
-            types.push(Type { kind, name_off, type_ref: size_or_type, members });
+            types.push(Type {
+                kind,
+                name_off,
+                type_ref: size_or_type,
+                members,
+            });
         }
         Ok(Self { types, strings })
     }
@@ -127,12 +156,20 @@ impl Btf {
         let id = self
             .types
             .iter()
-            .position(|t| t.kind == 4 && self.name(t.name_off) == strukt.as_bytes() && !t.members.is_empty())
+            .position(|t| {
+                t.kind == 4 && self.name(t.name_off) == strukt.as_bytes() && !t.members.is_empty()
+            })
             .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
         match self.find(id, member.as_bytes(), 0) {
             Some((bits, false)) if bits % 8 == 0 => Ok(bits / 8),
-            Some(_) => Err(BtfError::Bitfield { strukt: strukt.into(), member: member.into() }),
-            None => Err(BtfError::NoMember { strukt: strukt.into(), member: member.into() }),
+            Some(_) => Err(BtfError::Bitfield {
+                strukt: strukt.into(),
+                member: member.into(),
+            }),
+            None => Err(BtfError::NoMember {
+                strukt: strukt.into(),
+                member: member.into(),
+            }),
         }
     }
 
@@ -175,14 +212,24 @@ mod tests {
     fn sample() -> Vec<u8> {
         let strings = b"\0int\0inner\0b\0outer\0a\0".to_vec();
         let mut types = Vec::new();
-        let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend_from_slice(&w.to_le_bytes()));
+        let mut push = |words: &[u32]| {
+            words
+                .iter()
+                .for_each(|w| types.extend_from_slice(&w.to_le_bytes()))
+        };
         push(&[1, 1 << 24, 4, 32]); // int
         push(&[5, (4 << 24) | 1, 8, 11, 1, 32]); // struct inner { b }
         push(&[13, (4 << 24) | 2, 16, 19, 1, 0, 0, 2, 64]); // struct outer { a; anon inner }
         let mut data = Vec::new();
         data.extend_from_slice(&MAGIC.to_le_bytes());
         data.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             data.extend_from_slice(&w.to_le_bytes());
         }
         data.extend_from_slice(&types);
@@ -196,8 +243,14 @@ mod tests {
         assert_eq!(btf.member_offset("outer", "a"), Ok(0));
         // b is 4 bytes into `inner`, which sits 8 bytes into `outer`.
         assert_eq!(btf.member_offset("outer", "b"), Ok(12));
-        assert!(matches!(btf.member_offset("outer", "zz"), Err(BtfError::NoMember { .. })));
-        assert!(matches!(btf.member_offset("nope", "a"), Err(BtfError::NoStruct(_))));
+        assert!(matches!(
+            btf.member_offset("outer", "zz"),
+            Err(BtfError::NoMember { .. })
+        ));
+        assert!(matches!(
+            btf.member_offset("nope", "a"),
+            Err(BtfError::NoStruct(_))
+        ));
     }
 
     #[test]
@@ -216,9 +269,15 @@ mod kernel_tests {
     /// The running kernel's BTF parses and has the members watchtrace reads.
     #[test]
     fn the_running_kernel_has_the_members_we_read() {
-        let data = std::fs::read("/sys/kernel/btf/vmlinux").expect("kernel BTF (CONFIG_DEBUG_INFO_BTF)");
+        let data =
+            std::fs::read("/sys/kernel/btf/vmlinux").expect("kernel BTF (CONFIG_DEBUG_INFO_BTF)");
         let btf = Btf::parse(&data).unwrap();
-        for (strukt, member) in [("sk_buff", "head"), ("sk_buff", "transport_header"), ("tcp_sock", "write_seq"), ("tcp_sock", "snd_una")] {
+        for (strukt, member) in [
+            ("sk_buff", "head"),
+            ("sk_buff", "transport_header"),
+            ("tcp_sock", "write_seq"),
+            ("tcp_sock", "snd_una"),
+        ] {
             let offset = btf.member_offset(strukt, member).unwrap();
             assert!(offset > 0, "{strukt}.{member}");
         }

@@ -125,7 +125,11 @@ impl Tracer {
             )
             .map_max_entries(maps::ACTIVE_IO, options.max_active_io)
             .map_max_entries(maps::TLS_FDS, options.max_tls_fds)
-            .override_global(maps::SOCK_RECV_LENGTH_LAYOUT, &layouts.sock_recv_length, true)
+            .override_global(
+                maps::SOCK_RECV_LENGTH_LAYOUT,
+                &layouts.sock_recv_length,
+                true,
+            )
             .override_global(maps::CLOSE_LAYOUT, &layouts.close, true)
             .override_global(maps::SYSCALL_IO_LAYOUT, &layouts.syscall_io, true)
             .override_global(maps::SYSCALL_NUMBERS, &tracepoints::syscall_numbers(), true)
@@ -396,7 +400,8 @@ pub struct GoTlsAttachment {
 
 /// Struct member offsets from the running kernel's BTF.
 fn kernel_layout() -> Result<tracer_common::layout::KernelLayout, LoadError> {
-    let data = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| LoadError::Btf(e.to_string()))?;
+    let data =
+        std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| LoadError::Btf(e.to_string()))?;
     let btf = crate::btf::Btf::parse(&data).map_err(|e| LoadError::Btf(e.to_string()))?;
     tracepoints::kernel_layout(&btf).map_err(|e| LoadError::Btf(e.to_string()))
 }

@@ -193,7 +193,11 @@ impl Layouts {
     /// Reads each format file and derives the layouts.
     pub fn read(root: &Path) -> Result<Self, TracefsError> {
         let parse_error = |tp: &TracepointUse| {
-            let path = root.join("events").join(tp.category).join(tp.name).join("format");
+            let path = root
+                .join("events")
+                .join(tp.category)
+                .join(tp.name)
+                .join("format");
             move |source| TracefsError::Parse { path, source }
         };
         let format = tracefs::read_format(root, SOCK_SEND_LENGTH.category, SOCK_SEND_LENGTH.name)?;
@@ -204,7 +208,9 @@ impl Layouts {
             sock_send_length_layout(&format).map_err(parse_error(&SOCK_RECV_LENGTH))?;
         let format = tracefs::read_format(root, SYS_ENTER_CLOSE.category, SYS_ENTER_CLOSE.name)?;
         let close = SyscallFdLayout {
-            fd: format.offset_of("fd", 8).map_err(parse_error(&SYS_ENTER_CLOSE))?,
+            fd: format
+                .offset_of("fd", 8)
+                .map_err(parse_error(&SYS_ENTER_CLOSE))?,
             _pad0: 0,
         };
         let mut syscall_io: Option<SyscallIoLayout> = None;
@@ -214,10 +220,16 @@ impl Layouts {
             let exit_format = tracefs::read_format(root, exit.category, exit.name)?;
             let (buf, count) = (enter.fields[2].0, enter.fields[3].0);
             let layout = SyscallIoLayout {
-                nr: enter_format.offset_of("__syscall_nr", 4).map_err(parse_error(enter))?,
-                fd: enter_format.offset_of("fd", 8).map_err(parse_error(enter))?,
+                nr: enter_format
+                    .offset_of("__syscall_nr", 4)
+                    .map_err(parse_error(enter))?,
+                fd: enter_format
+                    .offset_of("fd", 8)
+                    .map_err(parse_error(enter))?,
                 buf: enter_format.offset_of(buf, 8).map_err(parse_error(enter))?,
-                count: enter_format.offset_of(count, 8).map_err(parse_error(enter))?,
+                count: enter_format
+                    .offset_of(count, 8)
+                    .map_err(parse_error(enter))?,
                 ret: exit_format.offset_of("ret", 8).map_err(parse_error(exit))?,
                 _pad0: 0,
             };
@@ -226,7 +238,11 @@ impl Layouts {
             match syscall_io {
                 Some(first) if first != layout => {
                     return Err(TracefsError::Parse {
-                        path: root.join("events").join(enter.category).join(enter.name).join("format"),
+                        path: root
+                            .join("events")
+                            .join(enter.category)
+                            .join(enter.name)
+                            .join("format"),
                         source: tracefs::FormatError::LayoutMismatch {
                             tracepoint: enter.name.to_owned(),
                         },
@@ -237,7 +253,11 @@ impl Layouts {
         }
         let syscall_io = syscall_io.expect("IO_TRACEPOINTS is not empty");
         let format = tracefs::read_format(root, TCP_PROBE.category, TCP_PROBE.name)?;
-        let at = |name: &str, size: u32| format.offset_of(name, size).map_err(parse_error(&TCP_PROBE));
+        let at = |name: &str, size: u32| {
+            format
+                .offset_of(name, size)
+                .map_err(parse_error(&TCP_PROBE))
+        };
         let tcp_probe = TcpProbeLayout {
             saddr: at("saddr", 28)?,
             daddr: at("daddr", 28)?,
@@ -311,7 +331,9 @@ mod tests {
 }
 
 /// Offsets inside kernel structs the programs read, from kernel BTF.
-pub fn kernel_layout(btf: &crate::btf::Btf) -> Result<tracer_common::layout::KernelLayout, crate::btf::BtfError> {
+pub fn kernel_layout(
+    btf: &crate::btf::Btf,
+) -> Result<tracer_common::layout::KernelLayout, crate::btf::BtfError> {
     Ok(tracer_common::layout::KernelLayout {
         skb_head: btf.member_offset("sk_buff", "head")?,
         skb_transport_header: btf.member_offset("sk_buff", "transport_header")?,

@@ -73,7 +73,10 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
     tracer.attach_tracepoint(&SOCK_SEND_LENGTH).unwrap();
     let binary = testbed_bin("tls-writer");
     let location = symbols::resolve_go(&binary, symbols::GO_TLS_WRITE).unwrap();
-    assert!(location.body_file_offset > location.entry_file_offset, "Write has a stack check");
+    assert!(
+        location.body_file_offset > location.entry_file_offset,
+        "Write has a stack check"
+    );
 
     let mut child = Command::new(&binary)
         .args(["-n", &WRITES.to_string(), "-base", "100", "-step", "7"])
