@@ -22,6 +22,8 @@ pub enum RecordKind {
     SockState = 7,
     /// [`Retransmit`].
     Retransmit = 8,
+    /// [`SockAnchor`] (made by userspace at attach).
+    SockAnchor = 9,
 }
 
 impl RecordKind {
@@ -36,6 +38,7 @@ impl RecordKind {
             6 => Some(Self::TcpSample),
             7 => Some(Self::SockState),
             8 => Some(Self::Retransmit),
+            9 => Some(Self::SockAnchor),
             _ => None,
         }
     }
@@ -143,6 +146,33 @@ pub struct Retransmit {
 }
 
 const _: () = assert!(size_of::<Retransmit>() == 32);
+
+/// A socket a target already had when watchtrace attached, from sock_diag
+/// and /proc (made by userspace, recorded like kernel records): its identity
+/// and its counters at that moment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockAnchor {
+    pub header: RecordHeader,
+    pub fd: i32,
+    pub family: u16,
+    /// TCP state (1 = ESTABLISHED, 10 = LISTEN, ...).
+    pub state: u8,
+    pub _pad0: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub inode: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub bytes_sent: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    /// Unacknowledged bytes in the send queue.
+    pub send_queue: u32,
+    pub rtt_us: u32,
+}
+
+const _: () = assert!(size_of::<SockAnchor>() == 104);
 
 /// What the kernel keeps about a target's socket, keyed by its address.
 #[repr(C)]
@@ -360,6 +390,8 @@ mod pod {
     unsafe impl aya::Pod for super::SockState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Retransmit {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockAnchor {}
 }
 
 /// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.

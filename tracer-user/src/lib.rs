@@ -18,6 +18,7 @@ pub mod host;
 pub mod http2;
 pub mod loader;
 pub mod recording;
+pub mod sockdiag;
 pub mod symbols;
 pub mod targets;
 pub mod tracefs;

@@ -303,6 +303,18 @@ impl Layouts {
     }
 }
 
+/// Offsets inside kernel structs the programs read, from kernel BTF.
+pub fn kernel_layout(
+    btf: &crate::btf::Btf,
+) -> Result<tracer_common::layout::KernelLayout, crate::btf::BtfError> {
+    Ok(tracer_common::layout::KernelLayout {
+        skb_head: btf.member_offset("sk_buff", "head")?,
+        skb_transport_header: btf.member_offset("sk_buff", "transport_header")?,
+        tcp_write_seq: btf.member_offset("tcp_sock", "write_seq")?,
+        _pad0: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,16 +340,4 @@ mod tests {
         );
         check_fields(&SOCK_SEND_LENGTH, &format).unwrap();
     }
-}
-
-/// Offsets inside kernel structs the programs read, from kernel BTF.
-pub fn kernel_layout(
-    btf: &crate::btf::Btf,
-) -> Result<tracer_common::layout::KernelLayout, crate::btf::BtfError> {
-    Ok(tracer_common::layout::KernelLayout {
-        skb_head: btf.member_offset("sk_buff", "head")?,
-        skb_transport_header: btf.member_offset("sk_buff", "transport_header")?,
-        tcp_write_seq: btf.member_offset("tcp_sock", "write_seq")?,
-        _pad0: 0,
-    })
 }

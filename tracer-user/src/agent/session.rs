@@ -10,15 +10,18 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use tracer_common::counters::Counter;
+use tracer_common::{
+    counters::Counter,
+    record::{RecordHeader, RecordKind, SockAnchor},
+};
 
 use crate::{
-    capture::encode_fd_close,
+    capture::encode,
     cli::TargetArgs,
     clock,
     loader::{LoadOptions, Tracer},
     recording::TargetInfo,
-    targets, tracefs,
+    sockdiag, targets, tracefs,
     tracepoints::{self, Layouts},
 };
 
@@ -89,6 +92,8 @@ impl Session {
             self.traced.remove(&gone);
             tracing::info!(pid = gone, "target exited");
         }
+        let mut records = Vec::new();
+        let mut new_pids = Vec::new();
         for target in found {
             if self.traced.contains_key(&target.pid) {
                 continue;
@@ -99,6 +104,7 @@ impl Session {
                 None => None,
             };
             tracing::info!(pid = target.pid, comm = %target.comm, "tracing");
+            new_pids.push(target.pid);
             self.traced.insert(
                 target.pid,
                 TargetInfo {
@@ -109,11 +115,15 @@ impl Session {
                 },
             );
         }
+        if !new_pids.is_empty() {
+            records.extend(anchors(&new_pids).iter().map(encode));
+        }
         let closes = self.tracer.sweep_streams(
             |tgid| self.traced.contains_key(&tgid),
             clock::monotonic_ns(),
         )?;
-        Ok(closes.iter().map(encode_fd_close).collect())
+        records.extend(closes.iter().map(encode));
+        Ok(records)
     }
 
     /// Attaches the Go TLS probes to a target's binary once per binary.
@@ -191,7 +201,7 @@ impl Session {
             .tracer
             .sweep_streams(|_| false, clock::monotonic_ns())?;
         for close in &closes {
-            sink(&encode_fd_close(close));
+            sink(&encode(close));
         }
         Ok(())
     }
@@ -199,5 +209,67 @@ impl Session {
     /// The kernel's counters, for the end-of-run report.
     pub fn counters(&self) -> anyhow::Result<Vec<(Counter, u64)>> {
         Ok(self.tracer.counters()?)
+    }
+}
+
+/// Anchors for the TCP sockets the processes `pids` hold now.
+fn anchors(pids: &[u32]) -> Vec<SockAnchor> {
+    let sockets = match sockdiag::dump_tcp() {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            tracing::warn!(
+                "sock_diag dump failed, pre-existing connections are learnt as they are used: {e}"
+            );
+            return Vec::new();
+        }
+    };
+    let by_inode: BTreeMap<u32, &sockdiag::DiagSocket> =
+        sockets.iter().map(|s| (s.inode, s)).collect();
+    let now = clock::monotonic_ns();
+    let mut out = Vec::new();
+    for &pid in pids {
+        for (inode, fd) in sockdiag::socket_fds(pid) {
+            let Some(socket) = by_inode.get(&inode) else {
+                continue;
+            };
+            let info = socket.info.unwrap_or_default();
+            out.push(SockAnchor {
+                header: RecordHeader {
+                    ts_ns: now,
+                    kind: RecordKind::SockAnchor as u16,
+                    _pad0: 0,
+                    tgid: pid,
+                    tid: 0,
+                    _pad1: 0,
+                },
+                fd,
+                family: u16::from(socket.family),
+                state: socket.state,
+                _pad0: 0,
+                sport: socket.local.1,
+                dport: socket.peer.1,
+                inode,
+                saddr: ip_bytes(socket.local.0),
+                daddr: ip_bytes(socket.peer.0),
+                bytes_sent: info.bytes_sent,
+                bytes_acked: info.bytes_acked,
+                bytes_received: info.bytes_received,
+                send_queue: socket.send_queue,
+                rtt_us: info.rtt_us,
+            });
+        }
+    }
+    out
+}
+
+/// An address in a record's 16-byte form (IPv4 in the first four bytes).
+fn ip_bytes(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut out = [0u8; 16];
+            out[..4].copy_from_slice(&v4.octets());
+            out
+        }
+        std::net::IpAddr::V6(v6) => v6.octets(),
     }
 }

@@ -3,5 +3,5 @@
 mod record;
 mod streams;
 
-pub use record::{DecodeError, Record, decode, encode_fd_close};
+pub use record::{DecodeError, Record, UserRecord, decode, encode};
 pub use streams::{StreamEvent, StreamId, StreamStats, Streams};

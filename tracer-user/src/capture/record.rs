@@ -3,8 +3,8 @@
 
 use thiserror::Error;
 use tracer_common::record::{
-    ChunkHeader, FdClose, RecordHeader, RecordKind, Retransmit, SockRecv, SockSend, SockState,
-    TcpSample, TlsWrite,
+    ChunkHeader, FdClose, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv, SockSend,
+    SockState, TcpSample, TlsWrite,
 };
 
 /// A decoded kernel record.
@@ -19,6 +19,7 @@ pub enum Record {
     TcpSample(TcpSample),
     SockState(SockState),
     Retransmit(Retransmit),
+    SockAnchor(SockAnchor),
 }
 
 impl Record {
@@ -33,6 +34,7 @@ impl Record {
             Self::TcpSample(r) => &r.header,
             Self::SockState(r) => &r.header,
             Self::Retransmit(r) => &r.header,
+            Self::SockAnchor(r) => &r.header,
         }
     }
 }
@@ -83,6 +85,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::SockState) => unsafe { read(bytes) }.map(Record::SockState),
         // SAFETY: as above.
         Some(RecordKind::Retransmit) => unsafe { read(bytes) }.map(Record::Retransmit),
+        // SAFETY: as above.
+        Some(RecordKind::SockAnchor) => unsafe { read(bytes) }.map(Record::SockAnchor),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -104,6 +108,26 @@ unsafe fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
     // alignment.
     Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
 }
+
+/// The bytes of a record made in userspace (a swept stream's close, a
+/// socket anchor), laid out exactly as the kernel lays out its own, so
+/// recordings and the pipeline treat both alike.
+pub fn encode<T: UserRecord>(record: &T) -> Vec<u8> {
+    let size = size_of::<T>();
+    let mut bytes = vec![0u8; size];
+    // SAFETY: UserRecord types are repr(C) with explicit padding and no
+    // implicit padding (asserted in tracer-common), so all `size` bytes are
+    // initialised; the destination holds exactly `size` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping((record as *const T).cast::<u8>(), bytes.as_mut_ptr(), size);
+    }
+    bytes
+}
+
+/// Records userspace makes itself.
+pub trait UserRecord: Copy {}
+impl UserRecord for FdClose {}
+impl UserRecord for SockAnchor {}
 
 #[cfg(test)]
 mod tests {
@@ -184,23 +208,4 @@ mod tests {
             Err(DecodeError::UnknownKind { kind: 0xee })
         );
     }
-}
-
-/// The bytes of a close record made in userspace (a swept stream), laid out
-/// exactly as the kernel lays out its own, so recordings and the pipeline
-/// treat both alike.
-pub fn encode_fd_close(close: &FdClose) -> Vec<u8> {
-    let size = size_of::<FdClose>();
-    let mut bytes = vec![0u8; size];
-    // SAFETY: FdClose is repr(C) with explicit padding and no implicit
-    // padding (asserted in tracer-common), so all `size` bytes are
-    // initialised; the destination holds exactly `size` bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            (close as *const FdClose).cast::<u8>(),
-            bytes.as_mut_ptr(),
-            size,
-        );
-    }
-    bytes
 }

@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use tracer_common::record::{Retransmit, SockRecv, SockSend, SockState, TcpSample};
+use tracer_common::record::{Retransmit, SockAnchor, SockRecv, SockSend, SockState, TcpSample};
 
 use super::{
     acks::{AckTracker, Acked},
@@ -181,6 +181,18 @@ impl Sockets {
         }
     }
 
+    /// A socket that existed before attach. It has no kernel address yet
+    /// (the probes give one when it is used), so it is keyed by a value no
+    /// kernel pointer takes: its inode in the low half, all-ones above.
+    pub fn on_anchor(&mut self, r: &SockAnchor, out: &mut Vec<SocketEvent>) {
+        let key = anchor_key(r.inode);
+        let info = self.entry(key, r.header.tgid, r.fd, r.header.ts_ns, out);
+        info.local = Some((address(r.family, &r.saddr), r.sport));
+        info.peer = Some((address(r.family, &r.daddr), r.dport));
+        info.bytes_sent = r.bytes_sent;
+        info.bytes_received = r.bytes_received;
+    }
+
     pub fn on_recv(&mut self, r: &SockRecv, out: &mut Vec<SocketEvent>) {
         let info = self.entry(r.sock, r.header.tgid, r.fd, r.header.ts_ns, out);
         if r.ret > 0 {
@@ -248,6 +260,11 @@ impl Sockets {
             self.close(sock, ts, out);
         }
     }
+}
+
+/// Table key of an anchored socket, until the probes name it.
+pub(crate) fn anchor_key(inode: u32) -> u64 {
+    0xffff_ffff_0000_0000 | u64::from(inode)
 }
 
 fn address(family: u16, raw: &[u8; 16]) -> IpAddr {

@@ -136,22 +136,6 @@ pub(crate) fn read_uint(data: &[u8], offset: usize, size: usize, big_endian: boo
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_uint_handles_both_endiannesses_and_bounds() {
-        let data = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert_eq!(read_uint(&data, 0, 4, false), Some(0x0403_0201));
-        assert_eq!(read_uint(&data, 0, 4, true), Some(0x0102_0304));
-        assert_eq!(read_uint(&data, 0, 8, false), Some(0x0807_0605_0403_0201));
-        assert_eq!(read_uint(&data, 5, 4, false), None);
-        assert_eq!(read_uint(&data, usize::MAX, 4, false), None);
-        assert_eq!(read_uint(&data, 0, 3, false), None);
-    }
-}
-
 /// Builds a minimal little-endian x86-64 ELF executable with one `PT_LOAD`
 /// per `(address, p_flags, bytes)` and no section headers, for tests.
 #[cfg(test)]
@@ -186,4 +170,20 @@ pub(crate) fn test_elf(segments: &[(u64, u32, &[u8])]) -> Vec<u8> {
         elf[at..at + bytes.len()].copy_from_slice(bytes);
     }
     elf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_uint_handles_both_endiannesses_and_bounds() {
+        let data = [1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(read_uint(&data, 0, 4, false), Some(0x0403_0201));
+        assert_eq!(read_uint(&data, 0, 4, true), Some(0x0102_0304));
+        assert_eq!(read_uint(&data, 0, 8, false), Some(0x0807_0605_0403_0201));
+        assert_eq!(read_uint(&data, 5, 4, false), None);
+        assert_eq!(read_uint(&data, usize::MAX, 4, false), None);
+        assert_eq!(read_uint(&data, 0, 3, false), None);
+    }
 }
