@@ -4,7 +4,10 @@
 // It starts a TLS server on 127.0.0.1 that only reads, dials it, prints
 // "ready <pid>" and waits for a line on stdin (so the test can attach its
 // probes), then writes -n messages where message i (0-based) has
-// -base + i*-step bytes, closes, and prints "done <calls> <bytes>".
+// -base + i*-step bytes, closes, and prints "done <calls> <bytes> <ns>",
+// the last being the time from the first Write until the server had read
+// everything.
+
 package main
 
 import (
@@ -59,6 +62,7 @@ func main() {
 	close(start)
 
 	var total int
+	began := time.Now()
 	for i := 0; i < *n; i++ {
 		msg := make([]byte, *base+i**step)
 		for j := range msg {
@@ -77,7 +81,8 @@ func main() {
 	case <-time.After(10 * time.Second):
 		check(fmt.Errorf("server did not finish reading"))
 	}
-	fmt.Printf("done %d %d\n", *n, total)
+	elapsed := time.Since(began)
+	fmt.Printf("done %d %d %d\n", *n, total, elapsed.Nanoseconds())
 }
 
 func selfSigned() (tls.Certificate, error) {

@@ -1,0 +1,129 @@
+package apiserver
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"watchtrace/testbed/internal/framing"
+	"watchtrace/testbed/internal/groundtruth"
+	"watchtrace/testbed/internal/k8sobj"
+	"watchtrace/testbed/internal/watchcache"
+)
+
+// Config configures the handler.
+type Config struct {
+	Caches []*watchcache.Cache
+	Log    *groundtruth.Logger
+	// MinRequestTimeout is kube-apiserver's --min-request-timeout: watches
+	// without timeoutSeconds last 1x-2x this long.
+	MinRequestTimeout time.Duration
+	// Shutdown is closed when the server stops; open watches then end
+	// with END_STREAM.
+	Shutdown <-chan struct{}
+}
+
+// Server routes list and watch requests to the caches.
+type Server struct {
+	cfg        Config
+	served     map[string]k8sobj.Resource
+	caches     map[string]*watchcache.Cache
+	nextStream atomic.Uint64
+	// APF identifies the flow schema and priority level on every response;
+	// constant values keep HPACK behaviour realistic (indexed after the
+	// first response on a connection).
+	flowSchemaUID, priorityLevelUID string
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	s := &Server{
+		cfg:              cfg,
+		served:           map[string]k8sobj.Resource{},
+		caches:           map[string]*watchcache.Cache{},
+		flowSchemaUID:    newUUID(),
+		priorityLevelUID: newUUID(),
+	}
+	for _, c := range cfg.Caches {
+		s.served[c.Resource().ID()] = c.Resource()
+		s.caches[c.Resource().ID()] = c
+	}
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Audit-Id", newUUID())
+	h.Set("Cache-Control", "no-cache, private")
+	h.Set("X-Kubernetes-Pf-Flowschema-Uid", s.flowSchemaUID)
+	h.Set("X-Kubernetes-Pf-Prioritylevel-Uid", s.priorityLevelUID)
+
+	f := framing.Negotiate(r.Header.Get("Accept"))
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/livez":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok"))
+		return
+	case "/version":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"major":"1","minor":"32","gitVersion":"v1.32.0-watchtrace-testbed","platform":"linux/amd64"}` + "\n"))
+		return
+	}
+	rt, ok := parseRoute(r.URL.Path, s.served)
+	if !ok {
+		s.reject(w, r, f, http.StatusNotFound, "the server could not find the requested resource", groundtruth.ReasonNotFound)
+		return
+	}
+	if r.Method != http.MethodGet {
+		s.reject(w, r, f, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not supported by the testbed", r.Method), groundtruth.ReasonBadRequest)
+		return
+	}
+	p, err := parseParams(r.URL.Query())
+	if err != nil {
+		s.reject(w, r, f, http.StatusBadRequest, err.Error(), groundtruth.ReasonBadRequest)
+		return
+	}
+	cache := s.caches[rt.res.ID()]
+	if p.watch || rt.legacyWatch {
+		s.serveWatch(w, r, f, cache, rt, p)
+		return
+	}
+	s.serveList(w, r, f, cache, rt, p)
+}
+
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, f framing.Format, code int, msg, reason string) {
+	s.cfg.Log.Log(&groundtruth.Record{
+		Kind: groundtruth.KindRequestError, T: groundtruth.Now(), Client: r.RemoteAddr,
+		Path: requestPath(r), UserAgent: userAgent(r), Status: code, Reason: reason, Error: msg,
+	})
+	writeStatus(w, f, code, msg)
+}
+
+func requestPath(r *http.Request) string { return r.URL.RequestURI() }
+
+func tlsFlag(r *http.Request) *bool {
+	v := r.TLS != nil
+	return &v
+}
+
+// newUUID returns a random RFC 4122 version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// userAgent returns the request's User-Agent, bounded for the log.
+func userAgent(r *http.Request) string {
+	ua := r.UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	return strings.ToValidUTF8(ua, "?")
+}

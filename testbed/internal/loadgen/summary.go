@@ -1,0 +1,108 @@
+package loadgen
+
+// Summary is watch-load's result, printed as JSON at the end of a run.
+type Summary struct {
+	StartedAt   int64               `json:"started_at"`  // Unix ns, watches established / load start (t0)
+	FinishedAt  int64               `json:"finished_at"` // Unix ns
+	Connections []ConnectionSummary `json:"connections"`
+	Streams     []StreamSummary     `json:"streams"`
+	Writer      *WriterSummary      `json:"writer,omitempty"`
+	Totals      Totals              `json:"totals"`
+	Problems    []string            `json:"problems"`    // anything that makes the run invalid
+	Interrupted bool                `json:"interrupted"` // stopped by a signal before the planned end
+}
+
+// Totals aggregates all streams.
+type Totals struct {
+	Events       int64 `json:"events"`    // ADDED/MODIFIED/DELETED received
+	Bookmarks    int64 `json:"bookmarks"` // BOOKMARK received
+	ErrorEvents  int64 `json:"error_events"`
+	Bytes        int64 `json:"bytes"` // framed watch bytes received
+	RVViolations int64 `json:"rv_violations"`
+	Duplicates   int64 `json:"duplicates"`
+	Rewatches    int64 `json:"rewatches"`
+	Relists      int64 `json:"relists"`
+}
+
+// ConnectionSummary describes one HTTP/2 connection (one http.Transport).
+type ConnectionSummary struct {
+	Index      int      `json:"index"`
+	UserAgent  string   `json:"user_agent"`
+	Dials      int64    `json:"dials"`       // TCP connections opened; 1 unless the server closed one
+	LocalAddrs []string `json:"local_addrs"` // client ip:port of each dial (the ground truth's "client")
+	Events     int64    `json:"events"`
+	Bytes      int64    `json:"bytes"`
+	Stalled    *Window  `json:"stalled,omitempty"` // fault mode 2 applied to this connection
+}
+
+// Window is a fault window in Unix ns.
+type Window struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// StreamSummary describes one logical watch (a reflector): a LIST and
+// successive WATCH requests, each a separate HTTP/2 stream.
+type StreamSummary struct {
+	Index        int              `json:"index"` // global stream index
+	Conn         int              `json:"conn"`
+	Resource     string           `json:"resource"`
+	Namespace    string           `json:"namespace,omitempty"` // empty: all namespaces
+	Format       string           `json:"format"`
+	Events       int64            `json:"events"`
+	Bookmarks    int64            `json:"bookmarks"`
+	ErrorEvents  int64            `json:"error_events"`
+	Bytes        int64            `json:"bytes"`
+	FirstRV      int64            `json:"first_rv"` // RV the first watch started from (list RV)
+	LastRV       int64            `json:"last_rv"`  // highest RV received (events and bookmarks)
+	RVViolations int64            `json:"rv_violations"`
+	Duplicates   int64            `json:"duplicates"`
+	Rewatches    int64            `json:"rewatches"`
+	Relists      int64            `json:"relists"`
+	Stalled      *Window          `json:"stalled,omitempty"` // fault mode 1 applied to this stream
+	Requests     []RequestSummary `json:"requests"`
+	Errors       []string         `json:"errors,omitempty"`
+}
+
+// RequestSummary is one HTTP request of a stream; (LocalAddr, Path) matches
+// the ground truth's (client, path).
+type RequestSummary struct {
+	Verb      string `json:"verb"` // LIST | WATCH
+	Path      string `json:"path"`
+	LocalAddr string `json:"local_addr"`
+	Proto     string `json:"proto"`
+	Status    int    `json:"status"`
+	Events    int64  `json:"events"` // all watch events incl. bookmarks and errors
+	Bytes     int64  `json:"bytes"`  // framed bytes (watch) or body bytes (list)
+	// Changes and ChangeBytes count only ADDED/MODIFIED/DELETED events:
+	// unlike bookmarks, none can be in flight when the client stops after
+	// catching up, so they must match the ground truth exactly.
+	Changes     int64  `json:"changes"`
+	ChangeBytes int64  `json:"change_bytes"`
+	Start       int64  `json:"start"`
+	End         int64  `json:"end"`
+	EndReason   string `json:"end_reason"` // eof | canceled | error_event | error: ...
+}
+
+// WriterSummary describes the etcd writer's work.
+type WriterSummary struct {
+	Planned     int64 `json:"planned"` // rate x duration
+	Ops         int64 `json:"ops"`     // attempted
+	Puts        int64 `json:"puts"`
+	Creates     int64 `json:"creates"`
+	Updates     int64 `json:"updates"`
+	Deletes     int64 `json:"deletes"`      // deletes that removed a key (each is one event)
+	NoopDeletes int64 `json:"noop_deletes"` // deletes of absent keys (no event)
+	Errors      int64 `json:"errors"`
+	// Committed is the number of etcd revisions created: Puts + Deletes.
+	Committed int64 `json:"committed"`
+	FirstRev  int64 `json:"first_rev"`
+	LastRev   int64 `json:"last_rev"`
+	// PerScope counts committed events per "resource/namespace".
+	PerScope map[string]int64 `json:"per_scope"`
+	// MaxRev is the last revision per "resource/namespace".
+	MaxRev     map[string]int64 `json:"max_rev"`
+	StartedAt  int64            `json:"started_at"`
+	FinishedAt int64            `json:"finished_at"`
+	Lag        string           `json:"lag"` // how far behind schedule the last op ran
+}
