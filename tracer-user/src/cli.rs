@@ -24,8 +24,8 @@ pub enum Command {
     /// Report what this host supports and what watchtrace needs; exits
     /// non-zero with a one-line reason when something required is missing.
     Check,
-    /// Attach to the target processes and print, once a second, their TCP
-    /// sends and Go TLS plaintext writes as the kernel counted them.
+    /// Attach to the target processes, drain the capture without keeping
+    /// it, and print what the kernel counted and what the probes cost.
     Count(CountArgs),
     /// Capture the targets' traffic to a file that `replay` reads without
     /// root. The file holds connection PLAINTEXT (Secrets included): it is
@@ -80,8 +80,11 @@ pub struct CountArgs {
     pub targets: TargetArgs,
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long)]
-    pub duration: Option<u64>,
+    pub duration: Option<f64>,
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
+    /// Keep waiting for a target to appear instead of failing.
+    #[arg(long)]
+    pub wait: bool,
 }

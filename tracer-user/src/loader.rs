@@ -88,6 +88,9 @@ pub enum LoadError {
     /// Kernel BTF could not give a struct member the programs read.
     #[error("kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
     Btf(String),
+    /// The kernel refused to keep BPF run-time statistics.
+    #[error("enabling BPF run-time statistics: {0}")]
+    Stats(String),
     /// A Go function could not be resolved in a binary.
     #[error(transparent)]
     Symbol(#[from] SymbolError),
@@ -357,6 +360,26 @@ impl Tracer {
             .collect())
     }
 
+    /// Run count and total run time of each loaded program, from the
+    /// kernel's BPF stats (counted only while [`enable_bpf_stats`]'s fd is
+    /// held, or `kernel.bpf_stats_enabled` is set).
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        let mut out: Vec<ProgramStats> = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                Some(ProgramStats {
+                    name: name.to_owned(),
+                    run_count: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     /// The kernel counters, summed over CPUs, in [`Counter::ALL`] order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>, LoadError> {
         let err = |source| LoadError::Map {
@@ -404,4 +427,25 @@ fn kernel_layout() -> Result<tracer_common::layout::KernelLayout, LoadError> {
         std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| LoadError::Btf(e.to_string()))?;
     let btf = crate::btf::Btf::parse(&data).map_err(|e| LoadError::Btf(e.to_string()))?;
     tracepoints::kernel_layout(&btf).map_err(|e| LoadError::Btf(e.to_string()))
+}
+
+/// A program's cost, from the kernel's BPF stats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    pub name: String,
+    pub run_count: u64,
+    pub run_time_ns: u64,
+}
+
+impl ProgramStats {
+    /// Mean run time per invocation in nanoseconds.
+    pub fn mean_ns(&self) -> Option<u64> {
+        self.run_time_ns.checked_div(self.run_count)
+    }
+}
+
+/// Turns on the kernel's BPF run-time statistics for as long as the
+/// returned fd is held (BPF_ENABLE_STATS, Linux 5.8+).
+pub fn enable_bpf_stats() -> Result<std::os::fd::OwnedFd, LoadError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| LoadError::Stats(e.to_string()))
 }

@@ -24,8 +24,17 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
     testbed::build()?;
     process::run(Command::new("cargo").args(["build", "--release", "--package", "tracer-user"]))?;
     let watchtrace = workspace_root().join("target/release/watchtrace");
+    // A light load: a newcomer's machine should stay responsive.
     let mut bed = Command::new(testbed::bin_dir().join("testbed-run"))
-        .args(["-duration", &format!("{}s", args.duration + 10)])
+        .args([
+            "-duration",
+            &format!("{}s", args.duration + 10),
+            "--",
+            "-conns",
+            "4",
+            "-write-rate",
+            "50",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .context("starting the testbed")?;
@@ -35,10 +44,13 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "count",
         "--comm",
         "fake-apiserver",
+        "--wait",
         "--duration",
         &args.duration.to_string(),
     ]));
-    let _ = bed.kill();
+    // SIGTERM, so testbed-run stops etcd and removes its data directory.
+    // SAFETY: plain kill(2) on a child we own.
+    unsafe { libc::kill(bed.id() as i32, libc::SIGTERM) };
     let _ = bed.wait();
     result
 }

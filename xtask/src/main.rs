@@ -3,6 +3,7 @@
 //! Everything a fresh machine lacks is installed by `setup`, which every
 //! other command runs first, so the README's two commands work on their own.
 
+mod bench;
 mod demo;
 mod process;
 mod setup;
@@ -26,6 +27,8 @@ enum Command {
     Setup,
     /// Every test: fmt, clippy, unit, golden/replay, root-only eBPF, testbed.
     Test(test::TestArgs),
+    /// Benchmarks that print figures (`capture`).
+    Bench(bench::BenchArgs),
     /// Start the testbed and show watchtrace on it.
     Demo(demo::DemoArgs),
     /// Start etcd, fake-apiserver and watch-load together (flags pass through).
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Setup => setup::run(),
         Command::Test(args) => test::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Testbed { args } => testbed::run(&args),
     }

@@ -1,83 +1,80 @@
-//! `watchtrace count`: the first probes end to end. Attaches the tracepoint
-//! and the Go TLS uprobe to the targets and prints the kernel's counts.
+//! `watchtrace count`: attach everything to the targets, drain the ring
+//! buffer without keeping anything, and print the kernel's counts once a
+//! second and the probes' cost at the end. The quickest way to see that
+//! capture works on a host, and what it costs.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use tracer_common::counters::Counter;
 
 use crate::{
+    agent::{Session, SessionOptions},
     cli::CountArgs,
-    loader::{LoadOptions, Tracer},
-    symbols, targets, tracefs,
-    tracepoints::{self, Layouts},
+    loader::{self, LoadOptions},
 };
 
 /// Runs until `--duration` elapses or Ctrl-C.
 pub async fn run(args: CountArgs) -> anyhow::Result<()> {
-    let root = tracefs::ensure_mounted().context("tracefs")?;
-    let layouts = Layouts::read(&root).context("reading tracepoint layouts")?;
-    let mut tracer = Tracer::load(
-        LoadOptions {
+    let _stats = loader::enable_bpf_stats().context("BPF run-time statistics")?;
+    let mut session = Session::start(SessionOptions {
+        targets: args.targets.clone(),
+        load: LoadOptions {
             ringbuf_bytes: args.ringbuf_size,
             ..LoadOptions::default()
         },
-        &layouts,
-    )
-    .context("loading eBPF programs (try `watchtrace check`)")?;
-    let found = targets::scan(&args.targets);
-    if found.is_empty() {
-        bail!(
-            "no target process found (selectors: {:?}); start it first or pass --pid/--comm/--exe",
-            args.targets
-        );
-    }
-    let mut binaries = BTreeSet::new();
-    for target in &found {
-        tracer.add_target(target.pid)?;
-        tracing::info!(pid = target.pid, comm = %target.comm, "tracing");
-        if let Some(exe) = &target.exe {
-            binaries.insert(exe.clone());
+        rescan: Duration::from_secs(1),
+    })?;
+    if !args.wait {
+        session.rescan()?;
+        if session.targets().is_empty() {
+            anyhow::bail!(
+                "no target process found ({}); start it first, pass --pid/--comm/--exe, or --wait",
+                args.targets.describe()
+            );
         }
     }
-    tracer.attach_tracepoint(&tracepoints::SOCK_SEND_LENGTH)?;
-    for exe in &binaries {
-        match symbols::resolve(exe, symbols::GO_TLS_WRITE) {
-            Ok(location) => {
-                tracer.attach_go_tls_write(exe, location.file_offset)?;
-                tracing::info!(binary = %exe.display(), "attached {}", symbols::GO_TLS_WRITE);
-            }
-            Err(e) => tracing::warn!("no TLS plaintext for {}: {e}", exe.display()),
-        }
-    }
-    // Drain the ring buffer so it never fills while counting.
-    let mut events = tracer.take_events()?;
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let deadline = args
-        .duration
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut records = 0u64;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = tokio::signal::ctrl_c() => break,
+    let mut bytes = 0u64;
+    let stop = async {
+        match args.duration {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-        while events.next().is_some() {
-            records += 1;
-        }
-        let counts = tracer.counters()?;
-        let line: Vec<String> = counts
-            .iter()
-            .map(|(c, v)| format!("{}={v}", c.name()))
-            .collect();
-        println!("records={records} {}", line.join(" "));
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            break;
+    };
+    session
+        .run(
+            |record| {
+                records += 1;
+                bytes += record.len() as u64;
+            },
+            stop,
+        )
+        .await?;
+    let counts = session.counters()?;
+    let line: Vec<String> = counts
+        .iter()
+        .map(|(c, v)| format!("{}={v}", c.name()))
+        .collect();
+    println!("records={records} record_bytes={bytes} {}", line.join(" "));
+    for program in session.tracer().program_stats() {
+        if program.run_count > 0 {
+            println!(
+                "program {} runs={} mean_ns={}",
+                program.name,
+                program.run_count,
+                program.mean_ns().unwrap_or(0)
+            );
         }
     }
-    let drops = tracer.counter(Counter::RingbufDrops)?;
-    if drops > 0 {
-        tracing::warn!(drops, "ring buffer was full; raise --ringbuf-size");
+    let lost = counts
+        .iter()
+        .find(|(c, _)| *c == Counter::LostBytes)
+        .map_or(0, |(_, v)| *v);
+    if lost > 0 {
+        tracing::warn!(lost, "bytes were lost; raise --ringbuf-size");
     }
     Ok(())
 }
