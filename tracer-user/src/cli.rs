@@ -50,6 +50,9 @@ pub struct RecordArgs {
     /// data, which is counted and marked as gaps, never silent.
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
+    /// Keep waiting for a target to appear instead of failing.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Arguments of `watchtrace replay`.

@@ -28,9 +28,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     })?;
     // Attach before opening the file so its metadata lists the targets.
     let initial = session.rescan()?;
-    if session.targets().is_empty() {
+    if session.targets().is_empty() && !args.wait {
         anyhow::bail!(
-            "no target process found ({}); start it first or pass --pid/--comm/--exe",
+            "no target process found ({}); start it first, pass --pid/--comm/--exe, or --wait",
             args.targets.describe()
         );
     }
