@@ -24,6 +24,8 @@ pub enum RecordKind {
     Retransmit = 8,
     /// [`SockAnchor`] (made by userspace at attach).
     SockAnchor = 9,
+    /// [`ProcessInfo`] (made by userspace at attach).
+    ProcessInfo = 10,
 }
 
 impl RecordKind {
@@ -39,6 +41,7 @@ impl RecordKind {
             7 => Some(Self::SockState),
             8 => Some(Self::Retransmit),
             9 => Some(Self::SockAnchor),
+            10 => Some(Self::ProcessInfo),
             _ => None,
         }
     }
@@ -173,6 +176,22 @@ pub struct SockAnchor {
 }
 
 const _: () = assert!(size_of::<SockAnchor>() == 104);
+
+/// A process watchtrace started tracing (made by userspace, recorded so a
+/// replay knows every target, including those that appeared later).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub header: RecordHeader,
+    /// `/proc/PID/comm`, NUL-padded.
+    pub comm: [u8; 16],
+    /// The binary's Go version (e.g. `go1.19.8`), NUL-padded; empty if none.
+    pub go_version: [u8; 16],
+    /// `/proc/PID/exe`, NUL-padded (truncated beyond 255 bytes).
+    pub exe: [u8; 256],
+}
+
+const _: () = assert!(size_of::<ProcessInfo>() == 312);
 
 /// What the kernel keeps about a target's socket, keyed by its address.
 #[repr(C)]
@@ -392,6 +411,8 @@ mod pod {
     unsafe impl aya::Pod for super::Retransmit {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockAnchor {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProcessInfo {}
 }
 
 /// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.

@@ -12,11 +12,11 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tracer_common::{
     counters::Counter,
-    record::{RecordHeader, RecordKind, SockAnchor},
+    record::{ProcessInfo, RecordHeader, RecordKind, SockAnchor},
 };
 
 use crate::{
-    capture::encode,
+    capture::{encode, fixed},
     cli::TargetArgs,
     clock,
     loader::{LoadOptions, Tracer},
@@ -105,6 +105,25 @@ impl Session {
             };
             tracing::info!(pid = target.pid, comm = %target.comm, "tracing");
             new_pids.push(target.pid);
+            records.push(encode(&ProcessInfo {
+                header: RecordHeader {
+                    ts_ns: clock::monotonic_ns(),
+                    kind: RecordKind::ProcessInfo as u16,
+                    _pad0: 0,
+                    tgid: target.pid,
+                    tid: 0,
+                    _pad1: 0,
+                },
+                comm: fixed(&target.comm),
+                go_version: fixed(go_version.as_deref().unwrap_or_default()),
+                exe: fixed(
+                    &target
+                        .exe
+                        .as_ref()
+                        .map(|e| e.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            }));
             self.traced.insert(
                 target.pid,
                 TargetInfo {

@@ -3,8 +3,8 @@
 
 use thiserror::Error;
 use tracer_common::record::{
-    ChunkHeader, FdClose, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv, SockSend,
-    SockState, TcpSample, TlsWrite,
+    ChunkHeader, FdClose, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv,
+    SockSend, SockState, TcpSample, TlsWrite,
 };
 
 /// A decoded kernel record.
@@ -20,6 +20,7 @@ pub enum Record {
     SockState(SockState),
     Retransmit(Retransmit),
     SockAnchor(SockAnchor),
+    ProcessInfo(ProcessInfo),
 }
 
 impl Record {
@@ -35,6 +36,7 @@ impl Record {
             Self::SockState(r) => &r.header,
             Self::Retransmit(r) => &r.header,
             Self::SockAnchor(r) => &r.header,
+            Self::ProcessInfo(r) => &r.header,
         }
     }
 }
@@ -87,6 +89,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::Retransmit) => unsafe { read(bytes) }.map(Record::Retransmit),
         // SAFETY: as above.
         Some(RecordKind::SockAnchor) => unsafe { read(bytes) }.map(Record::SockAnchor),
+        // SAFETY: as above.
+        Some(RecordKind::ProcessInfo) => unsafe { read(bytes) }.map(Record::ProcessInfo),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -128,6 +132,21 @@ pub fn encode<T: UserRecord>(record: &T) -> Vec<u8> {
 pub trait UserRecord: Copy {}
 impl UserRecord for FdClose {}
 impl UserRecord for SockAnchor {}
+impl UserRecord for ProcessInfo {}
+
+/// A NUL-padded fixed-size field from a string (truncated to fit).
+pub fn fixed<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = text.len().min(N);
+    out[..n].copy_from_slice(&text.as_bytes()[..n]);
+    out
+}
+
+/// The text of a NUL-padded fixed-size field.
+pub fn unfixed(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
 
 #[cfg(test)]
 mod tests {
