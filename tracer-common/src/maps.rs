@@ -35,9 +35,14 @@ pub const SYSCALL_IO_LAYOUT: &str = "SYSCALL_IO_LAYOUT";
 pub const SYSCALL_NUMBERS: &str = "SYSCALL_NUMBERS";
 /// Hash `u32 tid -> IoArgs`: socket-capable syscalls in flight.
 pub const ACTIVE_IO: &str = "ACTIVE_IO";
-/// LRU hash `(tgid, fd) -> u32`: fds carrying Go TLS, whose syscall payload
-/// (ciphertext) is not captured.
+/// LRU hash `(tgid, fd) -> *tls.Conn`: fds carrying Go TLS, whose syscall
+/// payload (ciphertext) is not captured, and the conn bound to each.
 pub const TLS_FDS: &str = "TLS_FDS";
+/// LRU hash `(tgid, *tls.Conn) -> fd`: the binding the other way.
+pub const CONN_FDS: &str = "CONN_FDS";
+/// Hash `tid -> *tls.Conn`: a thread inside a Go TLS Write or Read whose
+/// first socket syscall will reveal the conn's fd.
+pub const THREAD_TLS: &str = "THREAD_TLS";
 /// Default capacity of [`ACTIVE_IO`] (threads of targets in a syscall).
 pub const DEFAULT_MAX_ACTIVE_IO: u32 = 16384;
 /// Default capacity of [`TLS_FDS`].
@@ -70,6 +75,8 @@ pub mod programs {
     pub const GO_TLS_WRITE: &str = "go_tls_write";
     /// Uprobe at the entry of Go's `crypto/tls.(*Conn).Read`.
     pub const GO_TLS_READ: &str = "go_tls_read";
+    /// Uprobe at each RET of Go's `crypto/tls.(*Conn).Write`.
+    pub const GO_TLS_WRITE_RET: &str = "go_tls_write_ret";
     /// Uprobe at each RET of Go's `crypto/tls.(*Conn).Read`.
     pub const GO_TLS_READ_RET: &str = "go_tls_read_ret";
     /// Tracepoint `syscalls:sys_enter_close`.

@@ -26,6 +26,8 @@ pub enum RecordKind {
     SockAnchor = 9,
     /// [`ProcessInfo`] (made by userspace at attach).
     ProcessInfo = 10,
+    /// [`TlsBind`].
+    TlsBind = 11,
 }
 
 impl RecordKind {
@@ -42,6 +44,7 @@ impl RecordKind {
             8 => Some(Self::Retransmit),
             9 => Some(Self::SockAnchor),
             10 => Some(Self::ProcessInfo),
+            11 => Some(Self::TlsBind),
             _ => None,
         }
     }
@@ -331,7 +334,8 @@ const _: () = assert!(size_of::<StreamState>() == 16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkHeader {
     pub header: RecordHeader,
-    /// The socket's fd in the traced process.
+    /// The socket's fd in the traced process, or -1 when not known yet
+    /// (a Go TLS stream before its first syscall bound it: see [`TlsBind`]).
     pub fd: i32,
     /// A [`Direction`] value.
     pub direction: u8,
@@ -341,12 +345,16 @@ pub struct ChunkHeader {
     pub flags: u16,
     /// Stream offset of the first payload byte.
     pub offset: u64,
+    /// For Go TLS: the `*tls.Conn`, which identifies the stream (stable for
+    /// the connection's life; Go's heap does not move objects). 0 for
+    /// syscall payload, whose stream is identified by the fd.
+    pub conn: u64,
     /// Payload bytes following this header.
     pub len: u32,
     pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<ChunkHeader>() == 48);
+const _: () = assert!(size_of::<ChunkHeader>() == 56);
 
 /// A chunk record as laid out in the per-CPU scratch buffer and the ring.
 #[repr(C)]
@@ -363,26 +371,46 @@ pub struct FdClose {
     pub header: RecordHeader,
     pub fd: i32,
     pub _pad0: u32,
+    /// The Go `*tls.Conn` bound to the fd, or 0.
+    pub conn: u64,
     /// End offset per [`Direction`] and [`ChunkSource`]:
-    /// `[egress tls, ingress tls, egress syscall, ingress syscall]`,
-    /// `u64::MAX` where the kernel had no stream.
+    /// `[egress tls, ingress tls, egress syscall, ingress syscall]` (the TLS
+    /// ones are the streams of `conn`), `u64::MAX` where there was none.
     pub end_offsets: [u64; 4],
 }
 
-const _: () = assert!(size_of::<FdClose>() == 64);
+const _: () = assert!(size_of::<FdClose>() == 72);
+
+/// The kernel learnt which fd a Go `*tls.Conn` writes and reads through:
+/// the first socket syscall a thread made after entering that conn's
+/// `Write` or `Read`. Go TLS streams are keyed by conn; this joins them to
+/// the socket (its records, its TCP state).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsBind {
+    pub header: RecordHeader,
+    pub conn: u64,
+    pub fd: i32,
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<TlsBind>() == 40);
 
 /// Key of the kernel's per-stream offset table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamKey {
     pub tgid: u32,
+    /// The fd for syscall streams; -1 for Go TLS streams.
     pub fd: i32,
+    /// The `*tls.Conn` for Go TLS streams; 0 for syscall streams.
+    pub conn: u64,
     pub direction: u8,
     pub source: u8,
     pub _pad0: [u8; 6],
 }
 
-const _: () = assert!(size_of::<StreamKey>() == 16);
+const _: () = assert!(size_of::<StreamKey>() == 24);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -413,6 +441,8 @@ mod pod {
     unsafe impl aya::Pod for super::SockAnchor {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProcessInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TlsBind {}
 }
 
 /// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.
@@ -421,7 +451,8 @@ mod pod {
 pub struct TlsReadArgs {
     pub buf: u64,
     pub cap: u64,
-    pub fd: i64,
+    /// The `*tls.Conn`.
+    pub conn: u64,
 }
 
 const _: () = assert!(size_of::<TlsReadArgs>() == 24);

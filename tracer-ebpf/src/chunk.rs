@@ -28,10 +28,11 @@ const HEADER_LEN: usize = size_of::<ChunkHeader>();
 
 /// The stream key for one direction of an fd seen through one source.
 #[inline(always)]
-pub(crate) fn stream_key(tgid: u32, fd: i32, direction: u8, source: u8) -> StreamKey {
+pub(crate) fn stream_key(tgid: u32, fd: i32, conn: u64, direction: u8, source: u8) -> StreamKey {
     StreamKey {
         tgid,
         fd,
+        conn,
         direction,
         source,
         _pad0: [0; 6],
@@ -41,7 +42,7 @@ pub(crate) fn stream_key(tgid: u32, fd: i32, direction: u8, source: u8) -> Strea
 /// Copies `len` bytes at user address `buf` into chunk records for the
 /// stream `key`, advancing its offset by `len` in every case.
 #[inline(always)]
-pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
+pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, fd: i32, buf: u64, len: u64) {
     if len == 0 {
         return;
     }
@@ -98,6 +99,7 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
 
     let chunks = len.div_ceil(CHUNK_DATA_MAX as u64);
     let mut step = ChunkLoop {
+        fd,
         key: *key,
         tid,
         buf,
@@ -134,6 +136,8 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, buf: u64, len: u64) {
 /// State shared by the iterations of one call's chunk loop.
 #[repr(C)]
 struct ChunkLoop {
+    /// The fd to report (the stream's, or a Go TLS conn's bound fd, or -1).
+    fd: i32,
     key: StreamKey,
     tid: u32,
     buf: u64,
@@ -170,11 +174,12 @@ extern "C" fn chunk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let copied = unsafe {
         (*scratch).header = ChunkHeader {
             header: header(RecordKind::Chunk, step.key.tgid, step.tid),
-            fd: step.key.fd,
+            fd: step.fd,
             direction: step.key.direction,
             source: step.key.source,
             flags: step.flags,
             offset: step.start + step.done,
+            conn: step.key.conn,
             len: n as u32,
             _pad0: 0,
         };

@@ -17,12 +17,12 @@ use tracer_common::{
     layout::{
         SYSCALL_IO_LAYOUT_PLACEHOLDER, SYSCALL_NUMBERS_PLACEHOLDER, SyscallIoLayout, SyscallNumbers,
     },
-    record::{ChunkSource, Direction, IoArgs, IoKind},
+    record::{ChunkSource, Direction, IoArgs, IoKind, RecordKind, TlsBind},
 };
 
 use crate::{
     chunk::{emit_chunks, skip_bytes, stream_key},
-    maps::{count, target_tgid},
+    maps::{count, emit, header, target_tgid},
 };
 
 #[unsafe(no_mangle)]
@@ -35,14 +35,92 @@ static SYSCALL_NUMBERS: Global<SyscallNumbers> = Global::new(SYSCALL_NUMBERS_PLA
 #[map]
 pub(crate) static ACTIVE_IO: HashMap<u32, IoArgs> = HashMap::with_max_entries(0, 0);
 
-/// Fds carrying Go TLS, by (tgid, fd).
+/// Fds carrying Go TLS, by (tgid, fd), with the conn bound to each.
 #[map]
-pub(crate) static TLS_FDS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(0, 0);
+pub(crate) static TLS_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(0, 0);
+
+/// The fd bound to each Go TLS conn.
+#[map]
+static CONN_FDS: LruHashMap<ConnKey, i32> = LruHashMap::with_max_entries(0, 0);
+
+/// Threads inside a Go TLS Write or Read, with the conn.
+#[map]
+pub(crate) static THREAD_TLS: HashMap<u32, u64> = HashMap::with_max_entries(0, 0);
+
+/// A `*tls.Conn` of a process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ConnKey {
+    tgid: u32,
+    _pad0: u32,
+    conn: u64,
+}
 
 /// The TLS_FDS key of an fd.
 #[inline(always)]
 pub(crate) fn fd_key(tgid: u32, fd: i32) -> u64 {
     (u64::from(tgid) << 32) | u64::from(fd as u32)
+}
+
+/// The fd bound to a Go TLS conn, or -1 before its first syscall.
+#[inline(always)]
+pub(crate) fn bound_fd(tgid: u32, conn: u64) -> i32 {
+    let key = ConnKey {
+        tgid,
+        _pad0: 0,
+        conn,
+    };
+    // SAFETY: the value is copied out.
+    unsafe { CONN_FDS.get(&key) }.copied().unwrap_or(-1)
+}
+
+/// Forgets the bindings of a closed fd; returns its conn, or 0.
+#[inline(always)]
+pub(crate) fn unbind_fd(tgid: u32, fd: i32) -> u64 {
+    // SAFETY: the value is copied out.
+    let Some(conn) = (unsafe { TLS_FDS.get(&fd_key(tgid, fd)) }).copied() else {
+        return 0;
+    };
+    let _ = TLS_FDS.remove(&fd_key(tgid, fd));
+    let _ = CONN_FDS.remove(&ConnKey {
+        tgid,
+        _pad0: 0,
+        conn,
+    });
+    conn
+}
+
+/// Called by the socket tracepoints inside a syscall on `fd`: if this
+/// thread has just entered a Go TLS Write or Read, this syscall is that
+/// call's, so `fd` is its conn's socket. The first syscall decides; the
+/// thread's mark is consumed so later syscalls cannot rebind it.
+#[inline(always)]
+pub(crate) fn bind_tls(tgid: u32, tid: u32, fd: i32) {
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(conn) = (unsafe { THREAD_TLS.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = THREAD_TLS.remove(&tid);
+    if fd < 0 {
+        return;
+    }
+    let key = ConnKey {
+        tgid,
+        _pad0: 0,
+        conn,
+    };
+    // SAFETY: the value is copied out.
+    if unsafe { CONN_FDS.get(&key) }.copied() == Some(fd) {
+        return;
+    }
+    let _ = CONN_FDS.insert(&key, &fd, 0);
+    let _ = TLS_FDS.insert(&fd_key(tgid, fd), &conn, 0);
+    emit(TlsBind {
+        header: header(RecordKind::TlsBind, tgid, tid),
+        conn,
+        fd,
+        _pad0: 0,
+    });
 }
 
 #[tracepoint]
@@ -133,7 +211,13 @@ fn try_sys_exit_io(ctx: &TracePointContext) -> Result<(), i32> {
         k if k == IoKind::WriteVec as u8 => (Direction::Egress, true),
         _ => (Direction::Ingress, true),
     };
-    let key = stream_key(tgid, args.fd, direction as u8, ChunkSource::Syscall as u8);
+    let key = stream_key(
+        tgid,
+        args.fd,
+        0,
+        direction as u8,
+        ChunkSource::Syscall as u8,
+    );
     if vectored {
         // Walking an iovec array inside the chunk loop is beyond what the
         // verifier accepts here; Go's net/http, HTTP/2 and gRPC write with
@@ -141,7 +225,7 @@ fn try_sys_exit_io(ctx: &TracePointContext) -> Result<(), i32> {
         count(Counter::VectoredSkippedBytes, n);
         skip_bytes(&key, n);
     } else {
-        emit_chunks(&key, tid, args.buf, n);
+        emit_chunks(&key, tid, args.fd, args.buf, n);
     }
     Ok(())
 }

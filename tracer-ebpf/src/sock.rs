@@ -10,7 +10,7 @@ use tracer_common::{
 };
 
 use crate::{
-    io::mark_socket,
+    io::{bind_tls, mark_socket},
     maps::{count, emit, header, target_tgid},
     tcp::{remember_socket, write_seq},
 };
@@ -75,6 +75,7 @@ fn try_sock_send_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     }
     let fd = mark_socket(tid);
+    bind_tls(tgid, tid, fd);
     remember_socket(fields.sock, tgid, fd);
     count(Counter::SockSends, 1);
     if fields.ret > 0 {
@@ -114,6 +115,9 @@ fn try_sock_recv_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     }
     let fd = mark_socket(tid);
+    // Before the result check: an EAGAIN read (nothing yet) still shows
+    // which socket the TLS conn reads.
+    bind_tls(tgid, tid, fd);
     remember_socket(fields.sock, tgid, fd);
     // Reads that find nothing (-EAGAIN on a non-blocking socket, Go's
     // normal way to wait) are not worth a record.

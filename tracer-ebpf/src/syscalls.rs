@@ -8,7 +8,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{STREAM_OFFSETS, stream_key},
-    io::{TLS_FDS, fd_key},
+    io::unbind_fd,
     maps::{emit, header, target_tgid},
 };
 
@@ -30,23 +30,52 @@ fn try_sys_enter_close(ctx: &TracePointContext) -> Result<(), i32> {
     // SAFETY: the offset comes from the tracepoint's format file; read_at
     // fails cleanly on a bad offset.
     let fd = unsafe { ctx.read_at::<u64>(CLOSE_LAYOUT.load().fd as usize)? } as i32;
-    let streams = [
-        (Direction::Egress, ChunkSource::GoTls),
-        (Direction::Ingress, ChunkSource::GoTls),
-        (Direction::Egress, ChunkSource::Syscall),
-        (Direction::Ingress, ChunkSource::Syscall),
+    let conn = unbind_fd(tgid, fd);
+    // Go TLS streams are the conn's; syscall streams are the fd's.
+    let keys = [
+        stream_key(
+            tgid,
+            -1,
+            conn,
+            Direction::Egress as u8,
+            ChunkSource::GoTls as u8,
+        ),
+        stream_key(
+            tgid,
+            -1,
+            conn,
+            Direction::Ingress as u8,
+            ChunkSource::GoTls as u8,
+        ),
+        stream_key(
+            tgid,
+            fd,
+            0,
+            Direction::Egress as u8,
+            ChunkSource::Syscall as u8,
+        ),
+        stream_key(
+            tgid,
+            fd,
+            0,
+            Direction::Ingress as u8,
+            ChunkSource::Syscall as u8,
+        ),
     ];
     let mut end_offsets = [u64::MAX; 4];
     let mut any = false;
-    for (i, (direction, source)) in streams.iter().enumerate() {
-        let key = stream_key(tgid, fd, *direction as u8, *source as u8);
+    // Zipped, not indexed: an index the compiler cannot prove in bounds
+    // leaves a panic path, which the verifier rejects.
+    for (key, end) in keys.iter().zip(end_offsets.iter_mut()) {
+        if key.source == ChunkSource::GoTls as u8 && conn == 0 {
+            continue;
+        }
         // SAFETY: the value is copied out.
-        if let Some(state) = unsafe { STREAM_OFFSETS.get(&key) }.copied() {
-            end_offsets[i] = state.next_offset;
+        if let Some(state) = unsafe { STREAM_OFFSETS.get(key) }.copied() {
+            *end = state.next_offset;
             any = true;
         }
     }
-    let _ = TLS_FDS.remove(&fd_key(tgid, fd));
     if !any {
         return Ok(());
     }
@@ -54,13 +83,16 @@ fn try_sys_enter_close(ctx: &TracePointContext) -> Result<(), i32> {
         header: header(RecordKind::FdClose, tgid, tid),
         fd,
         _pad0: 0,
+        conn,
         end_offsets,
     });
-    for (direction, source) in streams.iter() {
-        let key = stream_key(tgid, fd, *direction as u8, *source as u8);
+    for (key, end) in keys.iter().zip(end_offsets.iter()) {
+        if *end == u64::MAX {
+            continue;
+        }
         if delivered {
-            let _ = STREAM_OFFSETS.remove(&key);
-        } else if let Some(state) = STREAM_OFFSETS.get_ptr_mut(&key) {
+            let _ = STREAM_OFFSETS.remove(key);
+        } else if let Some(state) = STREAM_OFFSETS.get_ptr_mut(key) {
             // SAFETY: the pointer comes from a successful map lookup.
             unsafe { (*state).closed = 1 };
         }

@@ -128,6 +128,8 @@ impl Tracer {
             )
             .map_max_entries(maps::ACTIVE_IO, options.max_active_io)
             .map_max_entries(maps::TLS_FDS, options.max_tls_fds)
+            .map_max_entries(maps::CONN_FDS, options.max_tls_fds)
+            .map_max_entries(maps::THREAD_TLS, options.max_active_io)
             .override_global(
                 maps::SOCK_RECV_LENGTH_LAYOUT,
                 &layouts.sock_recv_length,
@@ -270,6 +272,11 @@ impl Tracer {
             &[read.body_file_offset],
         )?;
         self.attach_uprobe(
+            maps::programs::GO_TLS_WRITE_RET,
+            binary,
+            &write.ret_file_offsets,
+        )?;
+        self.attach_uprobe(
             maps::programs::GO_TLS_READ_RET,
             binary,
             &read.ret_file_offsets,
@@ -323,7 +330,8 @@ impl Tracer {
             })?;
         let mut table: HashMap<&mut MapData, StreamKey, StreamState> =
             HashMap::try_from(map).map_err(err)?;
-        let mut ended: std::collections::BTreeMap<(u32, i32), [u64; 4]> = Default::default();
+        // Go TLS streams group by conn, syscall streams by fd.
+        let mut ended: std::collections::BTreeMap<(u32, i32, u64), [u64; 4]> = Default::default();
         let mut stale = Vec::new();
         for entry in table.iter() {
             let (key, state) = entry.map_err(err)?;
@@ -334,7 +342,9 @@ impl Tracer {
                     (0, 2) => 2,
                     _ => 3,
                 };
-                ended.entry((key.tgid, key.fd)).or_insert([u64::MAX; 4])[slot] = state.next_offset;
+                ended
+                    .entry((key.tgid, key.fd, key.conn))
+                    .or_insert([u64::MAX; 4])[slot] = state.next_offset;
                 stale.push(key);
             }
         }
@@ -344,7 +354,7 @@ impl Tracer {
         }
         Ok(ended
             .into_iter()
-            .map(|((tgid, fd), end_offsets)| FdClose {
+            .map(|((tgid, fd, conn), end_offsets)| FdClose {
                 header: RecordHeader {
                     ts_ns: now_ns,
                     kind: RecordKind::FdClose as u16,
@@ -355,6 +365,7 @@ impl Tracer {
                 },
                 fd,
                 _pad0: 0,
+                conn,
                 end_offsets,
             })
             .collect())

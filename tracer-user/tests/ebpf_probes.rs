@@ -11,8 +11,16 @@ use std::{
 };
 
 use support::{drain, gettid, load, testbed_bin};
-use tracer_common::{counters::Counter, record::Direction};
-use watchtrace::{capture::Record, loader::LoadOptions, symbols, tracepoints::SOCK_SEND_LENGTH};
+use tracer_common::{
+    counters::Counter,
+    record::{ChunkSource, Direction},
+};
+use watchtrace::{
+    capture::Record,
+    loader::LoadOptions,
+    symbols,
+    tracepoints::{self, SOCK_SEND_LENGTH},
+};
 
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
@@ -68,9 +76,12 @@ fn tracepoint_sees_every_tcp_send_with_its_exact_size() {
 fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
     const WRITES: usize = 150;
     let mut tracer = load(LoadOptions::default());
-    // The tracepoint too, to show the in-kernel filter: this test process is
-    // not a target, so only the Go child's sends may appear.
-    tracer.attach_tracepoint(&SOCK_SEND_LENGTH).unwrap();
+    // The tracepoints too: the socket syscalls bind the TLS conn to its fd,
+    // and they show the in-kernel filter (this test process is not a
+    // target, so only the Go child's records may appear).
+    for tp in tracepoints::used() {
+        tracer.attach_tracepoint(tp).unwrap();
+    }
     let binary = testbed_bin("tls-writer");
     let location = symbols::resolve_go(&binary, symbols::GO_TLS_WRITE).unwrap();
     assert!(
@@ -110,11 +121,17 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
         records.iter().all(|r| r.header().tgid == pid),
         "only the target is traced"
     );
-    // One chunk per Write (each is under the 16 KiB chunk size), in order.
+    // One chunk per Write (each is under the 16 KiB chunk size), in order,
+    // all on one *tls.Conn.
     let writes: Vec<_> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Chunk(c, _) if c.direction == Direction::Egress as u8 => Some(*c),
+            Record::Chunk(c, _)
+                if c.direction == Direction::Egress as u8
+                    && c.source == ChunkSource::GoTls as u8 =>
+            {
+                Some(*c)
+            }
             _ => None,
         })
         .collect();
@@ -122,9 +139,24 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
         writes.iter().map(|w| u64::from(w.len)).collect::<Vec<_>>(),
         expected
     );
-    let fd = writes[0].fd;
-    assert!(fd > 2, "a real socket fd behind tls.Conn, got {fd}");
-    assert!(writes.iter().all(|w| w.fd == fd));
+    let conn = writes[0].conn;
+    assert!(conn != 0 && writes.iter().all(|w| w.conn == conn));
+    // The first Write's syscall bound the conn to its socket; every later
+    // chunk carries that fd.
+    let binds: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::TlsBind(b) if b.conn == conn => Some(b.fd),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(binds.len(), 1, "bound once: {binds:?}");
+    let fd = binds[0];
+    assert!(fd > 2, "a real socket fd, got {fd}");
+    assert!(
+        writes[1..].iter().all(|w| w.fd == fd),
+        "later chunks carry the bound fd"
+    );
     assert_eq!(tracer.counter(Counter::TlsWrites).unwrap(), WRITES as u64);
     assert_eq!(
         tracer.counter(Counter::TlsWriteBytes).unwrap(),

@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tracer_common::record::{
     ChunkHeader, FdClose, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv,
-    SockSend, SockState, TcpSample, TlsWrite,
+    SockSend, SockState, TcpSample, TlsBind, TlsWrite,
 };
 
 /// A decoded kernel record.
@@ -21,6 +21,7 @@ pub enum Record {
     Retransmit(Retransmit),
     SockAnchor(SockAnchor),
     ProcessInfo(ProcessInfo),
+    TlsBind(TlsBind),
 }
 
 impl Record {
@@ -37,6 +38,7 @@ impl Record {
             Self::Retransmit(r) => &r.header,
             Self::SockAnchor(r) => &r.header,
             Self::ProcessInfo(r) => &r.header,
+            Self::TlsBind(r) => &r.header,
         }
     }
 }
@@ -91,6 +93,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::SockAnchor) => unsafe { read(bytes) }.map(Record::SockAnchor),
         // SAFETY: as above.
         Some(RecordKind::ProcessInfo) => unsafe { read(bytes) }.map(Record::ProcessInfo),
+        // SAFETY: as above.
+        Some(RecordKind::TlsBind) => unsafe { read(bytes) }.map(Record::TlsBind),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }

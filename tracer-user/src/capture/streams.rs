@@ -14,7 +14,11 @@ use tracer_common::record::{ChunkHeader, ChunkSource, Direction, FdClose};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
     pub tgid: u32,
+    /// The fd of a syscall stream; -1 for a Go TLS stream (see `conn`).
     pub fd: i32,
+    /// The `*tls.Conn` of a Go TLS stream; 0 for a syscall stream. A
+    /// `TlsBind` record says which fd it uses.
+    pub conn: u64,
     /// A [`Direction`] value.
     pub direction: u8,
     /// A [`ChunkSource`] value.
@@ -88,7 +92,7 @@ struct State {
     last_ts: u64,
 }
 
-type Key = (u32, i32, u8, u8);
+type Key = (u32, i32, u64, u8, u8);
 
 /// The table of open streams, bounded by `capacity`; when full, the stream
 /// idle the longest is evicted and counted.
@@ -121,7 +125,15 @@ impl Streams {
         data: &'a [u8],
         out: &mut Vec<StreamEvent<'a>>,
     ) {
-        let key = (chunk.header.tgid, chunk.fd, chunk.direction, chunk.source);
+        // A TLS stream is the conn's, whatever fd it is bound to yet.
+        let fd = if chunk.conn != 0 { -1 } else { chunk.fd };
+        let key = (
+            chunk.header.tgid,
+            fd,
+            chunk.conn,
+            chunk.direction,
+            chunk.source,
+        );
         let ts_ns = chunk.header.ts_ns;
         let restart = chunk.flags & tracer_common::record::CHUNK_FLAG_STREAM_START != 0;
         if restart && let Some(old) = self.open.remove(&key) {
@@ -138,8 +150,9 @@ impl Streams {
             let id = StreamId {
                 tgid: key.0,
                 fd: key.1,
-                direction: key.2,
-                source: key.3,
+                conn: key.2,
+                direction: key.3,
+                source: key.4,
                 generation: self.next_generation,
             };
             self.next_generation = self.next_generation.wrapping_add(1);
@@ -203,7 +216,25 @@ impl Streams {
         ];
         let ts_ns = close.header.ts_ns;
         for (i, (direction, source)) in ORDER.iter().enumerate() {
-            let key = (close.header.tgid, close.fd, *direction as u8, *source as u8);
+            let key = match source {
+                ChunkSource::GoTls => (
+                    close.header.tgid,
+                    -1,
+                    close.conn,
+                    *direction as u8,
+                    *source as u8,
+                ),
+                ChunkSource::Syscall => (
+                    close.header.tgid,
+                    close.fd,
+                    0,
+                    *direction as u8,
+                    *source as u8,
+                ),
+            };
+            if *source == ChunkSource::GoTls && close.conn == 0 {
+                continue;
+            }
             let Some(state) = self.open.remove(&key) else {
                 continue;
             };
@@ -269,6 +300,7 @@ mod tests {
             source: ChunkSource::GoTls as u8,
             flags,
             offset,
+            conn: 0xc000_0010,
             len,
             _pad0: 0,
         }
@@ -310,6 +342,7 @@ mod tests {
             },
             fd: 5,
             _pad0: 0,
+            conn: 0xc000_0010,
             end_offsets: [7, u64::MAX, u64::MAX, u64::MAX],
         };
         let mut closed = Vec::new();
@@ -362,7 +395,7 @@ mod tests {
         let mut out = Vec::new();
         streams.on_chunk(&chunk(0, 1, CHUNK_FLAG_STREAM_START, 1), b"a", &mut out);
         let mut other = chunk(0, 1, CHUNK_FLAG_STREAM_START, 2);
-        other.fd = 6;
+        other.conn = 0xc000_0020;
         streams.on_chunk(&other, b"b", &mut out);
         assert_eq!(streams.stats().evicted_streams, 1);
     }
@@ -390,6 +423,7 @@ mod start_tests {
             source: 1,
             flags: CHUNK_FLAG_STREAM_START,
             offset: 40,
+            conn: 0,
             len: 2,
             _pad0: 0,
         };
