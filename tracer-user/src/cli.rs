@@ -60,6 +60,9 @@ pub struct RecordArgs {
 pub struct ReplayArgs {
     /// A file written by `watchtrace record`.
     pub input: PathBuf,
+    /// Write the events as JSON lines to this file (`-` for stdout).
+    #[arg(long)]
+    pub events: Option<PathBuf>,
 }
 
 /// Which processes to trace. Several selectors may be combined.

@@ -49,13 +49,14 @@ fn address(family: u16, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
-/// Go TLS plaintext and 4-tuples per (tgid, fd), from a recording.
-fn read_recording(
-    path: &std::path::Path,
-) -> (
+/// Sockets by (tgid, fd), and (comm, Go version) by tgid.
+type Capture = (
     BTreeMap<(u32, i32), Socket>,
     HashMap<u32, (String, Option<String>)>,
-) {
+);
+
+/// Go TLS plaintext and 4-tuples per (tgid, fd), from a recording.
+fn read_recording(path: &std::path::Path) -> Capture {
     let mut reader = Reader::new(BufReader::new(File::open(path).unwrap())).unwrap();
     let mut processes = HashMap::new();
     let mut streams = Streams::new(4096);

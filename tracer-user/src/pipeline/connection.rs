@@ -1,0 +1,524 @@
+//! One traced connection: its HTTP/2 decoder and, per HTTP/2 stream, the
+//! request and the decoder of its body (watch events or etcd watch
+//! responses).
+
+use std::collections::HashMap;
+
+use crate::{
+    etcd::{self, EtcdDecoderConfig, EtcdItem, EtcdWatchDecoder},
+    http2::{
+        Attach, Direction, EventSink, HeaderField, Http2Config, Http2Connection, Http2Event,
+        StreamEndCause, WindowScope,
+    },
+    watch::{
+        ApiRequest, DecoderConfig, ResourceVersion, Verb, WatchItem, WatchStreamDecoder, WireFormat,
+    },
+};
+
+use super::output::{OutputEvent, Role};
+
+/// The gRPC method of etcd's watch.
+const ETCD_WATCH_PATH: &str = "/etcdserverpb.Watch/Watch";
+/// Bytes a stream without a known request is probed for its content before
+/// giving up.
+const PROBE_LIMIT: u64 = 1 << 20;
+/// The HTTP/2 client preface.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How the body of one direction of a stream is decoded.
+enum Body {
+    Watch(Box<WatchStreamDecoder>),
+    Etcd(Box<EtcdWatchDecoder>),
+    /// No request seen (the stream predates the capture): try both until
+    /// one recognises its content.
+    Probe {
+        watch: Box<WatchStreamDecoder>,
+        etcd: Box<EtcdWatchDecoder>,
+        seen: u64,
+    },
+    /// Not something watchtrace decodes (or probing gave up).
+    Ignore,
+}
+
+#[derive(Default)]
+struct StreamState {
+    request: Option<ApiRequest>,
+    etcd_watch: bool,
+    /// Decoder of the server-to-client body.
+    response: Option<Body>,
+    /// Decoder of the client-to-server body of a stream whose request was
+    /// not seen: on a connection joined mid-way the roles are a guess, so
+    /// both directions are probed for responses.
+    reverse: Option<Body>,
+}
+
+/// Everything but the HTTP/2 decoder, so the decoder can borrow it as its
+/// event sink.
+struct State {
+    conn: u64,
+    offset_ns: i128,
+    streams: HashMap<u32, StreamState>,
+    stall_starts: HashMap<(Direction, WindowScope), Vec<u32>>,
+    out: Vec<OutputEvent>,
+    items: Vec<WatchItem>,
+    etcd_items: Vec<EtcdItem>,
+}
+
+/// A connection being decoded.
+pub(crate) struct Connection {
+    http: Option<Http2Connection>,
+    /// This process's role, decided from the first bytes.
+    role: Role,
+    state: State,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
+}
+
+impl Connection {
+    pub(crate) fn new(conn: u64, offset_ns: i128) -> Self {
+        Self {
+            http: None,
+            role: Role::Server,
+            state: State {
+                conn,
+                offset_ns,
+                streams: HashMap::new(),
+                stall_starts: HashMap::new(),
+                out: Vec::new(),
+                items: Vec::new(),
+                etcd_items: Vec::new(),
+            },
+            bytes_out: 0,
+            bytes_in: 0,
+        }
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The HTTP/2 direction of bytes the process wrote (`egress`) or read.
+    fn direction(&self, egress: bool) -> Direction {
+        match (self.role, egress) {
+            (Role::Server, true) | (Role::Client, false) => Direction::ServerToClient,
+            _ => Direction::ClientToServer,
+        }
+    }
+
+    /// Plaintext the process wrote (`egress`) or read, starting at stream
+    /// `offset`.
+    pub(crate) fn on_data(
+        &mut self,
+        egress: bool,
+        offset: u64,
+        ts: u64,
+        bytes: &[u8],
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if egress {
+            self.bytes_out += bytes.len() as u64;
+        } else {
+            self.bytes_in += bytes.len() as u64;
+        }
+        if self.http.is_none() {
+            self.http = Some(self.start(egress, offset, bytes));
+        }
+        let dir = self.direction(egress);
+        let http = self.http.as_mut().expect("set above");
+        http.on_bytes(dir, ts, bytes, &mut self.state);
+        out.append(&mut self.state.out);
+    }
+
+    /// Decides how the connection was joined from its first captured bytes:
+    /// the client preface (or the server's opening SETTINGS) at offset 0
+    /// means from the start; anything else is mid-way, the normal case.
+    fn start(&mut self, egress: bool, offset: u64, bytes: &[u8]) -> Http2Connection {
+        let n = bytes.len().min(PREFACE.len());
+        let preface = offset == 0 && n > 0 && bytes[..n] == PREFACE[..n];
+        // A server's first frame is SETTINGS on stream 0: type 4.
+        let settings =
+            offset == 0 && bytes.len() >= 9 && bytes[3] == 4 && bytes[5..9] == [0, 0, 0, 0];
+        self.role = match (preface, egress) {
+            (true, true) => Role::Client,
+            _ => Role::Server,
+        };
+        let attach = if preface || (settings && egress) {
+            Attach::FromStart
+        } else {
+            Attach::MidStream
+        };
+        Http2Connection::new(Http2Config::default(), attach)
+    }
+
+    pub(crate) fn on_gap(&mut self, egress: bool, ts: u64, lost: u64, out: &mut Vec<OutputEvent>) {
+        let dir = self.direction(egress);
+        if let Some(http) = self.http.as_mut() {
+            http.on_gap(dir, ts, lost, &mut self.state);
+        }
+        out.append(&mut self.state.out);
+    }
+
+    pub(crate) fn close(&mut self, ts: u64, out: &mut Vec<OutputEvent>) {
+        if let Some(http) = self.http.as_mut() {
+            http.close(ts, &mut self.state);
+        }
+        out.append(&mut self.state.out);
+    }
+}
+
+impl State {
+    fn ts(&self, ns: u64) -> u64 {
+        (i128::from(ns) + self.offset_ns).max(0) as u64
+    }
+
+    fn on_headers(&mut self, dir: Direction, stream: u32, fields: &[HeaderField], ts: u64) {
+        let text = |name: &str| -> Option<String> {
+            fields
+                .iter()
+                .find(|f| f.name.known() == Some(name.as_bytes()))
+                .and_then(|f| f.value.known())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let unknown = fields.iter().filter(|f| !f.is_known()).count();
+        let state = self.streams.entry(stream).or_default();
+        match dir {
+            Direction::ClientToServer => {
+                let (Some(method), Some(path)) = (text(":method"), text(":path")) else {
+                    return;
+                };
+                if path == ETCD_WATCH_PATH {
+                    state.etcd_watch = true;
+                    return;
+                }
+                let headers: Vec<(String, String)> = ["user-agent", "accept", "content-type"]
+                    .iter()
+                    .filter_map(|h| text(h).map(|v| ((*h).to_owned(), v)))
+                    .collect();
+                let request = ApiRequest::parse(
+                    &method,
+                    &path,
+                    headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                let target = request.target.as_ref();
+                let options = &request.options;
+                let (rv, rv_kind) = match &options.resource_version {
+                    ResourceVersion::Absent => (None, "absent"),
+                    ResourceVersion::Zero => (Some("0".to_owned()), "zero"),
+                    ResourceVersion::Exact(v) => (Some(v.clone()), "exact"),
+                };
+                self.out.push(OutputEvent::Request {
+                    ts: (i128::from(ts) + self.offset_ns).max(0) as u64,
+                    conn: self.conn,
+                    stream,
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    verb: format!("{:?}", request.verb).to_lowercase(),
+                    resource: target.map(|t| t.resource.clone()),
+                    namespace: target.and_then(|t| t.namespace.clone()),
+                    name: target.and_then(|t| t.name.clone()),
+                    watch: request.verb == Verb::Watch,
+                    resource_version: rv,
+                    resource_version_kind: rv_kind,
+                    resource_version_match: options.resource_version_match.clone(),
+                    allow_watch_bookmarks: options.allow_watch_bookmarks,
+                    send_initial_events: options.send_initial_events,
+                    timeout_seconds: options.timeout_seconds,
+                    label_selector: options.label_selector.clone(),
+                    field_selector: options.field_selector.clone(),
+                    user_agent: request.user_agent.clone(),
+                    content_type: request.content_type.clone(),
+                    unknown_headers: unknown,
+                });
+                state.request = Some(request);
+            }
+            Direction::ServerToClient => {
+                if state.response.is_some() {
+                    return; // trailers
+                }
+                if state.etcd_watch {
+                    let decoder = EtcdWatchDecoder::from_start(
+                        etcd::Direction::Responses,
+                        EtcdDecoderConfig::default(),
+                    );
+                    state.response = Some(Body::Etcd(Box::new(decoder)));
+                } else if state
+                    .request
+                    .as_ref()
+                    .is_some_and(|r| r.verb == Verb::Watch)
+                {
+                    let format =
+                        text("content-type").and_then(|c| WireFormat::from_content_type(&c));
+                    let decoder = match format {
+                        Some(format) => {
+                            WatchStreamDecoder::from_start(format, DecoderConfig::default())
+                        }
+                        None => WatchStreamDecoder::mid_stream(None, DecoderConfig::default()),
+                    };
+                    state.response = Some(Body::Watch(Box::new(decoder)));
+                } else if state.request.is_some() {
+                    state.response = Some(Body::Ignore);
+                }
+            }
+        }
+    }
+
+    /// Body bytes of `stream` from the server (`reverse`: from the client,
+    /// probed only while the request is unknown).
+    fn on_response_data(&mut self, stream: u32, bytes: &[u8], ts: u64, reverse: bool) {
+        let state = self.streams.entry(stream).or_default();
+        if reverse && (state.request.is_some() || state.etcd_watch) {
+            return;
+        }
+        let slot = if reverse {
+            &mut state.reverse
+        } else {
+            &mut state.response
+        };
+        let body = slot.get_or_insert_with(|| Body::Probe {
+            watch: Box::new(WatchStreamDecoder::mid_stream(
+                None,
+                DecoderConfig::default(),
+            )),
+            etcd: Box::new(EtcdWatchDecoder::mid_stream(
+                etcd::Direction::Responses,
+                EtcdDecoderConfig::default(),
+            )),
+            seen: 0,
+        });
+        self.items.clear();
+        self.etcd_items.clear();
+        match body {
+            Body::Watch(decoder) => decoder.push(bytes, ts, &mut self.items),
+            Body::Etcd(decoder) => decoder.push(bytes, ts, &mut self.etcd_items),
+            Body::Probe { watch, etcd, seen } => {
+                watch.push(bytes, ts, &mut self.items);
+                etcd.push(bytes, ts, &mut self.etcd_items);
+                *seen += bytes.len() as u64;
+                let watch_hit = self.items.iter().any(|i| matches!(i, WatchItem::Event(_)));
+                let etcd_hit = self
+                    .etcd_items
+                    .iter()
+                    .any(|i| matches!(i, EtcdItem::Response(_)));
+                let taken = std::mem::replace(body, Body::Ignore);
+                let Body::Probe { watch, etcd, seen } = taken else {
+                    unreachable!("matched above")
+                };
+                *body = if watch_hit {
+                    self.etcd_items.clear();
+                    Body::Watch(watch)
+                } else if etcd_hit {
+                    self.items.clear();
+                    Body::Etcd(etcd)
+                } else if seen > PROBE_LIMIT {
+                    Body::Ignore
+                } else {
+                    Body::Probe { watch, etcd, seen }
+                };
+            }
+            Body::Ignore => {}
+        }
+        self.flush_items(stream);
+    }
+
+    fn flush_items(&mut self, stream: u32) {
+        let resource_of_request = self
+            .streams
+            .get(&stream)
+            .and_then(|s| s.request.as_ref())
+            .and_then(|r| r.target.as_ref())
+            .map(|t| t.resource.clone());
+        for item in self.items.drain(..) {
+            if let WatchItem::Event(e) = item {
+                let resource = resource_of_request
+                    .clone()
+                    .unwrap_or_else(|| resource_of_kind(&e.object_kind));
+                self.out.push(OutputEvent::WatchEvent {
+                    ts: (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64,
+                    conn: self.conn,
+                    stream,
+                    resource,
+                    namespace: e.namespace,
+                    name: e.name,
+                    event_type: e.event_type.as_str().to_owned(),
+                    object_kind: e.object_kind,
+                    resource_version: e.resource_version,
+                    error_code: e.error_code,
+                    initial_events_end: e.initial_events_end,
+                    bytes: e.bytes,
+                    t_first_byte: (i128::from(e.t_first_byte) + self.offset_ns).max(0) as u64,
+                    t_last_byte: (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64,
+                });
+            }
+        }
+        for item in self.etcd_items.drain(..) {
+            if let EtcdItem::Response(framed) = item {
+                let t_received = (i128::from(framed.t_last_byte) + self.offset_ns).max(0) as u64;
+                for event in &framed.msg.events {
+                    self.out.push(OutputEvent::EtcdEvent {
+                        ts: t_received,
+                        conn: self.conn,
+                        stream,
+                        watch_id: framed.msg.watch_id,
+                        key: event.kv.key.clone(),
+                        revision: event.kv.mod_revision,
+                        event_type: match event.event_type {
+                            etcd::EtcdEventType::Put => "PUT".to_owned(),
+                            etcd::EtcdEventType::Delete => "DELETE".to_owned(),
+                            etcd::EtcdEventType::Other(n) => n.to_string(),
+                        },
+                        value_len: event.kv.value_len,
+                        t_received,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_stream_end(&mut self, stream: u32, cause: StreamEndCause, ts: u64) {
+        if let Some(mut state) = self.streams.remove(&stream) {
+            self.items.clear();
+            self.etcd_items.clear();
+            match state.response.as_mut() {
+                Some(Body::Watch(d)) => d.finish(ts, &mut self.items),
+                Some(Body::Etcd(d)) => d.finish(ts, &mut self.etcd_items),
+                _ => {}
+            }
+            self.streams.insert(stream, state);
+            self.flush_items(stream);
+            self.streams.remove(&stream);
+        }
+        let side = |d: Direction| match d {
+            Direction::ClientToServer => "client",
+            Direction::ServerToClient => "server",
+        };
+        let (how, code, by) = match cause {
+            StreamEndCause::Complete => ("end_stream", None, None),
+            StreamEndCause::Reset { by, code } => ("rst_stream", code, Some(side(by))),
+            StreamEndCause::GoAway { by, code, .. } => ("goaway", Some(code), Some(side(by))),
+            StreamEndCause::Evicted => ("evicted", None, None),
+            StreamEndCause::ConnectionClosed => ("connection_closed", None, None),
+        };
+        self.out.push(OutputEvent::StreamEnd {
+            ts: self.ts(ts),
+            conn: self.conn,
+            stream,
+            how,
+            code,
+            by,
+        });
+    }
+}
+
+impl EventSink for State {
+    fn event(&mut self, event: Http2Event<'_>) {
+        match event {
+            Http2Event::Headers {
+                dir,
+                stream,
+                fields,
+                ts_ns,
+                ..
+            } => self.on_headers(dir, stream, &fields, ts_ns),
+            Http2Event::Data {
+                dir,
+                stream,
+                bytes,
+                ts_ns,
+                ..
+            } => {
+                self.on_response_data(stream, &bytes, ts_ns, dir == Direction::ClientToServer);
+            }
+            Http2Event::DataLost {
+                dir: Direction::ServerToClient,
+                stream,
+                len,
+                ts_ns,
+                ..
+            } => {
+                if let Some(state) = self.streams.get_mut(&stream) {
+                    self.items.clear();
+                    self.etcd_items.clear();
+                    match state.response.as_mut() {
+                        Some(Body::Watch(d)) => d.gap(len, ts_ns, &mut self.items),
+                        Some(Body::Etcd(d)) => d.gap(len, ts_ns, &mut self.etcd_items),
+                        _ => {}
+                    }
+                    self.flush_items(stream);
+                }
+            }
+            Http2Event::StreamEnd {
+                stream,
+                cause,
+                ts_ns,
+                ..
+            } => self.on_stream_end(stream, cause, ts_ns),
+            Http2Event::WindowStallStart {
+                sender,
+                scope,
+                open_streams,
+                ..
+            } => {
+                self.stall_starts.insert((sender, scope), open_streams);
+            }
+            Http2Event::WindowStallEnd {
+                sender,
+                scope,
+                start_ts_ns,
+                ts_ns,
+                ..
+            } => {
+                let open_streams = self
+                    .stall_starts
+                    .remove(&(sender, scope))
+                    .unwrap_or_default();
+                let (scope, stream) = match scope {
+                    WindowScope::Connection => ("connection", None),
+                    WindowScope::Stream(id) => ("stream", Some(id)),
+                };
+                self.out.push(OutputEvent::WindowStall {
+                    ts: self.ts(ts_ns),
+                    conn: self.conn,
+                    scope,
+                    stream,
+                    sender: match sender {
+                        Direction::ClientToServer => "client",
+                        Direction::ServerToClient => "server",
+                    },
+                    start: self.ts(start_ts_ns),
+                    duration_ns: ts_ns.saturating_sub(start_ts_ns),
+                    open_streams,
+                });
+            }
+            Http2Event::HpackFullyKnown { dir, ts_ns, .. } => {
+                self.out.push(OutputEvent::HpackKnown {
+                    ts: self.ts(ts_ns),
+                    conn: self.conn,
+                    direction: match dir {
+                        Direction::ClientToServer => "client_to_server",
+                        Direction::ServerToClient => "server_to_client",
+                    },
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The resource of a kind when the request was not seen: the API's own
+/// irregular plurals, else lower case plus "s".
+pub fn resource_of_kind(kind: &str) -> String {
+    match kind {
+        "" => String::new(),
+        "Endpoints" => "endpoints".into(),
+        "EndpointSlice" => "endpointslices".into(),
+        "NetworkPolicy" => "networkpolicies".into(),
+        "PodSecurityPolicy" => "podsecuritypolicies".into(),
+        "PriorityClass" => "priorityclasses".into(),
+        "StorageClass" => "storageclasses".into(),
+        "IngressClass" => "ingressclasses".into(),
+        "RuntimeClass" => "runtimeclasses".into(),
+        "Ingress" => "ingresses".into(),
+        "Status" => String::new(),
+        _ => format!("{}s", kind.to_lowercase()),
+    }
+}
