@@ -46,6 +46,7 @@ type options struct {
 	duration    time.Duration
 	keepRunning bool
 	noLoad      bool
+	loadDelay   time.Duration
 	etcdTLS     bool
 	progress    time.Duration
 	verify      bool
@@ -77,6 +78,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "watch-load duration (its -duration)")
 	flag.BoolVar(&o.keepRunning, "keep-running", false, "run until SIGINT/SIGTERM (load runs until then unless -no-load)")
 	flag.BoolVar(&o.noLoad, "no-load", false, "start etcd and fake-apiserver only")
+	flag.DurationVar(&o.loadDelay, "load-delay", 0, "wait this long after fake-apiserver is up before starting watch-load (lets a tracer attach first)")
 	flag.BoolVar(&o.etcdTLS, "etcd-tls", false, "run etcd with TLS and client-certificate auth")
 	flag.DurationVar(&o.progress, "etcd-progress-interval", 0, "etcd --experimental-watch-progress-notify-interval (0: etcd default 10m)")
 	flag.BoolVar(&o.verify, "verify", true, "after the load, check the ground truth against etcd and watch-load (skipped with -keep-running)")
@@ -194,6 +196,13 @@ func run(ctx context.Context, o *options) (res *result, err error) {
 		return res, waitSignal(ctx, res, api.Process, etcd.Process)
 	}
 
+	if o.loadDelay > 0 {
+		select {
+		case <-time.After(o.loadDelay):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
 	res.LoadLog = filepath.Join(o.dir, "watch-load.jsonl")
 	res.LoadSummary = filepath.Join(o.dir, "watch-load-summary.json")
 	duration := o.duration

@@ -211,7 +211,7 @@ impl State {
                     conn: self.conn,
                     stream,
                     method: request.method.clone(),
-                    path: request.path.clone(),
+                    path: path.clone(),
                     verb: format!("{:?}", request.verb).to_lowercase(),
                     resource: target.map(|t| t.resource.clone()),
                     namespace: target.and_then(|t| t.namespace.clone()),

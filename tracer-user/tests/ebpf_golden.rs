@@ -1,0 +1,190 @@
+//! Root-only golden test: the testbed's fake-apiserver (Go net/http HTTP/2
+//! + crypto/tls) streams watches in JSON and protobuf to watch-load;
+//! watchtrace records it, the pipeline replays the recording, and every
+//! event the ground-truth log says was written must come out decoded, in
+//! order, with the same type, resourceVersion and framed size, with no
+//! gap. Once over TLS (plaintext from the Go TLS uprobes) and once over h2c
+//! (payload from the socket syscalls).
+
+mod support;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs::File,
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use support::testbed_bin;
+use watchtrace::{
+    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+    recording::Reader,
+};
+
+const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
+
+/// (event type, resourceVersion, framed bytes) per watch, by request path.
+type Events = BTreeMap<String, Vec<(String, String, u64)>>;
+
+/// The writes of the ground-truth log, by watch path, in order.
+fn ground_truth(path: &Path) -> Events {
+    let mut by_stream: BTreeMap<(String, u64), Vec<(u64, (String, String, u64))>> = BTreeMap::new();
+    for line in BufReader::new(File::open(path).unwrap()).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["kind"] != "write" {
+            continue;
+        }
+        let key = (
+            v["path"].as_str().unwrap().to_owned(),
+            v["stream"].as_u64().unwrap(),
+        );
+        let event = (
+            v["event_type"].as_str().unwrap().to_owned(),
+            v["rv"].as_str().unwrap().to_owned(),
+            v["bytes"].as_u64().unwrap(),
+        );
+        by_stream
+            .entry(key)
+            .or_default()
+            .push((v["seq"].as_u64().unwrap(), event));
+    }
+    by_stream
+        .into_iter()
+        .map(|((path, _), mut writes)| {
+            writes.sort_by_key(|(seq, _)| *seq);
+            (path, writes.into_iter().map(|(_, e)| e).collect())
+        })
+        .collect()
+}
+
+/// The pipeline's watch events for a recording, by request path; and the
+/// number of gap bytes.
+fn replay(path: &Path) -> (Events, u64, usize) {
+    let mut reader = Reader::new(BufReader::new(File::open(path).unwrap())).unwrap();
+    let mut pipeline = Pipeline::new(
+        PipelineConfig::default(),
+        reader.metadata().realtime_offset_ns,
+    );
+    let mut paths: HashMap<(u64, u32), String> = HashMap::new();
+    let mut events: Events = BTreeMap::new();
+    let mut gap_bytes = 0;
+    let mut unmatched = 0;
+    while let Some(bytes) = reader.next_record().unwrap() {
+        pipeline.on_record(bytes, &mut |event| match event {
+            OutputEvent::Request {
+                conn, stream, path, ..
+            } => {
+                paths.insert((conn, stream), path);
+            }
+            OutputEvent::WatchEvent {
+                conn,
+                stream,
+                event_type,
+                resource_version,
+                bytes,
+                ..
+            } => match paths.get(&(conn, stream)) {
+                Some(path) => events.entry(path.clone()).or_default().push((
+                    event_type,
+                    resource_version,
+                    bytes,
+                )),
+                None => unmatched += 1,
+            },
+            OutputEvent::Gap { len, .. } => gap_bytes += len,
+            _ => {}
+        });
+    }
+    (events, gap_bytes, unmatched)
+}
+
+fn golden(h2c: bool) {
+    let dir = std::env::temp_dir().join(format!("watchtrace-golden-{}-{h2c}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("golden.wtrec");
+    let mut recorder = Command::new(WATCHTRACE)
+        .args([
+            "record",
+            "--comm",
+            "fake-apiserver",
+            "--wait",
+            "--duration",
+            "14",
+            "-o",
+        ])
+        .arg(&recording)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(1));
+    // The load starts 3 s after fake-apiserver, so the recorder (rescanning
+    // every second) is attached before the first watch: every request is
+    // seen from its HEADERS.
+    let mut load = vec![
+        "--",
+        "-conns",
+        "3",
+        "-watches-per-conn",
+        "3",
+        "-write-rate",
+        "60",
+        "-format",
+        "mixed",
+        "-drain",
+        "1s",
+    ];
+    if h2c {
+        load.push("-h2c");
+    }
+    let status = Command::new(testbed_bin("testbed-run"))
+        .arg("-dir")
+        .arg(dir.join("bed"))
+        .args(["-load-delay", "3s", "-duration", "5s"])
+        .args(&load)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "testbed-run failed");
+    assert!(recorder.wait().unwrap().success());
+
+    let truth = ground_truth(&dir.join("bed/state/ground-truth.jsonl"));
+    let (seen, gap_bytes, unmatched) = replay(&recording);
+    assert_eq!(gap_bytes, 0, "no bytes lost");
+    assert_eq!(
+        unmatched, 0,
+        "every event belongs to a request that was seen"
+    );
+    assert_eq!(truth.len(), 9, "3 connections x 3 watches");
+    let mut total = 0;
+    for (path, expected) in &truth {
+        let got = seen
+            .get(path)
+            .unwrap_or_else(|| panic!("no events decoded for {path}"));
+        assert_eq!(got, expected, "events of {path}");
+        total += expected.len();
+    }
+    assert!(total > 100, "a meaningful number of events ({total})");
+    println!(
+        "{} events on {} watches matched the ground truth",
+        total,
+        truth.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn tls_watch_events_match_the_ground_truth() {
+    golden(false);
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn h2c_watch_events_match_the_ground_truth() {
+    golden(true);
+}
