@@ -33,6 +33,26 @@ pub enum Command {
     Record(RecordArgs),
     /// Run a recording through the userspace pipeline (no root needed).
     Replay(ReplayArgs),
+    /// The headless agent: trace the targets (waiting for them to appear,
+    /// following restarts) and write events as JSON lines.
+    Run(RunArgs),
+}
+
+/// Arguments of `watchtrace run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Write events as JSON lines to this file (appended; `-` for stdout).
+    /// Only metadata: no object contents.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Stop after this many seconds (default: until interrupted).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
 }
 
 /// Arguments of `watchtrace record`.

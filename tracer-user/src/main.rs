@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         },
         Command::Count(args) => run_async(commands::count::run(args)),
         Command::Record(args) => run_async(commands::record::run(args)),
+        Command::Run(args) => run_async(commands::run::run(args)),
         Command::Replay(args) => match commands::replay::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -5,3 +5,4 @@ pub mod check;
 pub mod count;
 pub mod record;
 pub mod replay;
+pub mod run;
