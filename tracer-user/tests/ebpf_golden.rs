@@ -1,10 +1,10 @@
-//! Root-only golden test: the testbed's fake-apiserver (Go net/http HTTP/2
-//! + crypto/tls) streams watches in JSON and protobuf to watch-load;
-//! watchtrace records it, the pipeline replays the recording, and every
-//! event the ground-truth log says was written must come out decoded, in
-//! order, with the same type, resourceVersion and framed size, with no
-//! gap. Once over TLS (plaintext from the Go TLS uprobes) and once over h2c
-//! (payload from the socket syscalls).
+//! Root-only golden test. The testbed's fake-apiserver (Go net/http
+//! HTTP/2 and crypto/tls) streams watches in JSON and protobuf to
+//! watch-load; watchtrace records it and the pipeline replays the
+//! recording. Every event the ground-truth log says was written must come
+//! out decoded, in order, with the same type, resourceVersion and framed
+//! size, and with no gap. Once over TLS (plaintext from the Go TLS uprobes)
+//! and once over h2c (payload from the socket syscalls).
 
 mod support;
 
