@@ -26,12 +26,14 @@ use watchtrace::{
 
 const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 
-/// (event type, resourceVersion, framed bytes) per watch, by request path.
-type Events = BTreeMap<String, Vec<(String, String, u64)>>;
+/// An event's type, resourceVersion and framed size.
+type Event = (String, String, u64);
+/// Events per watch, by request path.
+type Events = BTreeMap<String, Vec<Event>>;
 
 /// The writes of the ground-truth log, by watch path, in order.
 fn ground_truth(path: &Path) -> Events {
-    let mut by_stream: BTreeMap<(String, u64), Vec<(u64, (String, String, u64))>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<(String, u64), Vec<(u64, Event)>> = BTreeMap::new();
     for line in BufReader::new(File::open(path).unwrap()).lines() {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         if v["kind"] != "write" {
