@@ -80,5 +80,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         gap_bytes = streams.gap_bytes,
         "stopped"
     );
+    // The loss counters, on stdout for scripts and benchmarks.
+    let counters = session.counters()?;
+    let line: Vec<String> = counters
+        .iter()
+        .map(|(c, v)| format!("{}={v}", c.name()))
+        .collect();
+    println!(
+        "records={} captured_bytes={} gaps={} gap_bytes={} {}",
+        stats.records,
+        streams.captured_bytes,
+        streams.gaps,
+        streams.gap_bytes,
+        line.join(" ")
+    );
     Ok(())
 }
