@@ -185,8 +185,10 @@ fn capture(writes: u64, size: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Events of one watch: (type, resourceVersion, bytes), by request path.
-type Events = std::collections::BTreeMap<String, Vec<(String, String, u64)>>;
+/// An event's type, resourceVersion and framed size.
+type Event = (String, String, u64);
+/// Events of each watch, by request path.
+type Events = std::collections::BTreeMap<String, Vec<Event>>;
 
 fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> {
     use std::collections::{BTreeMap, HashMap};
@@ -261,7 +263,7 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
     let counters = String::from_utf8_lossy(&output.stdout).trim().to_owned();
 
     // Ground truth: writes by path in order, and bytes per second.
-    let mut truth: BTreeMap<(String, u64), Vec<(u64, (String, String, u64))>> = BTreeMap::new();
+    let mut truth: BTreeMap<(String, u64), Vec<(u64, Event)>> = BTreeMap::new();
     let mut per_second: BTreeMap<u64, u64> = BTreeMap::new();
     let mut first_ns = u64::MAX;
     let gt = std::fs::read_to_string(dir.join("bed/state/ground-truth.jsonl"))?;
