@@ -44,11 +44,18 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
         Command::new("cargo")
             .env("WATCHTRACE_TESTBED_BIN", testbed::bin_dir())
             .env("WATCHTRACE_GO", setup::go_binary())
-                        .args(["test", "--workspace", "--exclude", "tracer-ebpf", "--", "--include-ignored"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "tracer-ebpf",
+                "--",
+                "--include-ignored",
+            ])
             // Ignored tests named *throughput* or *stress* are measurements,
             // run by hand in release mode; every other ignored test is a
             // root-only test and runs here.
-            .args(["--skip", "throughput", "--skip", "stress"]),,
+            .args(["--skip", "throughput", "--skip", "stress"]),
         count_cargo,
     )?;
     let go = process::run_counting(
