@@ -70,7 +70,7 @@ impl Default for Http2Config {
 /// Counters, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Http2Stats {
-    /// Frame headers decoded (DATA and others).
+    /// Frames decoded (a header block with its CONTINUATIONs counts once).
     pub frames: u64,
     /// DATA payload bytes delivered.
     pub data_bytes: u64,
@@ -988,5 +988,63 @@ impl State {
                 self.stall_event(sender, WindowScope::Stream(id), Some(change), ts, sink);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Invariant: from the start, preface and SETTINGS decode from raw bytes,
+    // and a setting is in effect for the peer only after its ACK.
+    #[test]
+    fn preface_settings_and_ack_from_bytes() {
+        let mut c = Http2Connection::new(Http2Config::default(), Attach::FromStart);
+        let mut ev = Vec::new();
+        let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        // SETTINGS: INITIAL_WINDOW_SIZE = 1000.
+        client.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0x03, 0xe8]);
+        c.on_bytes(Direction::ClientToServer, 1, &client, &mut ev);
+        assert_eq!(
+            ev,
+            [
+                Http2Event::Preface { ts_ns: 1 },
+                Http2Event::Settings {
+                    dir: Direction::ClientToServer,
+                    params: vec![Setting { id: 4, value: 1000 }],
+                    ts_ns: 1
+                }
+            ]
+        );
+        assert_eq!(
+            c.settings(Direction::ClientToServer).initial_window_size,
+            Some(65_535)
+        );
+        c.on_bytes(
+            Direction::ServerToClient,
+            2,
+            &[0, 0, 0, 4, 1, 0, 0, 0, 0],
+            &mut ev,
+        );
+        assert_eq!(
+            c.settings(Direction::ClientToServer).initial_window_size,
+            Some(1000)
+        );
+    }
+
+    // Invariant: joined mid-stream, nothing is assumed known.
+    #[test]
+    fn mid_stream_knows_nothing() {
+        let c = Http2Connection::new(Http2Config::default(), Attach::MidStream);
+        assert_eq!(
+            c.settings(Direction::ServerToClient),
+            SettingsValues::UNKNOWN
+        );
+        assert_eq!(
+            c.window(Direction::ServerToClient, WindowScope::Connection),
+            None
+        );
+        assert!(!c.hpack_complete(Direction::ClientToServer));
+        assert!(c.is_resyncing(Direction::ClientToServer));
     }
 }

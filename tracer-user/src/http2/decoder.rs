@@ -310,6 +310,9 @@ pub(crate) struct FrameDecoder {
     limits: DecoderLimits,
 }
 
+/// Buffer capacity kept between frames (larger ones are released).
+const RETAINED_BUFFER: usize = 16 * 1024;
+
 /// Outcome of decoding in sync: all consumed, or resync needed from
 /// `data[at..]` (the resync has already been seeded with earlier bytes).
 type Run = Option<usize>;
@@ -749,6 +752,7 @@ impl FrameDecoder {
                     self.on_payload(header, &payload, want, ts, v);
                     self.payload = payload;
                     self.payload.clear();
+                    self.payload.shrink_to(RETAINED_BUFFER);
                 }
                 State::Skip { left, then } => {
                     let n = (left as usize).min(data.len() - pos);
@@ -1121,6 +1125,8 @@ impl FrameDecoder {
                 self.deliver(b.stream, b.kind, &block, b.first_ts, ts, v);
                 self.block = block;
                 self.block.clear();
+                // A rare huge block should not pin its buffer per connection.
+                self.block.shrink_to(RETAINED_BUFFER);
             }
             Some(reason) => {
                 if reason == BlockLoss::TooLarge {
@@ -1177,5 +1183,190 @@ impl FrameDecoder {
                 ts,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: DecoderLimits = DecoderLimits {
+        max_header_block: 64,
+        max_control_payload: 64,
+        resync_window: 4096,
+    };
+
+    /// Records events as text (DATA pieces with their bytes and time).
+    struct Rec {
+        max: Option<u32>,
+        events: Vec<String>,
+    }
+
+    impl FrameVisitor for Rec {
+        fn max_frame_size(&self) -> Option<u32> {
+            self.max
+        }
+
+        fn event(&mut self, event: FrameEvent<'_>) {
+            self.events.push(format!("{event:?}"));
+        }
+    }
+
+    fn decode(start: Start, chunks: &[&[u8]]) -> Vec<String> {
+        let mut d = FrameDecoder::new(start, LIMITS);
+        let mut rec = Rec {
+            max: Some(16384),
+            events: Vec::new(),
+        };
+        for (ts, c) in chunks.iter().enumerate() {
+            d.push(c, ts as u64, &mut rec);
+        }
+        rec.events
+    }
+
+    /// HEADERS, stream 1, END_HEADERS, block [0x82].
+    const HEADERS: [u8; 10] = [0, 0, 1, 1, 4, 0, 0, 0, 1, 0x82];
+
+    // Invariant: a frame split at any byte decodes the same, and its header
+    // block carries the time of its first and last byte.
+    #[test]
+    fn headers_split_anywhere() {
+        for cut in 0..=HEADERS.len() {
+            let ev = decode(Start::Frames, &[&HEADERS[..cut], &HEADERS[cut..]]);
+            let first_ts = u64::from(cut == 0);
+            let ts = u64::from(cut < HEADERS.len());
+            assert_eq!(
+                ev,
+                [format!(
+                    "Headers {{ stream: 1, block: [130], end_stream: false, priority: None, \
+                     first_ts: {first_ts}, ts: {ts} }}"
+                )],
+                "cut {cut}"
+            );
+        }
+    }
+
+    // Invariant: DATA is delivered piece by piece as it arrives, with each
+    // chunk's time, padding removed, exactly one piece marked last.
+    #[test]
+    fn padded_data_in_pieces() {
+        // DATA, PADDED|END_STREAM, stream 3, pad 2, data "hey".
+        let f = [0, 0, 6, 0, 9, 0, 0, 0, 3, 2, b'h', b'e', b'y', 0, 0];
+        let ev = decode(Start::Frames, &[&f[..11], &f[11..14], &f[14..]]);
+        assert_eq!(ev.len(), 4, "{ev:#?}");
+        assert!(ev[0].starts_with("DataStart"));
+        assert_eq!(
+            ev[1],
+            "DataPiece { stream: 3, bytes: [104], last: false, end_stream: true, ts: 0 }"
+        );
+        assert_eq!(
+            ev[2],
+            "DataPiece { stream: 3, bytes: [101, 121], last: true, end_stream: true, ts: 1 }"
+        );
+        assert_eq!(ev[3], "DataEnd { stream: 3, end_stream: true, ts: 2 }");
+    }
+
+    // Invariant: HEADERS + CONTINUATION assemble into one block, delivered
+    // at END_HEADERS.
+    #[test]
+    fn continuation_assembles_block() {
+        let h = [0, 0, 2, 1, 1, 0, 0, 0, 5, 0x82, 0x86];
+        let c = [0, 0, 1, 9, 4, 0, 0, 0, 5, 0x84];
+        let ev = decode(Start::Frames, &[&h, &c]);
+        assert_eq!(
+            ev,
+            [
+                "Headers { stream: 5, block: [130, 134, 132], end_stream: true, priority: None, \
+              first_ts: 0, ts: 1 }"
+            ]
+        );
+    }
+
+    // Invariant: the client preface is consumed (even split), then frames.
+    #[test]
+    fn preface_then_frames() {
+        let mut s = PREFACE.to_vec();
+        s.extend_from_slice(&[0, 0, 0, 4, 1, 0, 0, 0, 0]);
+        let ev = decode(Start::Preface, &[&s[..5], &s[5..]]);
+        assert_eq!(
+            ev,
+            [
+                "Preface { ts: 1 }",
+                "Settings { ack: true, params: [], ts: 1 }"
+            ]
+        );
+    }
+
+    // Invariant: extension frames are skipped whole.
+    #[test]
+    fn unknown_type_is_skipped() {
+        let mut s = vec![0, 0, 2, 0xfa, 0, 0, 0, 0, 1, 9, 9];
+        s.extend_from_slice(&HEADERS);
+        let ev = decode(Start::Frames, &[&s]);
+        assert!(ev[0].starts_with("Unknown"));
+        assert!(ev[1].starts_with("Headers"));
+    }
+
+    // Invariant: a framing error is reported, boundaries are lost and then
+    // found again, with the skipped bytes counted.
+    #[test]
+    fn framing_error_resyncs() {
+        // PING of length 7: a framing error. Then three valid frames.
+        let mut s = vec![0, 0, 7, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7];
+        for _ in 0..3 {
+            s.extend_from_slice(&HEADERS);
+        }
+        let ev = decode(Start::Frames, &[&s]);
+        assert!(ev[0].starts_with("Error { error: BadLength"), "{ev:#?}");
+        assert_eq!(ev[1], "SyncLost { ts: 0 }");
+        assert_eq!(ev[2], "Resynced { skipped: 16, ts: 0 }");
+        assert_eq!(ev.len(), 6);
+    }
+
+    // Invariant: a gap inside a DATA frame keeps boundaries and reports the
+    // lost bytes; a gap across frames needs a resync.
+    #[test]
+    fn gaps_inside_and_across_frames() {
+        let mut d = FrameDecoder::new(Start::Frames, LIMITS);
+        let mut rec = Rec {
+            max: None,
+            events: Vec::new(),
+        };
+        let f = [0, 0, 4, 0, 0, 0, 0, 0, 1, b'a', b'b', b'c', b'd'];
+        d.push(&f[..10], 0, &mut rec);
+        assert!(d.gap_keeps_boundaries(2));
+        assert_eq!(d.gap(2, 1, &mut rec), GapKind::WithinFrame);
+        d.push(&f[12..], 2, &mut rec);
+        assert_eq!(
+            rec.events[2],
+            "DataLost { stream: 1, len: 2, last: false, end_stream: false, ts: 1 }"
+        );
+        assert_eq!(
+            rec.events[3],
+            "DataPiece { stream: 1, bytes: [100], last: true, end_stream: false, ts: 2 }"
+        );
+        assert!(!d.gap_keeps_boundaries(1));
+        assert_eq!(d.gap(1, 3, &mut rec), GapKind::Unstructured);
+        assert!(d.is_resyncing());
+    }
+
+    // Invariant: a header block over the bound is dropped and reported, and
+    // the frames after it still decode.
+    #[test]
+    fn oversized_block_is_reported() {
+        let mut s = vec![0, 0, 70, 1, 4, 0, 0, 0, 1];
+        s.extend_from_slice(&[0x82; 70]);
+        s.extend_from_slice(&HEADERS);
+        let ev = decode(Start::Frames, &[&s]);
+        assert!(
+            ev[0].starts_with("Error { error: HeaderBlockTooLarge"),
+            "{ev:#?}"
+        );
+        assert!(
+            ev[1].starts_with(
+                "HeaderBlockLost { stream: 1, end_stream: Some(false), reason: TooLarge"
+            )
+        );
+        assert!(ev[2].starts_with("Headers"));
     }
 }

@@ -28,7 +28,8 @@ pub enum Http2Error {
     /// Undefined flags or the reserved bit (only an error while resyncing).
     #[error("frame type {frame_type} with undefined flags {flags:#04x} or the reserved bit")]
     Implausible { frame_type: u8, flags: u8 },
-    /// The padding does not fit in the payload.
+    /// The padding does not fit in the payload (the length was valid, so
+    /// only this frame is lost).
     #[error("{pad} bytes of padding do not fit a {len}-byte payload")]
     BadPadding { pad: u8, len: u32 },
     /// A header block was open but the next frame was not its CONTINUATION.
@@ -90,7 +91,25 @@ impl Http2Error {
                 | Self::BadStreamId { .. }
                 | Self::BadLength { .. }
                 | Self::Implausible { .. }
-                | Self::BadPadding { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Invariant: only errors about frame boundaries trigger a resync.
+    #[test]
+    fn framing_classification() {
+        assert!(
+            Http2Error::BadLength {
+                frame_type: 6,
+                len: 7
+            }
+            .is_framing()
+        );
+        assert!(!Http2Error::ZeroIncrement { stream: 1 }.is_framing());
+        assert!(!Http2Error::BadPadding { pad: 9, len: 3 }.is_framing());
     }
 }

@@ -531,3 +531,36 @@ impl EventSink for Vec<Http2Event<'static>> {
         self.push(event.into_owned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Invariant: into_owned keeps every field and detaches borrowed bytes.
+    #[test]
+    fn into_owned_copies_borrowed_bytes() {
+        let buf = vec![1, 2, 3];
+        let e = Http2Event::Data {
+            dir: Direction::ServerToClient,
+            stream: 1,
+            bytes: Cow::Borrowed(&buf[1..]),
+            frame_end: true,
+            end_stream: false,
+            ts_ns: 9,
+        };
+        let owned = e.clone().into_owned();
+        drop(buf);
+        assert!(matches!(
+            owned,
+            Http2Event::Data { bytes: Cow::Owned(ref b), ts_ns: 9, .. } if b == &[2, 3]
+        ));
+    }
+
+    // Invariant: odd stream ids are client-initiated.
+    #[test]
+    fn initiator_by_parity() {
+        assert_eq!(Direction::initiator_of(1), Direction::ClientToServer);
+        assert_eq!(Direction::initiator_of(2), Direction::ServerToClient);
+        assert_eq!(Direction::ClientToServer.peer(), Direction::ServerToClient);
+    }
+}

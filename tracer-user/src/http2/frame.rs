@@ -132,7 +132,8 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// Parses a header. Never fails: every 9-byte string is some header;
-    /// whether it is a valid one is [`check`]'s business.
+    /// whether it is a valid one depends on the type's rules (checked by
+    /// the decoder and the resync scanner).
     #[inline]
     pub fn parse(b: &[u8; FRAME_HEADER_LEN]) -> Self {
         let sid = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);

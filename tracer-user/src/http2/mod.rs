@@ -45,21 +45,28 @@
 //!
 //! This is the normal case: watch connections outlive the tracer's start.
 //!
-//! * **Frame boundaries** are found by [`resync`]: a position is accepted
-//!   when a chain of consecutive frame headers there all pass strict checks
-//!   (known type, defined flags, reserved bit clear, stream-id and length
-//!   rules, length within the frame size limit, small payload checks), or
-//!   a valid header's frame ends exactly where a chunk ended. Lengths above
-//!   16384 count as weaker evidence until `SETTINGS_MAX_FRAME_SIZE` is
-//!   known. The bytes skipped are reported ([`Http2Event::Resynced`]).
+//! * **Frame boundaries** are found by `resync`: a position is accepted
+//!   when a chain of three consecutive frame headers there all pass strict
+//!   checks (known type, defined flags, reserved bit clear, stream-id and
+//!   length rules, length within the frame size limit, small payload
+//!   checks, odd stream ids), or a valid header's frame ends exactly where
+//!   a chunk ended and no overlapping candidate is as strong. Lengths above
+//!   16384 (until `SETTINGS_MAX_FRAME_SIZE` is known) and stream ids above
+//!   2^24 count as weaker evidence. When two chains overlap and join, the
+//!   decoder starts where they agree rather than risk a phantom frame.
+//!   Frames larger than the scan buffer still sync, through checkpoints.
+//!   The bytes skipped are reported ([`Http2Event::Resynced`]).
 //! * **HPACK**: the dynamic table's older entries are unknown. References to
 //!   them decode as [`hpack::FieldText::Unknown`], never invented. Entries
 //!   inserted after attach keep exact indices (new entries take index 62
 //!   and push older ones back), so they resolve at once. When entries seen
 //!   since attach fill the table capacity, every older entry must have been
-//!   evicted: [`Http2Event::HpackFullyKnown`] says so, with the basis of
-//!   the capacity used (a size update, the acknowledged SETTINGS limit, or
-//!   the configured assumption of 4096).
+//!   evicted; once, in addition, no entry has an unknown name (a literal
+//!   can name an unknown entry), every reference decodes:
+//!   [`Http2Event::HpackFullyKnown`] says so, with the basis of the
+//!   capacity used (a size update, the acknowledged SETTINGS limit, or the
+//!   configured assumption of 4096, withdrawn if a reference proves it
+//!   wrong).
 //! * **Settings** are unknown until announced and acknowledged; an ACK that
 //!   matches no SETTINGS we saw makes values unknown rather than wrong.
 //! * **Flow-control windows** are unknown (`None`) and never stall. The
@@ -91,10 +98,16 @@
 //!
 //! # Known limits
 //!
-//! * Resync can in principle accept a false boundary inside DATA that
-//!   happens to contain three plausible chained frame headers (or one whose
-//!   length reaches exactly the end of a chunk). Later framing errors then
-//!   resync again; the DATA delivered in between would be wrong.
+//! * Resync is evidence, not proof: a payload could contain three chained
+//!   plausible frame headers (or one whose length reaches exactly a chunk
+//!   end with no rival). Over 1.4 million cut points of generated
+//!   connections (`tests/http2_midstream.rs`, the ignored stress test) none
+//!   was accepted, and 0.005% landed a few real frames late; real traffic
+//!   may differ. After a false boundary, later framing errors resync again,
+//!   but what was delivered in between would be wrong.
+//! * Frames on even stream ids (server push) are not used as resync
+//!   evidence, and a resync never starts on an empty frame: such frames
+//!   around an attach point are skipped (and counted), even if real.
 //! * The two directions are captured separately. SETTINGS ACK matching uses
 //!   capture times, but if the caller feeds one direction far ahead of the
 //!   other, window accounting can briefly see DATA beyond the window
@@ -108,6 +121,9 @@
 //!   stream's opening (a pre-existing stream's client trailers would be
 //!   misread as an opening; clients rarely send trailers).
 //! * PRIORITY information is reported, not modelled.
+//! * Throughput of this layer alone (tests/http2_throughput.rs, release):
+//!   about 10 GB/s with 4 KiB DATA frames, far more with 16 KiB frames, since
+//!   payload bytes are never touched here.
 
 mod connection;
 mod decoder;

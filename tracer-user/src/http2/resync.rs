@@ -56,6 +56,8 @@ pub(crate) const EXACT_END_SCORE: u32 = ORDINARY;
 /// long-lived connections (ids grow by 2 per request) but are what a bogus
 /// header's random bytes mostly give.
 const ORDINARY_STREAM_IDS: u32 = 1 << 24;
+/// Largest scan buffer allocation kept after a resync.
+const RETAINED: usize = 4096;
 /// Checkpoints kept at once.
 const MAX_CHECKPOINTS: usize = 32;
 
@@ -432,9 +434,11 @@ impl Resync {
         std::mem::take(&mut self.buf)
     }
 
-    /// Returns a buffer's allocation for reuse, unless it grew large.
+    /// Returns a buffer's allocation for reuse, unless it grew large: after
+    /// attaching, every connection resyncs once, and keeping each one's scan
+    /// buffer would cost far more than the rare later resync saves.
     pub(crate) fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.buf.capacity() == 0 && buf.capacity() <= 2 * self.cap {
+        if self.buf.capacity() == 0 && buf.capacity() <= RETAINED {
             buf.clear();
             self.buf = buf;
         }

@@ -7,7 +7,7 @@
 //! dynamic table's older entries: references to them decode as
 //! [`FieldText::Unknown`], literals still decode and are added to the table,
 //! and [`Decoder::take_became_complete`] reports when the table is fully
-//! known again (see [`table`] for the reasoning).
+//! known again (the reasoning is in the private `table` module).
 //!
 //! Allocation is per decoded name or value (static-table names and values
 //! are borrowed, not copied).

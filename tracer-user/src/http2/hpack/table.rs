@@ -27,6 +27,8 @@
 //! An entry whose name was itself unknown (a literal that named an unknown
 //! entry) has an unknown size; we count it at its lower bound
 //! (`value + 32`), which keeps entries too long rather than too short.
+//! While such an entry is in the table, the table is not *complete* either:
+//! complete means every reference decodes to known bytes.
 
 use std::collections::VecDeque;
 
@@ -67,9 +69,13 @@ pub(crate) enum Lookup<'a> {
     Unknown,
 }
 
+/// Whether entries from before we started watching can remain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Knowledge {
-    Complete { assumed: bool },
+    /// None can: every entry is one we saw inserted.
+    NoRemnants {
+        basis: TableSizeBasis,
+    },
     Partial,
 }
 
@@ -85,6 +91,10 @@ pub(crate) struct DynamicTable {
     /// Acknowledged `SETTINGS_HEADER_TABLE_SIZE`, if known.
     limit: Option<u32>,
     knowledge: Knowledge,
+    /// Entries whose name is unknown.
+    unknown_names: usize,
+    /// [`DynamicTable::is_complete`] as last reported.
+    complete_reported: bool,
     /// Memory bound when the capacity is unknown or larger.
     retain_cap: usize,
     /// Capacity assumed for completeness when nothing better is known.
@@ -103,7 +113,12 @@ impl DynamicTable {
             size: 0,
             capacity: Some(4096),
             limit: Some(4096),
-            knowledge: Knowledge::Complete { assumed: false },
+            // The capacity is exactly known from the start.
+            knowledge: Knowledge::NoRemnants {
+                basis: TableSizeBasis::SizeUpdate,
+            },
+            unknown_names: 0,
+            complete_reported: true,
             retain_cap,
             assumed: Some(4096),
             became_complete: None,
@@ -127,14 +142,18 @@ impl DynamicTable {
         self.evictions += self.entries.len() as u64;
         self.entries.clear();
         self.size = 0;
+        self.unknown_names = 0;
         self.capacity = None;
         self.knowledge = Knowledge::Partial;
         self.became_complete = None;
+        self.complete_reported = false;
         self.check_complete();
     }
 
+    /// Every reference resolves to known bytes: no entry from before we
+    /// started watching can remain, and no entry has an unknown name.
     pub(crate) fn is_complete(&self) -> bool {
-        matches!(self.knowledge, Knowledge::Complete { .. })
+        matches!(self.knowledge, Knowledge::NoRemnants { .. }) && self.unknown_names == 0
     }
 
     pub(crate) fn take_became_complete(&mut self) -> Option<TableSizeBasis> {
@@ -172,13 +191,16 @@ impl DynamicTable {
         }
         match self.knowledge {
             Knowledge::Partial => Ok(Lookup::Unknown),
-            Knowledge::Complete { assumed: true } => {
+            Knowledge::NoRemnants {
+                basis: TableSizeBasis::Assumed,
+            } => {
                 // The assumed capacity was too small: entries from before we
                 // joined are still there.
                 self.knowledge = Knowledge::Partial;
+                self.update_complete();
                 Ok(Lookup::Unknown)
             }
-            Knowledge::Complete { assumed: false } => Err(HpackError::InvalidIndex {
+            Knowledge::NoRemnants { .. } => Err(HpackError::InvalidIndex {
                 index,
                 dynamic_len: self.entries.len(),
             }),
@@ -222,10 +244,12 @@ impl DynamicTable {
             self.evictions += self.entries.len() as u64;
             self.entries.clear();
             self.size = 0;
+            self.unknown_names = 0;
             self.mark_evicted(exact);
             self.check_complete();
             return;
         }
+        self.unknown_names += usize::from(name.is_none());
         self.entries.push_front(Entry { name, value, size });
         self.size += size;
         self.evict_to(cap, exact);
@@ -260,6 +284,7 @@ impl DynamicTable {
                 break;
             };
             self.size -= e.size;
+            self.unknown_names -= usize::from(e.name.is_none());
             self.evictions += 1;
             evicted = true;
         }
@@ -273,35 +298,47 @@ impl DynamicTable {
     /// the encoder can still name.
     fn mark_evicted(&mut self, exact: Option<TableSizeBasis>) {
         match exact {
-            Some(basis) => self.set_complete(basis),
+            Some(basis) => self.set_no_remnants(basis),
             None => self.knowledge = Knowledge::Partial,
         }
     }
 
     /// While partial: if our entries leave no room for even an empty
     /// unknown entry (32 bytes) under the capacity bound, none remain.
+    /// Then reports a change of completeness.
     fn check_complete(&mut self) {
-        if self.knowledge != Knowledge::Partial {
-            return;
+        if self.knowledge == Knowledge::Partial {
+            let bound = match (self.capacity, self.limit, self.assumed) {
+                (Some(c), _, _) => Some((c, TableSizeBasis::SizeUpdate)),
+                (None, Some(l), _) => Some((l, TableSizeBasis::SettingsLimit)),
+                (None, None, Some(a)) => Some((a, TableSizeBasis::Assumed)),
+                (None, None, None) => None,
+            };
+            if let Some((bound, basis)) = bound
+                && self.size + ENTRY_OVERHEAD > bound as usize
+            {
+                self.set_no_remnants(basis);
+            }
         }
-        let (bound, basis) = match (self.capacity, self.limit, self.assumed) {
-            (Some(c), _, _) => (c, TableSizeBasis::SizeUpdate),
-            (None, Some(l), _) => (l, TableSizeBasis::SettingsLimit),
-            (None, None, Some(a)) => (a, TableSizeBasis::Assumed),
-            (None, None, None) => return,
-        };
-        if self.size + ENTRY_OVERHEAD > bound as usize {
-            self.set_complete(basis);
+        self.update_complete();
+    }
+
+    fn set_no_remnants(&mut self, basis: TableSizeBasis) {
+        if self.knowledge == Knowledge::Partial {
+            self.knowledge = Knowledge::NoRemnants { basis };
         }
     }
 
-    fn set_complete(&mut self, basis: TableSizeBasis) {
-        if self.knowledge == Knowledge::Partial {
+    /// Records the moment the table becomes complete.
+    fn update_complete(&mut self) {
+        let now = self.is_complete();
+        if now
+            && !self.complete_reported
+            && let Knowledge::NoRemnants { basis } = self.knowledge
+        {
             self.became_complete = Some(basis);
         }
-        self.knowledge = Knowledge::Complete {
-            assumed: basis == TableSizeBasis::Assumed,
-        };
+        self.complete_reported = now;
     }
 }
 
@@ -353,6 +390,19 @@ mod tests {
             t.get(63),
             Err(HpackError::InvalidIndex { index: 63, .. })
         ));
+    }
+
+    // Invariant: an entry with an unknown name keeps the table incomplete
+    // (a reference to it would be Unknown) until it is evicted.
+    #[test]
+    fn unknown_names_block_completeness() {
+        let mut t = DynamicTable::mid_stream(65536, None);
+        t.size_update(100).unwrap();
+        t.insert(None, b(&"v".repeat(40))); // >= 72 bytes
+        assert!(!t.is_complete());
+        t.insert(Some(b("n")), b(&"w".repeat(40))); // evicts the unknown one
+        assert!(t.is_complete());
+        assert_eq!(t.take_became_complete(), Some(TableSizeBasis::SizeUpdate));
     }
 
     // Invariant: a size update to 0 empties the table, so it is complete.

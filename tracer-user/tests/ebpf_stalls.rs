@@ -1,0 +1,281 @@
+//! Root-only: the testbed's two fault modes, seen by watchtrace.
+//!
+//! - A whole client connection stops reading its socket: the server's send
+//!   buffer fills, its writes fail with EAGAIN, the client advertises a
+//!   zero window. watchtrace must report `send_buffer_full` and
+//!   `peer_zero_window` stalls on that connection only, ending when the
+//!   ground truth's blocked writes end.
+//! - One stream stops reading its body: its HTTP/2 stream window fills.
+//!   watchtrace must report a stream-level window stall on that stream, and
+//!   no socket stall on the connection (its neighbours keep flowing).
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use support::testbed_bin;
+use watchtrace::{
+    capture::{Record, decode},
+    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+    recording::Reader,
+};
+
+const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
+/// How far watchtrace's stall end may be from the ground truth's.
+const TOLERANCE_NS: i64 = 10_000_000;
+
+/// The end (t_after) of the longest blocked write, and how long it blocked.
+type Blocked = (u64, u64);
+
+/// Ground truth: for each client address, its longest blocked write; per
+/// (client, stream path) likewise.
+fn blocked_writes(gt: &Path) -> (HashMap<String, Blocked>, HashMap<(String, String), Blocked>) {
+    let mut by_client: HashMap<String, Blocked> = HashMap::new();
+    let mut by_path: HashMap<(String, String), Blocked> = HashMap::new();
+    for line in BufReader::new(File::open(gt).unwrap()).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["kind"] != "write" {
+            continue;
+        }
+        let (before, after) = (
+            v["t_before"].as_u64().unwrap(),
+            v["t_after"].as_u64().unwrap(),
+        );
+        let blocked = after - before;
+        let client = v["client"].as_str().unwrap().to_owned();
+        let path = v["path"].as_str().unwrap().to_owned();
+        for slot in [
+            by_client.entry(client.clone()).or_default(),
+            by_path.entry((client, path)).or_default(),
+        ] {
+            if blocked > slot.1 {
+                *slot = (after, blocked);
+            }
+        }
+    }
+    (by_client, by_path)
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
+    let dir = std::env::temp_dir().join(format!("watchtrace-stalls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("stalls.wtrec");
+    let mut recorder = Command::new(WATCHTRACE)
+        .args([
+            "record",
+            "--comm",
+            "fake-apiserver",
+            "--wait",
+            "--duration",
+            "20",
+            "-o",
+        ])
+        .arg(&recording)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(1));
+    // Connection 1 stops reading its socket at 2 s for 3 s; stream 0 of
+    // connection 2 stops reading its body at 2 s for 3 s. Large objects, so
+    // buffers fill fast.
+    let status = Command::new(testbed_bin("testbed-run"))
+        .arg("-dir")
+        .arg(dir.join("bed"))
+        .args(["-load-delay", "3s", "-duration", "9s", "--"])
+        .args([
+            "-conns",
+            "4",
+            "-watches-per-conn",
+            "3",
+            "-resources",
+            "configmaps",
+            "-namespaces",
+            "ns-0",
+        ])
+        .args([
+            "-write-resources",
+            "configmaps",
+            "-write-namespaces",
+            "ns-0",
+            "-format",
+            "json",
+        ])
+        .args([
+            "-object-size",
+            "32768",
+            "-write-rate",
+            "100",
+            "-drain",
+            "1s",
+        ])
+        .args([
+            "-stall-conn",
+            "1",
+            "-stall-conn-after",
+            "2s",
+            "-stall-conn-for",
+            "3s",
+        ])
+        .args([
+            "-stall-stream",
+            "6",
+            "-stall-stream-after",
+            "2s",
+            "-stall-stream-for",
+            "3s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "testbed-run failed");
+    assert!(recorder.wait().unwrap().success());
+
+    // Replay; remember each socket's peer port from its TCP samples.
+    let mut reader = Reader::new(BufReader::new(File::open(&recording).unwrap())).unwrap();
+    let mut pipeline = Pipeline::new(
+        PipelineConfig::default(),
+        reader.metadata().realtime_offset_ns,
+    );
+    let mut peer_of_fd: HashMap<i32, u16> = HashMap::new();
+    let mut fd_of_sock: HashMap<u64, i32> = HashMap::new();
+    let mut stalls = Vec::new();
+    let mut window_stalls = Vec::new();
+    let mut paths: HashMap<(u64, u32), String> = HashMap::new();
+    while let Some(bytes) = reader.next_record().unwrap() {
+        match decode(bytes) {
+            Ok(Record::SockSend(s)) if s.fd >= 0 => {
+                fd_of_sock.insert(s.sock, s.fd);
+            }
+            Ok(Record::TcpSample(t)) => {
+                if let Some(fd) = fd_of_sock.get(&t.sock) {
+                    peer_of_fd.insert(*fd, t.dport);
+                }
+            }
+            _ => {}
+        }
+        pipeline.on_record(bytes, &mut |event| match event {
+            OutputEvent::SocketStall {
+                fd,
+                cause,
+                start,
+                duration_ns,
+                ..
+            } => stalls.push((fd, cause, start, duration_ns)),
+            OutputEvent::WindowStall {
+                conn,
+                scope,
+                stream,
+                start,
+                duration_ns,
+                ..
+            } => {
+                window_stalls.push((conn, scope, stream, start, duration_ns));
+            }
+            OutputEvent::Request {
+                conn, stream, path, ..
+            } => {
+                paths.insert((conn, stream), path);
+            }
+            _ => {}
+        });
+    }
+    let (by_client, by_path) = blocked_writes(&dir.join("bed/state/ground-truth.jsonl"));
+    // The stalled connection: the client whose writes blocked longest.
+    let (client, &(gt_end, gt_blocked)) = by_client.iter().max_by_key(|(_, (_, b))| *b).unwrap();
+    let port: u16 = client.rsplit(':').next().unwrap().parse().unwrap();
+    println!(
+        "ground truth: {client} blocked {:.1} ms, ending at {gt_end}",
+        gt_blocked as f64 / 1e6
+    );
+    println!(
+        "socket stalls (fd, cause, start, duration ms): {:?}",
+        stalls
+            .iter()
+            .map(|s| (s.0, s.1, s.2, s.3 as f64 / 1e6))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "window stalls (conn, scope, stream, start, duration ms): {:?}",
+        window_stalls
+            .iter()
+            .map(|s| (s.0, s.1, s.2, s.3, s.4 as f64 / 1e6))
+            .collect::<Vec<_>>()
+    );
+    let on_stalled: Vec<_> = stalls
+        .iter()
+        .filter(|s| peer_of_fd.get(&s.0) == Some(&port))
+        .collect();
+    let elsewhere: Vec<_> = stalls
+        .iter()
+        .filter(|s| peer_of_fd.get(&s.0) != Some(&port) && s.3 > 50_000_000)
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "no long socket stall on other connections: {elsewhere:?}"
+    );
+    let full = on_stalled
+        .iter()
+        .filter(|s| s.1 == "send_buffer_full")
+        .max_by_key(|s| s.3)
+        .expect("a send_buffer_full stall on the stalled connection");
+    let zero = on_stalled
+        .iter()
+        .filter(|s| s.1 == "peer_zero_window")
+        .max_by_key(|s| s.3)
+        .expect("a peer_zero_window stall on the stalled connection");
+    let full_end = (full.2 + full.3) as i64;
+    println!(
+        "send_buffer_full: {:.1} ms ending {:+.1} ms from the ground truth; peer_zero_window: {:.1} ms",
+        full.3 as f64 / 1e6,
+        (full_end - gt_end as i64) as f64 / 1e6,
+        zero.3 as f64 / 1e6
+    );
+    assert!(
+        (full_end - gt_end as i64).abs() <= TOLERANCE_NS,
+        "stall end within 10 ms of the ground truth"
+    );
+    assert!(
+        (full.3 as i64 - gt_blocked as i64).abs() <= TOLERANCE_NS,
+        "stall duration within 10 ms of the ground truth's blocked write"
+    );
+    // The stalled stream: a stream-level window stall on its path.
+    // The stalled stream: the longest blocked write on any other client.
+    let ((_, path), &(stream_end, stream_blocked)) = by_path
+        .iter()
+        .filter(|((c, _), _)| c != client)
+        .max_by_key(|(_, (_, b))| *b)
+        .unwrap();
+    assert!(
+        stream_blocked > 500_000_000,
+        "the stream stall blocked its writes ({stream_blocked} ns)"
+    );
+    let stream_stall = window_stalls
+        .iter()
+        .find(|s| s.1 == "stream" && s.2.is_some_and(|id| paths.get(&(s.0, id)) == Some(path)));
+    let stream_stall = stream_stall
+        .unwrap_or_else(|| panic!("a stream window stall on {path}: {window_stalls:?}"));
+    let stall_end = (stream_stall.3 + stream_stall.4) as i64;
+    assert!(
+        (stall_end - stream_end as i64).abs() <= TOLERANCE_NS,
+        "stream stall end within 10 ms of the ground truth"
+    );
+    println!(
+        "stream window stall: {:.1} ms ending {:+.1} ms from the ground truth (writes blocked {:.1} ms)",
+        stream_stall.4 as f64 / 1e6,
+        (stall_end - stream_end as i64) as f64 / 1e6,
+        stream_blocked as f64 / 1e6
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
