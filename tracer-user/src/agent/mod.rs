@@ -4,4 +4,4 @@
 
 mod session;
 
-pub use session::{Session, SessionOptions};
+pub use session::{Session, SessionOptions, until_stopped};

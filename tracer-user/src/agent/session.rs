@@ -35,6 +35,31 @@ pub struct SessionOptions {
     pub rescan: Duration,
 }
 
+impl SessionOptions {
+    /// The options every subcommand uses: targets, ring size, a rescan each
+    /// second (so restarts are followed within about 2 s).
+    pub fn new(targets: TargetArgs, ringbuf_bytes: u32) -> Self {
+        Self {
+            targets,
+            load: LoadOptions {
+                ringbuf_bytes,
+                ..LoadOptions::default()
+            },
+            rescan: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Resolves after `seconds`, or at Ctrl-C when none is given.
+pub async fn until_stopped(seconds: Option<f64>) {
+    match seconds {
+        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Loaded programs plus the processes being traced.
 pub struct Session {
     tracer: Tracer,

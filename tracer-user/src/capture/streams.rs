@@ -178,15 +178,7 @@ impl Streams {
         let mut offset = chunk.offset;
         let mut bytes = data;
         if offset > state.next_offset {
-            let len = offset - state.next_offset;
-            out.push(StreamEvent::Gap {
-                id: state.id,
-                offset: state.next_offset,
-                len,
-                ts_ns,
-            });
-            self.stats.gaps += 1;
-            self.stats.gap_bytes += len;
+            push_gap(&mut self.stats, state, offset, ts_ns, out);
         } else if offset < state.next_offset {
             let overlap = (state.next_offset - offset).min(bytes.len() as u64);
             self.stats.reordered_bytes += overlap;
@@ -240,15 +232,7 @@ impl Streams {
             };
             let end = close.end_offsets[i];
             if end != u64::MAX && end > state.next_offset {
-                let len = end - state.next_offset;
-                out.push(StreamEvent::Gap {
-                    id: state.id,
-                    offset: state.next_offset,
-                    len,
-                    ts_ns,
-                });
-                self.stats.gaps += 1;
-                self.stats.gap_bytes += len;
+                push_gap(&mut self.stats, &state, end, ts_ns, out);
             }
             let end_offset = if end == u64::MAX {
                 state.next_offset
@@ -277,6 +261,25 @@ impl Streams {
             self.stats.evicted_streams += 1;
         }
     }
+}
+
+/// Reports the bytes between where `state` stands and `upto` as lost.
+fn push_gap(
+    stats: &mut StreamStats,
+    state: &State,
+    upto: u64,
+    ts_ns: u64,
+    out: &mut Vec<StreamEvent<'_>>,
+) {
+    let len = upto - state.next_offset;
+    out.push(StreamEvent::Gap {
+        id: state.id,
+        offset: state.next_offset,
+        len,
+        ts_ns,
+    });
+    stats.gaps += 1;
+    stats.gap_bytes += len;
 }
 
 #[cfg(test)]

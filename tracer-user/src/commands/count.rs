@@ -3,28 +3,19 @@
 //! second and the probes' cost at the end. The quickest way to see that
 //! capture works on a host, and what it costs.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use tracer_common::counters::Counter;
 
 use crate::{
-    agent::{Session, SessionOptions},
+    agent::{Session, SessionOptions, until_stopped},
     cli::CountArgs,
-    loader::{self, LoadOptions},
+    loader,
 };
 
 /// Runs until `--duration` elapses or Ctrl-C.
 pub async fn run(args: CountArgs) -> anyhow::Result<()> {
     let _stats = loader::enable_bpf_stats().context("BPF run-time statistics")?;
-    let mut session = Session::start(SessionOptions {
-        targets: args.targets.clone(),
-        load: LoadOptions {
-            ringbuf_bytes: args.ringbuf_size,
-            ..LoadOptions::default()
-        },
-        rescan: Duration::from_secs(1),
-    })?;
+    let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
     if !args.wait {
         session.rescan()?;
         if session.targets().is_empty() {
@@ -36,14 +27,7 @@ pub async fn run(args: CountArgs) -> anyhow::Result<()> {
     }
     let mut records = 0u64;
     let mut bytes = 0u64;
-    let stop = async {
-        match args.duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
+    let stop = until_stopped(args.duration);
     session
         .run(
             |record| {

@@ -4,28 +4,19 @@ use std::{
     fs::{self, OpenOptions},
     io::BufWriter,
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
-    time::Duration,
 };
 
 use anyhow::Context as _;
 
 use crate::{
-    agent::{Session, SessionOptions},
+    agent::{Session, SessionOptions, until_stopped},
     cli::RecordArgs,
     clock, host,
-    loader::LoadOptions,
     recording::{Metadata, Writer},
 };
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let mut session = Session::start(SessionOptions {
-        targets: args.targets.clone(),
-        load: LoadOptions {
-            ringbuf_bytes: args.ringbuf_size,
-            ..LoadOptions::default()
-        },
-        rescan: Duration::from_secs(1),
-    })?;
+    let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
     // Attach before opening the file so its metadata lists the targets.
     let initial = session.rescan()?;
     if session.targets().is_empty() && !args.wait {
@@ -60,14 +51,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     for record in &initial {
         writer.record(record)?;
     }
-    let stop = async {
-        match args.duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
+    let stop = until_stopped(args.duration);
     tracing::info!(output = %args.output.display(), "recording (the file holds plaintext: keep it private)");
     session
         .run(

@@ -5,28 +5,19 @@
 use std::{
     fs::OpenOptions,
     io::{self, BufWriter, Write as _},
-    time::Duration,
 };
 
 use anyhow::Context as _;
 
 use crate::{
-    agent::{Session, SessionOptions},
+    agent::{Session, SessionOptions, until_stopped},
     cli::RunArgs,
     clock,
-    loader::LoadOptions,
     pipeline::{Pipeline, PipelineConfig},
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut session = Session::start(SessionOptions {
-        targets: args.targets.clone(),
-        load: LoadOptions {
-            ringbuf_bytes: args.ringbuf_size,
-            ..LoadOptions::default()
-        },
-        rescan: Duration::from_secs(1),
-    })?;
+    let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
     let mut out: Option<Box<dyn io::Write>> = match args.events.as_deref() {
         None => None,
         Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout()))),
@@ -40,14 +31,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut pipeline = Pipeline::new(PipelineConfig::default(), clock::realtime_offset_ns());
     let mut write_error = None;
-    let stop = async {
-        match args.duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
+    let stop = until_stopped(args.duration);
     tracing::info!(targets = %args.targets.describe(), "running; waiting for targets");
     session
         .run(
