@@ -28,8 +28,21 @@ const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 
 /// An event's type, resourceVersion and framed size.
 type Event = (String, String, u64);
-/// Events per watch, by request path.
-type Events = BTreeMap<String, Vec<Event>>;
+/// The event sequences of the watches of each request path (two watches
+/// can share a path), sorted so both sides line up.
+type Events = BTreeMap<String, Vec<Vec<Event>>>;
+
+/// Groups streams' sequences by path, each path's list sorted.
+fn by_path(streams: impl Iterator<Item = (String, Vec<Event>)>) -> Events {
+    let mut out = Events::new();
+    for (path, events) in streams {
+        out.entry(path).or_default().push(events);
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
 
 /// The writes of the ground-truth log, by watch path, in order.
 fn ground_truth(path: &Path) -> Events {
@@ -53,13 +66,10 @@ fn ground_truth(path: &Path) -> Events {
             .or_default()
             .push((v["seq"].as_u64().unwrap(), event));
     }
-    by_stream
-        .into_iter()
-        .map(|((path, _), mut writes)| {
-            writes.sort_by_key(|(seq, _)| *seq);
-            (path, writes.into_iter().map(|(_, e)| e).collect())
-        })
-        .collect()
+    by_path(by_stream.into_iter().map(|((path, _), mut writes)| {
+        writes.sort_by_key(|(seq, _)| *seq);
+        (path, writes.into_iter().map(|(_, e)| e).collect())
+    }))
 }
 
 /// The pipeline's watch events for a recording, by request path; and the
@@ -71,7 +81,7 @@ fn replay(path: &Path) -> (Events, u64, usize) {
         reader.metadata().realtime_offset_ns,
     );
     let mut paths: HashMap<(u64, u32), String> = HashMap::new();
-    let mut events: Events = BTreeMap::new();
+    let mut streams: BTreeMap<(u64, u32), Vec<Event>> = BTreeMap::new();
     let mut gap_bytes = 0;
     let mut unmatched = 0;
     while let Some(bytes) = reader.next_record().unwrap() {
@@ -88,18 +98,23 @@ fn replay(path: &Path) -> (Events, u64, usize) {
                 resource_version,
                 bytes,
                 ..
-            } => match paths.get(&(conn, stream)) {
-                Some(path) => events.entry(path.clone()).or_default().push((
+            } => match paths.contains_key(&(conn, stream)) {
+                true => streams.entry((conn, stream)).or_default().push((
                     event_type,
                     resource_version,
                     bytes,
                 )),
-                None => unmatched += 1,
+                false => unmatched += 1,
             },
             OutputEvent::Gap { len, .. } => gap_bytes += len,
             _ => {}
         });
     }
+    let events = by_path(
+        streams
+            .into_iter()
+            .map(|(key, events)| (paths[&key].clone(), events)),
+    );
     (events, gap_bytes, unmatched)
 }
 
@@ -161,20 +176,20 @@ fn golden(h2c: bool) {
         unmatched, 0,
         "every event belongs to a request that was seen"
     );
-    assert_eq!(truth.len(), 9, "3 connections x 3 watches");
+    let watches: usize = truth.values().map(Vec::len).sum();
+    assert_eq!(watches, 9, "3 connections x 3 watches");
     let mut total = 0;
     for (path, expected) in &truth {
         let got = seen
             .get(path)
             .unwrap_or_else(|| panic!("no events decoded for {path}"));
         assert_eq!(got, expected, "events of {path}");
-        total += expected.len();
+        total += expected.iter().map(Vec::len).sum::<usize>();
     }
     assert!(total > 100, "a meaningful number of events ({total})");
     println!(
         "{} events on {} watches matched the ground truth",
-        total,
-        truth.len()
+        total, watches
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

