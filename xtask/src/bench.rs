@@ -40,6 +40,12 @@ enum Which {
         /// Load duration in seconds.
         #[arg(long, default_value_t = 8)]
         seconds: u32,
+        /// Client connections.
+        #[arg(long, default_value_t = 4)]
+        conns: u32,
+        /// Watches per connection (each sees every write).
+        #[arg(long, default_value_t = 5)]
+        per_conn: u32,
     },
     /// Throughput of a Go TLS server with and without watchtrace attached.
     Capture {
@@ -63,7 +69,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             write_rate,
             object_size,
             seconds,
-        } => watch(write_rate, object_size, seconds),
+            conns,
+            per_conn,
+        } => watch(write_rate, object_size, seconds, conns, per_conn),
     }
 }
 
@@ -204,7 +212,13 @@ fn by_path(streams: impl Iterator<Item = (String, Vec<Event>)>) -> Events {
     out
 }
 
-fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> {
+fn watch(
+    write_rate: u32,
+    object_size: u32,
+    seconds: u32,
+    conns: u32,
+    per_conn: u32,
+) -> anyhow::Result<()> {
     use std::collections::{BTreeMap, HashMap};
 
     let dir = std::env::temp_dir().join(format!("watchtrace-bench-watch-{}", std::process::id()));
@@ -212,7 +226,7 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
     std::fs::create_dir_all(&dir)?;
     let events_path = dir.join("events.jsonl");
     let watchtrace = workspace_root().join("target/release/watchtrace");
-    // 20 watchers of one resource and namespace: every write reaches all.
+    // Watchers of one resource and namespace: every write reaches all.
     let tracer = Command::new(&watchtrace)
         .args([
             "run",
@@ -240,9 +254,9 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
         ])
         .args([
             "-conns",
-            "4",
+            &conns.to_string(),
             "-watches-per-conn",
-            "5",
+            &per_conn.to_string(),
             "-resources",
             "configmaps",
             "-namespaces",
@@ -381,7 +395,7 @@ fn watch(write_rate: u32, object_size: u32, seconds: u32) -> anyhow::Result<()> 
         .filter(|b| *b as f64 / 1e6 >= 200.0)
         .collect();
     println!(
-        "watch bench: fake-apiserver over TLS, 20 protobuf watches, {object_size}-byte objects, {write_rate} writes/s for {seconds} s, traced by watchtrace run"
+        "watch bench: fake-apiserver over TLS, {conns} connections x {per_conn} protobuf watches, {object_size}-byte objects, {write_rate} writes/s for {seconds} s, traced by watchtrace run"
     );
     println!(
         "  watch traffic written (ground truth): {total_mb:.0} MB; per second, MB: [{}]",
