@@ -8,8 +8,8 @@
 pub enum RecordKind {
     /// [`SockSend`].
     SockSend = 1,
-    /// [`TlsWrite`].
-    TlsWrite = 2,
+    // 2 is retired (an early per-Write record whose fd came from a struct
+    // chase); never reuse it, so old recordings cannot be misread.
     /// [`ChunkHeader`] followed by `len` payload bytes.
     Chunk = 3,
     /// [`FdClose`].
@@ -35,7 +35,6 @@ impl RecordKind {
     pub const fn from_raw(raw: u16) -> Option<Self> {
         match raw {
             1 => Some(Self::SockSend),
-            2 => Some(Self::TlsWrite),
             3 => Some(Self::Chunk),
             4 => Some(Self::FdClose),
             5 => Some(Self::SockRecv),
@@ -256,24 +255,6 @@ pub enum IoKind {
     ReadVec = 4,
 }
 
-/// Entry of Go's `crypto/tls.(*Conn).Write` in a target process.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TlsWrite {
-    pub header: RecordHeader,
-    /// The `*tls.Conn` (RAX under Go's register ABI).
-    pub conn: u64,
-    /// The goroutine (`g` in R14): keys in-flight calls.
-    pub goroutine: u64,
-    /// Plaintext length (RCX).
-    pub len: u64,
-    /// Socket fd behind the conn (`tls.Conn.conn -> netFD -> pfd.Sysfd`), or
-    /// -1 when the chain could not be read or the conn is closed.
-    pub fd: i64,
-}
-
-const _: () = assert!(size_of::<TlsWrite>() == 56);
-
 /// Which way bytes moved, seen from the traced process.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -419,8 +400,6 @@ mod pod {
     unsafe impl aya::Pod for super::RecordHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockSend {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::TlsWrite {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ChunkHeader {}
     // SAFETY: as above.

@@ -4,14 +4,13 @@
 use thiserror::Error;
 use tracer_common::record::{
     ChunkHeader, FdClose, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv,
-    SockSend, SockState, TcpSample, TlsBind, TlsWrite,
+    SockSend, SockState, TcpSample, TlsBind,
 };
 
 /// A decoded kernel record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     SockSend(SockSend),
-    TlsWrite(TlsWrite),
     /// A piece of a byte stream and its payload.
     Chunk(ChunkHeader, Vec<u8>),
     FdClose(FdClose),
@@ -29,7 +28,6 @@ impl Record {
     pub fn header(&self) -> &RecordHeader {
         match self {
             Self::SockSend(r) => &r.header,
-            Self::TlsWrite(r) => &r.header,
             Self::Chunk(r, _) => &r.header,
             Self::FdClose(r) => &r.header,
             Self::SockRecv(r) => &r.header,
@@ -66,7 +64,6 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         // SAFETY: as above.
         Some(RecordKind::SockSend) => unsafe { read(bytes) }.map(Record::SockSend),
         // SAFETY: as above.
-        Some(RecordKind::TlsWrite) => unsafe { read(bytes) }.map(Record::TlsWrite),
         Some(RecordKind::Chunk) => {
             // SAFETY: as above.
             let chunk: ChunkHeader = unsafe { read(bytes) }?;
@@ -186,15 +183,14 @@ mod tests {
             write_seq: 0,
         };
         assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
-        let write = TlsWrite {
-            header: header(RecordKind::TlsWrite),
+        let bind = TlsBind {
+            header: header(RecordKind::TlsBind),
             conn: 0xc000_1000,
-            goroutine: 0xc000_2000,
-            len: 4096,
             fd: 9,
+            _pad0: 0,
         };
-        let decoded = decode(&bytes_of(&write)).unwrap();
-        assert_eq!(decoded, Record::TlsWrite(write));
+        let decoded = decode(&bytes_of(&bind)).unwrap();
+        assert_eq!(decoded, Record::TlsBind(bind));
         assert_eq!(decoded.header().tgid, 7);
     }
 

@@ -52,8 +52,6 @@ struct Tracked {
     pid: u32,
     connection: Connection,
     last_ns: u64,
-    /// Directions whose stream has ended.
-    ended: [bool; 2],
 }
 
 /// The pipeline.
@@ -138,7 +136,6 @@ impl Pipeline {
             Record::SockState(r) => self.sockets.on_state(&r, &mut socket_events),
             Record::Retransmit(r) => self.sockets.on_retransmit(&r, &mut socket_events),
             Record::SockAnchor(r) => self.sockets.on_anchor(&r, &mut socket_events),
-            Record::TlsWrite(_) => {}
         }
         for event in socket_events {
             if let SocketEvent::Stall {
@@ -237,14 +234,11 @@ impl Pipeline {
             }
             StreamEvent::End { id, ts_ns, .. } => {
                 let key = Self::key(&id);
-                let Some(tracked) = self.conns.get_mut(&key) else {
-                    return;
-                };
-                let slot = usize::from(id.direction() != Some(Direction::Egress));
-                tracked.ended[slot] = true;
                 // One direction's end is the connection's end: the kernel
                 // ends both streams of an fd together.
-                let mut tracked = self.conns.remove(&key).expect("present");
+                let Some(mut tracked) = self.conns.remove(&key) else {
+                    return;
+                };
                 tracked.connection.close(ts_ns, &mut self.scratch);
                 self.scratch.drain(..).for_each(&mut *emit);
                 emit(OutputEvent::ConnClose {
@@ -273,7 +267,6 @@ impl Pipeline {
             pid: id.tgid,
             connection: Connection::new(self.next_id, self.offset_ns),
             last_ns: ts_ns,
-            ended: [false; 2],
         };
         self.next_id += 1;
         self.conns.insert(Self::key(&id), tracked);
