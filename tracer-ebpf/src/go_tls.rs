@@ -20,7 +20,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{emit_chunks, stream_key},
-    io::{THREAD_TLS, bound_fd},
+    io::{THREAD_TLS, bound_fd, thread_mark},
     maps::{count, target_tgid},
 };
 
@@ -58,7 +58,7 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     count(Counter::TlsWrites, 1);
     count(Counter::TlsWriteBytes, len);
     // The write syscalls come next, on this thread.
-    let _ = THREAD_TLS.insert(&tid, &conn, 0);
+    let _ = THREAD_TLS.insert(&tid, &thread_mark(conn, true), 0);
     let key = stream_key(
         tgid,
         -1,
@@ -106,7 +106,7 @@ fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
         conn: regs.rax,
     };
     // A read syscall follows unless the conn has buffered plaintext.
-    let _ = THREAD_TLS.insert(&tid, &args.conn, 0);
+    let _ = THREAD_TLS.insert(&tid, &thread_mark(args.conn, false), 0);
     TLS_READS.insert(&key, &args, 0)?;
     Ok(())
 }

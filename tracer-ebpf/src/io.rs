@@ -43,7 +43,7 @@ pub(crate) static TLS_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(0
 #[map]
 static CONN_FDS: LruHashMap<ConnKey, i32> = LruHashMap::with_max_entries(0, 0);
 
-/// Threads inside a Go TLS Write or Read, with the conn.
+/// Threads inside a Go TLS Write or Read, with the conn (see `thread_mark`).
 #[map]
 pub(crate) static THREAD_TLS: HashMap<u32, u64> = HashMap::with_max_entries(0, 0);
 
@@ -54,6 +54,13 @@ pub(crate) struct ConnKey {
     tgid: u32,
     _pad0: u32,
     conn: u64,
+}
+
+/// A THREAD_TLS value: the conn with the call's direction in its low bit
+/// (set for Write). Go heap pointers are 8-byte aligned, so the bit is free.
+#[inline(always)]
+pub(crate) fn thread_mark(conn: u64, write: bool) -> u64 {
+    conn | u64::from(write)
 }
 
 /// The TLS_FDS key of an fd.
@@ -95,11 +102,18 @@ pub(crate) fn unbind_fd(tgid: u32, fd: i32) -> u64 {
 /// call's, so `fd` is its conn's socket. The first syscall decides; the
 /// thread's mark is consumed so later syscalls cannot rebind it.
 #[inline(always)]
-pub(crate) fn bind_tls(tgid: u32, tid: u32, fd: i32) {
+pub(crate) fn bind_tls(tgid: u32, tid: u32, fd: i32, sending: bool) {
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(conn) = (unsafe { THREAD_TLS.get(&tid) }).copied() else {
+    let Some(mark) = (unsafe { THREAD_TLS.get(&tid) }).copied() else {
         return;
     };
+    // A Write's first syscall sends, a Read's receives. A syscall the other
+    // way belongs to another goroutine this thread ran meanwhile (Go can
+    // move a goroutine between its entry and its syscall): not ours.
+    if (mark & 1 == 1) != sending {
+        return;
+    }
+    let conn = mark & !1;
     let _ = THREAD_TLS.remove(&tid);
     if fd < 0 {
         return;

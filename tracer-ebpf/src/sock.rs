@@ -75,7 +75,7 @@ fn try_sock_send_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     }
     let fd = mark_socket(tid);
-    bind_tls(tgid, tid, fd);
+    bind_tls(tgid, tid, fd, true);
     remember_socket(fields.sock, tgid, fd);
     count(Counter::SockSends, 1);
     if fields.ret > 0 {
@@ -117,7 +117,7 @@ fn try_sock_recv_length(ctx: &TracePointContext) -> Result<(), i32> {
     let fd = mark_socket(tid);
     // Before the result check: an EAGAIN read (nothing yet) still shows
     // which socket the TLS conn reads.
-    bind_tls(tgid, tid, fd);
+    bind_tls(tgid, tid, fd, false);
     remember_socket(fields.sock, tgid, fd);
     // Reads that find nothing (-EAGAIN on a non-blocking socket, Go's
     // normal way to wait) are not worth a record.
