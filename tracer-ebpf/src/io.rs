@@ -107,14 +107,15 @@ pub(crate) fn bind_tls(tgid: u32, tid: u32, fd: i32, sending: bool) {
     let Some(mark) = (unsafe { THREAD_TLS.get(&tid) }).copied() else {
         return;
     };
-    // A Write's first syscall sends, a Read's receives. A syscall the other
-    // way belongs to another goroutine this thread ran meanwhile (Go can
-    // move a goroutine between its entry and its syscall): not ours.
+    // The thread's next socket syscall consumes the mark either way. A
+    // Write's first syscall sends and a Read's receives; one the other way
+    // belongs to another goroutine this thread ran meanwhile (Go can move a
+    // goroutine between its entry and its syscall), so it binds nothing.
+    let _ = THREAD_TLS.remove(&tid);
     if (mark & 1 == 1) != sending {
         return;
     }
     let conn = mark & !1;
-    let _ = THREAD_TLS.remove(&tid);
     if fd < 0 {
         return;
     }
