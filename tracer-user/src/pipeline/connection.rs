@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-use super::output::{OutputEvent, Role};
+use super::output::{OutputEvent, Role, Timeline};
 
 /// The gRPC method of etcd's watch.
 const ETCD_WATCH_PATH: &str = "/etcdserverpb.Watch/Watch";
@@ -347,6 +347,7 @@ impl State {
                     bytes: e.bytes,
                     t_first_byte: (i128::from(e.t_first_byte) + self.offset_ns).max(0) as u64,
                     t_last_byte: (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64,
+                    timeline: Timeline::default(),
                 });
             }
         }
@@ -487,6 +488,7 @@ impl EventSink for State {
                     start: self.ts(start_ts_ns),
                     duration_ns: ts_ns.saturating_sub(start_ts_ns),
                     open_streams,
+                    held: Vec::new(),
                 });
             }
             Http2Event::HpackFullyKnown { dir, ts_ns, .. } => {

@@ -16,7 +16,7 @@ use crate::{
 };
 use connection::Connection;
 pub use connection::resource_of_kind;
-pub use output::{OutputEvent, Role};
+pub use output::{OutputEvent, Role, StreamDelay, Timeline};
 
 /// Bounds of the pipeline's tables.
 #[derive(Clone, Copy, Debug)]
@@ -154,6 +154,10 @@ impl Pipeline {
                     },
                     start: self.unix(stall.start_ns),
                     duration_ns: stall.duration_ns(),
+                    client: None,
+                    peer: None,
+                    held: Vec::new(),
+                    filled_by: None,
                 });
             }
         }

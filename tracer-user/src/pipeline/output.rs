@@ -73,6 +73,9 @@ pub enum OutputEvent {
         bytes: u64,
         t_first_byte: u64,
         t_last_byte: u64,
+        /// The event's timeline (docs/events.md, "Timeline").
+        #[serde(flatten)]
+        timeline: Timeline,
     },
     StreamEnd {
         ts: u64,
@@ -114,6 +117,14 @@ pub enum OutputEvent {
         cause: &'static str,
         start: u64,
         duration_ns: u64,
+        /// The client on the connection: its user-agent's program name.
+        client: Option<String>,
+        peer: Option<String>,
+        /// The streams whose events waited in this stall, and how long.
+        held: Vec<StreamDelay>,
+        /// The stream with the most bytes not yet acknowledged when the stall
+        /// began: whose data filled the buffer.
+        filled_by: Option<u32>,
     },
     WindowStall {
         ts: u64,
@@ -125,6 +136,32 @@ pub enum OutputEvent {
         start: u64,
         duration_ns: u64,
         open_streams: Vec<u32>,
+        /// The streams whose data waited in this stall, and how long (a
+        /// stream-level stall holds only its own stream).
+        held: Vec<StreamDelay>,
+    },
+    /// A connection's TCP state, at most once a second while it is busy.
+    ConnSample {
+        ts: u64,
+        conn: u64,
+        /// Plaintext bytes captured each way since the connection opened.
+        bytes_out: u64,
+        bytes_in: u64,
+        /// Bytes sent but not yet acknowledged by the peer.
+        unacked_bytes: Option<u32>,
+        srtt_us: Option<u32>,
+        snd_wnd: Option<u32>,
+        snd_cwnd: Option<u32>,
+        rcv_wnd: Option<u32>,
+    },
+    /// SETTINGS a side of an HTTP/2 connection sent.
+    Settings {
+        ts: u64,
+        conn: u64,
+        /// `server` or `client`.
+        sender: &'static str,
+        max_concurrent_streams: Option<u32>,
+        initial_window_size: Option<u32>,
     },
     HpackKnown {
         ts: u64,
@@ -139,4 +176,41 @@ pub enum OutputEvent {
 pub enum Role {
     Server,
     Client,
+}
+
+/// Where a watch event's time went. Times are Unix epoch ns; a part that
+/// could not be measured is `None` and named in `missing`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Timeline {
+    /// The traced process read the etcd watch response carrying this
+    /// event's revision (the apiserver's etcd connection must be traced).
+    pub t_source: Option<u64>,
+    /// The kernel accepted the event's last byte (the Go TLS Write that
+    /// carried it returned, or the send syscall did).
+    pub t_sent: Option<u64>,
+    /// The peer's TCP ack covered the event's last byte.
+    pub t_acked: Option<u64>,
+    /// ApiserverTimeSpan: `t_first_byte - t_source`.
+    pub apiserver_time_span_ns: Option<u64>,
+    /// `t_sent - t_last_byte`: waiting to enter the socket.
+    pub socket_queue_ns: Option<u64>,
+    /// `t_acked - t_sent`: the kernel's queue, the wire and the client.
+    pub wire_client_ns: Option<u64>,
+    /// Time in `[t_source or t_first_byte, t_sent]` the event's stream was
+    /// held by an HTTP/2 window stall (connection or stream level).
+    pub flow_control_wait_ns: u64,
+    /// Time in the same span its connection's send buffer was full.
+    pub socket_buffer_wait_ns: u64,
+    /// The parts that could not be measured: `t_source`, `t_sent`,
+    /// `t_acked`.
+    pub missing: Vec<&'static str>,
+}
+
+/// A stream held up by a stall.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamDelay {
+    pub stream: u32,
+    pub resource: Option<String>,
+    /// How long its data waited because of the stall.
+    pub delay_ns: u64,
 }

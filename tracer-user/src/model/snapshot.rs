@@ -1,0 +1,96 @@
+//! What the live view shows at one instant: plain data, computed by the
+//! model from the event stream, rendered by `top`. Rates are over the last
+//! second; "last minute" values are over a rolling 60 s window.
+
+/// One refresh of the live view.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Unix epoch ns of the newest event the model has seen.
+    pub now: u64,
+    pub totals: Totals,
+    pub connections: Vec<ConnRow>,
+    pub watches: Vec<WatchRow>,
+    /// Newest first, bounded.
+    pub stalls: Vec<StallRow>,
+}
+
+/// The header line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    pub events_per_s: f64,
+    pub bytes_per_s: f64,
+    pub connections: usize,
+    pub watches: usize,
+    /// P99 ApiserverTimeSpan over the last minute, when any event had one.
+    pub apiserver_p99_ns: Option<u64>,
+    /// Events with an ApiserverTimeSpan in the last minute.
+    pub apiserver_events_last_min: u64,
+    /// The reference objective: P99 over the last minute < 1 s.
+    pub slo_met: Option<bool>,
+    pub stalls_last_min: u64,
+    /// Bytes the capture lost (gaps) since start.
+    pub lost_bytes: u64,
+    pub lists_last_min: u64,
+}
+
+/// A row of the connections tab.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConnRow {
+    pub conn: u64,
+    pub pid: u32,
+    pub comm: String,
+    pub peer: Option<String>,
+    /// User-agent program name of the client (most recent request), if seen.
+    pub client: Option<String>,
+    pub tls: bool,
+    /// Open HTTP/2 streams and, of them, watches.
+    pub streams: usize,
+    pub watches: usize,
+    pub tx_bytes_per_s: f64,
+    pub rx_bytes_per_s: f64,
+    /// Bytes sent but not yet acknowledged (the send queue), when known.
+    pub unacked_bytes: Option<u32>,
+    pub srtt_us: Option<u32>,
+    /// Stall time on this connection over the last minute.
+    pub stall_ns_last_min: u64,
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS, when seen.
+    pub max_concurrent_streams: Option<u32>,
+}
+
+/// A row of the watches tab.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WatchRow {
+    pub conn: u64,
+    pub stream: u32,
+    pub resource: String,
+    pub namespace: String,
+    pub client: Option<String>,
+    /// `absent`, `zero`, `exact`, or `unknown` (opened before attach).
+    pub resource_version_kind: String,
+    pub events_per_s: f64,
+    pub bytes_per_s: f64,
+    pub last_resource_version: String,
+    /// P99 of the events' ApiserverTimeSpan over the last minute.
+    pub p99_apiserver_ns: Option<u64>,
+    /// P99 of the events' end-to-end delay (t_source or t_first_byte to
+    /// t_acked) over the last minute.
+    pub p99_delay_ns: Option<u64>,
+}
+
+/// A line of the stall log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StallRow {
+    /// When it ended (Unix epoch ns).
+    pub ts: u64,
+    pub conn: Option<u64>,
+    /// `send_buffer_full`, `peer_zero_window`, `connection_window`,
+    /// `stream_window`.
+    pub cause: String,
+    pub stream: Option<u32>,
+    pub duration_ns: u64,
+    pub client: Option<String>,
+    pub peer: Option<String>,
+    /// Streams held and the delay each suffered.
+    pub held: Vec<(u32, u64)>,
+    pub filled_by: Option<u32>,
+}
