@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tracer_common::record::{
     ChunkHeader, FdClose, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv,
-    SockSend, SockState, TcpSample, TlsBind,
+    SockSend, SockState, TcpSample, TlsBind, TlsWriteDone,
 };
 
 /// A decoded kernel record.
@@ -21,6 +21,7 @@ pub enum Record {
     SockAnchor(SockAnchor),
     ProcessInfo(ProcessInfo),
     TlsBind(TlsBind),
+    TlsWriteDone(TlsWriteDone),
 }
 
 impl Record {
@@ -37,6 +38,7 @@ impl Record {
             Self::SockAnchor(r) => &r.header,
             Self::ProcessInfo(r) => &r.header,
             Self::TlsBind(r) => &r.header,
+            Self::TlsWriteDone(r) => &r.header,
         }
     }
 }
@@ -92,6 +94,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::ProcessInfo) => unsafe { read(bytes) }.map(Record::ProcessInfo),
         // SAFETY: as above.
         Some(RecordKind::TlsBind) => unsafe { read(bytes) }.map(Record::TlsBind),
+        // SAFETY: as above.
+        Some(RecordKind::TlsWriteDone) => unsafe { read(bytes) }.map(Record::TlsWriteDone),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -192,6 +196,12 @@ mod tests {
         let decoded = decode(&bytes_of(&bind)).unwrap();
         assert_eq!(decoded, Record::TlsBind(bind));
         assert_eq!(decoded.header().tgid, 7);
+        let done = TlsWriteDone {
+            header: header(RecordKind::TlsWriteDone),
+            conn: 0xc000_1000,
+            written: 4096,
+        };
+        assert_eq!(decode(&bytes_of(&done)), Ok(Record::TlsWriteDone(done)));
     }
 
     #[test]

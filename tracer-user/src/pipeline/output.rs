@@ -73,6 +73,9 @@ pub enum OutputEvent {
         bytes: u64,
         t_first_byte: u64,
         t_last_byte: u64,
+        /// `out`: the traced process sent it (the apiserver side); `in`: it
+        /// received it (a traced client).
+        direction: &'static str,
         /// The event's timeline (docs/events.md, "Timeline").
         #[serde(flatten)]
         timeline: Timeline,
