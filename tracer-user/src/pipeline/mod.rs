@@ -207,7 +207,7 @@ impl Pipeline {
             self.last_expire_ns = ts_ns;
             let now = self.unix(ts_ns);
             self.timelines.expire(now, &mut self.scratch);
-            self.scratch.drain(..).for_each(&mut *emit);
+            self.emit_settled(emit);
         }
     }
 
@@ -220,24 +220,13 @@ impl Pipeline {
         emit: &mut impl FnMut(OutputEvent),
     ) {
         let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
-        let key = self.conn_of_fd(tgid, fd);
-        let tracked = key.and_then(|k| self.conns.get(&k));
-        let (held, filled_by) = match tracked {
-            Some(t) => {
-                let (mut held, filled_by) = self.timelines.on_socket_stall(t.id, start, end);
-                for d in &mut held {
-                    d.resource = t.connection.resource_of(d.stream);
-                }
-                (held, filled_by)
-            }
-            None => (Vec::new(), None),
-        };
+        let tracked = self.conn_of_fd(tgid, fd).and_then(|k| self.conns.get(&k));
         let peer = self
             .sockets
             .get(sock)
             .and_then(|s| s.peer)
             .map(|(ip, port)| format!("{ip}:{port}"));
-        emit(OutputEvent::SocketStall {
+        let report = OutputEvent::SocketStall {
             ts: end,
             conn: tracked.map(|t| t.id),
             pid: tgid,
@@ -250,9 +239,23 @@ impl Pipeline {
             duration_ns: stall.duration_ns(),
             client: tracked.and_then(|t| t.client.clone()),
             peer,
-            held,
-            filled_by,
-        });
+            held: Vec::new(),
+            filled_by: None,
+        };
+        match tracked.map(|t| t.id) {
+            // Reported once it has settled (see `timeline`).
+            Some(conn) => {
+                self.timelines
+                    .on_socket_stall(conn, start, end, report, &mut self.scratch);
+                self.emit_settled(emit);
+            }
+            None => emit(report),
+        }
+    }
+
+    /// Writes what the timelines released.
+    fn emit_settled(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.scratch.drain(..).for_each(emit);
     }
 
     /// Acks for the connection's pending events, and its TCP state once a
@@ -405,10 +408,23 @@ impl Pipeline {
                     self.timelines.on_etcd(revision, t_received);
                     ready.push(event);
                 }
-                OutputEvent::Request { ref user_agent, .. } => {
+                OutputEvent::Request {
+                    ref user_agent,
+                    watch,
+                    stream,
+                    ts,
+                    ..
+                } => {
                     if let Some(ua) = user_agent {
                         tracked.client = Some(client_name(ua));
                     }
+                    if watch {
+                        self.timelines.on_stream_open(conn, stream, ts);
+                    }
+                    ready.push(event);
+                }
+                OutputEvent::StreamEnd { stream, .. } => {
+                    self.timelines.on_stream_end(conn, stream);
                     ready.push(event);
                 }
                 OutputEvent::WindowStall {
@@ -526,7 +542,7 @@ impl Pipeline {
                 let conn = tracked.id;
                 self.route(key, None, emit);
                 self.timelines.on_close(conn, &mut self.scratch);
-                self.scratch.drain(..).for_each(&mut *emit);
+                self.emit_settled(emit);
                 let tracked = self.conns.remove(&key).expect("present above");
                 if let Some(fd) = self.tls_fds.remove(&(key.0, key.2)) {
                     self.fd_tls.remove(&(key.0, fd));

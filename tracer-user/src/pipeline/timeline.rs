@@ -31,6 +31,10 @@ use super::output::{OutputEvent, StreamDelay, Timeline};
 
 /// How long an event waits for its ack before it is written without one.
 pub(crate) const PENDING_LIMIT_NS: u64 = 30_000_000_000;
+/// How long after a socket stall ends its report waits for the events it
+/// held inside the apiserver: they reach the TLS layer only once the
+/// stall is over, and only then say when they arrived from etcd.
+pub(crate) const STALL_SETTLE_NS: u64 = 1_000_000_000;
 
 /// Bounds of the timeline tables.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +73,14 @@ pub struct TimelineStats {
 struct Pending {
     event: OutputEvent,
     stream: u32,
+    resource: String,
+    /// When it was read from etcd, if that was seen.
+    t_source: Option<u64>,
+    /// When it started waiting: its source time (not before its watch
+    /// opened), else its first byte.
+    t_from: u64,
+    /// Read from etcd before its watch opened: replayed from the cache.
+    replayed: bool,
     t_first: u64,
     t_last: u64,
     t_sent: Option<u64>,
@@ -76,10 +88,12 @@ struct Pending {
 }
 
 /// A sent event, remembered for stall attribution.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Sent {
     stream: u32,
-    t_first: u64,
+    resource: String,
+    /// Its source time, else its first byte: when it started waiting.
+    t_from: u64,
     t_sent: u64,
     bytes: u64,
     t_acked: Option<u64>,
@@ -97,6 +111,33 @@ struct ConnTimeline {
     window_stalls: VecDeque<(u64, u64, Option<u32>)>,
     /// Socket stalls that ended: (start, end).
     socket_stalls: VecDeque<(u64, u64)>,
+    /// Socket stall reports still collecting the streams they held.
+    settling: Vec<SettlingStall>,
+    /// When each open watch stream's request was seen.
+    opened: HashMap<u32, u64>,
+}
+
+/// A socket stall whose report is held for [`STALL_SETTLE_NS`].
+struct SettlingStall {
+    start: u64,
+    end: u64,
+    report: OutputEvent,
+    held: Vec<StreamDelay>,
+}
+
+/// Charges `stream` a delay, keeping the largest per stream.
+fn charge(held: &mut Vec<StreamDelay>, stream: u32, resource: &str, delay: u64) {
+    if delay == 0 {
+        return;
+    }
+    match held.iter_mut().find(|d| d.stream == stream) {
+        Some(d) => d.delay_ns = d.delay_ns.max(delay),
+        None => held.push(StreamDelay {
+            stream,
+            resource: (!resource.is_empty()).then(|| resource.to_owned()),
+            delay_ns: delay,
+        }),
+    }
 }
 
 /// `a` is at or before `b` in wrapping sequence space.
@@ -150,6 +191,25 @@ impl Timelines {
         self.revision_order.push_back(revision);
     }
 
+    /// A watch request opened `stream` on `conn` at `t`: its events' waits
+    /// start no earlier.
+    pub(crate) fn on_stream_open(&mut self, conn: u64, stream: u32, t: u64) {
+        let max = self.config.max_pending_per_conn;
+        let timeline = self.conns.entry(conn).or_default();
+        if timeline.opened.len() >= max {
+            // Streams that ended without a seen end; forget them all
+            // rather than grow.
+            timeline.opened.clear();
+        }
+        timeline.opened.insert(stream, t);
+    }
+
+    pub(crate) fn on_stream_end(&mut self, conn: u64, stream: u32) {
+        if let Some(timeline) = self.conns.get_mut(&conn) {
+            timeline.opened.remove(&stream);
+        }
+    }
+
     /// A watch event the process wrote on `conn`. `sent`: the kernel already
     /// holds it (cleartext), at this time and `write_seq`.
     pub(crate) fn on_watch_event(
@@ -163,17 +223,50 @@ impl Timelines {
             stream,
             t_first_byte,
             t_last_byte,
+            ref resource,
+            ref resource_version,
             ..
         } = event
         else {
             out.push(event);
             return;
         };
+        let resource = resource.clone();
         let max = self.config.max_pending_per_conn;
+        let t_source = resource_version
+            .parse::<i64>()
+            .ok()
+            .and_then(|rv| self.revisions.get(&rv).copied())
+            // A revision read after the event was written belongs to
+            // another watch (a resourceVersion reused by a relist).
+            .filter(|&t| t <= t_first_byte);
         let timeline = self.conns.entry(conn).or_default();
+        let opened = timeline.opened.get(&stream).copied();
+        let replayed = t_source.zip(opened).is_some_and(|(s, o)| s < o);
+        let t_from = match (t_source, opened) {
+            (Some(s), Some(o)) => s.max(o),
+            (Some(s), None) => s,
+            (None, _) => t_first_byte,
+        };
+        // An event that came from etcd before a stall ended but reached the
+        // TLS layer only after it was held inside the apiserver.
+        if t_source.is_some() {
+            for stall in &mut timeline.settling {
+                charge(
+                    &mut stall.held,
+                    stream,
+                    &resource,
+                    overlap(t_from, t_first_byte, stall.start, stall.end),
+                );
+            }
+        }
         let pending = Pending {
             event,
             stream,
+            resource,
+            t_source,
+            t_from,
+            replayed,
             t_first: t_first_byte,
             t_last: t_last_byte,
             t_sent: None,
@@ -192,7 +285,7 @@ impl Timelines {
             };
             if let Some(p) = oldest {
                 self.stats.evicted_pending += 1;
-                let p = finish(&self.revisions, timeline, p, None);
+                let p = finish(timeline, p, None);
                 out.push(p);
             }
         }
@@ -218,7 +311,8 @@ impl Timelines {
                 timeline,
                 Sent {
                     stream: p.stream,
-                    t_first: p.t_first,
+                    resource: p.resource.clone(),
+                    t_from: p.t_from,
                     t_sent: t,
                     bytes: event_bytes(&p.event),
                     t_acked: None,
@@ -228,7 +322,7 @@ impl Timelines {
             if seq_end.is_some() {
                 timeline.unacked.push_back(p);
             } else {
-                out.push(finish(&self.revisions, timeline, p, None));
+                out.push(finish(timeline, p, None));
             }
         }
     }
@@ -253,20 +347,26 @@ impl Timelines {
                     sent.t_acked = Some(t);
                 }
             }
-            out.push(finish(&self.revisions, timeline, p, Some(t)));
+            out.push(finish(timeline, p, Some(t)));
         }
     }
 
-    /// Writes out what waited too long for its ack (as of `now`).
+    /// Writes out what waited too long for its ack, and the stall reports
+    /// that have settled (as of `now`).
     pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<OutputEvent>) {
         for timeline in self.conns.values_mut() {
+            let (done, settling): (Vec<_>, Vec<_>) = std::mem::take(&mut timeline.settling)
+                .into_iter()
+                .partition(|s| s.end + STALL_SETTLE_NS <= now);
+            timeline.settling = settling;
+            out.extend(done.into_iter().map(SettlingStall::into_report));
             while let Some(p) = timeline.unacked.front() {
                 if p.t_sent.unwrap_or(p.t_last) + PENDING_LIMIT_NS > now {
                     break;
                 }
                 let p = timeline.unacked.pop_front().expect("front exists");
                 self.stats.expired_pending += 1;
-                out.push(finish(&self.revisions, timeline, p, None));
+                out.push(finish(timeline, p, None));
             }
         }
     }
@@ -276,11 +376,14 @@ impl Timelines {
         let Some(mut timeline) = self.conns.remove(&conn) else {
             return;
         };
+        for stall in timeline.settling.drain(..) {
+            out.push(stall.into_report());
+        }
         while let Some(p) = timeline.unacked.pop_front() {
-            out.push(finish(&self.revisions, &timeline, p, None));
+            out.push(finish(&timeline, p, None));
         }
         while let Some(p) = timeline.unsent.pop_front() {
-            out.push(finish(&self.revisions, &timeline, p, None));
+            out.push(finish(&timeline, p, None));
         }
     }
 
@@ -314,46 +417,48 @@ impl Timelines {
             .collect()
     }
 
-    /// A socket stall on `conn` ended: the streams it held, with the delay
-    /// each suffered, and the stream that filled the buffer.
+    /// A socket stall on `conn` ended. Its `report` (a `socket_stall`) is
+    /// held for [`STALL_SETTLE_NS`] while events it held inside the
+    /// apiserver come out, then written with `held` (the streams whose
+    /// events waited, each charged the longest wait within the stall) and
+    /// `filled_by` (the stream with the most bytes sent but not acked when
+    /// the stall began).
     pub(crate) fn on_socket_stall(
         &mut self,
         conn: u64,
         start: u64,
         end: u64,
-    ) -> (Vec<StreamDelay>, Option<u32>) {
+        report: OutputEvent,
+        out: &mut Vec<OutputEvent>,
+    ) {
         let max = self.config.max_recent_per_conn;
         let timeline = self.conns.entry(conn).or_default();
         if timeline.socket_stalls.len() >= max {
             timeline.socket_stalls.pop_front();
         }
         timeline.socket_stalls.push_back((start, end));
-        let mut delays: Vec<StreamDelay> = Vec::new();
-        let mut charge = |stream: u32, delay: u64| {
-            if delay == 0 {
-                return;
-            }
-            match delays.iter_mut().find(|d| d.stream == stream) {
-                Some(d) => d.delay_ns = d.delay_ns.max(delay),
-                None => delays.push(StreamDelay {
-                    stream,
-                    resource: None,
-                    delay_ns: delay,
-                }),
-            }
-        };
-        // Sent during the stall: waited from the later of its first byte
-        // and the stall's start until it was sent.
+        let mut held = Vec::new();
+        // Sent during the stall: waited from its source (or first byte)
+        // until it was sent.
         for sent in &timeline.recent {
-            if sent.t_sent >= start && sent.t_first <= end {
-                charge(sent.stream, overlap(sent.t_first, sent.t_sent, start, end));
+            if sent.t_sent >= start && sent.t_from <= end {
+                charge(
+                    &mut held,
+                    sent.stream,
+                    &sent.resource,
+                    overlap(sent.t_from, sent.t_sent, start, end),
+                );
             }
         }
-        // Still unsent: waited at least until the stall ended.
+        // Written but still unsent: waited at least until the stall ended.
         for p in &timeline.unsent {
-            charge(p.stream, overlap(p.t_first, end, start, end));
+            charge(
+                &mut held,
+                p.stream,
+                &p.resource,
+                overlap(p.t_from, end, start, end),
+            );
         }
-        delays.sort_by_key(|d| d.stream);
         // Whose bytes were in flight when it began.
         let mut in_flight: Vec<(u32, u64)> = Vec::new();
         for sent in &timeline.recent {
@@ -364,11 +469,35 @@ impl Timelines {
                 }
             }
         }
-        let filled_by = in_flight
+        let filled = in_flight
             .iter()
             .max_by_key(|(stream, bytes)| (*bytes, std::cmp::Reverse(*stream)))
             .map(|(s, _)| *s);
-        (delays, filled_by)
+        let mut report = report;
+        if let OutputEvent::SocketStall { filled_by, .. } = &mut report {
+            *filled_by = filled;
+        }
+        if timeline.settling.len() >= max {
+            out.push(timeline.settling.remove(0).into_report());
+        }
+        timeline.settling.push(SettlingStall {
+            start,
+            end,
+            report,
+            held,
+        });
+    }
+}
+
+impl SettlingStall {
+    fn into_report(self) -> OutputEvent {
+        let mut report = self.report;
+        if let OutputEvent::SocketStall { held, .. } = &mut report {
+            let mut streams = self.held;
+            streams.sort_by_key(|d| d.stream);
+            *held = streams;
+        }
+        report
     }
 }
 
@@ -387,27 +516,11 @@ fn event_bytes(event: &OutputEvent) -> u64 {
 }
 
 /// The event with its timeline filled in from what is known.
-fn finish(
-    revisions: &HashMap<i64, u64>,
-    conn: &ConnTimeline,
-    p: Pending,
-    t_acked: Option<u64>,
-) -> OutputEvent {
+fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent {
+    let t_source = p.t_source;
     let mut event = p.event;
-    if let OutputEvent::WatchEvent {
-        resource_version,
-        timeline,
-        ..
-    } = &mut event
-    {
-        let t_source = resource_version
-            .parse::<i64>()
-            .ok()
-            .and_then(|rv| revisions.get(&rv).copied())
-            // A revision read after the event was written belongs to
-            // another watch (a resourceVersion reused by a relist).
-            .filter(|&t| t <= p.t_first);
-        let span_start = t_source.unwrap_or(p.t_first);
+    if let OutputEvent::WatchEvent { timeline, .. } = &mut event {
+        let span_start = p.t_from;
         let span_end = p.t_sent.unwrap_or(p.t_last);
         let flow_control_wait_ns = conn
             .window_stalls
@@ -434,7 +547,9 @@ fn finish(
             t_source,
             t_sent: p.t_sent,
             t_acked,
-            apiserver_time_span_ns: t_source.map(|s| p.t_first - s),
+            // A replayed event's span is its age, not a delivery delay.
+            apiserver_time_span_ns: t_source.filter(|_| !p.replayed).map(|s| p.t_first - s),
+            replayed: p.replayed,
             socket_queue_ns: p.t_sent.map(|s| s.saturating_sub(p.t_last)),
             wire_client_ns: p.t_sent.zip(t_acked).map(|(s, a)| a.saturating_sub(s)),
             flow_control_wait_ns,
@@ -587,34 +702,87 @@ mod tests {
         assert_eq!(timeline_of(&out[0]).missing, vec!["t_source", "t_acked"]);
     }
 
+    fn stall_report() -> OutputEvent {
+        OutputEvent::SocketStall {
+            ts: 500,
+            conn: Some(7),
+            pid: 1,
+            fd: 3,
+            cause: "send_buffer_full",
+            start: 200,
+            duration_ns: 300,
+            client: None,
+            peer: None,
+            held: Vec::new(),
+            filled_by: None,
+        }
+    }
+
+    fn held_of(event: &OutputEvent) -> (Vec<(u32, u64)>, Option<u32>) {
+        match event {
+            OutputEvent::SocketStall {
+                held, filled_by, ..
+            } => (
+                held.iter().map(|d| (d.stream, d.delay_ns)).collect(),
+                *filled_by,
+            ),
+            other => panic!("not a socket stall: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_full_send_buffer_charges_the_streams_that_waited_and_names_the_filler() {
         let mut t = Timelines::new(TimelineConfig::default());
         let mut out = Vec::new();
-        // Stream 1 sends a big event just before the stall (never acked
-        // before it starts); stream 3 writes one during the stall, sent at
-        // its end; stream 5 was sent and acked before, untouched.
+        // Stream 5 was sent and acked before; stream 1 sends a big event
+        // just before the stall (not acked when it starts); stream 3 writes
+        // one during it, sent at its end; stream 9's event came from etcd
+        // during the stall but was held inside the apiserver until after.
+        t.on_etcd(4, 350);
         t.on_watch_event(7, event(5, "1", 10, 10, 100), None, &mut out);
         t.on_sent(7, 20, Some(100), &mut out);
         t.on_ack(7, 100, 30, &mut out);
         t.on_watch_event(7, event(1, "2", 90, 95, 60_000), None, &mut out);
         t.on_sent(7, 100, Some(60_100), &mut out);
         t.on_watch_event(7, event(3, "3", 150, 150, 500), None, &mut out);
-        let (held, filled_by) = t.on_socket_stall(7, 200, 500);
-        assert_eq!(filled_by, Some(1));
-        assert_eq!(
-            held,
-            vec![StreamDelay {
-                stream: 3,
-                resource: None,
-                delay_ns: 300
-            }]
-        );
+        out.clear();
+        t.on_socket_stall(7, 200, 500, stall_report(), &mut out);
+        assert!(out.is_empty(), "held while it settles");
         t.on_sent(7, 520, Some(60_600), &mut out);
-        t.on_ack(7, 60_600, 600, &mut out);
-        let last = out.last().expect("acked");
-        assert_eq!(timeline_of(last).socket_buffer_wait_ns, 300);
-        assert_eq!(timeline_of(last).flow_control_wait_ns, 0);
+        t.on_watch_event(
+            7,
+            event(9, "4", 530, 530, 50),
+            Some((530, Some(60_650))),
+            &mut out,
+        );
+        t.on_ack(7, 60_650, 600, &mut out);
+        let acked: Vec<_> = out.drain(..).collect();
+        assert_eq!(
+            timeline_of(&acked[1]).socket_buffer_wait_ns,
+            300,
+            "stream 3"
+        );
+        assert_eq!(
+            timeline_of(&acked[2]).socket_buffer_wait_ns,
+            150,
+            "stream 9"
+        );
+        t.expire(500 + STALL_SETTLE_NS - 1, &mut out);
+        assert!(out.is_empty());
+        t.expire(500 + STALL_SETTLE_NS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(held_of(&out[0]), (vec![(3, 300), (9, 150)], Some(1)));
+    }
+
+    #[test]
+    fn a_closing_connection_releases_its_stall_reports() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(3, "3", 150, 150, 500), None, &mut out);
+        t.on_socket_stall(7, 200, 500, stall_report(), &mut out);
+        t.on_close(7, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(held_of(&out[0]), (vec![(3, 300)], None));
     }
 
     #[test]
@@ -636,5 +804,31 @@ mod tests {
         t.on_watch_event(7, event(3, "10", 700, 700, 1), Some((700, None)), &mut out);
         assert_eq!(timeline_of(&out[0]).flow_control_wait_ns, 100);
         assert_eq!(timeline_of(&out[1]).flow_control_wait_ns, 400);
+    }
+
+    #[test]
+    fn an_event_read_before_its_watch_opened_is_a_replay_not_a_delay() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_etcd(5, 500);
+        t.on_etcd(6, 1_100);
+        t.on_stream_open(7, 1, 1_000);
+        t.on_watch_event(
+            7,
+            event(1, "5", 1_200, 1_200, 1),
+            Some((1_200, None)),
+            &mut out,
+        );
+        t.on_watch_event(
+            7,
+            event(1, "6", 1_300, 1_300, 1),
+            Some((1_300, None)),
+            &mut out,
+        );
+        let (old, live) = (timeline_of(&out[0]), timeline_of(&out[1]));
+        assert!(old.replayed && old.t_source == Some(500));
+        assert_eq!(old.apiserver_time_span_ns, None);
+        assert!(!live.replayed);
+        assert_eq!(live.apiserver_time_span_ns, Some(200));
     }
 }
