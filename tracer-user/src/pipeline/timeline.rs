@@ -756,7 +756,7 @@ mod tests {
             &mut out,
         );
         t.on_ack(7, 60_650, 600, &mut out);
-        let acked: Vec<_> = out.drain(..).collect();
+        let acked: Vec<_> = std::mem::take(&mut out);
         assert_eq!(
             timeline_of(&acked[1]).socket_buffer_wait_ns,
             300,
