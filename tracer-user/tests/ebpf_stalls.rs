@@ -37,6 +37,15 @@ const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 /// How far watchtrace's stall end may be from the ground truth's.
 const TOLERANCE_NS: i64 = 10_000_000;
 
+/// A socket stall's (fd, cause, held, filled_by, conn).
+type HeldBy = (
+    i32,
+    &'static str,
+    Vec<StreamDelay>,
+    Option<u32>,
+    Option<u64>,
+);
+
 /// The end (t_after) of the longest blocked write, and how long it blocked.
 type Blocked = (u64, u64);
 
@@ -159,13 +168,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let mut stalls = Vec::new();
     let mut window_stalls = Vec::new();
     let mut paths: HashMap<(u64, u32), String> = HashMap::new();
-    let mut held_by_stall: Vec<(
-        i32,
-        &'static str,
-        Vec<StreamDelay>,
-        Option<u32>,
-        Option<u64>,
-    )> = Vec::new();
+    let mut held_by_stall: Vec<HeldBy> = Vec::new();
     let mut window_held: Vec<(u64, &'static str, Vec<StreamDelay>)> = Vec::new();
     // Per (conn, stream): the largest socket and flow-control waits of its
     // events.
