@@ -15,3 +15,6 @@ pub mod terminal;
 pub use app::{Action, App, Mode, Sort, Tab};
 pub use pace::Pacer;
 pub use render::render;
+
+#[cfg(test)]
+mod tests;

@@ -36,6 +36,15 @@ impl Pacer {
         }
         Duration::from_secs_f64(ts_ns.saturating_sub(first) as f64 / 1e9 / self.speed)
     }
+
+    /// The recording's clock `elapsed` after the start of the replay: the
+    /// record time being replayed now. `None` before the first record and
+    /// when unpaced (there is no such clock then).
+    pub fn position(&self, elapsed: Duration) -> Option<u64> {
+        let first = self.first_ns?;
+        (self.speed > 0.0)
+            .then(|| first.saturating_add((elapsed.as_secs_f64() * self.speed * 1e9) as u64))
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +60,8 @@ mod tests {
         let mut realtime = Pacer::new(1.0);
         realtime.due(100);
         assert_eq!(realtime.due(100 + 250_000_000), Duration::from_millis(250));
+        assert_eq!(pacer.position(Duration::from_secs(3)), Some(11_000_000_000));
+        assert_eq!(Pacer::new(1.0).position(Duration::from_secs(3)), None);
     }
 
     #[test]
@@ -59,6 +70,7 @@ mod tests {
             let mut pacer = Pacer::new(speed);
             pacer.due(1);
             assert_eq!(pacer.due(u64::MAX), Duration::ZERO, "speed {speed}");
+            assert_eq!(pacer.position(Duration::from_secs(1)), None);
         }
     }
 }
