@@ -214,7 +214,7 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
     },
     Column {
         title: "CLIENT",
-        width: 22,
+        width: 24,
         numeric: false,
         cell: |r| text(r.client.as_ref()),
         cmp: |a, b| a.client.cmp(&b.client),

@@ -3,7 +3,7 @@
 
 use ratatui::{
     Frame,
-    layout::{Alignment, Constraint, Layout, Rect},
+    layout::{Alignment, Constraint, Flex, Layout, Rect},
     style::{Color, Modifier, Style},
     text::{Line, Span},
     widgets::{Block, Cell, Clear, Paragraph, Row as TableRow, Table, TableState, Tabs},
@@ -205,8 +205,10 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
             }
         }))
     });
+    // A text column at the end takes the spare width; numbers stay
+    // next to their neighbours.
     let widths = columns.iter().enumerate().map(|(i, c)| {
-        if i + 1 == columns.len() {
+        if i + 1 == columns.len() && !c.numeric {
             Constraint::Min(c.width)
         } else {
             Constraint::Length(c.width)
@@ -228,7 +230,8 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
         frame.render_widget(
             Table::new(Vec::<TableRow<'_>>::new(), widths)
                 .header(header)
-                .column_spacing(1),
+                .column_spacing(1)
+                .flex(Flex::Start),
             head,
         );
         frame.render_widget(
@@ -240,6 +243,7 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
     let table = Table::new(body, widths)
         .header(header)
         .column_spacing(1)
+        .flex(Flex::Start)
         .block(block)
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("> ");
