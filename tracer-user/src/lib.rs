@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod host;
 pub mod http2;
 pub mod loader;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod recording;
