@@ -15,6 +15,7 @@ pub mod commands;
 pub mod conn;
 pub mod etcd;
 pub mod host;
+pub mod http;
 pub mod http2;
 pub mod loader;
 pub mod metrics;
