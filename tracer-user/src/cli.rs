@@ -81,6 +81,31 @@ pub struct RunArgs {
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
+    /// Serve Prometheus metrics on `/metrics` and liveness on `/healthz` at
+    /// this address (`ip:port`; port 0 picks one), or `off`.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics_addr: MetricsAddr,
+}
+
+/// Where `run` serves its metrics, if anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" | "none" | "" => Ok(Self::Off),
+            s => s
+                .parse()
+                .map(Self::At)
+                .map_err(|e| format!("{s:?}: {e} (expected ip:port or off)")),
+        }
+    }
 }
 
 /// Arguments of `watchtrace record`.
