@@ -38,9 +38,17 @@ struct Client {
     peer: [u8; 4],
     port: u16,
     user_agent: &'static str,
-    /// (stream, resource path, namespace, events in the recording)
-    watches: &'static [(u32, &'static str, &'static str, u32)],
+    /// The client raises every stream's receive window to 16 MiB; without
+    /// that, streams start with HTTP/2's 65,535 bytes and a stream that
+    /// sends more waits for the client's WINDOW_UPDATE (a window stall).
+    big_windows: bool,
+    /// (stream, resource path, namespace, events in the recording, bytes
+    /// of payload in each object)
+    watches: &'static [(u32, &'static str, &'static str, u32, usize)],
 }
+
+/// How long the client takes to open a stream's exhausted window.
+const WINDOW_STALL_NS: u64 = 350_000_000;
 
 const CLIENTS: &[Client] = &[
     Client {
@@ -48,13 +56,15 @@ const CLIENTS: &[Client] = &[
         peer: [10, 0, 1, 11],
         port: 51514,
         user_agent: "kubelet/v1.31.0 (linux/amd64) kubernetes/9ef0e5b",
+        big_windows: true,
         watches: &[
-            (1, "/api/v1/pods", "", 40),
+            (1, "/api/v1/pods", "", 40, 10),
             (
                 3,
                 "/api/v1/namespaces/kube-system/configmaps",
                 "kube-system",
                 6,
+                10,
             ),
         ],
     },
@@ -63,10 +73,11 @@ const CLIENTS: &[Client] = &[
         peer: [10, 0, 0, 5],
         port: 40312,
         user_agent: "kube-controller-manager/v1.31.0 (linux/amd64) kubernetes/9ef0e5b/shared-informers",
+        big_windows: true,
         watches: &[
-            (1, "/apis/apps/v1/deployments", "", 30),
-            (3, "/apis/apps/v1/replicasets", "", 60),
-            (5, "/api/v1/pods", "", 90),
+            (1, "/apis/apps/v1/deployments", "", 30, 10),
+            (3, "/apis/apps/v1/replicasets", "", 60, 10),
+            (5, "/api/v1/pods", "", 90, 10),
         ],
     },
     Client {
@@ -74,7 +85,13 @@ const CLIENTS: &[Client] = &[
         peer: [10, 0, 0, 6],
         port: 38820,
         user_agent: "kube-scheduler/v1.31.0 (linux/amd64) kubernetes/9ef0e5b/scheduler",
-        watches: &[(1, "/api/v1/nodes", "", 4), (3, "/api/v1/pods", "", 8)],
+        big_windows: false,
+        // Node objects are large: the second one exhausts the stream's
+        // window.
+        watches: &[
+            (1, "/api/v1/nodes", "", 4, 40_000),
+            (3, "/api/v1/pods", "", 8, 10),
+        ],
     },
 ];
 
@@ -117,6 +134,14 @@ impl Recording {
         *offset += bytes.len() as u64;
         self.records.push(encode_chunk(&chunk, bytes));
     }
+}
+
+/// DATA frames of at most HTTP/2's default 16 KiB carrying `bytes`.
+fn data_frames(stream: u32, bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .chunks(16_384)
+        .flat_map(|piece| data(stream, piece, false))
+        .collect()
 }
 
 fn request(path: &str, user_agent: &str) -> Vec<u8> {
@@ -174,15 +199,19 @@ fn synthesise() -> Vec<Vec<u8>> {
             rtt_us: 0,
         }));
     }
-    let mut events: Vec<(u64, i32, u32, Vec<u8>)> = Vec::new();
+    let mut events: Vec<(u64, usize, u32, Vec<u8>)> = Vec::new();
     let mut rv = 1000u64;
     for (ci, c) in CLIENTS.iter().enumerate() {
         let ts = T0 + 1_000_000 * (ci as u64 + 1);
         // The client: preface, a big receive window, its watch requests.
         let mut hello = preface();
-        hello.extend(settings(&[(4, 16 << 20)]));
+        if c.big_windows {
+            hello.extend(settings(&[(4, 16 << 20)]));
+        } else {
+            hello.extend(settings(&[]));
+        }
         hello.extend(window_update(0, (16 << 20) - 65_535));
-        for (stream, path, _, _) in c.watches {
+        for (stream, path, ..) in c.watches {
             hello.extend(headers(*stream, &request(path, c.user_agent), true));
         }
         rec.chunk(ts, c.fd, Direction::Ingress, &hello);
@@ -194,24 +223,49 @@ fn synthesise() -> Vec<Vec<u8>> {
         }
         rec.chunk(ts + 100_000, c.fd, Direction::Egress, &answer);
         rec.chunk(ts + 200_000, c.fd, Direction::Ingress, &settings_ack());
-        for (stream, path, namespace, count) in c.watches {
+        for (stream, path, namespace, count, payload) in c.watches {
             for n in 0..*count {
                 rv += 1;
                 let at = T0 + 100_000_000 + u64::from(n) * 1_900_000_000 / u64::from(*count);
                 let name = format!("{}-{n}", path.rsplit('/').next().unwrap_or("x"));
-                let line = encode_json_line(&ObjectSpec::pod(
-                    "MODIFIED",
-                    namespace,
-                    &name,
-                    &rv.to_string(),
-                ));
-                events.push((at, c.fd, *stream, data(*stream, &line, false)));
+                let mut object = ObjectSpec::pod("MODIFIED", namespace, &name, &rv.to_string());
+                object.payload = vec![b'x'; *payload];
+                events.push((at, ci, *stream, encode_json_line(&object)));
             }
         }
     }
     events.sort_by_key(|e| (e.0, e.1, e.2));
-    for (at, fd, _, frame) in events {
-        rec.chunk(at, fd, Direction::Egress, &frame);
+    // Each stream's send window, for clients that keep the default.
+    let mut windows: HashMap<(usize, u32), usize> = HashMap::new();
+    for (at, ci, stream, line) in events {
+        let c = &CLIENTS[ci];
+        let window =
+            windows
+                .entry((ci, stream))
+                .or_insert(if c.big_windows { usize::MAX } else { 65_535 });
+        if line.len() <= *window {
+            *window -= line.len();
+            rec.chunk(at, c.fd, Direction::Egress, &data_frames(stream, &line));
+            continue;
+        }
+        // What the window allows now, then the rest once the client has
+        // opened it again.
+        let (now, later) = line.split_at(*window);
+        rec.chunk(at, c.fd, Direction::Egress, &data_frames(stream, now));
+        let update = at + WINDOW_STALL_NS;
+        rec.chunk(
+            update,
+            c.fd,
+            Direction::Ingress,
+            &window_update(stream, 1 << 20),
+        );
+        rec.chunk(
+            update + 100_000,
+            c.fd,
+            Direction::Egress,
+            &data_frames(stream, later),
+        );
+        *window = (1 << 20) - later.len();
     }
     rec.records
 }
@@ -290,6 +344,12 @@ fn the_synthetic_recording_replays_into_three_connections_and_seven_watches() {
     };
     assert!(rate("kube-controller-manager", "pods") > rate("kubelet", "pods"));
     assert!(rate("kubelet", "pods") > rate("kube-scheduler", "nodes"));
+    // The scheduler's nodes stream waited once for its window.
+    assert_eq!(snap.stalls.len(), 1, "{:#?}", snap.stalls);
+    let stall = &snap.stalls[0];
+    assert_eq!(stall.cause, "stream_window");
+    assert_eq!(stall.duration_ns, WINDOW_STALL_NS);
+    assert_eq!(stall.client.as_deref(), Some("kube-scheduler"));
     std::fs::remove_file(&path).unwrap();
 }
 
@@ -417,6 +477,7 @@ fn top_replays_a_recording_sorts_filters_drills_and_restores_the_terminal() {
     let screen = tmux.wait_for("the final screen of the replay", |s| {
         s.contains("end of recording") && client_order(s).len() == 3
     });
+    println!("{screen}");
     assert!(tmux.alternate_on(), "the view runs on the alternate screen");
     assert!(screen.contains("conns 3  watches 7"), "{screen}");
 
@@ -435,6 +496,18 @@ fn top_replays_a_recording_sorts_filters_drills_and_restores_the_terminal() {
     reversed.reverse();
     assert_eq!(reversed[0], busiest_first[0], "{screen}");
     assert_eq!(reversed[6], busiest_first[6], "{screen}");
+
+    // The stall log: the scheduler's nodes stream waited for its window.
+    tmux.send(&["3"]);
+    let screen = tmux.wait_for("the stall log", |s| s.contains("stream_window"));
+    println!("{screen}");
+    let line = screen
+        .lines()
+        .find(|l| l.contains("stream_window"))
+        .unwrap();
+    for cell in ["350ms", "10.0.0.6:38820", "kube-scheduler"] {
+        assert!(line.contains(cell), "{cell} missing: {line}");
+    }
 
     // Back to the connections, filtered to one client; Enter shows its
     // watches; Esc comes back.

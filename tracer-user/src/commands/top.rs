@@ -9,7 +9,7 @@ use std::{
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -22,6 +22,7 @@ use crate::{
     agent::{Session, SessionOptions},
     cli::TopArgs,
     clock,
+    commands::run::{capture_figures, unix_now},
     model::{Model, ModelConfig, Snapshot},
     pipeline::{Pipeline, PipelineConfig},
     recording::Reader,
@@ -156,6 +157,7 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
         let mut feed = LiveFeed {
             model: Arc::clone(&model),
             stopping: Arc::clone(&stopping),
+            status: None,
         };
         std::thread::Builder::new()
             .name("top-ui".into())
@@ -166,7 +168,8 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
             })
             .context("starting the view")?
     };
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), clock::realtime_offset_ns());
+    let offset = clock::realtime_offset_ns();
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), offset);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("handling SIGTERM")?;
     // Raw mode turns Ctrl-C into a key; SIGINT and SIGTERM from elsewhere
@@ -179,10 +182,17 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
         }
     };
     let result = session
-        .run(
+        .run_ticking(
             |record| {
-                let mut model = model.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut model = lock(&model);
                 pipeline.on_record(record, &mut |event| model.on_event(&event));
+            },
+            |session| {
+                let mut model = lock(&model);
+                let figures = capture_figures(session, model.capture().ringbuf_drops);
+                model.set_capture(figures);
+                // Rates fall to zero while the targets are quiet.
+                model.advance(unix_now(offset));
             },
             stop,
         )
@@ -200,6 +210,13 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
 struct LiveFeed {
     model: Arc<Mutex<Model>>,
     stopping: Arc<AtomicBool>,
+    /// What the header says about the capture itself.
+    status: Option<String>,
+}
+
+/// The model, even if a panic elsewhere poisoned its lock.
+fn lock(model: &Mutex<Model>) -> MutexGuard<'_, Model> {
+    model.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Feed for LiveFeed {
@@ -211,14 +228,17 @@ impl Feed for LiveFeed {
     }
 
     fn snapshot(&mut self) -> Snapshot {
-        let mut model = self.model.lock().unwrap_or_else(PoisonError::into_inner);
-        // Rates fall to zero while the targets are quiet.
-        model.advance(clock::realtime_ns());
+        let model = lock(&self.model);
+        let capture = model.capture();
+        self.status = Some(format!(
+            "targets {}  ring drops {}",
+            capture.targets, capture.ringbuf_drops
+        ));
         model.snapshot()
     }
 
     fn status(&self) -> Option<String> {
-        None
+        self.status.clone()
     }
 }
 
