@@ -294,8 +294,18 @@ const HELP: &[(&str, &str)] = &[
 ];
 
 fn render_help(frame: &mut Frame<'_>, area: Rect) {
-    let width = 78.min(area.width);
-    let height = (HELP.len() as u16 + 4).min(area.height);
+    let keys_width = HELP
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let what_width = HELP
+        .iter()
+        .map(|(_, w)| w.chars().count())
+        .max()
+        .unwrap_or(0);
+    let width = ((keys_width + 2 + what_width + 2) as u16).min(area.width);
+    let height = (HELP.len() as u16 + 2).min(area.height);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -306,7 +316,10 @@ fn render_help(frame: &mut Frame<'_>, area: Rect) {
         .iter()
         .map(|(keys, what)| {
             Line::from(vec![
-                Span::styled(format!("{keys:>30}  "), Style::new().fg(Color::Cyan)),
+                Span::styled(
+                    format!("{keys:>keys_width$}  "),
+                    Style::new().fg(Color::Cyan),
+                ),
                 Span::raw(*what),
             ])
         })
