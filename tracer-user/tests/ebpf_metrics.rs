@@ -156,10 +156,12 @@ fn counted_from_events(path: &Path) -> (Counts, usize) {
                 s("direction"),
                 v["len"].as_f64().unwrap(),
             ),
-            "stream_end" if v["how"] == "goaway" => {
-                if goaways.insert((v["conn"].as_u64(), v["ts"].as_u64())) {
-                    add("watchtrace_goaways_total", String::new(), 1.0);
-                }
+            // One GOAWAY ends its streams at one instant: count it once.
+            "stream_end"
+                if v["how"] == "goaway"
+                    && goaways.insert((v["conn"].as_u64(), v["ts"].as_u64())) =>
+            {
+                add("watchtrace_goaways_total", String::new(), 1.0);
             }
             _ => {}
         }
