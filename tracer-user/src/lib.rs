@@ -1,9 +1,10 @@
 //! watchtrace: where Kubernetes API-server WATCH traffic loses time.
 //!
 //! Pure modules (no aya, no tokio, no clocks): [`capture`] (record decoding),
-//! [`tracefs`]'s format parser, [`tracepoints`]. I/O edges: [`loader`] (aya),
-//! [`host`] and [`check`] (probing this machine), [`symbols`] (reading
-//! binaries), [`cli`].
+//! [`tracefs`]'s format parser, [`tracepoints`], [`model`] (the live
+//! aggregate of events), [`metrics`] (its Prometheus text). I/O edges:
+//! [`loader`] (aya), [`host`] and [`check`] (probing this machine),
+//! [`symbols`] (reading binaries), [`http`] (`/metrics`), [`cli`].
 
 pub mod agent;
 pub mod btf;
