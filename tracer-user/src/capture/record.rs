@@ -133,6 +133,25 @@ pub fn encode<T: UserRecord>(record: &T) -> Vec<u8> {
     bytes
 }
 
+/// The bytes of a chunk record, header then payload, as the kernel lays
+/// them out (for recordings synthesised by tests and tools).
+pub fn encode_chunk(header: &ChunkHeader, payload: &[u8]) -> Vec<u8> {
+    let header = ChunkHeader {
+        len: payload.len() as u32,
+        ..*header
+    };
+    let size = size_of::<ChunkHeader>();
+    let mut bytes = vec![0u8; size];
+    // SAFETY: ChunkHeader is repr(C) with explicit padding and no implicit
+    // padding (asserted in tracer-common), so all `size` bytes are
+    // initialised; the destination holds exactly `size` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const header).cast::<u8>(), bytes.as_mut_ptr(), size);
+    }
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 /// Records userspace makes itself.
 pub trait UserRecord: Copy {}
 impl UserRecord for FdClose {}
@@ -202,6 +221,26 @@ mod tests {
             written: 4096,
         };
         assert_eq!(decode(&bytes_of(&done)), Ok(Record::TlsWriteDone(done)));
+    }
+
+    #[test]
+    fn an_encoded_chunk_decodes_to_its_header_and_payload() {
+        let header = ChunkHeader {
+            header: header(RecordKind::Chunk),
+            fd: 9,
+            direction: 1,
+            source: 2,
+            flags: 1,
+            offset: 77,
+            conn: 0,
+            len: 0,
+            _pad0: 0,
+        };
+        let decoded = decode(&encode_chunk(&header, b"hello")).unwrap();
+        assert_eq!(
+            decoded,
+            Record::Chunk(ChunkHeader { len: 5, ..header }, b"hello".to_vec())
+        );
     }
 
     #[test]
