@@ -125,10 +125,10 @@ fn replay(path: &Path) -> Decoded {
                 )),
                 false => d.unmatched += 1,
             },
-            OutputEvent::StreamEnd { conn, stream, .. } => {
-                if watches.get(&(conn, stream)) == Some(&true) {
-                    d.ended += 1;
-                }
+            OutputEvent::StreamEnd { conn, stream, .. }
+                if watches.get(&(conn, stream)) == Some(&true) =>
+            {
+                d.ended += 1;
             }
             OutputEvent::Gap { len, .. } => d.gap_bytes += len,
             _ => {}
