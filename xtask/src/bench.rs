@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-use crate::{process, setup, testbed, workspace_root};
+use crate::{bench_decode, process, setup, testbed, workspace_root};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -47,6 +47,9 @@ enum Which {
         #[arg(long, default_value_t = 5)]
         per_conn: u32,
     },
+    /// Decode throughput on JSON and protobuf watch connections, beside
+    /// the h2 crate reading the same HTTP/2 bytes.
+    Decode(bench_decode::DecodeArgs),
     /// Throughput of a Go TLS server with and without watchtrace attached.
     Capture {
         /// Number of Write calls.
@@ -60,6 +63,9 @@ enum Which {
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Which::Decode(decode) = &args.which {
+        return bench_decode::run(decode);
+    }
     setup::run()?;
     testbed::build()?;
     process::run(Command::new("cargo").args(["build", "--release", "--package", "tracer-user"]))?;
@@ -72,6 +78,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             conns,
             per_conn,
         } => watch(write_rate, object_size, seconds, conns, per_conn),
+        Which::Decode(_) => unreachable!("handled above"),
     }
 }
 

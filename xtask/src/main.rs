@@ -4,6 +4,7 @@
 //! other command runs first, so the README's two commands work on their own.
 
 mod bench;
+mod bench_decode;
 mod demo;
 mod process;
 mod setup;
@@ -27,7 +28,7 @@ enum Command {
     Setup,
     /// Every test: fmt, clippy, unit, golden/replay, root-only eBPF, testbed.
     Test(test::TestArgs),
-    /// Benchmarks that print figures (`capture`).
+    /// Benchmarks that print figures (`capture`, `watch`, `decode`).
     Bench(bench::BenchArgs),
     /// Start the testbed and show watchtrace on it.
     Demo(demo::DemoArgs),

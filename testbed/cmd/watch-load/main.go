@@ -46,6 +46,7 @@ func main() {
 	var (
 		stateDir       = flag.String("state-dir", "", "fake-apiserver state directory (reads state.json); required")
 		h2c            = flag.Bool("h2c", false, "connect to the h2c port instead of HTTPS")
+		http1          = flag.Bool("http1", false, "HTTP/1.1 only, like client-go with DISABLE_HTTP2 (a TCP connection per concurrent request); with -h2c: cleartext HTTP/1.1")
 		conns          = flag.Int("conns", 4, "HTTP/2 connections (each its own http.Transport)")
 		watches        = flag.Int("watches-per-conn", 5, "watch streams per connection")
 		resources      = flag.String("resources", "configmaps", "resources to watch, comma-separated")
@@ -101,7 +102,7 @@ func main() {
 		TimeoutSeconds: *timeoutSeconds, LabelSelector: *labelSelector, Duration: *duration, Drain: *drainTimeout,
 		StallStream: *stallStream, StallStreamAfter: *stallStreamAfter, StallStreamFor: *stallStreamFor,
 		StallConn: *stallConn, StallConnAfter: *stallConnAfter, StallConnFor: *stallConnFor,
-		UserAgents: userAgents,
+		UserAgents: userAgents, HTTP1: *http1,
 	}
 	if *mode != "listwatch" && *mode != "watch" {
 		fail(fmt.Errorf("-mode must be listwatch or watch"))

@@ -17,6 +17,7 @@ type connection struct {
 	index     int
 	userAgent string
 	baseURL   string
+	http1     bool // HTTP/1.1 only
 	client    *http.Client
 	tr        *http.Transport
 	gate      gate
@@ -27,8 +28,8 @@ type connection struct {
 	localAddrs []string
 }
 
-func newConnection(index int, baseURL, userAgent string, tlsConf *tls.Config) *connection {
-	c := &connection{index: index, userAgent: userAgent, baseURL: baseURL}
+func newConnection(index int, baseURL, userAgent string, tlsConf *tls.Config, http1 bool) *connection {
+	c := &connection{index: index, userAgent: userAgent, baseURL: baseURL, http1: http1}
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second} // client-go's dialer
 	dial := func(ctx context.Context, network, addr string) (*stallConn, error) {
 		raw, err := dialer.DialContext(ctx, network, addr)
@@ -51,9 +52,12 @@ func newConnection(index int, baseURL, userAgent string, tlsConf *tls.Config) *c
 	}
 	if tlsConf != nil {
 		p.SetHTTP1(true)
-		p.SetHTTP2(true)
 		conf := tlsConf.Clone()
-		conf.NextProtos = []string{"h2", "http/1.1"}
+		conf.NextProtos = []string{"http/1.1"}
+		if !http1 {
+			p.SetHTTP2(true)
+			conf.NextProtos = []string{"h2", "http/1.1"}
+		}
 		// The stall wrapper must sit under TLS so that blocking it stops the
 		// socket reads; the transport still sees a *tls.Conn and negotiates
 		// h2 from its ALPN state.
@@ -76,7 +80,11 @@ func newConnection(index int, baseURL, userAgent string, tlsConf *tls.Config) *c
 			return tc, nil
 		}
 	} else {
-		p.SetUnencryptedHTTP2(true)
+		if http1 {
+			p.SetHTTP1(true)
+		} else {
+			p.SetUnencryptedHTTP2(true)
+		}
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return dial(ctx, network, addr)
 		}
@@ -85,6 +93,14 @@ func newConnection(index int, baseURL, userAgent string, tlsConf *tls.Config) *c
 	c.tr = tr
 	c.client = &http.Client{Transport: tr}
 	return c
+}
+
+// wantProtoMajor is the HTTP major version the connection must speak.
+func (c *connection) wantProtoMajor() int {
+	if c.http1 {
+		return 1
+	}
+	return 2
 }
 
 func (c *connection) addrs() []string {

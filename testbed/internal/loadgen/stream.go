@@ -254,8 +254,8 @@ func (s *stream) watch(ctx context.Context, reqNo int, rv string) outcome {
 		s.problem("watch: HTTP %s", resp.Status)
 		return outcomeError
 	}
-	if resp.ProtoMajor != 2 {
-		s.problem("watch: served over %s, want HTTP/2", resp.Proto)
+	if want := s.conn.wantProtoMajor(); resp.ProtoMajor != want {
+		s.problem("watch: served over %s, want HTTP/%d", resp.Proto, want)
 	}
 	if ct, want := resp.Header.Get("Content-Type"), s.format.WatchContentType(); ct != want {
 		s.problem("watch: Content-Type %q, want %q", ct, want)

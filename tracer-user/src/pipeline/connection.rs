@@ -15,7 +15,10 @@ use crate::{
     },
 };
 
-use super::output::{OutputEvent, Role, Timeline};
+use super::{
+    http1::{self, Http1Connection},
+    output::{OutputEvent, Role, Timeline},
+};
 
 /// The gRPC method of etcd's watch.
 const ETCD_WATCH_PATH: &str = "/etcdserverpb.Watch/Watch";
@@ -74,6 +77,8 @@ struct State {
 /// A connection being decoded.
 pub(crate) struct Connection {
     http: Option<Http2Connection>,
+    /// Set instead of `http` for an HTTP/1.1 connection (see `http1`).
+    http1: Option<Box<Http1Connection>>,
     /// This process's role, decided from the first bytes.
     role: Role,
     state: State,
@@ -85,6 +90,7 @@ impl Connection {
     pub(crate) fn new(conn: u64, offset_ns: i128) -> Self {
         Self {
             http: None,
+            http1: None,
             role: Role::Server,
             state: State {
                 conn,
@@ -135,8 +141,18 @@ impl Connection {
         } else {
             self.bytes_in += bytes.len() as u64;
         }
-        if self.http.is_none() {
-            self.http = Some(self.start(egress, offset, bytes));
+        if self.http.is_none() && self.http1.is_none() {
+            if let Some(role) = http1::detect(egress, offset, bytes) {
+                self.role = role;
+                let h1 = Http1Connection::new(self.state.conn, self.state.offset_ns, role);
+                self.http1 = Some(Box::new(h1));
+            } else {
+                self.http = Some(self.start(egress, offset, bytes));
+            }
+        }
+        if let Some(h1) = self.http1.as_mut() {
+            h1.on_data(egress, ts, bytes, out);
+            return;
         }
         let dir = self.direction(egress);
         let http = self.http.as_mut().expect("set above");
@@ -171,12 +187,18 @@ impl Connection {
         if let Some(http) = self.http.as_mut() {
             http.on_gap(dir, ts, lost, &mut self.state);
         }
+        if let Some(h1) = self.http1.as_mut() {
+            h1.on_gap(egress, ts, lost, out);
+        }
         out.append(&mut self.state.out);
     }
 
     pub(crate) fn close(&mut self, ts: u64, out: &mut Vec<OutputEvent>) {
         if let Some(http) = self.http.as_mut() {
             http.close(ts, &mut self.state);
+        }
+        if let Some(h1) = self.http1.as_mut() {
+            h1.close(ts, out);
         }
         out.append(&mut self.state.out);
     }

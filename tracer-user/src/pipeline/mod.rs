@@ -4,6 +4,7 @@
 //! it the same records, so a recording reproduces a run exactly.
 
 mod connection;
+mod http1;
 pub mod output;
 mod timeline;
 
