@@ -478,7 +478,11 @@ impl Http1Connection {
                 t_first_byte: t_first,
                 t_last_byte: t_last,
                 // Responses are the server's: sent when the process is it.
-                direction: if self.role == Role::Server { "out" } else { "in" },
+                direction: if self.role == Role::Server {
+                    "out"
+                } else {
+                    "in"
+                },
                 timeline: Timeline::default(),
             });
         }
