@@ -28,4 +28,5 @@ pub mod symbols;
 pub mod targets;
 pub mod tracefs;
 pub mod tracepoints;
+pub mod tui;
 pub mod watch;

@@ -176,7 +176,7 @@ impl EventsOut {
 /// The kernel's figures for the model: ring-buffer drops, the probes'
 /// costs, the number of targets. A failed counter read keeps the drops
 /// seen before (a counter never goes back).
-fn capture_figures(session: &Session, drops_before: u64) -> CaptureFigures {
+pub(crate) fn capture_figures(session: &Session, drops_before: u64) -> CaptureFigures {
     let ringbuf_drops = match session.counters() {
         Ok(counters) => counters
             .iter()
@@ -204,7 +204,7 @@ fn capture_figures(session: &Session, drops_before: u64) -> CaptureFigures {
 }
 
 /// Unix time now, on the pipeline's clock (monotonic plus its offset).
-fn unix_now(offset_ns: i128) -> u64 {
+pub(crate) fn unix_now(offset_ns: i128) -> u64 {
     (i128::from(clock::monotonic_ns()) + offset_ns).max(0) as u64
 }
 

@@ -159,6 +159,7 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
         bytes: 1000,
         t_first_byte: ts,
         t_last_byte: ts,
+        direction: "out",
         timeline: Timeline {
             t_source: span_ns.map(|s| ts - s),
             t_sent: Some(ts + MS),
@@ -173,6 +174,7 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
             } else {
                 vec!["t_source", "t_acked"]
             },
+            replayed: false,
         },
     }
 }

@@ -81,6 +81,7 @@ fn watch_event(ts: u64, conn: u64, stream: u32, event_type: &str, bytes: u64) ->
         bytes,
         t_first_byte: ts,
         t_last_byte: ts,
+        direction: "out",
         timeline: Timeline::default(),
     }
 }
