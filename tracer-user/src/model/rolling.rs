@@ -18,7 +18,8 @@ impl RollingSum {
         Self {
             bucket_ns: (span_ns / buckets as u64).max(1),
             buckets,
-            sums: VecDeque::with_capacity(buckets + 1),
+            // Allocated on first use: most short streams never count.
+            sums: VecDeque::new(),
         }
     }
 
