@@ -1,20 +1,34 @@
 //! The `watchtrace` binary: parse the command line, set up logging, dispatch.
 
-use std::process::ExitCode;
+use std::{
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use clap::Parser as _;
 use watchtrace::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, LogFormat},
     commands,
 };
 
+/// Set with `--log-format json`: the fatal error then goes out as a JSON log
+/// line too, so a log collector sees why the agent stopped.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => {
+            logs.json().flatten_event(true).init();
+            JSON_LOGS.store(true, Ordering::Relaxed);
+        }
+    }
     match cli.command {
         Command::Check => match commands::check::run() {
             Ok(()) => ExitCode::SUCCESS,
@@ -52,7 +66,11 @@ fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("watchtrace: {e:#}");
+            if JSON_LOGS.load(Ordering::Relaxed) {
+                tracing::error!(error = %format!("{e:#}"), "watchtrace stopped");
+            } else {
+                eprintln!("watchtrace: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
