@@ -15,6 +15,9 @@ pub const STREAM_OFFSETS: &str = "STREAM_OFFSETS";
 /// Hash `u64 (tgid << 32 | goroutine low bits) -> TlsReadArgs`: Go TLS Read
 /// calls in flight, from entry to RET.
 pub const TLS_READS: &str = "TLS_READS";
+/// Hash `GoroutineKey -> u64 *tls.Conn`: Go TLS Write calls in flight, from
+/// entry to RET (sized like [`TLS_READS`]).
+pub const TLS_WRITES: &str = "TLS_WRITES";
 
 /// Default capacity of [`STREAM_OFFSETS`] (two directions per connection).
 pub const DEFAULT_MAX_STREAMS: u32 = 65536;

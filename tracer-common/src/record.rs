@@ -28,6 +28,8 @@ pub enum RecordKind {
     ProcessInfo = 10,
     /// [`TlsBind`].
     TlsBind = 11,
+    /// [`TlsWriteDone`].
+    TlsWriteDone = 12,
 }
 
 impl RecordKind {
@@ -44,6 +46,7 @@ impl RecordKind {
             9 => Some(Self::SockAnchor),
             10 => Some(Self::ProcessInfo),
             11 => Some(Self::TlsBind),
+            12 => Some(Self::TlsWriteDone),
             _ => None,
         }
     }
@@ -377,6 +380,21 @@ pub struct TlsBind {
 
 const _: () = assert!(size_of::<TlsBind>() == 40);
 
+/// A Go `crypto/tls.(*Conn).Write` returned: its plaintext has been
+/// encrypted and accepted by the kernel (Go loops until the socket took all
+/// of it), so every byte the conn's Writes carried so far has been sent.
+/// This is the moment a watch event leaves the apiserver for the socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsWriteDone {
+    pub header: RecordHeader,
+    pub conn: u64,
+    /// The call's `n` result.
+    pub written: i64,
+}
+
+const _: () = assert!(size_of::<TlsWriteDone>() == 40);
+
 /// Key of the kernel's per-stream offset table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -422,6 +440,8 @@ mod pod {
     unsafe impl aya::Pod for super::ProcessInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TlsBind {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TlsWriteDone {}
 }
 
 /// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.

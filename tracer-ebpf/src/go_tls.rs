@@ -15,24 +15,28 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counters::Counter,
-    record::{ChunkSource, Direction, TlsReadArgs},
+    record::{ChunkSource, Direction, RecordKind, TlsReadArgs, TlsWriteDone},
 };
 
 use crate::{
     chunk::{emit_chunks, stream_key},
     io::{THREAD_TLS, bound_fd, thread_mark},
-    maps::{count, target_tgid},
+    maps::{count, emit, header, target_tgid},
 };
 
 /// Go TLS Reads in flight, from entry to a RET, keyed by goroutine.
 #[map]
-static TLS_READS: HashMap<ReadKey, TlsReadArgs> = HashMap::with_max_entries(0, 0);
+static TLS_READS: HashMap<GoroutineKey, TlsReadArgs> = HashMap::with_max_entries(0, 0);
+
+/// Go TLS Writes in flight (their conn), from entry to a RET.
+#[map]
+static TLS_WRITES: HashMap<GoroutineKey, u64> = HashMap::with_max_entries(0, 0);
 
 /// A goroutine in a process. A goroutine may move between threads, but it
 /// is the goroutine that reaches the RET, so its `g` is the right key.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct ReadKey {
+struct GoroutineKey {
     tgid: u32,
     _pad0: u32,
     goroutine: u64,
@@ -59,6 +63,12 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     count(Counter::TlsWriteBytes, len);
     // The write syscalls come next, on this thread.
     let _ = THREAD_TLS.insert(&tid, &thread_mark(conn, true), 0);
+    let call = GoroutineKey {
+        tgid,
+        _pad0: 0,
+        goroutine: regs.r14,
+    };
+    let _ = TLS_WRITES.insert(&call, &conn, 0);
     let key = stream_key(
         tgid,
         -1,
@@ -70,13 +80,38 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// At each RET of `crypto/tls.(*Conn).Write`: the call is over.
+/// At each RET of `crypto/tls.(*Conn).Write`: the call is over and the
+/// kernel holds its bytes. RAX = `n`.
 #[uprobe]
-fn go_tls_write_ret(_ctx: ProbeContext) -> u32 {
-    if let Some((_, tid)) = target_tgid() {
-        let _ = THREAD_TLS.remove(&tid);
+fn go_tls_write_ret(ctx: ProbeContext) -> u32 {
+    match try_go_tls_write_ret(&ctx) {
+        Ok(()) | Err(_) => 0,
     }
-    0
+}
+
+fn try_go_tls_write_ret(ctx: &ProbeContext) -> Result<(), i64> {
+    let Some((tgid, tid)) = target_tgid() else {
+        return Ok(());
+    };
+    let _ = THREAD_TLS.remove(&tid);
+    // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
+    let regs = unsafe { &*ctx.regs };
+    let call = GoroutineKey {
+        tgid,
+        _pad0: 0,
+        goroutine: regs.r14,
+    };
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(conn) = (unsafe { TLS_WRITES.get(&call) }).copied() else {
+        return Ok(());
+    };
+    let _ = TLS_WRITES.remove(&call);
+    emit(TlsWriteDone {
+        header: header(RecordKind::TlsWriteDone, tgid, tid),
+        conn,
+        written: regs.rax as i64,
+    });
+    Ok(())
 }
 
 /// After the stack check of `crypto/tls.(*Conn).Read(b []byte) (int,
@@ -95,7 +130,7 @@ fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
     };
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
-    let key = ReadKey {
+    let key = GoroutineKey {
         tgid,
         _pad0: 0,
         goroutine: regs.r14,
@@ -126,7 +161,7 @@ fn try_go_tls_read_ret(ctx: &ProbeContext) -> Result<(), i64> {
     let _ = THREAD_TLS.remove(&tid);
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
-    let key = ReadKey {
+    let key = GoroutineKey {
         tgid,
         _pad0: 0,
         goroutine: regs.r14,

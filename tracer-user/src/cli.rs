@@ -56,6 +56,34 @@ pub enum Command {
     /// The headless agent: trace the targets (waiting for them to appear,
     /// following restarts) and write events as JSON lines.
     Run(RunArgs),
+    /// A full-screen live view for on-call engineers: connections, watches
+    /// and the stall log, refreshed every second, with the reference SLO.
+    /// `--replay FILE` shows a recording instead (no root needed). Press
+    /// `?` for the keys, `q` to quit.
+    Top(TopArgs),
+}
+
+/// Arguments of `watchtrace top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Show a recording made by `watchtrace record` instead of tracing
+    /// (no root needed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pids", "comms", "exes"])]
+    pub replay: Option<PathBuf>,
+    /// Replay speed: 1 is the recording's own pace, 10 ten times faster, 0
+    /// as fast as possible (then the final screen stays until `q`).
+    #[arg(long, default_value_t = 1.0, requires = "replay")]
+    pub speed: f64,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+    /// Where logs go while the view owns the terminal (appended; default
+    /// $XDG_STATE_HOME/watchtrace/top.log, else
+    /// ~/.local/state/watchtrace/top.log).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 /// Arguments of `watchtrace run`.
@@ -73,6 +101,31 @@ pub struct RunArgs {
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
+    /// Serve Prometheus metrics on `/metrics` and liveness on `/healthz` at
+    /// this address (`ip:port`; port 0 picks one), or `off`.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics_addr: MetricsAddr,
+}
+
+/// Where `run` serves its metrics, if anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" | "none" | "" => Ok(Self::Off),
+            s => s
+                .parse()
+                .map(Self::At)
+                .map_err(|e| format!("{s:?}: {e} (expected ip:port or off)")),
+        }
+    }
 }
 
 /// Arguments of `watchtrace record`.

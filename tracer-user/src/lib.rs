@@ -1,9 +1,10 @@
 //! watchtrace: where Kubernetes API-server WATCH traffic loses time.
 //!
 //! Pure modules (no aya, no tokio, no clocks): [`capture`] (record decoding),
-//! [`tracefs`]'s format parser, [`tracepoints`]. I/O edges: [`loader`] (aya),
-//! [`host`] and [`check`] (probing this machine), [`symbols`] (reading
-//! binaries), [`cli`].
+//! [`tracefs`]'s format parser, [`tracepoints`], [`model`] (the live
+//! aggregate of events), [`metrics`] (its Prometheus text). I/O edges:
+//! [`loader`] (aya), [`host`] and [`check`] (probing this machine),
+//! [`symbols`] (reading binaries), [`http`] (`/metrics`), [`cli`].
 
 pub mod agent;
 pub mod btf;
@@ -15,8 +16,10 @@ pub mod commands;
 pub mod conn;
 pub mod etcd;
 pub mod host;
+pub mod http;
 pub mod http2;
 pub mod loader;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod recording;
@@ -25,4 +28,5 @@ pub mod symbols;
 pub mod targets;
 pub mod tracefs;
 pub mod tracepoints;
+pub mod tui;
 pub mod watch;

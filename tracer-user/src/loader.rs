@@ -121,6 +121,7 @@ impl Tracer {
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
             .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
             .map_max_entries(maps::TLS_READS, options.max_inflight_reads)
+            .map_max_entries(maps::TLS_WRITES, options.max_inflight_reads)
             .override_global(
                 maps::SOCK_SEND_LENGTH_LAYOUT,
                 &layouts.sock_send_length,

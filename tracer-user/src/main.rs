@@ -17,16 +17,39 @@ static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => {
+    let filter = tracing_subscriber::EnvFilter::new(&cli.log);
+    let json = cli.log_format == LogFormat::Json;
+    if let Command::Top(args) = &cli.command {
+        // The view owns the terminal: logs go to a file, never the screen.
+        let path = commands::top::log_path(args.log_file.as_deref());
+        let file = match commands::top::open_log(&path) {
+            Ok(file) => std::sync::Mutex::new(file),
+            Err(e) => {
+                eprintln!("watchtrace: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let logs = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(file)
+            .with_ansi(false);
+        if json {
             logs.json().flatten_event(true).init();
+        } else {
+            logs.init();
+        }
+    } else {
+        let logs = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        if json {
+            logs.json().flatten_event(true).init();
+            // Only when logs go to stderr: top logs to a file and prints
+            // its fatal error as text once the view is closed.
             JSON_LOGS.store(true, Ordering::Relaxed);
+        } else {
+            logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
         }
     }
     match cli.command {
@@ -40,6 +63,16 @@ fn main() -> ExitCode {
         Command::Count(args) => run_async(commands::count::run(args)),
         Command::Record(args) => run_async(commands::record::run(args)),
         Command::Run(args) => run_async(commands::run::run(args)),
+        Command::Top(args) => match args.replay.clone() {
+            Some(path) => match commands::top::replay(&path, args.speed) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("watchtrace: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            None => run_async(commands::top::live(args)),
+        },
         Command::Replay(args) => match commands::replay::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

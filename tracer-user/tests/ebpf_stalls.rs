@@ -8,6 +8,11 @@
 //! - One stream stops reading its body: its HTTP/2 stream window fills.
 //!   watchtrace must report a stream-level window stall on that stream, and
 //!   no socket stall on the connection (its neighbours keep flowing).
+//!
+//! And the attribution: the socket stall holds the stalled connection's
+//! streams, each charged about what the ground truth says its writes
+//! blocked; the stream stall holds its stream only; events elsewhere carry
+//! no stall wait.
 
 mod support;
 
@@ -24,13 +29,22 @@ use std::{
 use support::testbed_bin;
 use watchtrace::{
     capture::{Record, decode},
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+    pipeline::{OutputEvent, Pipeline, PipelineConfig, StreamDelay},
     recording::Reader,
 };
 
 const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 /// How far watchtrace's stall end may be from the ground truth's.
 const TOLERANCE_NS: i64 = 10_000_000;
+
+/// A socket stall's (fd, cause, held, filled_by, conn).
+type HeldBy = (
+    i32,
+    &'static str,
+    Vec<StreamDelay>,
+    Option<u32>,
+    Option<u64>,
+);
 
 /// The end (t_after) of the longest blocked write, and how long it blocked.
 type Blocked = (u64, u64);
@@ -42,7 +56,8 @@ fn blocked_writes(gt: &Path) -> (HashMap<String, Blocked>, HashMap<(String, Stri
     let mut by_path: HashMap<(String, String), Blocked> = HashMap::new();
     for line in BufReader::new(File::open(gt).unwrap()).lines() {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["kind"] != "write" {
+        // A write cut short (its watcher terminated) never left the server.
+        if v["kind"] != "write" || v.get("error").is_some() {
             continue;
         }
         let (before, after) = (
@@ -153,6 +168,11 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let mut stalls = Vec::new();
     let mut window_stalls = Vec::new();
     let mut paths: HashMap<(u64, u32), String> = HashMap::new();
+    let mut held_by_stall: Vec<HeldBy> = Vec::new();
+    let mut window_held: Vec<(u64, &'static str, Vec<StreamDelay>)> = Vec::new();
+    // Per (conn, stream): the largest socket and flow-control waits of its
+    // events.
+    let mut waits: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
     while let Some(bytes) = reader.next_record().unwrap() {
         match decode(bytes) {
             Ok(Record::SockSend(s)) if s.fd >= 0 => {
@@ -171,17 +191,35 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
                 cause,
                 start,
                 duration_ns,
+                held,
+                filled_by,
+                conn,
                 ..
-            } => stalls.push((fd, cause, start, duration_ns)),
+            } => {
+                stalls.push((fd, cause, start, duration_ns));
+                held_by_stall.push((fd, cause, held, filled_by, conn));
+            }
             OutputEvent::WindowStall {
                 conn,
                 scope,
                 stream,
                 start,
                 duration_ns,
+                held,
                 ..
             } => {
                 window_stalls.push((conn, scope, stream, start, duration_ns));
+                window_held.push((conn, scope, held));
+            }
+            OutputEvent::WatchEvent {
+                conn,
+                stream,
+                timeline,
+                ..
+            } => {
+                let w = waits.entry((conn, stream)).or_default();
+                w.0 = w.0.max(timeline.socket_buffer_wait_ns);
+                w.1 = w.1.max(timeline.flow_control_wait_ns);
             }
             OutputEvent::Request {
                 conn, stream, path, ..
@@ -276,6 +314,93 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         stream_stall.4 as f64 / 1e6,
         (stall_end - stream_end as i64) as f64 / 1e6,
         stream_blocked as f64 / 1e6
+    );
+
+    // Attribution, TCP case: the longest send_buffer_full stall holds the
+    // stalled connection's streams, each charged about what its writes
+    // blocked in the ground truth.
+    let (_, _, held, filled_by, stalled_conn) = held_by_stall
+        .iter()
+        .filter(|s| s.1 == "send_buffer_full" && peer_of_fd.get(&s.0) == Some(&port))
+        .max_by_key(|s| s.2.iter().map(|d| d.delay_ns).max())
+        .expect("the stalled connection's stall");
+    let stalled_conn = stalled_conn.expect("the stall is on a traced connection");
+    println!(
+        "send_buffer_full on conn {stalled_conn} held {:?}, filled by stream {filled_by:?}",
+        held.iter()
+            .map(|d| (d.stream, d.delay_ns as f64 / 1e6))
+            .collect::<Vec<_>>()
+    );
+    // The watches the ground truth saw blocked on the stalled client, by
+    // path; each must be held, charged within 50 ms of its blocked write.
+    let blocked_paths: Vec<(&String, u64)> = by_path
+        .iter()
+        .filter(|((c, _), (_, b))| c == client && *b > 1_000_000_000)
+        .map(|((_, p), (_, b))| (p, *b))
+        .collect();
+    assert!(
+        !blocked_paths.is_empty() && blocked_paths.len() <= 3,
+        "the stalled client's watches blocked: {blocked_paths:?}"
+    );
+    let stalled_streams: Vec<u32> = paths
+        .iter()
+        .filter(|((c, _), _)| *c == stalled_conn)
+        .map(|((_, s), _)| *s)
+        .collect();
+    for (path, gt) in &blocked_paths {
+        let d = held
+            .iter()
+            .find(|d| paths.get(&(stalled_conn, d.stream)) == Some(*path))
+            .unwrap_or_else(|| panic!("a stream of {path} held by the stall: {held:?}"));
+        println!(
+            "  stream {} ({path}): delay {:.1} ms, ground truth blocked {:.1} ms",
+            d.stream,
+            d.delay_ns as f64 / 1e6,
+            *gt as f64 / 1e6
+        );
+        assert!(
+            (d.delay_ns as i64 - *gt as i64).abs() <= 50_000_000,
+            "stream {}'s delay within 50 ms of its blocked write",
+            d.stream
+        );
+        assert_eq!(d.resource.as_deref(), Some("configmaps"));
+    }
+    assert!(
+        filled_by.is_some_and(|s| stalled_streams.contains(&s)),
+        "the buffer was filled by one of the connection's own streams"
+    );
+    // Stream case: held only its own stream.
+    let (stream_conn, stream_id) = (stream_stall.0, stream_stall.2.unwrap());
+    let held = window_held
+        .iter()
+        .filter(|(c, scope, _)| *c == stream_conn && *scope == "stream")
+        .flat_map(|(_, _, h)| h)
+        .collect::<Vec<_>>();
+    assert!(
+        !held.is_empty() && held.iter().all(|d| d.stream == stream_id),
+        "a stream stall holds its own stream only: {held:?}"
+    );
+    // Neighbours: no socket wait on any other connection, and no
+    // flow-control wait on any other stream (the stalled connection's
+    // catch-up after its stall does meet its stream windows).
+    for (&(conn, stream), &(socket_wait, flow_wait)) in &waits {
+        if conn != stalled_conn {
+            assert!(
+                socket_wait == 0,
+                "conn {conn} stream {stream} waited {socket_wait} ns on a socket stall"
+            );
+        }
+        if conn != stalled_conn && (conn, stream) != (stream_conn, stream_id) {
+            assert!(
+                flow_wait == 0,
+                "conn {conn} stream {stream} waited {flow_wait} ns on flow control"
+            );
+        }
+    }
+    let (_, stalled_flow) = waits[&(stream_conn, stream_id)];
+    println!(
+        "stalled stream's events waited up to {:.1} ms on flow control",
+        stalled_flow as f64 / 1e6
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -277,7 +277,19 @@ impl Session {
     /// bytes the kernel wrote; nothing is parsed inside the read guard.
     pub async fn run(
         &mut self,
+        sink: impl FnMut(&[u8]),
+        stop: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        self.run_ticking(sink, |_| {}, stop).await
+    }
+
+    /// [`Session::run`], also calling `tick` with the session after each
+    /// rescan (every rescan period, while the loop is alive): where the
+    /// kernel's counters are read while it runs.
+    pub async fn run_ticking(
+        &mut self,
         mut sink: impl FnMut(&[u8]),
+        mut tick: impl FnMut(&Self),
         stop: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         for record in self.rescan()? {
@@ -306,6 +318,7 @@ impl Session {
                     for record in self.rescan()? {
                         sink(&record);
                     }
+                    tick(self);
                 }
                 () = &mut stop => break,
             }

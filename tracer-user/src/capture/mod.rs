@@ -3,5 +3,5 @@
 mod record;
 mod streams;
 
-pub use record::{DecodeError, Record, UserRecord, decode, encode, fixed, unfixed};
+pub use record::{DecodeError, Record, UserRecord, decode, encode, encode_chunk, fixed, unfixed};
 pub use streams::{StreamEvent, StreamId, StreamStats, Streams};

@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tracer_common::record::{
     ChunkHeader, FdClose, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv,
-    SockSend, SockState, TcpSample, TlsBind,
+    SockSend, SockState, TcpSample, TlsBind, TlsWriteDone,
 };
 
 /// A decoded kernel record.
@@ -21,6 +21,7 @@ pub enum Record {
     SockAnchor(SockAnchor),
     ProcessInfo(ProcessInfo),
     TlsBind(TlsBind),
+    TlsWriteDone(TlsWriteDone),
 }
 
 impl Record {
@@ -37,6 +38,7 @@ impl Record {
             Self::SockAnchor(r) => &r.header,
             Self::ProcessInfo(r) => &r.header,
             Self::TlsBind(r) => &r.header,
+            Self::TlsWriteDone(r) => &r.header,
         }
     }
 }
@@ -92,6 +94,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::ProcessInfo) => unsafe { read(bytes) }.map(Record::ProcessInfo),
         // SAFETY: as above.
         Some(RecordKind::TlsBind) => unsafe { read(bytes) }.map(Record::TlsBind),
+        // SAFETY: as above.
+        Some(RecordKind::TlsWriteDone) => unsafe { read(bytes) }.map(Record::TlsWriteDone),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -126,6 +130,25 @@ pub fn encode<T: UserRecord>(record: &T) -> Vec<u8> {
     unsafe {
         std::ptr::copy_nonoverlapping((record as *const T).cast::<u8>(), bytes.as_mut_ptr(), size);
     }
+    bytes
+}
+
+/// The bytes of a chunk record, header then payload, as the kernel lays
+/// them out (for recordings synthesised by tests and tools).
+pub fn encode_chunk(header: &ChunkHeader, payload: &[u8]) -> Vec<u8> {
+    let header = ChunkHeader {
+        len: payload.len() as u32,
+        ..*header
+    };
+    let size = size_of::<ChunkHeader>();
+    let mut bytes = vec![0u8; size];
+    // SAFETY: ChunkHeader is repr(C) with explicit padding and no implicit
+    // padding (asserted in tracer-common), so all `size` bytes are
+    // initialised; the destination holds exactly `size` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const header).cast::<u8>(), bytes.as_mut_ptr(), size);
+    }
+    bytes.extend_from_slice(payload);
     bytes
 }
 
@@ -192,6 +215,32 @@ mod tests {
         let decoded = decode(&bytes_of(&bind)).unwrap();
         assert_eq!(decoded, Record::TlsBind(bind));
         assert_eq!(decoded.header().tgid, 7);
+        let done = TlsWriteDone {
+            header: header(RecordKind::TlsWriteDone),
+            conn: 0xc000_1000,
+            written: 4096,
+        };
+        assert_eq!(decode(&bytes_of(&done)), Ok(Record::TlsWriteDone(done)));
+    }
+
+    #[test]
+    fn an_encoded_chunk_decodes_to_its_header_and_payload() {
+        let header = ChunkHeader {
+            header: header(RecordKind::Chunk),
+            fd: 9,
+            direction: 1,
+            source: 2,
+            flags: 1,
+            offset: 77,
+            conn: 0,
+            len: 0,
+            _pad0: 0,
+        };
+        let decoded = decode(&encode_chunk(&header, b"hello")).unwrap();
+        assert_eq!(
+            decoded,
+            Record::Chunk(ChunkHeader { len: 5, ..header }, b"hello".to_vec())
+        );
     }
 
     #[test]

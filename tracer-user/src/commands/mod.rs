@@ -6,3 +6,4 @@ pub mod count;
 pub mod record;
 pub mod replay;
 pub mod run;
+pub mod top;

@@ -1,61 +1,99 @@
 //! `watchtrace run`: the headless agent. Attaches to the targets (waiting
-//! for them to appear), runs every record through the pipeline and writes
-//! the events as JSON lines.
+//! for them to appear), runs every record through the pipeline, writes the
+//! events as JSON lines, and feeds them to the live model that `/metrics`
+//! serves.
 
 use std::{
+    cell::RefCell,
     fs::OpenOptions,
     io::{self, BufWriter, Write as _},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
 };
 
 use anyhow::Context as _;
+use tracer_common::counters::Counter;
 
 use crate::{
     agent::{Session, SessionOptions, until_stopped},
-    cli::RunArgs,
+    cli::{MetricsAddr, RunArgs},
     clock,
-    pipeline::{Pipeline, PipelineConfig},
+    http::{self, Health},
+    loader, metrics,
+    model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
+    pipeline::{OutputEvent, Pipeline, PipelineConfig},
 };
+
+/// `/healthz` fails when the drain loop has not ticked for this long (it
+/// ticks every second, between ring-buffer reads, however busy).
+const STALE_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
-    let mut out: Option<Box<dyn io::Write>> = match args.events.as_deref() {
-        None => None,
-        Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout()))),
-        Some(path) => Some(Box::new(BufWriter::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?,
-        ))),
+    let events = RefCell::new(EventsOut::open(args.events.as_deref())?);
+    let offset = clock::realtime_offset_ns();
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), offset);
+    let health = Arc::new(Health::new(STALE_AFTER));
+
+    // The model exists only to be served.
+    let (model, _server, _bpf_stats) = match args.metrics_addr {
+        MetricsAddr::Off => (None, None, None),
+        MetricsAddr::At(addr) => {
+            let listener = http::bind(addr)
+                .await
+                .with_context(|| format!("listening on --metrics-addr {addr}"))?;
+            let model = Arc::new(Mutex::new(Model::new(ModelConfig::default())));
+            let served = model.clone();
+            let render = Arc::new(move || metrics::render(&lock(&served)));
+            let server = AbortOnDrop(tokio::spawn(http::serve(
+                listener,
+                render,
+                metrics::CONTENT_TYPE,
+                health.clone(),
+            )));
+            // The probes' run counts and times are kept only while this
+            // fd is held.
+            let stats = loader::enable_bpf_stats()
+                .inspect_err(|e| tracing::warn!("no probe run-time statistics: {e}"))
+                .ok();
+            (Some(model), Some(server), stats)
+        }
     };
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), clock::realtime_offset_ns());
-    let mut write_error = None;
+
     let stop = until_stopped(args.duration);
     tracing::info!(targets = %args.targets.describe(), "running; waiting for targets");
-    session
-        .run(
+    health.set_running(true);
+    let result = session
+        .run_ticking(
             |record| {
+                let mut events = events.borrow_mut();
+                let mut model = model.as_deref().map(lock);
                 pipeline.on_record(record, &mut |event| {
-                    if let Some(out) = out.as_mut()
-                        && write_error.is_none()
-                        && let Err(e) = serde_json::to_writer(&mut *out, &event)
-                            .map_err(io::Error::from)
-                            .and_then(|()| out.write_all(b"\n"))
-                    {
-                        write_error = Some(e);
+                    events.write(&event);
+                    if let Some(model) = model.as_mut() {
+                        model.on_event(&event);
                     }
                 });
             },
+            |session| {
+                health.beat();
+                events.borrow_mut().flush();
+                if let Some(model) = model.as_deref() {
+                    let mut model = lock(model);
+                    let figures = capture_figures(session, model.capture().ringbuf_drops);
+                    model.set_capture(figures);
+                    // Rates fall to zero while nothing happens.
+                    model.advance(unix_now(offset));
+                }
+            },
             stop,
         )
-        .await?;
-    if let Some(mut out) = out {
-        out.flush().context("writing events")?;
-    }
-    if let Some(e) = write_error {
-        return Err(e).context("writing events");
-    }
+        .await;
+    health.set_running(false);
+    result?;
+    let events = events.into_inner();
+    events.finish().context("writing events")?;
+
     let stats = pipeline.stats();
     let streams = pipeline.stream_stats();
     tracing::info!(
@@ -79,4 +117,108 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         line.join(" ")
     );
     Ok(())
+}
+
+/// The JSON-lines writer; the first write error stops writing and is
+/// reported at the end.
+struct EventsOut {
+    out: Option<Box<dyn io::Write>>,
+    error: Option<io::Error>,
+}
+
+impl EventsOut {
+    fn open(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let out: Option<Box<dyn io::Write>> = match path {
+            None => None,
+            Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout()))),
+            Some(path) => Some(Box::new(BufWriter::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ))),
+        };
+        Ok(Self { out, error: None })
+    }
+
+    fn write(&mut self, event: &OutputEvent) {
+        if let Some(out) = self.out.as_mut()
+            && self.error.is_none()
+            && let Err(e) = serde_json::to_writer(&mut *out, event)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+        {
+            self.error = Some(e);
+        }
+    }
+
+    /// Pushes buffered lines out (once a second), so the file can be
+    /// followed while the agent runs.
+    fn flush(&mut self) {
+        if let Some(out) = self.out.as_mut()
+            && self.error.is_none()
+            && let Err(e) = out.flush()
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.flush();
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The kernel's figures for the model: ring-buffer drops, the probes'
+/// costs, the number of targets. A failed counter read keeps the drops
+/// seen before (a counter never goes back).
+pub(crate) fn capture_figures(session: &Session, drops_before: u64) -> CaptureFigures {
+    let ringbuf_drops = match session.counters() {
+        Ok(counters) => counters
+            .iter()
+            .find(|(c, _)| *c == Counter::RingbufDrops)
+            .map_or(0, |(_, v)| *v),
+        Err(e) => {
+            tracing::debug!("reading the kernel counters: {e:#}");
+            drops_before
+        }
+    };
+    CaptureFigures {
+        ringbuf_drops,
+        programs: session
+            .tracer()
+            .program_stats()
+            .into_iter()
+            .map(|p| ProbeFigures {
+                program: p.name,
+                runs: p.run_count,
+                run_ns: p.run_time_ns,
+            })
+            .collect(),
+        targets: session.targets().len(),
+    }
+}
+
+/// Unix time now, on the pipeline's clock (monotonic plus its offset).
+pub(crate) fn unix_now(offset_ns: i128) -> u64 {
+    (i128::from(clock::monotonic_ns()) + offset_ns).max(0) as u64
+}
+
+/// The model, even if a panic elsewhere poisoned its lock: a counter
+/// update cut short is better served than nothing.
+fn lock(model: &Mutex<Model>) -> MutexGuard<'_, Model> {
+    model.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Stops the metrics server when `run` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -53,7 +53,8 @@ pub struct ConnRow {
     pub srtt_us: Option<u32>,
     /// Stall time on this connection over the last minute.
     pub stall_ns_last_min: u64,
-    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS, when seen.
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (how many streams the
+    /// client may open on it), when seen.
     pub max_concurrent_streams: Option<u32>,
 }
 

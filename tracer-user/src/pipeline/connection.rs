@@ -22,6 +22,9 @@ const ETCD_WATCH_PATH: &str = "/etcdserverpb.Watch/Watch";
 /// Bytes a stream without a known request is probed for its content before
 /// giving up.
 const PROBE_LIMIT: u64 = 1 << 20;
+/// SETTINGS parameter ids (RFC 9113, 6.5.2).
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 3;
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 4;
 /// The HTTP/2 client preface.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -60,6 +63,10 @@ struct State {
     streams: HashMap<u32, StreamState>,
     stall_starts: HashMap<(Direction, WindowScope), Vec<u32>>,
     out: Vec<OutputEvent>,
+    /// The process's role (a copy of the connection's, for the sink).
+    role: Role,
+    /// The items being flushed were decoded from the client's bytes.
+    flushing_reverse: bool,
     items: Vec<WatchItem>,
     etcd_items: Vec<EtcdItem>,
 }
@@ -85,6 +92,8 @@ impl Connection {
                 streams: HashMap::new(),
                 stall_starts: HashMap::new(),
                 out: Vec::new(),
+                role: Role::Server,
+                flushing_reverse: false,
                 items: Vec::new(),
                 etcd_items: Vec::new(),
             },
@@ -95,6 +104,12 @@ impl Connection {
 
     pub(crate) fn role(&self) -> Role {
         self.role
+    }
+
+    /// The resource a stream's request named, when it was seen.
+    pub(crate) fn resource_of(&self, stream: u32) -> Option<String> {
+        let request = self.state.streams.get(&stream)?.request.as_ref()?;
+        Some(request.target.as_ref()?.resource.clone())
     }
 
     /// The HTTP/2 direction of bytes the process wrote (`egress`) or read.
@@ -142,6 +157,7 @@ impl Connection {
             (true, true) => Role::Client,
             _ => Role::Server,
         };
+        self.state.role = self.role;
         let attach = if preface || (settings && egress) {
             Attach::FromStart
         } else {
@@ -317,7 +333,9 @@ impl State {
             }
             Body::Ignore => {}
         }
+        self.flushing_reverse = reverse;
         self.flush_items(stream);
+        self.flushing_reverse = false;
     }
 
     fn flush_items(&mut self, stream: u32) {
@@ -327,6 +345,7 @@ impl State {
             .and_then(|s| s.request.as_ref())
             .and_then(|r| r.target.as_ref())
             .map(|t| t.resource.clone());
+        let sent = self.flushing_reverse == (self.role == Role::Client);
         for item in self.items.drain(..) {
             if let WatchItem::Event(e) = item {
                 let resource = resource_of_request
@@ -347,6 +366,7 @@ impl State {
                     bytes: e.bytes,
                     t_first_byte: (i128::from(e.t_first_byte) + self.offset_ns).max(0) as u64,
                     t_last_byte: (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64,
+                    direction: if sent { "out" } else { "in" },
                     timeline: Timeline::default(),
                 });
             }
@@ -489,6 +509,19 @@ impl EventSink for State {
                     duration_ns: ts_ns.saturating_sub(start_ts_ns),
                     open_streams,
                     held: Vec::new(),
+                });
+            }
+            Http2Event::Settings { dir, params, ts_ns } => {
+                let value = |id: u16| params.iter().rev().find(|p| p.id == id).map(|p| p.value);
+                self.out.push(OutputEvent::Settings {
+                    ts: self.ts(ts_ns),
+                    conn: self.conn,
+                    sender: match dir {
+                        Direction::ClientToServer => "client",
+                        Direction::ServerToClient => "server",
+                    },
+                    max_concurrent_streams: value(SETTINGS_MAX_CONCURRENT_STREAMS),
+                    initial_window_size: value(SETTINGS_INITIAL_WINDOW_SIZE),
                 });
             }
             Http2Event::HpackFullyKnown { dir, ts_ns, .. } => {

@@ -5,6 +5,7 @@
 
 mod connection;
 pub mod output;
+mod timeline;
 
 use std::collections::HashMap;
 
@@ -17,6 +18,11 @@ use crate::{
 use connection::Connection;
 pub use connection::resource_of_kind;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
+use timeline::Timelines;
+pub use timeline::{TimelineConfig, TimelineStats};
+
+/// How often a busy connection's TCP state is reported.
+const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
 
 /// Bounds of the pipeline's tables.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +30,7 @@ pub struct PipelineConfig {
     pub max_streams: usize,
     pub max_sockets: usize,
     pub max_connections: usize,
+    pub timeline: TimelineConfig,
 }
 
 impl Default for PipelineConfig {
@@ -32,6 +39,7 @@ impl Default for PipelineConfig {
             max_streams: 1 << 16,
             max_sockets: 1 << 16,
             max_connections: 1 << 15,
+            timeline: TimelineConfig::default(),
         }
     }
 }
@@ -42,6 +50,9 @@ pub struct PipelineStats {
     pub records: u64,
     pub undecodable_records: u64,
     pub evicted_connections: u64,
+    /// Socket-to-fd index entries dropped because the index was full.
+    pub evicted_fd_index: u64,
+    pub timeline: TimelineStats,
 }
 
 /// A connection's identity: a Go TLS conn, or an fd (syscall payload).
@@ -52,6 +63,10 @@ struct Tracked {
     pid: u32,
     connection: Connection,
     last_ns: u64,
+    /// The client's program name (its user-agent up to the first `/`).
+    client: Option<String>,
+    /// When a `conn_sample` was last written.
+    last_sample_ns: u64,
 }
 
 /// The pipeline.
@@ -62,7 +77,13 @@ pub struct Pipeline {
     sockets: Sockets,
     comms: HashMap<u32, String>,
     tls_fds: HashMap<(u32, u64), i32>,
+    /// The Go TLS conn bound to a process's fd (the reverse of `tls_fds`).
+    fd_tls: HashMap<(u32, i32), u64>,
+    /// The socket behind a process's fd, from its latest send or receive.
+    fd_sock: HashMap<(u32, i32), u64>,
     conns: HashMap<ConnKey, Tracked>,
+    timelines: Timelines,
+    last_expire_ns: u64,
     next_id: u64,
     stats: PipelineStats,
     scratch: Vec<OutputEvent>,
@@ -78,7 +99,11 @@ impl Pipeline {
             sockets: Sockets::new(config.max_sockets),
             comms: HashMap::new(),
             tls_fds: HashMap::new(),
+            fd_tls: HashMap::new(),
+            fd_sock: HashMap::new(),
             conns: HashMap::new(),
+            timelines: Timelines::new(config.timeline),
+            last_expire_ns: 0,
             next_id: 1,
             stats: PipelineStats::default(),
             scratch: Vec::new(),
@@ -86,7 +111,10 @@ impl Pipeline {
     }
 
     pub fn stats(&self) -> PipelineStats {
-        self.stats
+        PipelineStats {
+            timeline: self.timelines.stats(),
+            ..self.stats
+        }
     }
 
     pub fn sockets(&self) -> &Sockets {
@@ -109,6 +137,7 @@ impl Pipeline {
             return;
         };
         let mut socket_events = Vec::new();
+        let ts_ns = record.header().ts_ns;
         match record {
             Record::Chunk(header, data) => {
                 let mut events = Vec::new();
@@ -125,54 +154,318 @@ impl Pipeline {
                 }
             }
             Record::TlsBind(b) => {
-                self.tls_fds.insert((b.header.tgid, b.conn), b.fd);
+                let tgid = b.header.tgid;
+                if let Some(old) = self.tls_fds.insert((tgid, b.conn), b.fd) {
+                    self.fd_tls.remove(&(tgid, old));
+                }
+                self.fd_tls.insert((tgid, b.fd), b.conn);
+            }
+            Record::TlsWriteDone(d) => {
+                let key = (d.header.tgid, -1, d.conn);
+                if let Some(tracked) = self.conns.get(&key) {
+                    let conn = tracked.id;
+                    let seq = self
+                        .tls_fds
+                        .get(&(d.header.tgid, d.conn))
+                        .and_then(|&fd| self.write_seq(d.header.tgid, fd));
+                    let t = self.unix(ts_ns);
+                    self.timelines.on_sent(conn, t, seq, &mut self.scratch);
+                    self.scratch.drain(..).for_each(&mut *emit);
+                }
             }
             Record::ProcessInfo(p) => {
                 self.comms.insert(p.header.tgid, unfixed(&p.comm));
             }
-            Record::SockSend(r) => self.sockets.on_send(&r, &mut socket_events),
-            Record::SockRecv(r) => self.sockets.on_recv(&r, &mut socket_events),
-            Record::TcpSample(r) => self.sockets.on_sample(&r, &mut socket_events),
+            Record::SockSend(r) => {
+                self.index_fd(r.header.tgid, r.fd, r.sock);
+                self.sockets.on_send(&r, &mut socket_events);
+            }
+            Record::SockRecv(r) => {
+                self.index_fd(r.header.tgid, r.fd, r.sock);
+                self.sockets.on_recv(&r, &mut socket_events);
+            }
+            Record::TcpSample(r) => {
+                self.sockets.on_sample(&r, &mut socket_events);
+                self.on_tcp_sample(&r, emit);
+            }
             Record::SockState(r) => self.sockets.on_state(&r, &mut socket_events),
             Record::Retransmit(r) => self.sockets.on_retransmit(&r, &mut socket_events),
             Record::SockAnchor(r) => self.sockets.on_anchor(&r, &mut socket_events),
         }
         for event in socket_events {
             if let SocketEvent::Stall {
-                tgid, fd, stall, ..
+                sock,
+                tgid,
+                fd,
+                stall,
             } = event
             {
-                let conn = self.conn_of_fd(tgid, fd);
-                emit(OutputEvent::SocketStall {
-                    ts: self.unix(stall.end_ns),
-                    conn,
-                    pid: tgid,
-                    fd,
-                    cause: match stall.kind {
-                        StallKind::SendBufferFull => "send_buffer_full",
-                        StallKind::PeerZeroWindow => "peer_zero_window",
-                    },
-                    start: self.unix(stall.start_ns),
-                    duration_ns: stall.duration_ns(),
-                    client: None,
-                    peer: None,
-                    held: Vec::new(),
-                    filled_by: None,
-                });
+                self.on_socket_stall(sock, tgid, fd, &stall, emit);
             }
+        }
+        if ts_ns.saturating_sub(self.last_expire_ns) >= CONN_SAMPLE_PERIOD_NS {
+            self.last_expire_ns = ts_ns;
+            let now = self.unix(ts_ns);
+            self.timelines.expire(now, &mut self.scratch);
+            self.emit_settled(emit);
         }
     }
 
-    /// The connection id of a process's fd, if one carries captured bytes.
-    fn conn_of_fd(&self, tgid: u32, fd: i32) -> Option<u64> {
-        self.conns.iter().find_map(|(key, t)| {
-            let this_fd = if key.2 != 0 {
-                self.tls_fds.get(&(key.0, key.2)).copied()
-            } else {
-                Some(key.1)
+    fn on_socket_stall(
+        &mut self,
+        sock: u64,
+        tgid: u32,
+        fd: i32,
+        stall: &crate::conn::SocketStall,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
+        let tracked = self.conn_of_fd(tgid, fd).and_then(|k| self.conns.get(&k));
+        let peer = self
+            .sockets
+            .get(sock)
+            .and_then(|s| s.peer)
+            .map(|(ip, port)| format!("{ip}:{port}"));
+        let report = OutputEvent::SocketStall {
+            ts: end,
+            conn: tracked.map(|t| t.id),
+            pid: tgid,
+            fd,
+            cause: match stall.kind {
+                StallKind::SendBufferFull => "send_buffer_full",
+                StallKind::PeerZeroWindow => "peer_zero_window",
+            },
+            start,
+            duration_ns: stall.duration_ns(),
+            client: tracked.and_then(|t| t.client.clone()),
+            peer,
+            held: Vec::new(),
+            filled_by: None,
+        };
+        match tracked.map(|t| t.id) {
+            // Reported once it has settled (see `timeline`).
+            Some(conn) => {
+                self.timelines
+                    .on_socket_stall(conn, start, end, report, &mut self.scratch);
+                self.emit_settled(emit);
+            }
+            None => emit(report),
+        }
+    }
+
+    /// Writes what the timelines released.
+    fn emit_settled(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.scratch.drain(..).for_each(emit);
+    }
+
+    /// Acks for the connection's pending events, and its TCP state once a
+    /// second.
+    fn on_tcp_sample(
+        &mut self,
+        r: &tracer_common::record::TcpSample,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let Some(info) = self.sockets.get(r.sock) else {
+            return;
+        };
+        let (tgid, fd, unacked) = (info.tgid, info.fd, info.unacked_bytes());
+        let Some(key) = self.conn_of_fd(tgid, fd) else {
+            return;
+        };
+        let ts = self.unix(r.header.ts_ns);
+        let Some(tracked) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let conn = tracked.id;
+        let sample = (r.header.ts_ns.saturating_sub(tracked.last_sample_ns)
+            >= CONN_SAMPLE_PERIOD_NS)
+            .then(|| {
+                tracked.last_sample_ns = r.header.ts_ns;
+                OutputEvent::ConnSample {
+                    ts,
+                    conn,
+                    bytes_out: tracked.connection.bytes_out,
+                    bytes_in: tracked.connection.bytes_in,
+                    unacked_bytes: unacked,
+                    srtt_us: Some(r.srtt_us),
+                    snd_wnd: Some(r.snd_wnd),
+                    snd_cwnd: Some(r.snd_cwnd),
+                    rcv_wnd: Some(r.rcv_wnd),
+                }
+            });
+        self.timelines
+            .on_ack(conn, r.ack_seq, ts, &mut self.scratch);
+        self.scratch.drain(..).for_each(&mut *emit);
+        if let Some(sample) = sample {
+            emit(sample);
+        }
+    }
+
+    /// Remembers which socket a process's fd is, within the socket bound.
+    fn index_fd(&mut self, tgid: u32, fd: i32, sock: u64) {
+        if fd < 0 {
+            return;
+        }
+        if self.fd_sock.len() >= self.config.max_sockets && !self.fd_sock.contains_key(&(tgid, fd))
+        {
+            let sockets = &self.sockets;
+            let before = self.fd_sock.len();
+            self.fd_sock.retain(|_, s| sockets.get(*s).is_some());
+            if self.fd_sock.len() == before {
+                self.stats.evicted_fd_index += 1;
+                return;
+            }
+        }
+        self.fd_sock.insert((tgid, fd), sock);
+    }
+
+    /// The socket's `write_seq` after the latest send through a process's fd.
+    fn write_seq(&self, tgid: u32, fd: i32) -> Option<u32> {
+        let sock = self.fd_sock.get(&(tgid, fd))?;
+        self.sockets.get(*sock)?.write_seq
+    }
+
+    /// The connection carried by a process's fd, if one carries captured
+    /// bytes: a Go TLS conn bound to it, else its syscall stream.
+    fn conn_of_fd(&self, tgid: u32, fd: i32) -> Option<ConnKey> {
+        let key = match self.fd_tls.get(&(tgid, fd)) {
+            Some(&conn) => (tgid, -1, conn),
+            None => (tgid, fd, 0),
+        };
+        self.conns.contains_key(&key).then_some(key)
+    }
+
+    /// Routes what a connection's decoder produced: watch events wait in
+    /// the timelines, etcd events feed them, stalls get attributed.
+    /// `sent_now`: the bytes just decoded are already in the kernel
+    /// (cleartext egress), at this time and `write_seq`.
+    fn route(
+        &mut self,
+        key: ConnKey,
+        sent_now: Option<(u64, Option<u32>)>,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let mut produced = std::mem::take(&mut self.scratch);
+        let mut ready = Vec::new();
+        for event in produced.drain(..) {
+            let Some(tracked) = self.conns.get_mut(&key) else {
+                emit(event);
+                continue;
             };
-            (key.0 == tgid && this_fd == Some(fd)).then_some(t.id)
-        })
+            let conn = tracked.id;
+            match event {
+                OutputEvent::WatchEvent {
+                    direction: "out", ..
+                } => {
+                    self.timelines
+                        .on_watch_event(conn, event, sent_now, &mut ready);
+                }
+                OutputEvent::WatchEvent {
+                    ts,
+                    conn,
+                    stream,
+                    resource,
+                    namespace,
+                    name,
+                    event_type,
+                    object_kind,
+                    resource_version,
+                    error_code,
+                    initial_events_end,
+                    bytes,
+                    t_first_byte,
+                    t_last_byte,
+                    direction,
+                    ..
+                } => ready.push(OutputEvent::WatchEvent {
+                    ts,
+                    conn,
+                    stream,
+                    resource,
+                    namespace,
+                    name,
+                    event_type,
+                    object_kind,
+                    resource_version,
+                    error_code,
+                    initial_events_end,
+                    bytes,
+                    t_first_byte,
+                    t_last_byte,
+                    direction,
+                    // Received by a traced client: the apiserver's side of
+                    // its timeline is not visible here.
+                    timeline: Timeline {
+                        missing: vec!["t_source", "t_sent", "t_acked"],
+                        ..Timeline::default()
+                    },
+                }),
+                OutputEvent::EtcdEvent {
+                    revision,
+                    t_received,
+                    ..
+                } => {
+                    self.timelines.on_etcd(revision, t_received);
+                    ready.push(event);
+                }
+                OutputEvent::Request {
+                    ref user_agent,
+                    watch,
+                    stream,
+                    ts,
+                    ..
+                } => {
+                    if let Some(ua) = user_agent {
+                        tracked.client = Some(client_name(ua));
+                    }
+                    if watch {
+                        self.timelines.on_stream_open(conn, stream, ts);
+                    }
+                    ready.push(event);
+                }
+                OutputEvent::StreamEnd { stream, .. } => {
+                    self.timelines.on_stream_end(conn, stream);
+                    ready.push(event);
+                }
+                OutputEvent::WindowStall {
+                    ts,
+                    conn,
+                    scope,
+                    stream,
+                    sender,
+                    start,
+                    duration_ns,
+                    open_streams,
+                    ..
+                } => {
+                    // Only the traced process's own sends are its delay.
+                    let own = (sender == "server") == (tracked.connection.role() == Role::Server);
+                    let mut held = if own {
+                        self.timelines
+                            .on_window_stall(conn, start, ts, stream, &open_streams)
+                    } else {
+                        Vec::new()
+                    };
+                    for d in &mut held {
+                        d.resource = tracked.connection.resource_of(d.stream);
+                    }
+                    ready.push(OutputEvent::WindowStall {
+                        ts,
+                        conn,
+                        scope,
+                        stream,
+                        sender,
+                        start,
+                        duration_ns,
+                        open_streams,
+                        held,
+                    });
+                }
+                other => ready.push(other),
+            }
+        }
+        self.scratch = produced;
+        ready.into_iter().for_each(emit);
     }
 
     fn key(id: &StreamId) -> ConnKey {
@@ -210,7 +503,9 @@ impl Pipeline {
                 if first {
                     emit(self.conn_open(id_num, pid, &id, ts_ns, role));
                 }
-                self.scratch.drain(..).for_each(&mut *emit);
+                let sent_now = (egress && id.source() == Some(ChunkSource::Syscall))
+                    .then(|| (self.unix(ts_ns), self.write_seq(id.tgid, id.fd)));
+                self.route(key, sent_now, emit);
             }
             StreamEvent::Gap {
                 id,
@@ -234,17 +529,24 @@ impl Pipeline {
                     offset,
                     len,
                 });
-                self.scratch.drain(..).for_each(&mut *emit);
+                self.route(key, None, emit);
             }
             StreamEvent::End { id, ts_ns, .. } => {
                 let key = Self::key(&id);
                 // One direction's end is the connection's end: the kernel
                 // ends both streams of an fd together.
-                let Some(mut tracked) = self.conns.remove(&key) else {
+                let Some(tracked) = self.conns.get_mut(&key) else {
                     return;
                 };
                 tracked.connection.close(ts_ns, &mut self.scratch);
-                self.scratch.drain(..).for_each(&mut *emit);
+                let conn = tracked.id;
+                self.route(key, None, emit);
+                self.timelines.on_close(conn, &mut self.scratch);
+                self.emit_settled(emit);
+                let tracked = self.conns.remove(&key).expect("present above");
+                if let Some(fd) = self.tls_fds.remove(&(key.0, key.2)) {
+                    self.fd_tls.remove(&(key.0, fd));
+                }
                 emit(OutputEvent::ConnClose {
                     ts: self.unix(ts_ns),
                     conn: tracked.id,
@@ -263,7 +565,9 @@ impl Pipeline {
                 .min_by_key(|(_, t)| t.last_ns)
                 .map(|(k, _)| *k)
         {
-            self.conns.remove(&idle);
+            if let Some(evicted) = self.conns.remove(&idle) {
+                self.timelines.on_close(evicted.id, &mut Vec::new());
+            }
             self.stats.evicted_connections += 1;
         }
         let tracked = Tracked {
@@ -271,6 +575,8 @@ impl Pipeline {
             pid: id.tgid,
             connection: Connection::new(self.next_id, self.offset_ns),
             last_ns: ts_ns,
+            client: None,
+            last_sample_ns: 0,
         };
         self.next_id += 1;
         self.conns.insert(Self::key(&id), tracked);
@@ -303,4 +609,15 @@ impl Pipeline {
             role,
         }
     }
+}
+
+/// A client's program name: its user-agent up to the first `/`
+/// (`kube-controller-manager/v1.32.0 (linux/amd64) ...`).
+pub fn client_name(user_agent: &str) -> String {
+    user_agent
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }

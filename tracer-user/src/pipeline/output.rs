@@ -73,6 +73,9 @@ pub enum OutputEvent {
         bytes: u64,
         t_first_byte: u64,
         t_last_byte: u64,
+        /// `out`: the traced process sent it (the apiserver side); `in`: it
+        /// received it (a traced client).
+        direction: &'static str,
         /// The event's timeline (docs/events.md, "Timeline").
         #[serde(flatten)]
         timeline: Timeline,
@@ -204,6 +207,11 @@ pub struct Timeline {
     /// The parts that could not be measured: `t_source`, `t_sent`,
     /// `t_acked`.
     pub missing: Vec<&'static str>,
+    /// Its revision was read from etcd before its watch was opened: the
+    /// watch cache replayed it (initial events, or a resumed
+    /// resourceVersion). Its ApiserverTimeSpan would be its age, not a
+    /// delivery delay, so it is not reported.
+    pub replayed: bool,
 }
 
 /// A stream held up by a stall.

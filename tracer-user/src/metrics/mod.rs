@@ -1,0 +1,237 @@
+//! The model as Prometheus text format 0.0.4: every metric of
+//! docs/metrics.md, in its order, with base units (seconds, bytes). Pure:
+//! the HTTP edge serves what [`render`] returns.
+
+mod text;
+
+use std::collections::BTreeMap;
+
+use self::text::{Encoder, Kind};
+use crate::model::{Histogram, Model};
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const NS_PER_S: f64 = 1e9;
+
+/// Every metric, rendered from the model's state now.
+pub fn render(model: &Model) -> String {
+    let f = model.families();
+    let mut e = Encoder::default();
+
+    let name = "watchtrace_watch_events_total";
+    e.family(name, Kind::Counter, "Watch events sent.");
+    for ((resource, event_type, client), n) in &f.watch_events {
+        e.sample_u64(
+            name,
+            &[
+                ("resource", resource),
+                ("event_type", event_type),
+                ("client", client),
+            ],
+            *n,
+        );
+    }
+
+    let name = "watchtrace_watch_event_bytes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Framed bytes of the watch events sent.",
+    );
+    for ((resource, client), n) in &f.watch_event_bytes {
+        e.sample_u64(name, &[("resource", resource), ("client", client)], *n);
+    }
+
+    histograms(
+        &mut e,
+        "watchtrace_apiserver_time_span_seconds",
+        "ApiserverTimeSpan: first byte of a watch event written minus the etcd response carrying it read.",
+        &f.apiserver_time_span,
+    );
+    histograms(
+        &mut e,
+        "watchtrace_socket_queue_seconds",
+        "A watch event's last byte written to the TLS layer or socket until the kernel accepted it.",
+        &f.socket_queue,
+    );
+    histograms(
+        &mut e,
+        "watchtrace_wire_client_seconds",
+        "The kernel accepted a watch event's last byte until the client's ack covered it.",
+        &f.wire_client,
+    );
+
+    let name = "watchtrace_event_timeline_incomplete_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Watch events with a timeline part that could not be measured (t_source, t_sent, t_acked).",
+    );
+    for ((resource, missing), n) in &f.timeline_incomplete {
+        e.sample_u64(name, &[("resource", resource), ("missing", missing)], *n);
+    }
+
+    let name = "watchtrace_apiserver_time_span_p99_seconds";
+    e.family(
+        name,
+        Kind::Gauge,
+        "P99 ApiserverTimeSpan over the last minute (NaN without events); the reference objective is below 1 s.",
+    );
+    let p99 = model
+        .apiserver_p99_ns()
+        .map_or(f64::NAN, |ns| ns as f64 / NS_PER_S);
+    e.sample(name, &[], p99);
+
+    let name = "watchtrace_stalls_total";
+    e.family(name, Kind::Counter, "Stalls ended, by cause.");
+    for (cause, n) in &f.stalls {
+        e.sample_u64(name, &[("cause", cause)], *n);
+    }
+
+    let name = "watchtrace_stall_seconds_total";
+    e.family(name, Kind::Counter, "Total duration of the stalls ended.");
+    for (cause, ns) in &f.stall_ns {
+        e.sample(name, &[("cause", cause)], *ns as f64 / NS_PER_S);
+    }
+
+    let name = "watchtrace_stall_delay_seconds_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Delay the streams held by stalls suffered, by the held stream's client.",
+    );
+    for ((cause, client), ns) in &f.stall_delay_ns {
+        e.sample(
+            name,
+            &[("cause", cause), ("client", client)],
+            *ns as f64 / NS_PER_S,
+        );
+    }
+
+    let name = "watchtrace_connections";
+    e.family(name, Kind::Gauge, "Open connections with captured traffic.");
+    for (client, n) in model.connections_by_client() {
+        e.sample_u64(name, &[("client", &client)], n);
+    }
+
+    let name = "watchtrace_watch_streams";
+    e.family(name, Kind::Gauge, "Open watch streams.");
+    for (client, n) in model.watch_streams_by_client() {
+        e.sample_u64(name, &[("client", &client)], n);
+    }
+
+    let name = "watchtrace_requests_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "LIST and WATCH requests by resourceVersion kind (absent, zero, exact).",
+    );
+    for ((verb, kind, client), n) in &f.requests {
+        e.sample_u64(
+            name,
+            &[
+                ("verb", verb),
+                ("resource_version_kind", kind),
+                ("client", client),
+            ],
+            *n,
+        );
+    }
+
+    let name = "watchtrace_watch_errors_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "ERROR watch events by Status code (410: too old resourceVersion).",
+    );
+    for ((resource, code), n) in &f.watch_errors {
+        e.sample_u64(name, &[("resource", resource), ("code", code)], *n);
+    }
+
+    let name = "watchtrace_forced_closes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Watch streams the server ended before the client's timeout.",
+    );
+    for (client, n) in &f.forced_closes {
+        e.sample_u64(name, &[("client", client)], *n);
+    }
+
+    let name = "watchtrace_goaways_total";
+    e.family(name, Kind::Counter, "GOAWAY frames that ended streams.");
+    e.sample_u64(name, &[], f.goaways);
+
+    let name = "watchtrace_bookmarks_total";
+    e.family(name, Kind::Counter, "BOOKMARK watch events.");
+    for (resource, n) in &f.bookmarks {
+        e.sample_u64(name, &[("resource", resource)], *n);
+    }
+
+    let name = "watchtrace_capture_lost_bytes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Bytes the kernel captured but could not deliver (gaps), by direction (out: written by the traced process).",
+    );
+    for (direction, n) in &f.lost_bytes {
+        e.sample_u64(name, &[("direction", direction)], *n);
+    }
+
+    let capture = model.capture();
+    let name = "watchtrace_ringbuf_drops_total";
+    e.family(name, Kind::Counter, "Failed ring-buffer reservations.");
+    e.sample_u64(name, &[], capture.ringbuf_drops);
+
+    let name = "watchtrace_table_evictions_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Entries evicted from bounded tables (label sets: values folded into other).",
+    );
+    for (table, n) in model.evictions() {
+        e.sample_u64(name, &[("table", table)], n);
+    }
+
+    let name = "watchtrace_probe_runs_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "eBPF program runs (kernel BPF statistics).",
+    );
+    for p in &capture.programs {
+        e.sample_u64(name, &[("program", &p.program)], p.runs);
+    }
+
+    let name = "watchtrace_probe_run_seconds_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Total run time of the eBPF programs (kernel BPF statistics).",
+    );
+    for p in &capture.programs {
+        e.sample(name, &[("program", &p.program)], p.run_ns as f64 / NS_PER_S);
+    }
+
+    let name = "watchtrace_targets";
+    e.family(name, Kind::Gauge, "Traced processes.");
+    e.sample_u64(name, &[], capture.targets as u64);
+
+    let name = "watchtrace_build_info";
+    e.family(name, Kind::Gauge, "Always 1; the version is a label.");
+    e.sample_u64(name, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+
+    e.finish()
+}
+
+/// A histogram family with one histogram per resource.
+fn histograms(e: &mut Encoder, name: &str, help: &str, by_resource: &BTreeMap<String, Histogram>) {
+    e.family(name, Kind::Histogram, help);
+    for (resource, h) in by_resource {
+        e.histogram(name, &[("resource", resource)], h);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+//! The exposition against docs/metrics.md, a strict reading of the text
+//! format, and the `prometheus-parse` crate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use crate::{
+    model::{CaptureFigures, ModelConfig, ProbeFigures},
+    pipeline::{OutputEvent, Role, StreamDelay, Timeline},
+};
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000 * MS;
+const T0: u64 = 1_700_000_000 * S;
+
+const DOC: &str = include_str!("../../../docs/metrics.md");
+
+/// `(name, type, label names)` of each row of the docs' table.
+fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
+    DOC.lines()
+        .filter(|l| l.starts_with("| `watchtrace_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`').to_owned();
+            let labels = cells[3]
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (name, (cells[2].to_owned(), labels))
+        })
+        .collect()
+}
+
+/// A sample line read by the 0.0.4 grammar: name, labels (unescaped),
+/// value. Panics on anything the format does not allow.
+fn strict_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+    let name_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(line.len());
+    let name = &line[..name_end];
+    assert!(
+        !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()),
+        "bad metric name in {line:?}"
+    );
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        loop {
+            let start = chars.peek().expect("unterminated labels").0;
+            let mut end = start;
+            while let Some(&(i, c)) = chars.peek() {
+                if c == '=' {
+                    end = i;
+                    break;
+                }
+                assert!(
+                    c.is_ascii_alphanumeric() || c == '_',
+                    "label name in {line:?}"
+                );
+                chars.next();
+            }
+            let label = &inner[start..end];
+            assert!(!label.is_empty(), "empty label name in {line:?}");
+            assert_eq!(chars.next().map(|c| c.1), Some('='));
+            assert_eq!(chars.next().map(|c| c.1), Some('"'), "{line:?}");
+            let mut value = String::new();
+            loop {
+                match chars.next().expect("unterminated value").1 {
+                    '"' => break,
+                    '\\' => match chars.next().expect("dangling escape").1 {
+                        '\\' => value.push('\\'),
+                        '"' => value.push('"'),
+                        'n' => value.push('\n'),
+                        c => panic!("bad escape \\{c} in {line:?}"),
+                    },
+                    '\n' => panic!("raw newline"),
+                    c => value.push(c),
+                }
+            }
+            labels.push((label.to_owned(), value));
+            match chars.next().expect("unterminated labels") {
+                (_, ',') => {}
+                (i, '}') => {
+                    rest = &inner[i + 1..];
+                    break;
+                }
+                (_, c) => panic!("unexpected {c:?} in {line:?}"),
+            }
+        }
+    }
+    let value = rest.strip_prefix(' ').expect("one space before the value");
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+    };
+    (name.to_owned(), labels, value)
+}
+
+fn conn_open(ts: u64, conn: u64) -> OutputEvent {
+    OutputEvent::ConnOpen {
+        ts,
+        conn,
+        pid: 42,
+        comm: "kube-apiserver".into(),
+        fd: Some(7),
+        local: None,
+        peer: Some("10.0.0.2:40000".into()),
+        tls: true,
+        role: Role::Server,
+    }
+}
+
+fn request(ts: u64, conn: u64, stream: u32, verb: &str, ua: &str) -> OutputEvent {
+    OutputEvent::Request {
+        ts,
+        conn,
+        stream,
+        method: "GET".into(),
+        path: "/api/v1/pods".into(),
+        verb: verb.into(),
+        resource: Some("pods".into()),
+        namespace: None,
+        name: None,
+        watch: verb == "watch",
+        resource_version: None,
+        resource_version_kind: "absent",
+        resource_version_match: None,
+        allow_watch_bookmarks: false,
+        send_initial_events: None,
+        timeout_seconds: Some(300),
+        label_selector: None,
+        field_selector: None,
+        user_agent: Some(ua.into()),
+        content_type: None,
+        unknown_headers: 0,
+    }
+}
+
+fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> OutputEvent {
+    OutputEvent::WatchEvent {
+        ts,
+        conn: 1,
+        stream,
+        resource: "pods".into(),
+        namespace: "default".into(),
+        name: "p".into(),
+        event_type: event_type.into(),
+        object_kind: "Pod".into(),
+        resource_version: "1".into(),
+        error_code: (event_type == "ERROR").then_some(410),
+        initial_events_end: false,
+        bytes: 1000,
+        t_first_byte: ts,
+        t_last_byte: ts,
+        direction: "out",
+        timeline: Timeline {
+            t_source: span_ns.map(|s| ts - s),
+            t_sent: Some(ts + MS),
+            t_acked: None,
+            apiserver_time_span_ns: span_ns,
+            socket_queue_ns: Some(MS),
+            wire_client_ns: span_ns.map(|_| 20 * MS),
+            flow_control_wait_ns: 0,
+            socket_buffer_wait_ns: 0,
+            missing: if span_ns.is_some() {
+                vec!["t_acked"]
+            } else {
+                vec!["t_source", "t_acked"]
+            },
+            replayed: false,
+        },
+    }
+}
+
+/// A model in which every metric family has at least one sample; the
+/// client name carries characters that need escaping.
+fn rich_model() -> Model {
+    let mut m = Model::new(ModelConfig::default());
+    let events = [
+        conn_open(T0, 1),
+        request(T0, 1, 1, "watch", "kube\"ctl\\x/v1.31"),
+        request(T0, 1, 3, "list", "kubelet/v1.31"),
+        request(T0, 1, 5, "watch", "kubelet/v1.31"),
+        watch_event(T0 + S, 1, "ADDED", Some(2 * MS)),
+        watch_event(T0 + S, 1, "MODIFIED", Some(700 * MS)),
+        watch_event(T0 + S, 1, "MODIFIED", None),
+        watch_event(T0 + S, 1, "BOOKMARK", None),
+        watch_event(T0 + S, 5, "ERROR", None),
+        OutputEvent::Gap {
+            ts: T0 + S,
+            conn: 1,
+            direction: "out",
+            offset: 0,
+            len: 64,
+        },
+        OutputEvent::SocketStall {
+            ts: T0 + 2 * S,
+            conn: Some(1),
+            pid: 42,
+            fd: 7,
+            cause: "peer_zero_window",
+            start: T0 + S + 500 * MS,
+            duration_ns: 500 * MS,
+            client: None,
+            peer: None,
+            held: vec![StreamDelay {
+                stream: 1,
+                resource: Some("pods".into()),
+                delay_ns: 250 * MS,
+            }],
+            filled_by: Some(1),
+        },
+        OutputEvent::StreamEnd {
+            ts: T0 + 3 * S,
+            conn: 1,
+            stream: 5,
+            how: "goaway",
+            code: Some(0),
+            by: Some("server"),
+        },
+    ];
+    for e in &events {
+        m.on_event(e);
+    }
+    m.set_capture(CaptureFigures {
+        ringbuf_drops: 3,
+        programs: vec![ProbeFigures {
+            program: "sock_send_length".into(),
+            runs: 1000,
+            run_ns: 250_000,
+        }],
+        targets: 1,
+    });
+    m
+}
+
+#[test]
+fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
+    let doc = documented();
+    assert_eq!(doc.len(), 24, "the docs' table");
+    let text = render(&rich_model());
+    let mut typed = BTreeMap::new();
+    let mut sampled = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(typed.insert(name.to_owned(), kind.to_owned()).is_none());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            assert!(doc.contains_key(name) && !help.is_empty(), "{line}");
+            continue;
+        }
+        let (name, labels, _) = strict_sample(line);
+        let (family, extra) = match doc.get(&name) {
+            Some(_) => (name.clone(), None),
+            None => {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).map(|b| (b, *s)))
+                    .unwrap_or_else(|| panic!("undocumented {name}"));
+                assert_eq!(doc[base.0].0, "histogram", "{name}");
+                (base.0.to_owned(), (base.1 == "_bucket").then_some("le"))
+            }
+        };
+        let mut want = doc[&family].1.clone();
+        want.extend(extra.map(str::to_owned));
+        let got: BTreeSet<String> = labels.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(got, want, "labels of {line}");
+        sampled.insert(family);
+    }
+    let documented_types: BTreeMap<String, String> = doc
+        .iter()
+        .map(|(n, (t, _))| (n.clone(), t.clone()))
+        .collect();
+    assert_eq!(typed, documented_types);
+    let missing: Vec<_> = doc.keys().filter(|n| !sampled.contains(*n)).collect();
+    assert!(missing.is_empty(), "no sample for {missing:?}");
+}
+
+#[test]
+fn values_read_back_through_a_prometheus_parser() {
+    let text = render(&rich_model());
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    // The lenient parser drops lines it cannot read: it must read them all.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            matches!(
+                prometheus_parse::LineInfo::parse(line),
+                prometheus_parse::LineInfo::Sample { .. }
+            ),
+            "{line}"
+        );
+    }
+    let value = |metric: &str, labels: &[(&str, &str)]| -> f64 {
+        let found: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{metric} {labels:?}");
+        match &found[0].value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{metric}: {other:?}"),
+        }
+    };
+    let events = |event_type| {
+        value(
+            "watchtrace_watch_events_total",
+            &[("event_type", event_type), ("client", "kubelet")],
+        )
+    };
+    assert_eq!(events("ERROR"), 1.0);
+    assert_eq!(
+        value(
+            "watchtrace_watch_event_bytes_total",
+            &[("client", "kubelet")]
+        ),
+        1000.0
+    );
+    assert_eq!(
+        value(
+            "watchtrace_requests_total",
+            &[("verb", "list"), ("resource_version_kind", "absent")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("watchtrace_watch_errors_total", &[("code", "410")]),
+        1.0
+    );
+    assert_eq!(value("watchtrace_bookmarks_total", &[]), 1.0);
+    assert_eq!(value("watchtrace_goaways_total", &[]), 1.0);
+    assert_eq!(
+        value(
+            "watchtrace_capture_lost_bytes_total",
+            &[("direction", "out")]
+        ),
+        64.0
+    );
+    assert_eq!(value("watchtrace_stall_seconds_total", &[]), 0.5);
+    assert_eq!(value("watchtrace_stall_delay_seconds_total", &[]), 0.25);
+    assert_eq!(
+        value("watchtrace_apiserver_time_span_p99_seconds", &[]),
+        0.7
+    );
+    assert_eq!(value("watchtrace_ringbuf_drops_total", &[]), 3.0);
+    assert_eq!(value("watchtrace_probe_runs_total", &[]), 1000.0);
+    assert_eq!(value("watchtrace_probe_run_seconds_total", &[]), 0.00025);
+    assert_eq!(value("watchtrace_targets", &[]), 1.0);
+    assert_eq!(value("watchtrace_connections", &[]), 1.0);
+    assert_eq!(
+        value("watchtrace_watch_streams", &[]),
+        1.0,
+        "stream 5 ended"
+    );
+    assert_eq!(value("watchtrace_build_info", &[]), 1.0);
+    assert_eq!(
+        value(
+            "watchtrace_event_timeline_incomplete_total",
+            &[("missing", "t_source")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value("watchtrace_apiserver_time_span_seconds_count", &[]),
+        2.0
+    );
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "watchtrace_apiserver_time_span_seconds")
+        .expect("the histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &histogram.value else {
+        panic!("{histogram:?}");
+    };
+    let le = |bound: f64| buckets.iter().find(|b| b.less_than == bound).unwrap().count;
+    assert_eq!(le(0.001), 0.0);
+    assert_eq!(le(0.0025), 1.0);
+    assert_eq!(le(0.5), 1.0);
+    assert_eq!(le(1.0), 2.0);
+    assert_eq!(le(f64::INFINITY), 2.0);
+}
+
+#[test]
+fn label_values_read_back_unescaped() {
+    let text = render(&rich_model());
+    let client = text
+        .lines()
+        .filter(|l| l.starts_with("watchtrace_requests_total{"))
+        .flat_map(|l| strict_sample(l).1)
+        .find(|(k, v)| k == "client" && v.starts_with("kube\""))
+        .map(|(_, v)| v);
+    assert_eq!(client.as_deref(), Some("kube\"ctl\\x"));
+}
+
+#[test]
+fn without_events_the_p99_is_nan_and_families_are_still_described() {
+    let text = render(&Model::new(ModelConfig::default()));
+    assert!(text.contains("\nwatchtrace_apiserver_time_span_p99_seconds NaN\n"));
+    for name in documented().keys() {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+    }
+}

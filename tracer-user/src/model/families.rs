@@ -1,0 +1,46 @@
+//! The counters and histograms `/metrics` exports, keyed by their label
+//! values (already bounded by the model). Names and meanings are in
+//! docs/metrics.md.
+
+use std::collections::BTreeMap;
+
+use super::histogram::Histogram;
+
+/// `(resource, event_type, client)`.
+pub type EventKey = (String, String, String);
+/// `(verb, resource_version_kind, client)`.
+pub type RequestKey = (String, String, String);
+
+/// Everything counted since start.
+#[derive(Clone, Debug, Default)]
+pub struct Families {
+    pub watch_events: BTreeMap<EventKey, u64>,
+    /// `(resource, client)`.
+    pub watch_event_bytes: BTreeMap<(String, String), u64>,
+    /// By resource.
+    pub apiserver_time_span: BTreeMap<String, Histogram>,
+    pub socket_queue: BTreeMap<String, Histogram>,
+    pub wire_client: BTreeMap<String, Histogram>,
+    /// `(resource, missing)`.
+    pub timeline_incomplete: BTreeMap<(String, String), u64>,
+    /// By cause.
+    pub stalls: BTreeMap<String, u64>,
+    pub stall_ns: BTreeMap<String, u64>,
+    /// `(cause, client)`.
+    pub stall_delay_ns: BTreeMap<(String, String), u64>,
+    pub requests: BTreeMap<RequestKey, u64>,
+    /// `(resource, code)`.
+    pub watch_errors: BTreeMap<(String, String), u64>,
+    /// By client.
+    pub forced_closes: BTreeMap<String, u64>,
+    pub goaways: u64,
+    /// By resource.
+    pub bookmarks: BTreeMap<String, u64>,
+    /// By direction (`in`, `out`).
+    pub lost_bytes: BTreeMap<String, u64>,
+}
+
+/// Adds `n` to `key`'s count.
+pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, n: u64) {
+    *map.entry(key).or_default() += n;
+}

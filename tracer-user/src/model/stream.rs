@@ -1,0 +1,51 @@
+//! What the model keeps per HTTP/2 stream (watches and other requests).
+
+use super::{rolling::RollingSum, window::Window};
+
+/// The resource-version kind of a watch whose request was not seen.
+pub(crate) const RV_UNKNOWN: &str = "unknown";
+
+#[derive(Clone, Debug)]
+pub(crate) struct StreamState {
+    /// When its request was seen (or its first event, without one).
+    pub(crate) opened: u64,
+    pub(crate) watch: bool,
+    /// The request was seen (so its timeout is known).
+    pub(crate) request_seen: bool,
+    /// The request's `timeoutSeconds`.
+    pub(crate) timeout_seconds: Option<i64>,
+    /// Resource label.
+    pub(crate) resource: String,
+    pub(crate) namespace: String,
+    /// Client label.
+    pub(crate) client: String,
+    /// `absent`, `zero`, `exact` or `unknown`.
+    pub(crate) rv_kind: String,
+    pub(crate) events: RollingSum,
+    pub(crate) bytes: RollingSum,
+    pub(crate) last_resource_version: String,
+    /// ApiserverTimeSpan of its events over the last minute.
+    pub(crate) apiserver_ns: Window,
+    /// End-to-end delay (source or first byte to ack) over the last minute.
+    pub(crate) delay_ns: Window,
+}
+
+impl StreamState {
+    pub(crate) fn new(opened: u64, client: String, window_samples: usize) -> Self {
+        Self {
+            opened,
+            watch: false,
+            request_seen: false,
+            timeout_seconds: None,
+            resource: String::new(),
+            namespace: String::new(),
+            client,
+            rv_kind: RV_UNKNOWN.to_owned(),
+            events: RollingSum::per_second(),
+            bytes: RollingSum::per_second(),
+            last_resource_version: String::new(),
+            apiserver_ns: Window::new(super::MINUTE_NS, window_samples),
+            delay_ns: Window::new(super::MINUTE_NS, window_samples),
+        }
+    }
+}

@@ -1,0 +1,834 @@
+//! Where each watch event's time went, and whom each stall held up.
+//!
+//! A watch event is decoded the moment its last byte enters the TLS layer
+//! (or the socket, for cleartext). It is held here until the rest of its
+//! timeline is known, then written out:
+//!
+//! - `t_source`: the traced process read the etcd watch response carrying
+//!   the event's revision (its resourceVersion), from any etcd stream it
+//!   reads. Revisions are remembered in a bounded table.
+//! - `t_sent`: the Go TLS Write that carried its last byte returned (the
+//!   kernel then holds every byte the conn's Writes carried; an HTTP/2
+//!   server writes one frame batch at a time, so Writes do not overlap), or
+//!   for cleartext the send syscall itself.
+//! - `t_acked`: the first TCP ack from the peer at or past the socket's
+//!   `write_seq` as of `t_sent`.
+//!
+//! An event whose ack does not come within [`PENDING_LIMIT_NS`], or whose
+//! connection closes, or that overflows its connection's queue, is written
+//! with the parts it has and says which are missing: nothing is guessed.
+//!
+//! Stall attribution: a socket stall (send buffer full, peer zero window)
+//! held every stream with an event written but not yet sent during it; each
+//! is charged the part of the stall its events waited. The stream that
+//! filled the buffer is the one with the most bytes sent but not acked when
+//! the stall began. A stream-level window stall holds its own stream only;
+//! a connection-level one holds the streams that were open.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::output::{OutputEvent, StreamDelay, Timeline};
+
+/// How long an event waits for its ack before it is written without one.
+pub(crate) const PENDING_LIMIT_NS: u64 = 30_000_000_000;
+/// How long after a socket stall ends its report waits for the events it
+/// held inside the apiserver: they reach the TLS layer only once the
+/// stall is over, and only then say when they arrived from etcd.
+pub(crate) const STALL_SETTLE_NS: u64 = 1_000_000_000;
+
+/// Bounds of the timeline tables.
+#[derive(Clone, Copy, Debug)]
+pub struct TimelineConfig {
+    /// etcd revisions remembered with the time they were read.
+    pub max_revisions: usize,
+    /// Events waiting for `t_sent` or `t_acked`, per connection.
+    pub max_pending_per_conn: usize,
+    /// Recently sent events and write batches kept per connection, for
+    /// stall attribution.
+    pub max_recent_per_conn: usize,
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        Self {
+            max_revisions: 1 << 20,
+            max_pending_per_conn: 1 << 14,
+            max_recent_per_conn: 1 << 10,
+        }
+    }
+}
+
+/// What the timeline tables evicted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimelineStats {
+    pub evicted_revisions: u64,
+    /// Events written early (without `t_sent` or `t_acked`) because their
+    /// connection's queue was full.
+    pub evicted_pending: u64,
+    /// Events written without an ack after [`PENDING_LIMIT_NS`].
+    pub expired_pending: u64,
+}
+
+/// A decoded watch event waiting for the rest of its timeline.
+struct Pending {
+    event: OutputEvent,
+    stream: u32,
+    resource: String,
+    /// When it was read from etcd, if that was seen.
+    t_source: Option<u64>,
+    /// When it started waiting: its source time (not before its watch
+    /// opened), else its first byte.
+    t_from: u64,
+    /// Read from etcd before its watch opened: replayed from the cache.
+    replayed: bool,
+    t_first: u64,
+    t_last: u64,
+    t_sent: Option<u64>,
+    seq_end: Option<u32>,
+}
+
+/// A sent event, remembered for stall attribution.
+#[derive(Clone)]
+struct Sent {
+    stream: u32,
+    resource: String,
+    /// Its source time, else its first byte: when it started waiting.
+    t_from: u64,
+    t_sent: u64,
+    bytes: u64,
+    t_acked: Option<u64>,
+}
+
+#[derive(Default)]
+struct ConnTimeline {
+    /// Events whose last byte is written but not yet in the kernel.
+    unsent: VecDeque<Pending>,
+    /// In the kernel, waiting for the peer's ack, in `seq_end` order.
+    unacked: VecDeque<Pending>,
+    recent: VecDeque<Sent>,
+    /// Window stalls that ended: (start, end, stream or None for the
+    /// connection window).
+    window_stalls: VecDeque<(u64, u64, Option<u32>)>,
+    /// Socket stalls that ended: (start, end).
+    socket_stalls: VecDeque<(u64, u64)>,
+    /// Socket stall reports still collecting the streams they held.
+    settling: Vec<SettlingStall>,
+    /// When each open watch stream's request was seen.
+    opened: HashMap<u32, u64>,
+}
+
+/// A socket stall whose report is held for [`STALL_SETTLE_NS`].
+struct SettlingStall {
+    start: u64,
+    end: u64,
+    report: OutputEvent,
+    held: Vec<StreamDelay>,
+}
+
+/// Charges `stream` a delay, keeping the largest per stream.
+fn charge(held: &mut Vec<StreamDelay>, stream: u32, resource: &str, delay: u64) {
+    if delay == 0 {
+        return;
+    }
+    match held.iter_mut().find(|d| d.stream == stream) {
+        Some(d) => d.delay_ns = d.delay_ns.max(delay),
+        None => held.push(StreamDelay {
+            stream,
+            resource: (!resource.is_empty()).then(|| resource.to_owned()),
+            delay_ns: delay,
+        }),
+    }
+}
+
+/// `a` is at or before `b` in wrapping sequence space.
+fn seq_le(a: u32, b: u32) -> bool {
+    b.wrapping_sub(a) < 1 << 31
+}
+
+/// Length of the overlap of `[a0, a1]` and `[b0, b1]`.
+fn overlap(a0: u64, a1: u64, b0: u64, b1: u64) -> u64 {
+    a1.min(b1).saturating_sub(a0.max(b0))
+}
+
+/// Every connection's pending events and the etcd revisions seen.
+pub(crate) struct Timelines {
+    config: TimelineConfig,
+    revisions: HashMap<i64, u64>,
+    revision_order: VecDeque<i64>,
+    conns: HashMap<u64, ConnTimeline>,
+    stats: TimelineStats,
+}
+
+impl Timelines {
+    pub(crate) fn new(config: TimelineConfig) -> Self {
+        Self {
+            config,
+            revisions: HashMap::new(),
+            revision_order: VecDeque::new(),
+            conns: HashMap::new(),
+            stats: TimelineStats::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> TimelineStats {
+        self.stats
+    }
+
+    /// The traced process read an etcd event of `revision` at `t`. The
+    /// first reading counts (a revision reaches the apiserver once per
+    /// etcd watch that covers its key).
+    pub(crate) fn on_etcd(&mut self, revision: i64, t: u64) {
+        if self.revisions.contains_key(&revision) {
+            return;
+        }
+        if self.revision_order.len() >= self.config.max_revisions
+            && let Some(old) = self.revision_order.pop_front()
+        {
+            self.revisions.remove(&old);
+            self.stats.evicted_revisions += 1;
+        }
+        self.revisions.insert(revision, t);
+        self.revision_order.push_back(revision);
+    }
+
+    /// A watch request opened `stream` on `conn` at `t`: its events' waits
+    /// start no earlier.
+    pub(crate) fn on_stream_open(&mut self, conn: u64, stream: u32, t: u64) {
+        let max = self.config.max_pending_per_conn;
+        let timeline = self.conns.entry(conn).or_default();
+        if timeline.opened.len() >= max {
+            // Streams that ended without a seen end; forget them all
+            // rather than grow.
+            timeline.opened.clear();
+        }
+        timeline.opened.insert(stream, t);
+    }
+
+    pub(crate) fn on_stream_end(&mut self, conn: u64, stream: u32) {
+        if let Some(timeline) = self.conns.get_mut(&conn) {
+            timeline.opened.remove(&stream);
+        }
+    }
+
+    /// A watch event the process wrote on `conn`. `sent`: the kernel already
+    /// holds it (cleartext), at this time and `write_seq`.
+    pub(crate) fn on_watch_event(
+        &mut self,
+        conn: u64,
+        event: OutputEvent,
+        sent: Option<(u64, Option<u32>)>,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let OutputEvent::WatchEvent {
+            stream,
+            t_first_byte,
+            t_last_byte,
+            ref resource,
+            ref resource_version,
+            ..
+        } = event
+        else {
+            out.push(event);
+            return;
+        };
+        let resource = resource.clone();
+        let max = self.config.max_pending_per_conn;
+        let t_source = resource_version
+            .parse::<i64>()
+            .ok()
+            .and_then(|rv| self.revisions.get(&rv).copied())
+            // A revision read after the event was written belongs to
+            // another watch (a resourceVersion reused by a relist).
+            .filter(|&t| t <= t_first_byte);
+        let timeline = self.conns.entry(conn).or_default();
+        let opened = timeline.opened.get(&stream).copied();
+        let replayed = t_source.zip(opened).is_some_and(|(s, o)| s < o);
+        let t_from = match (t_source, opened) {
+            (Some(s), Some(o)) => s.max(o),
+            (Some(s), None) => s,
+            (None, _) => t_first_byte,
+        };
+        // An event that came from etcd before a stall ended but reached the
+        // TLS layer only after it was held inside the apiserver.
+        if t_source.is_some() {
+            for stall in &mut timeline.settling {
+                charge(
+                    &mut stall.held,
+                    stream,
+                    &resource,
+                    overlap(t_from, t_first_byte, stall.start, stall.end),
+                );
+            }
+        }
+        let pending = Pending {
+            event,
+            stream,
+            resource,
+            t_source,
+            t_from,
+            replayed,
+            t_first: t_first_byte,
+            t_last: t_last_byte,
+            t_sent: None,
+            seq_end: None,
+        };
+        timeline.unsent.push_back(pending);
+        if let Some((t, seq)) = sent {
+            self.on_sent(conn, t, seq, out);
+        }
+        let timeline = self.conns.get_mut(&conn).expect("inserted above");
+        while timeline.unsent.len() + timeline.unacked.len() > max {
+            let oldest = if timeline.unacked.is_empty() {
+                timeline.unsent.pop_front()
+            } else {
+                timeline.unacked.pop_front()
+            };
+            if let Some(p) = oldest {
+                self.stats.evicted_pending += 1;
+                let p = finish(timeline, p, None);
+                out.push(p);
+            }
+        }
+    }
+
+    /// Every event written on `conn` so far reached the kernel at `t`;
+    /// `seq_end`: the socket's `write_seq` then, when the socket is known.
+    pub(crate) fn on_sent(
+        &mut self,
+        conn: u64,
+        t: u64,
+        seq_end: Option<u32>,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let Some(timeline) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let max_recent = self.config.max_recent_per_conn;
+        while let Some(mut p) = timeline.unsent.pop_front() {
+            p.t_sent = Some(t);
+            p.seq_end = seq_end;
+            push_recent(
+                timeline,
+                Sent {
+                    stream: p.stream,
+                    resource: p.resource.clone(),
+                    t_from: p.t_from,
+                    t_sent: t,
+                    bytes: event_bytes(&p.event),
+                    t_acked: None,
+                },
+                max_recent,
+            );
+            if seq_end.is_some() {
+                timeline.unacked.push_back(p);
+            } else {
+                out.push(finish(timeline, p, None));
+            }
+        }
+    }
+
+    /// The peer of `conn` acknowledged everything before `ack` at `t`.
+    pub(crate) fn on_ack(&mut self, conn: u64, ack: u32, t: u64, out: &mut Vec<OutputEvent>) {
+        let Some(timeline) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        while let Some(p) = timeline.unacked.front() {
+            let Some(seq_end) = p.seq_end else { break };
+            if !seq_le(seq_end, ack) {
+                break;
+            }
+            let p = timeline.unacked.pop_front().expect("front exists");
+            let t_sent = p.t_sent;
+            for sent in timeline.recent.iter_mut().rev() {
+                if sent.t_acked.is_some() {
+                    break;
+                }
+                if Some(sent.t_sent) <= t_sent {
+                    sent.t_acked = Some(t);
+                }
+            }
+            out.push(finish(timeline, p, Some(t)));
+        }
+    }
+
+    /// Writes out what waited too long for its ack, and the stall reports
+    /// that have settled (as of `now`).
+    pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<OutputEvent>) {
+        for timeline in self.conns.values_mut() {
+            let (done, settling): (Vec<_>, Vec<_>) = std::mem::take(&mut timeline.settling)
+                .into_iter()
+                .partition(|s| s.end + STALL_SETTLE_NS <= now);
+            timeline.settling = settling;
+            out.extend(done.into_iter().map(SettlingStall::into_report));
+            while let Some(p) = timeline.unacked.front() {
+                if p.t_sent.unwrap_or(p.t_last) + PENDING_LIMIT_NS > now {
+                    break;
+                }
+                let p = timeline.unacked.pop_front().expect("front exists");
+                self.stats.expired_pending += 1;
+                out.push(finish(timeline, p, None));
+            }
+        }
+    }
+
+    /// `conn` ended: its pending events are written with what they have.
+    pub(crate) fn on_close(&mut self, conn: u64, out: &mut Vec<OutputEvent>) {
+        let Some(mut timeline) = self.conns.remove(&conn) else {
+            return;
+        };
+        for stall in timeline.settling.drain(..) {
+            out.push(stall.into_report());
+        }
+        while let Some(p) = timeline.unacked.pop_front() {
+            out.push(finish(&timeline, p, None));
+        }
+        while let Some(p) = timeline.unsent.pop_front() {
+            out.push(finish(&timeline, p, None));
+        }
+    }
+
+    /// A window stall on `conn` ended; returns the streams it held.
+    /// `stream`: the stalled stream, or `None` for the connection window
+    /// (then `open_streams` were held).
+    pub(crate) fn on_window_stall(
+        &mut self,
+        conn: u64,
+        start: u64,
+        end: u64,
+        stream: Option<u32>,
+        open_streams: &[u32],
+    ) -> Vec<StreamDelay> {
+        let max = self.config.max_recent_per_conn;
+        let timeline = self.conns.entry(conn).or_default();
+        if timeline.window_stalls.len() >= max {
+            timeline.window_stalls.pop_front();
+        }
+        timeline.window_stalls.push_back((start, end, stream));
+        let held: &[u32] = match &stream {
+            Some(s) => std::slice::from_ref(s),
+            None => open_streams,
+        };
+        held.iter()
+            .map(|&stream| StreamDelay {
+                stream,
+                resource: None,
+                delay_ns: end.saturating_sub(start),
+            })
+            .collect()
+    }
+
+    /// A socket stall on `conn` ended. Its `report` (a `socket_stall`) is
+    /// held for [`STALL_SETTLE_NS`] while events it held inside the
+    /// apiserver come out, then written with `held` (the streams whose
+    /// events waited, each charged the longest wait within the stall) and
+    /// `filled_by` (the stream with the most bytes sent but not acked when
+    /// the stall began).
+    pub(crate) fn on_socket_stall(
+        &mut self,
+        conn: u64,
+        start: u64,
+        end: u64,
+        report: OutputEvent,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        let max = self.config.max_recent_per_conn;
+        let timeline = self.conns.entry(conn).or_default();
+        if timeline.socket_stalls.len() >= max {
+            timeline.socket_stalls.pop_front();
+        }
+        timeline.socket_stalls.push_back((start, end));
+        let mut held = Vec::new();
+        // Sent during the stall: waited from its source (or first byte)
+        // until it was sent.
+        for sent in &timeline.recent {
+            if sent.t_sent >= start && sent.t_from <= end {
+                charge(
+                    &mut held,
+                    sent.stream,
+                    &sent.resource,
+                    overlap(sent.t_from, sent.t_sent, start, end),
+                );
+            }
+        }
+        // Written but still unsent: waited at least until the stall ended.
+        for p in &timeline.unsent {
+            charge(
+                &mut held,
+                p.stream,
+                &p.resource,
+                overlap(p.t_from, end, start, end),
+            );
+        }
+        // Whose bytes were in flight when it began.
+        let mut in_flight: Vec<(u32, u64)> = Vec::new();
+        for sent in &timeline.recent {
+            if sent.t_sent <= start && sent.t_acked.is_none_or(|a| a > start) {
+                match in_flight.iter_mut().find(|(s, _)| *s == sent.stream) {
+                    Some((_, b)) => *b += sent.bytes,
+                    None => in_flight.push((sent.stream, sent.bytes)),
+                }
+            }
+        }
+        let filled = in_flight
+            .iter()
+            .max_by_key(|(stream, bytes)| (*bytes, std::cmp::Reverse(*stream)))
+            .map(|(s, _)| *s);
+        let mut report = report;
+        if let OutputEvent::SocketStall { filled_by, .. } = &mut report {
+            *filled_by = filled;
+        }
+        if timeline.settling.len() >= max {
+            out.push(timeline.settling.remove(0).into_report());
+        }
+        timeline.settling.push(SettlingStall {
+            start,
+            end,
+            report,
+            held,
+        });
+    }
+}
+
+impl SettlingStall {
+    fn into_report(self) -> OutputEvent {
+        let mut report = self.report;
+        if let OutputEvent::SocketStall { held, .. } = &mut report {
+            let mut streams = self.held;
+            streams.sort_by_key(|d| d.stream);
+            *held = streams;
+        }
+        report
+    }
+}
+
+fn push_recent(timeline: &mut ConnTimeline, sent: Sent, max: usize) {
+    if timeline.recent.len() >= max {
+        timeline.recent.pop_front();
+    }
+    timeline.recent.push_back(sent);
+}
+
+fn event_bytes(event: &OutputEvent) -> u64 {
+    match event {
+        OutputEvent::WatchEvent { bytes, .. } => *bytes,
+        _ => 0,
+    }
+}
+
+/// The event with its timeline filled in from what is known.
+fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent {
+    let t_source = p.t_source;
+    let mut event = p.event;
+    if let OutputEvent::WatchEvent { timeline, .. } = &mut event {
+        let span_start = p.t_from;
+        let span_end = p.t_sent.unwrap_or(p.t_last);
+        let flow_control_wait_ns = conn
+            .window_stalls
+            .iter()
+            .filter(|(_, _, s)| s.is_none_or(|s| s == p.stream))
+            .map(|&(a, b, _)| overlap(span_start, span_end, a, b))
+            .sum();
+        let socket_buffer_wait_ns = conn
+            .socket_stalls
+            .iter()
+            .map(|&(a, b)| overlap(span_start, span_end, a, b))
+            .sum();
+        let mut missing = Vec::new();
+        if t_source.is_none() {
+            missing.push("t_source");
+        }
+        if p.t_sent.is_none() {
+            missing.push("t_sent");
+        }
+        if t_acked.is_none() {
+            missing.push("t_acked");
+        }
+        *timeline = Timeline {
+            t_source,
+            t_sent: p.t_sent,
+            t_acked,
+            // A replayed event's span is its age, not a delivery delay.
+            apiserver_time_span_ns: t_source.filter(|_| !p.replayed).map(|s| p.t_first - s),
+            replayed: p.replayed,
+            socket_queue_ns: p.t_sent.map(|s| s.saturating_sub(p.t_last)),
+            wire_client_ns: p.t_sent.zip(t_acked).map(|(s, a)| a.saturating_sub(s)),
+            flow_control_wait_ns,
+            socket_buffer_wait_ns,
+            missing,
+        };
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(stream: u32, rv: &str, t_first: u64, t_last: u64, bytes: u64) -> OutputEvent {
+        OutputEvent::WatchEvent {
+            ts: t_last,
+            conn: 1,
+            stream,
+            resource: "pods".into(),
+            namespace: "ns".into(),
+            name: "p".into(),
+            event_type: "MODIFIED".into(),
+            object_kind: "Pod".into(),
+            resource_version: rv.into(),
+            error_code: None,
+            initial_events_end: false,
+            bytes,
+            t_first_byte: t_first,
+            t_last_byte: t_last,
+            direction: "out",
+            timeline: Timeline::default(),
+        }
+    }
+
+    fn timeline_of(event: &OutputEvent) -> &Timeline {
+        match event {
+            OutputEvent::WatchEvent { timeline, .. } => timeline,
+            other => panic!("not a watch event: {other:?}"),
+        }
+    }
+
+    fn small() -> TimelineConfig {
+        TimelineConfig {
+            max_revisions: 4,
+            max_pending_per_conn: 2,
+            max_recent_per_conn: 8,
+        }
+    }
+
+    #[test]
+    fn an_event_gets_every_part_once_its_ack_arrives() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_etcd(100, 1_000);
+        t.on_watch_event(7, event(1, "100", 1_500, 1_600, 300), None, &mut out);
+        t.on_sent(7, 1_700, Some(5_000), &mut out);
+        t.on_ack(7, 4_999, 1_900, &mut out);
+        assert!(out.is_empty(), "not acked yet: {out:?}");
+        t.on_ack(7, 5_000, 2_000, &mut out);
+        assert_eq!(out.len(), 1);
+        let tl = timeline_of(&out[0]);
+        assert_eq!(tl.t_source, Some(1_000));
+        assert_eq!(tl.apiserver_time_span_ns, Some(500));
+        assert_eq!(tl.t_sent, Some(1_700));
+        assert_eq!(tl.socket_queue_ns, Some(100));
+        assert_eq!(tl.t_acked, Some(2_000));
+        assert_eq!(tl.wire_client_ns, Some(300));
+        assert!(tl.missing.is_empty());
+    }
+
+    #[test]
+    fn acks_wrap_around_sequence_space() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(1, "1", 10, 10, 1), None, &mut out);
+        t.on_sent(7, 20, Some(u32::MAX - 5), &mut out);
+        t.on_watch_event(7, event(1, "2", 30, 30, 1), None, &mut out);
+        t.on_sent(7, 40, Some(10), &mut out);
+        t.on_ack(7, u32::MAX, 50, &mut out);
+        assert_eq!(out.len(), 1);
+        t.on_ack(7, 10, 60, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(timeline_of(&out[1]).t_acked, Some(60));
+    }
+
+    #[test]
+    fn unmeasurable_parts_are_named_not_guessed() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        // No etcd revision seen, socket unknown: written at once, no ack.
+        t.on_watch_event(7, event(1, "100", 10, 20, 5), None, &mut out);
+        t.on_sent(7, 30, None, &mut out);
+        assert_eq!(out.len(), 1);
+        let tl = timeline_of(&out[0]);
+        assert_eq!(tl.missing, vec!["t_source", "t_acked"]);
+        assert_eq!(tl.apiserver_time_span_ns, None);
+        assert_eq!(tl.t_sent, Some(30));
+        // A connection that closes first: what it has.
+        t.on_watch_event(7, event(1, "101", 40, 40, 5), None, &mut out);
+        t.on_close(7, &mut out);
+        assert_eq!(
+            timeline_of(&out[1]).missing,
+            vec!["t_source", "t_sent", "t_acked"]
+        );
+    }
+
+    #[test]
+    fn a_revision_read_after_the_event_was_written_is_not_its_source() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_etcd(100, 5_000);
+        t.on_watch_event(
+            7,
+            event(1, "100", 1_000, 1_000, 5),
+            Some((1_000, None)),
+            &mut out,
+        );
+        assert_eq!(timeline_of(&out[0]).t_source, None);
+    }
+
+    #[test]
+    fn tables_are_bounded_and_count_what_they_drop() {
+        let mut t = Timelines::new(small());
+        let mut out = Vec::new();
+        for rev in 1..=6 {
+            t.on_etcd(rev, rev as u64);
+        }
+        assert_eq!(t.stats().evicted_revisions, 2);
+        for i in 0..3 {
+            t.on_watch_event(7, event(1, "5", 10 + i, 10 + i, 1), None, &mut out);
+        }
+        assert_eq!(out.len(), 1, "the oldest of three is written early");
+        assert_eq!(t.stats().evicted_pending, 1);
+        assert_eq!(timeline_of(&out[0]).missing, vec!["t_sent", "t_acked"]);
+        assert_eq!(timeline_of(&out[0]).t_source, Some(5));
+    }
+
+    #[test]
+    fn an_ack_that_never_comes_expires() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(1, "1", 10, 10, 1), None, &mut out);
+        t.on_sent(7, 20, Some(100), &mut out);
+        t.expire(20 + PENDING_LIMIT_NS - 1, &mut out);
+        assert!(out.is_empty());
+        t.expire(20 + PENDING_LIMIT_NS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(t.stats().expired_pending, 1);
+        assert_eq!(timeline_of(&out[0]).missing, vec!["t_source", "t_acked"]);
+    }
+
+    fn stall_report() -> OutputEvent {
+        OutputEvent::SocketStall {
+            ts: 500,
+            conn: Some(7),
+            pid: 1,
+            fd: 3,
+            cause: "send_buffer_full",
+            start: 200,
+            duration_ns: 300,
+            client: None,
+            peer: None,
+            held: Vec::new(),
+            filled_by: None,
+        }
+    }
+
+    fn held_of(event: &OutputEvent) -> (Vec<(u32, u64)>, Option<u32>) {
+        match event {
+            OutputEvent::SocketStall {
+                held, filled_by, ..
+            } => (
+                held.iter().map(|d| (d.stream, d.delay_ns)).collect(),
+                *filled_by,
+            ),
+            other => panic!("not a socket stall: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_send_buffer_charges_the_streams_that_waited_and_names_the_filler() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        // Stream 5 was sent and acked before; stream 1 sends a big event
+        // just before the stall (not acked when it starts); stream 3 writes
+        // one during it, sent at its end; stream 9's event came from etcd
+        // during the stall but was held inside the apiserver until after.
+        t.on_etcd(4, 350);
+        t.on_watch_event(7, event(5, "1", 10, 10, 100), None, &mut out);
+        t.on_sent(7, 20, Some(100), &mut out);
+        t.on_ack(7, 100, 30, &mut out);
+        t.on_watch_event(7, event(1, "2", 90, 95, 60_000), None, &mut out);
+        t.on_sent(7, 100, Some(60_100), &mut out);
+        t.on_watch_event(7, event(3, "3", 150, 150, 500), None, &mut out);
+        out.clear();
+        t.on_socket_stall(7, 200, 500, stall_report(), &mut out);
+        assert!(out.is_empty(), "held while it settles");
+        t.on_sent(7, 520, Some(60_600), &mut out);
+        t.on_watch_event(
+            7,
+            event(9, "4", 530, 530, 50),
+            Some((530, Some(60_650))),
+            &mut out,
+        );
+        t.on_ack(7, 60_650, 600, &mut out);
+        let acked: Vec<_> = std::mem::take(&mut out);
+        assert_eq!(
+            timeline_of(&acked[1]).socket_buffer_wait_ns,
+            300,
+            "stream 3"
+        );
+        assert_eq!(
+            timeline_of(&acked[2]).socket_buffer_wait_ns,
+            150,
+            "stream 9"
+        );
+        t.expire(500 + STALL_SETTLE_NS - 1, &mut out);
+        assert!(out.is_empty());
+        t.expire(500 + STALL_SETTLE_NS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(held_of(&out[0]), (vec![(3, 300), (9, 150)], Some(1)));
+    }
+
+    #[test]
+    fn a_closing_connection_releases_its_stall_reports() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(3, "3", 150, 150, 500), None, &mut out);
+        t.on_socket_stall(7, 200, 500, stall_report(), &mut out);
+        t.on_close(7, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(held_of(&out[0]), (vec![(3, 300)], None));
+    }
+
+    #[test]
+    fn a_stream_window_stall_holds_only_its_stream() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        let held = t.on_window_stall(7, 100, 400, Some(3), &[1, 3, 5]);
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].stream, held[0].delay_ns), (3, 300));
+        let held = t.on_window_stall(7, 500, 600, None, &[1, 3]);
+        assert_eq!(
+            held.iter().map(|d| d.stream).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        // Events of stream 1 and 3 written after waiting since 50.
+        t.on_etcd(9, 50);
+        t.on_etcd(10, 50);
+        t.on_watch_event(7, event(1, "9", 700, 700, 1), Some((700, None)), &mut out);
+        t.on_watch_event(7, event(3, "10", 700, 700, 1), Some((700, None)), &mut out);
+        assert_eq!(timeline_of(&out[0]).flow_control_wait_ns, 100);
+        assert_eq!(timeline_of(&out[1]).flow_control_wait_ns, 400);
+    }
+
+    #[test]
+    fn an_event_read_before_its_watch_opened_is_a_replay_not_a_delay() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_etcd(5, 500);
+        t.on_etcd(6, 1_100);
+        t.on_stream_open(7, 1, 1_000);
+        t.on_watch_event(
+            7,
+            event(1, "5", 1_200, 1_200, 1),
+            Some((1_200, None)),
+            &mut out,
+        );
+        t.on_watch_event(
+            7,
+            event(1, "6", 1_300, 1_300, 1),
+            Some((1_300, None)),
+            &mut out,
+        );
+        let (old, live) = (timeline_of(&out[0]), timeline_of(&out[1]));
+        assert!(old.replayed && old.t_source == Some(500));
+        assert_eq!(old.apiserver_time_span_ns, None);
+        assert!(!live.replayed);
+        assert_eq!(live.apiserver_time_span_ns, Some(200));
+    }
+}

@@ -1,0 +1,448 @@
+//! The columns of each tab: title, width, cell text and sort order, and
+//! what a filter matches. Pure: the app sorts and filters with these, the
+//! renderer draws with them, so a column's text and its order cannot drift
+//! apart.
+
+use std::cmp::Ordering;
+
+use crate::model::{ConnRow, StallRow, WatchRow};
+
+use super::format::{clock, duration_ns, or_dash, si};
+
+/// One column of a table.
+pub(crate) struct Column<R: 'static> {
+    pub title: &'static str,
+    /// Width in cells; the last column of a tab takes what is left.
+    pub width: u16,
+    /// Numbers are right-aligned.
+    pub numeric: bool,
+    pub cell: fn(&R) -> String,
+    /// Ascending order; `None` (unknown) sorts below every value.
+    pub cmp: fn(&R, &R) -> Ordering,
+}
+
+/// A row type of a tab.
+pub(crate) trait Row: 'static {
+    /// Identity of a row across refreshes (keeps the selection on it).
+    type Key: Copy + Ord + std::fmt::Debug;
+    fn key(&self) -> Self::Key;
+    fn columns() -> &'static [Column<Self>]
+    where
+        Self: Sized;
+    /// Index of the column sorted by when the tab is first shown, and
+    /// whether descending.
+    const DEFAULT_SORT: (usize, bool);
+    /// The texts a filter is matched against (client, resource, ...).
+    fn haystack(&self) -> [Option<&str>; 4];
+}
+
+/// Does `row` contain `needle` (already lower-case) in a filterable field?
+pub(crate) fn matches<R: Row>(row: &R, needle: &str) -> bool {
+    needle.is_empty()
+        || row
+            .haystack()
+            .iter()
+            .flatten()
+            .any(|text| text.to_lowercase().contains(needle))
+}
+
+fn f64_cmp(a: f64, b: f64) -> Ordering {
+    a.total_cmp(&b)
+}
+
+fn text(s: Option<&String>) -> String {
+    s.cloned().unwrap_or_else(|| "-".to_owned())
+}
+
+impl Row for ConnRow {
+    type Key = u64;
+    const DEFAULT_SORT: (usize, bool) = (6, true);
+
+    fn key(&self) -> u64 {
+        self.conn
+    }
+
+    fn columns() -> &'static [Column<Self>] {
+        CONN_COLUMNS
+    }
+
+    fn haystack(&self) -> [Option<&str>; 4] {
+        [
+            self.client.as_deref(),
+            self.peer.as_deref(),
+            Some(&self.comm),
+            None,
+        ]
+    }
+}
+
+static CONN_COLUMNS: &[Column<ConnRow>] = &[
+    Column {
+        title: "CONN",
+        width: 6,
+        numeric: true,
+        cell: |r| r.conn.to_string(),
+        cmp: |a, b| a.conn.cmp(&b.conn),
+    },
+    Column {
+        title: "PEER",
+        width: 22,
+        numeric: false,
+        cell: |r| text(r.peer.as_ref()),
+        cmp: |a, b| a.peer.cmp(&b.peer),
+    },
+    Column {
+        title: "CLIENT",
+        width: 24,
+        numeric: false,
+        cell: |r| text(r.client.as_ref()),
+        cmp: |a, b| a.client.cmp(&b.client),
+    },
+    Column {
+        title: "PROCESS",
+        width: 20,
+        numeric: false,
+        cell: |r| {
+            let tls = if r.tls { " tls" } else { "" };
+            format!("{}/{}{tls}", r.comm, r.pid)
+        },
+        cmp: |a, b| (&a.comm, a.pid).cmp(&(&b.comm, b.pid)),
+    },
+    Column {
+        title: "STREAMS",
+        width: 9,
+        numeric: true,
+        cell: |r| match r.max_concurrent_streams {
+            Some(max) => format!("{}/{max}", r.streams),
+            None => r.streams.to_string(),
+        },
+        cmp: |a, b| a.streams.cmp(&b.streams),
+    },
+    Column {
+        title: "WATCHES",
+        width: 8,
+        numeric: true,
+        cell: |r| r.watches.to_string(),
+        cmp: |a, b| a.watches.cmp(&b.watches),
+    },
+    Column {
+        title: "TX B/s",
+        width: 8,
+        numeric: true,
+        cell: |r| si(r.tx_bytes_per_s),
+        cmp: |a, b| f64_cmp(a.tx_bytes_per_s, b.tx_bytes_per_s),
+    },
+    Column {
+        title: "RX B/s",
+        width: 8,
+        numeric: true,
+        cell: |r| si(r.rx_bytes_per_s),
+        cmp: |a, b| f64_cmp(a.rx_bytes_per_s, b.rx_bytes_per_s),
+    },
+    Column {
+        title: "SENDQ",
+        width: 8,
+        numeric: true,
+        cell: |r| or_dash(r.unacked_bytes, |v| si(f64::from(v))),
+        cmp: |a, b| a.unacked_bytes.cmp(&b.unacked_bytes),
+    },
+    Column {
+        title: "SRTT",
+        width: 8,
+        numeric: true,
+        cell: |r| or_dash(r.srtt_us, |v| duration_ns(u64::from(v) * 1_000)),
+        cmp: |a, b| a.srtt_us.cmp(&b.srtt_us),
+    },
+    Column {
+        title: "STALL/min",
+        width: 10,
+        numeric: true,
+        cell: |r| duration_ns(r.stall_ns_last_min),
+        cmp: |a, b| a.stall_ns_last_min.cmp(&b.stall_ns_last_min),
+    },
+];
+
+impl Row for WatchRow {
+    type Key = (u64, u32);
+    const DEFAULT_SORT: (usize, bool) = (4, true);
+
+    fn key(&self) -> (u64, u32) {
+        (self.conn, self.stream)
+    }
+
+    fn columns() -> &'static [Column<Self>] {
+        WATCH_COLUMNS
+    }
+
+    fn haystack(&self) -> [Option<&str>; 4] {
+        [
+            self.client.as_deref(),
+            Some(&self.resource),
+            Some(&self.namespace),
+            None,
+        ]
+    }
+}
+
+static WATCH_COLUMNS: &[Column<WatchRow>] = &[
+    Column {
+        title: "CONN:STREAM",
+        width: 12,
+        numeric: false,
+        cell: |r| format!("{}:{}", r.conn, r.stream),
+        cmp: |a, b| (a.conn, a.stream).cmp(&(b.conn, b.stream)),
+    },
+    Column {
+        title: "RESOURCE",
+        width: 22,
+        numeric: false,
+        cell: |r| r.resource.clone(),
+        cmp: |a, b| a.resource.cmp(&b.resource),
+    },
+    Column {
+        title: "NAMESPACE",
+        width: 16,
+        numeric: false,
+        cell: |r| {
+            if r.namespace.is_empty() {
+                "(all)".to_owned()
+            } else {
+                r.namespace.clone()
+            }
+        },
+        cmp: |a, b| a.namespace.cmp(&b.namespace),
+    },
+    Column {
+        title: "CLIENT",
+        width: 24,
+        numeric: false,
+        cell: |r| text(r.client.as_ref()),
+        cmp: |a, b| a.client.cmp(&b.client),
+    },
+    Column {
+        title: "EV/s",
+        width: 7,
+        numeric: true,
+        cell: |r| si(r.events_per_s),
+        cmp: |a, b| f64_cmp(a.events_per_s, b.events_per_s),
+    },
+    Column {
+        title: "B/s",
+        width: 8,
+        numeric: true,
+        cell: |r| si(r.bytes_per_s),
+        cmp: |a, b| f64_cmp(a.bytes_per_s, b.bytes_per_s),
+    },
+    Column {
+        title: "LAST RV",
+        width: 12,
+        numeric: true,
+        cell: |r| {
+            if r.last_resource_version.is_empty() {
+                "-".to_owned()
+            } else {
+                r.last_resource_version.clone()
+            }
+        },
+        // resourceVersions are opaque strings, but etcd's are integers:
+        // order those numerically.
+        cmp: |a, b| {
+            let num = |s: &str| s.parse::<u64>().ok();
+            num(&a.last_resource_version)
+                .cmp(&num(&b.last_resource_version))
+                .then_with(|| a.last_resource_version.cmp(&b.last_resource_version))
+        },
+    },
+    Column {
+        title: "RV@START",
+        width: 8,
+        numeric: false,
+        cell: |r| r.resource_version_kind.clone(),
+        cmp: |a, b| a.resource_version_kind.cmp(&b.resource_version_kind),
+    },
+    Column {
+        title: "P99 APISRV",
+        width: 10,
+        numeric: true,
+        cell: |r| or_dash(r.p99_apiserver_ns, duration_ns),
+        cmp: |a, b| a.p99_apiserver_ns.cmp(&b.p99_apiserver_ns),
+    },
+    Column {
+        title: "P99 DELAY",
+        width: 10,
+        numeric: true,
+        cell: |r| or_dash(r.p99_delay_ns, duration_ns),
+        cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
+    },
+];
+
+impl Row for StallRow {
+    type Key = (u64, u64, u32);
+    const DEFAULT_SORT: (usize, bool) = (0, true);
+
+    fn key(&self) -> (u64, u64, u32) {
+        (
+            self.ts,
+            self.conn.unwrap_or(0),
+            self.stream.unwrap_or(u32::MAX),
+        )
+    }
+
+    fn columns() -> &'static [Column<Self>] {
+        STALL_COLUMNS
+    }
+
+    fn haystack(&self) -> [Option<&str>; 4] {
+        [
+            self.client.as_deref(),
+            self.peer.as_deref(),
+            Some(&self.cause),
+            None,
+        ]
+    }
+}
+
+static STALL_COLUMNS: &[Column<StallRow>] = &[
+    Column {
+        title: "ENDED (UTC)",
+        width: 13,
+        numeric: false,
+        cell: |r| clock(r.ts),
+        cmp: |a, b| a.ts.cmp(&b.ts),
+    },
+    Column {
+        title: "CAUSE",
+        width: 18,
+        numeric: false,
+        cell: |r| r.cause.clone(),
+        cmp: |a, b| a.cause.cmp(&b.cause),
+    },
+    Column {
+        title: "DURATION",
+        width: 9,
+        numeric: true,
+        cell: |r| duration_ns(r.duration_ns),
+        cmp: |a, b| a.duration_ns.cmp(&b.duration_ns),
+    },
+    Column {
+        title: "CONN",
+        width: 6,
+        numeric: true,
+        cell: |r| or_dash(r.conn, |c| c.to_string()),
+        cmp: |a, b| a.conn.cmp(&b.conn),
+    },
+    Column {
+        title: "STREAM",
+        width: 7,
+        numeric: true,
+        cell: |r| or_dash(r.stream, |s| s.to_string()),
+        cmp: |a, b| a.stream.cmp(&b.stream),
+    },
+    Column {
+        title: "PEER",
+        width: 22,
+        numeric: false,
+        cell: |r| text(r.peer.as_ref()),
+        cmp: |a, b| a.peer.cmp(&b.peer),
+    },
+    Column {
+        title: "CLIENT",
+        width: 20,
+        numeric: false,
+        cell: |r| text(r.client.as_ref()),
+        cmp: |a, b| a.client.cmp(&b.client),
+    },
+    Column {
+        title: "FILLED BY",
+        width: 9,
+        numeric: true,
+        cell: |r| or_dash(r.filled_by, |s| s.to_string()),
+        cmp: |a, b| a.filled_by.cmp(&b.filled_by),
+    },
+    Column {
+        title: "HELD (stream:delay)",
+        width: 30,
+        numeric: false,
+        cell: |r| held(&r.held),
+        cmp: |a, b| max_held(&a.held).cmp(&max_held(&b.held)),
+    },
+];
+
+/// The held streams, longest delay first: `5:1.20s 7:300ms +3`.
+fn held(streams: &[(u32, u64)]) -> String {
+    if streams.is_empty() {
+        return "-".to_owned();
+    }
+    let mut sorted = streams.to_vec();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let shown = 3;
+    let mut out: Vec<String> = sorted
+        .iter()
+        .take(shown)
+        .map(|(stream, delay)| format!("{stream}:{}", duration_ns(*delay)))
+        .collect();
+    if sorted.len() > shown {
+        out.push(format!("+{}", sorted.len() - shown));
+    }
+    out.join(" ")
+}
+
+fn max_held(streams: &[(u32, u64)]) -> u64 {
+    streams.iter().map(|s| s.1).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_values_sort_below_known_ones() {
+        let known = ConnRow {
+            srtt_us: Some(1),
+            ..ConnRow::default()
+        };
+        let unknown = ConnRow::default();
+        let srtt = CONN_COLUMNS.iter().find(|c| c.title == "SRTT").unwrap();
+        assert_eq!((srtt.cmp)(&unknown, &known), Ordering::Less);
+        assert_eq!((srtt.cell)(&unknown), "-");
+        assert_eq!((srtt.cell)(&known), "1µs");
+    }
+
+    #[test]
+    fn resource_versions_order_numerically() {
+        let rv = |s: &str| WatchRow {
+            last_resource_version: s.to_owned(),
+            ..WatchRow::default()
+        };
+        let col = WATCH_COLUMNS.iter().find(|c| c.title == "LAST RV").unwrap();
+        assert_eq!((col.cmp)(&rv("9"), &rv("10")), Ordering::Less);
+        assert_eq!((col.cmp)(&rv("100"), &rv("99")), Ordering::Greater);
+    }
+
+    #[test]
+    fn held_streams_show_the_longest_delays_first() {
+        assert_eq!(held(&[]), "-");
+        assert_eq!(
+            held(&[(1, 5_000_000), (3, 1_200_000_000), (5, 300_000_000), (7, 1)]),
+            "3:1.20s 5:300ms 1:5.00ms +1"
+        );
+    }
+
+    #[test]
+    fn filters_match_client_resource_and_peer_case_insensitively() {
+        let w = WatchRow {
+            resource: "pods".into(),
+            client: Some("Kubelet".into()),
+            ..WatchRow::default()
+        };
+        assert!(matches(&w, "kube"));
+        assert!(matches(&w, "pod"));
+        assert!(!matches(&w, "secrets"));
+        assert!(matches(&w, ""));
+        let c = ConnRow {
+            peer: Some("10.0.0.7:5123".into()),
+            ..ConnRow::default()
+        };
+        assert!(matches(&c, "10.0.0.7"));
+    }
+}

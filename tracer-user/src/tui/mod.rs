@@ -1,0 +1,20 @@
+//! The live view, `watchtrace top`: a pure state machine ([`App`]) driven by
+//! key events and the model's [`Snapshot`]s, a pure renderer ([`render`]),
+//! replay pacing ([`Pacer`]), and the terminal edge ([`terminal`]), which
+//! alone touches raw mode and the alternate screen.
+//!
+//! [`Snapshot`]: crate::model::Snapshot
+
+mod app;
+mod columns;
+mod format;
+mod pace;
+mod render;
+pub mod terminal;
+
+pub use app::{Action, App, Mode, Sort, Tab};
+pub use pace::Pacer;
+pub use render::render;
+
+#[cfg(test)]
+mod tests;
