@@ -76,6 +76,7 @@ fn model_throughput() {
                 bytes: 1200,
                 t_first_byte: ts,
                 t_last_byte: ts,
+                direction: "out",
                 timeline: Timeline {
                     t_source: Some(ts - (i % 997) * 10_000),
                     t_sent: Some(ts + 1000),
@@ -86,6 +87,7 @@ fn model_throughput() {
                     flow_control_wait_ns: 0,
                     socket_buffer_wait_ns: 0,
                     missing: vec![],
+                    replayed: false,
                 },
             }
         })
