@@ -11,9 +11,13 @@ use std::{
     process::Command,
 };
 
+use clap::Parser as _;
 use serde::Deserialize as _;
 use serde_json::Value;
-use watchtrace::check::REQUIRED_CAPABILITIES;
+use watchtrace::{
+    check::REQUIRED_CAPABILITIES,
+    cli::{Cli, Command as Sub, LogFormat, MetricsAddr},
+};
 
 const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 
@@ -207,6 +211,28 @@ fn probes_service_and_servicemonitor_use_the_metrics_port() {
             "ServiceMonitor selects {k}={v}"
         );
     }
+}
+
+#[test]
+fn daemonset_args_are_accepted_by_this_watchtrace() {
+    let ds = one("deploy/base/daemonset.yaml");
+    // Kubernetes expands $(POD_IP) from the env entry before exec.
+    let args: Vec<String> = strings(&container(&ds)["args"])
+        .into_iter()
+        .map(|a| a.replace("$(POD_IP)", "10.0.0.7"))
+        .collect();
+    let cli = Cli::try_parse_from(std::iter::once("watchtrace".to_owned()).chain(args))
+        .unwrap_or_else(|e| panic!("the DaemonSet's args are rejected:\n{e}"));
+    assert_eq!(cli.log_format, LogFormat::Json);
+    let Sub::Run(run) = cli.command else {
+        panic!("the DaemonSet runs `watchtrace run`");
+    };
+    assert_eq!(
+        run.metrics_addr,
+        MetricsAddr::At("10.0.0.7:9464".parse().unwrap())
+    );
+    // No selector: the default, kube-apiserver.
+    assert!(run.targets.is_empty());
 }
 
 #[test]

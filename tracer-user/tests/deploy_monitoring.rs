@@ -1,13 +1,20 @@
 //! deploy/monitoring: the Grafana dashboard is a well-formed dashboard, and
 //! every metric (and label) its queries and the alerting rules use is one
 //! docs/metrics.md documents; promtool accepts the rules, their unit tests
-//! and every dashboard query.
+//! and every dashboard query; and (root) a live `watchtrace run` exports
+//! every one of those metrics.
+
+mod support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     env, fs,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
 };
 
 use serde::Deserialize as _;
@@ -507,5 +514,159 @@ fn promtool_accepts_the_rules_their_tests_and_every_dashboard_query() {
     eprintln!(
         "promtool: rules, rule tests and {} dashboard queries pass",
         exprs.len()
+    );
+}
+
+/// One HTTP/1.1 GET: (status, body).
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((head.split(' ').nth(1)?.parse().ok()?, body.to_owned()))
+}
+
+/// `# TYPE name kind` lines of an exposition.
+fn exported_families(body: &str) -> BTreeMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, k)| (n.to_owned(), k.trim().to_owned()))
+        .collect()
+}
+
+/// Whether a sample line of `series` (a family or `_bucket` etc.) exists.
+fn has_samples(body: &str, series: &str) -> bool {
+    body.lines().any(|l| {
+        l.strip_prefix(series)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn a_live_agent_exports_every_metric_the_dashboard_and_rules_use() {
+    let docs = documented();
+    let mut exprs = dashboard_exprs(&dashboard());
+    exprs.extend(rule_exprs(&rules()));
+    let used: BTreeSet<String> = exprs
+        .iter()
+        .flat_map(|(_, e)| {
+            tokens(e)
+                .filter(|t| t.starts_with("watchtrace_"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    let dir = env::temp_dir().join(format!("watchtrace-dash-live-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let log = dir.join("agent.log");
+    // As the DaemonSet runs it: JSON logs, metrics on an address.
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_watchtrace"))
+        .args(["run", "--log-format", "json", "--exe"])
+        .arg(support::testbed_bin("fake-apiserver"))
+        .arg("--metrics-addr")
+        .arg(addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while http_get(addr, "/healthz").map(|r| r.0) != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no /healthz");
+        thread::sleep(Duration::from_millis(200));
+    }
+    let mut testbed = Command::new(support::testbed_bin("testbed-run"))
+        .arg("-dir")
+        .arg(dir.join("bed"))
+        .args(["-load-delay", "3s", "-duration", "6s", "--"])
+        .args(["-conns", "3", "-watches-per-conn", "3", "-write-rate", "60"])
+        .args(["-resources", "configmaps,secrets", "-drain", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Scrape while the load runs, once watch events are counted.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_secs(1));
+        let (status, text) = http_get(addr, "/metrics").expect("scrape");
+        assert_eq!(status, 200);
+        if has_samples(&text, "watchtrace_watch_events_total")
+            && has_samples(&text, "watchtrace_watch_event_bytes_total")
+        {
+            body = text;
+            break;
+        }
+    }
+    let _ = testbed.wait();
+    // SAFETY: plain kill(2) on a child we own.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let status = agent.wait().unwrap();
+    assert!(!body.is_empty(), "no watch events in /metrics within 40 s");
+
+    let families = exported_families(&body);
+    let mut problems = Vec::new();
+    for name in &used {
+        let histogram = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| families.get(*base).is_some_and(|k| k == "histogram"));
+        let family = histogram.unwrap_or(name.as_str());
+        match (families.get(family), docs.get(family)) {
+            (None, _) => problems.push(format!("{family} is not exported")),
+            (Some(kind), Some(doc)) if *kind != doc.kind => {
+                problems.push(format!("{family} is a {kind}, documented as {}", doc.kind));
+            }
+            _ => {}
+        }
+        // A histogram with observations has all three series.
+        if let Some(base) = histogram
+            && has_samples(&body, &format!("{base}_count"))
+        {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                if !has_samples(&body, &format!("{base}{suffix}")) {
+                    problems.push(format!("{base}{suffix} has no sample"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The traffic-driven families the dashboard's first rows read.
+    for series in [
+        "watchtrace_watch_events_total",
+        "watchtrace_watch_event_bytes_total",
+        "watchtrace_targets",
+        "watchtrace_build_info",
+    ] {
+        assert!(has_samples(&body, series), "{series} has no sample");
+    }
+    // The agent stopped on SIGTERM cleanly, and every log line was JSON.
+    assert!(status.success(), "agent exit {status:?}");
+    let logs = fs::read_to_string(&log).unwrap();
+    let mut lines = 0;
+    for line in logs.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+        lines += 1;
+    }
+    assert!(logs.contains("SIGTERM"), "{logs}");
+    let _ = fs::remove_dir_all(&dir);
+    eprintln!(
+        "{} metrics used by the dashboard and rules, all exported ({} families); {lines} JSON log lines",
+        used.len(),
+        families.len()
     );
 }
