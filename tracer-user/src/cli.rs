@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// watchtrace: where Kubernetes API-server WATCH traffic loses time.
 ///
 /// eBPF (tracepoints and uprobes only) on the apiserver's sockets and Go
-/// crypto/tls, reassembled in userspace. Needs root, or CAP_BPF and
-/// CAP_PERFMON; run `watchtrace check` first on a new host.
+/// crypto/tls, reassembled in userspace. Needs root, or the capabilities
+/// `watchtrace check` names; run it first on a new host. Reference:
+/// docs/cli.md.
 #[derive(Debug, Parser)]
 #[command(name = "watchtrace", version, propagate_version = true)]
 pub struct Cli {
@@ -17,6 +18,25 @@ pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `watchtrace=debug`.
     #[arg(long, global = true, default_value = "info", env = "WATCHTRACE_LOG")]
     pub log: String,
+    /// Log line format on stderr: `text` for people, `json` (one object a
+    /// line) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "WATCHTRACE_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, coloured on a terminal.
+    Text,
+    /// One JSON object per line: timestamp, level, target, message, fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

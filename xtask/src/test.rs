@@ -44,6 +44,9 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
         Command::new("cargo")
             .env("WATCHTRACE_TESTBED_BIN", testbed::bin_dir())
             .env("WATCHTRACE_GO", setup::go_binary())
+            // deploy/ checks: pinned Kubernetes schemas and promtool.
+            .env("WATCHTRACE_K8S_SCHEMAS", setup::k8s_schemas())
+            .env("WATCHTRACE_PROMTOOL", setup::promtool())
             .args([
                 "test",
                 "--workspace",

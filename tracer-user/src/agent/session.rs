@@ -4,7 +4,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -17,8 +17,10 @@ use tracer_common::{
 
 use crate::{
     capture::{encode, fixed},
+    check::REQUIRED_CAPABILITIES,
     cli::TargetArgs,
     clock,
+    host::{Privileges, Support},
     loader::{LoadOptions, Tracer},
     recording::TargetInfo,
     sockdiag, targets, tracefs,
@@ -50,15 +52,32 @@ impl SessionOptions {
     }
 }
 
-/// Resolves after `seconds`, or at Ctrl-C when none is given.
+/// Resolves after `seconds`, or at Ctrl-C or SIGTERM when none is given
+/// (SIGTERM is how Kubernetes and systemd stop the agent: the last events
+/// and the counters still get written).
 pub async fn until_stopped(seconds: Option<f64>) {
     match seconds {
         Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
         None => {
-            let _ = tokio::signal::ctrl_c().await;
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("cannot handle SIGTERM, only Ctrl-C stops cleanly: {e}");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
 }
+
+/// How long without any target before `run` says how to find one.
+const NO_TARGET_HINT_AFTER: Duration = Duration::from_secs(30);
 
 /// Loaded programs plus the processes being traced.
 pub struct Session {
@@ -68,26 +87,43 @@ pub struct Session {
     traced: BTreeMap<u32, TargetInfo>,
     /// Binaries with Go TLS probes attached (by path), or why not.
     binaries: BTreeMap<PathBuf, Option<String>>,
+    /// Since when no process has matched, until the hint is logged once.
+    idle_since: Option<Instant>,
 }
 
 impl Session {
     /// Loads the programs and attaches the tracepoints; targets come with
     /// the first [`Session::rescan`].
     pub fn start(options: SessionOptions) -> anyhow::Result<Self> {
-        let root = tracefs::ensure_mounted().context("tracefs")?;
-        let layouts = Layouts::read(&root).context("reading tracepoint layouts")?;
+        // Say what is missing before the kernel answers with a bare EPERM.
+        if let Ok(privileges) = Privileges::current()
+            && let Support::Unavailable(why) = privileges.sufficient()
+        {
+            anyhow::bail!(
+                "missing privileges: {why}. `watchtrace check` lists every requirement \
+                 (capabilities needed without root: {})",
+                REQUIRED_CAPABILITIES.join(", ")
+            );
+        }
+        let root = tracefs::ensure_mounted()
+            .context("tracefs (in a container, mount the host's /sys/kernel/tracing)")?;
+        let layouts = Layouts::read(&root).context(
+            "reading tracepoint layouts: watchtrace needs every tracepoint `watchtrace check` \
+             lists, with the fields it reads",
+        )?;
         let mut tracer = Tracer::load(options.load, &layouts)
-            .context("loading eBPF programs (try `watchtrace check`)")?;
+            .context("loading eBPF programs (run `watchtrace check` for what is missing)")?;
         for tp in tracepoints::used() {
             tracer
                 .attach_tracepoint(tp)
-                .with_context(|| format!("attaching {}:{}", tp.category, tp.name))?;
+                .with_context(|| format!("attaching tracepoint {}:{}", tp.category, tp.name))?;
         }
         Ok(Self {
             tracer,
             options,
             traced: BTreeMap::new(),
             binaries: BTreeMap::new(),
+            idle_since: Some(Instant::now()),
         })
     }
 
@@ -105,6 +141,7 @@ impl Session {
     /// records to feed downstream for streams the exits ended.
     pub fn rescan(&mut self) -> anyhow::Result<Vec<Vec<u8>>> {
         let found = targets::scan(&self.options.targets);
+        self.hint_when_idle(found.is_empty());
         let live: BTreeSet<u32> = found.iter().map(|t| t.pid).collect();
         for gone in self
             .traced
@@ -170,6 +207,27 @@ impl Session {
         Ok(records)
     }
 
+    /// Logs once, after [`NO_TARGET_HINT_AFTER`] with no matching process,
+    /// how to make one match; again after a target came and went.
+    fn hint_when_idle(&mut self, idle: bool) {
+        if !idle {
+            self.idle_since = Some(Instant::now());
+            return;
+        }
+        let Some(since) = self.idle_since else { return };
+        if since.elapsed() < NO_TARGET_HINT_AFTER {
+            return;
+        }
+        self.idle_since = None;
+        tracing::warn!(
+            selectors = %self.options.targets.describe(),
+            "no target process found for {}s; still waiting. Pass --pid, --comm (the name in \
+             /proc/PID/comm, at most 15 characters) or --exe; in a container the agent needs \
+             hostPID to see the host's processes",
+            NO_TARGET_HINT_AFTER.as_secs()
+        );
+    }
+
     /// Attaches the Go TLS probes to a target's binary once per binary.
     fn probe_binary(&mut self, pid: u32, exe: &Path) -> Option<String> {
         if let Some(known) = self.binaries.get(exe) {
@@ -183,14 +241,30 @@ impl Session {
         } else {
             exe.to_path_buf()
         };
-        tracing::info!(binary = %exe.display(), "resolving crypto/tls in the binary");
+        // Symbol resolution reads the whole binary (kube-apiserver is over
+        // 100 MB, stripped ones need a pclntab walk): say so, and how long.
+        let size_mb = std::fs::metadata(&path).map_or(0, |m| m.len() >> 20);
+        tracing::info!(binary = %exe.display(), size_mb, "resolving crypto/tls in the binary");
+        let started = Instant::now();
         let version = match self.tracer.attach_go_tls(&path) {
             Ok(attached) => {
-                tracing::info!(binary = %exe.display(), go = ?attached.go_version, read_returns = attached.read_returns, "attached Go TLS probes");
+                tracing::info!(
+                    binary = %exe.display(),
+                    go = attached.go_version.as_deref().unwrap_or("unknown"),
+                    read_returns = attached.read_returns,
+                    elapsed_ms = elapsed_ms(started),
+                    "attached Go TLS probes"
+                );
                 attached.go_version
             }
             Err(e) => {
-                tracing::warn!(binary = %exe.display(), "no TLS plaintext from this binary: {e}");
+                tracing::warn!(
+                    binary = %exe.display(),
+                    elapsed_ms = elapsed_ms(started),
+                    "no TLS plaintext from this binary: {e}. Only plaintext connections \
+                     (h2c, HTTP/1.1) are decoded, from socket syscalls; TLS connections get \
+                     socket-level figures only (bytes, stalls, no events)"
+                );
                 None
             }
         };
@@ -267,6 +341,11 @@ impl Session {
     pub fn counters(&self) -> anyhow::Result<Vec<(Counter, u64)>> {
         Ok(self.tracer.counters()?)
     }
+}
+
+/// Milliseconds since `started`, as a number in JSON logs (u128 is not).
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Anchors for the TCP sockets the processes `pids` hold now.
