@@ -143,8 +143,7 @@ fn record(recording: &Path, seconds: &str) -> Command {
     let mut cmd = Command::new(WATCHTRACE);
     // By executable path: other testbeds (other checkouts) may run on the
     // machine at the same time.
-    cmd.args(["record", "--exe"])
-        .arg(testbed_bin("fake-apiserver").canonicalize().unwrap())
+    cmd.args(["record", "--exe", &support::fake_apiserver_exe()])
         .args(["--wait", "--duration"])
         .arg(seconds)
         .arg("-o")

@@ -126,8 +126,8 @@ fn golden(h2c: bool) {
     let mut recorder = Command::new(WATCHTRACE)
         .args([
             "record",
-            "--comm",
-            "fake-apiserver",
+            "--exe",
+            support::fake_apiserver_exe().as_str(),
             "--wait",
             "--duration",
             "14",

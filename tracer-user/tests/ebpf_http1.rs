@@ -153,8 +153,8 @@ fn http1_watches(h2c: bool) {
     let mut recorder = Command::new(WATCHTRACE)
         .args([
             "record",
-            "--comm",
-            "fake-apiserver",
+            "--exe",
+            support::fake_apiserver_exe().as_str(),
             "--wait",
             "--duration",
             "14",

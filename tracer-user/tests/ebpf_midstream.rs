@@ -60,8 +60,8 @@ fn attaching_to_a_streaming_apiserver_decodes_everything_after_attach() {
     let status = Command::new(WATCHTRACE)
         .args([
             "record",
-            "--comm",
-            "fake-apiserver",
+            "--exe",
+            support::fake_apiserver_exe().as_str(),
             "--duration",
             "16",
             "-o",

@@ -89,8 +89,8 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let mut recorder = Command::new(WATCHTRACE)
         .args([
             "record",
-            "--comm",
-            "fake-apiserver",
+            "--exe",
+            support::fake_apiserver_exe().as_str(),
             "--wait",
             "--duration",
             "20",

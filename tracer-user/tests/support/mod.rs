@@ -43,6 +43,17 @@ pub(crate) fn testbed_bin(name: &str) -> PathBuf {
     path
 }
 
+/// The testbed's fake-apiserver as `--exe` takes it (canonical): tests
+/// select it by path, so another checkout's testbed running on the machine
+/// at the same time is not traced.
+pub(crate) fn fake_apiserver_exe() -> String {
+    testbed_bin("fake-apiserver")
+        .canonicalize()
+        .expect("fake-apiserver path")
+        .display()
+        .to_string()
+}
+
 /// Every record in the ring buffer now, decoded. Records are committed
 /// synchronously by the probed syscall or call, so once the traced work has
 /// finished they are all there; a short settle loop covers the uprobe path.
