@@ -68,14 +68,21 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
     );
     // etcd and fake-apiserver start before the view attaches.
     thread::sleep(Duration::from_secs(4));
+    // By path: only this checkout's fake-apiserver.
+    let exe = testbed::bin_dir()
+        .join("fake-apiserver")
+        .canonicalize()
+        .context("the testbed's fake-apiserver")?;
     let result = if std::io::stdout().is_terminal() {
-        process::run(Command::new(&watchtrace).args(["top", "--comm", "fake-apiserver"]))
+        process::run(Command::new(&watchtrace).arg("top").arg("--exe").arg(&exe))
     } else {
         let events =
             std::env::temp_dir().join(format!("watchtrace-demo-{}.jsonl", std::process::id()));
         let r = process::run(
             Command::new(&watchtrace)
-                .args(["run", "--comm", "fake-apiserver", "--duration"])
+                .args(["run", "--exe"])
+                .arg(&exe)
+                .arg("--duration")
                 .arg((args.fault_after + args.fault_for + 6).to_string())
                 .args(["--metrics-addr", "off", "--events"])
                 .arg(&events),
