@@ -145,7 +145,11 @@ fn replay(path: &Path) -> Decoded {
     d
 }
 
+/// Each test runs a testbed and traces it by path: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn http1_watches(h2c: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("watchtrace-http1-{}-{h2c}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -52,6 +52,8 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
                 "--workspace",
                 "--exclude",
                 "tracer-ebpf",
+                // Every test binary runs, so the summary counts every failure.
+                "--no-fail-fast",
                 "--",
                 "--include-ignored",
             ])
