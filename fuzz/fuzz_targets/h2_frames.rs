@@ -27,6 +27,7 @@ fn config(tiny: bool) -> Http2Config {
             hpack_retain_bytes: 300,
             assumed_header_table_size: Some(256),
             max_pending_settings: 2,
+            frame_events: true,
         }
     } else {
         Http2Config::default()

@@ -771,3 +771,140 @@ fn close_ends_everything() {
     );
     assert!(c.stream_ids().is_empty());
 }
+
+/// The `Frame` events of `ev`: (dir, type, flags, stream, len, ts).
+fn frames(ev: &[Http2Event<'static>]) -> Vec<(Direction, u8, u8, u32, u32, u64)> {
+    ev.iter()
+        .filter_map(|e| match *e {
+            Http2Event::Frame {
+                dir,
+                stream,
+                frame_type,
+                flags,
+                len,
+                ts_ns,
+            } => Some((dir, frame_type, flags, stream, len, ts_ns)),
+            _ => None,
+        })
+        .collect()
+}
+
+// With `frame_events`, every frame header is reported once, in wire order,
+// before the frame's own events, with the time of its first byte, however
+// the bytes are split: CONTINUATIONs, padding and extension frames
+// included. Without it (the default, the pipeline's) none is.
+#[test]
+fn frame_events_report_every_header_in_wire_order() {
+    let block = Enc::default()
+        .indexed(2)
+        .literal_idx_name(4, "/api/v1/pods?watch=1")
+        .build();
+    let mut client = preface();
+    client.extend(settings(&[(4, 1 << 20)]));
+    client.extend(headers_split(1, &block, false, &[3, 9]));
+    client.extend(frame(0xfa, 0x3, 0, b"ext"));
+    client.extend(window_update(0, 1000));
+    let mut server = settings(&[]);
+    server.extend(data_padded(1, b"hello", 4, false));
+    server.extend(ping(false, [7; 8]));
+    server.extend(data(1, b"", true));
+    let expected_c2s = [
+        (C2S, 4, 0, 0, 6),
+        (C2S, 1, 0, 1, 3),
+        (C2S, 9, 0, 1, 6),
+        (C2S, 9, 4, 1, (block.len() - 9) as u32),
+        (C2S, 0xfa, 3, 0, 3),
+        (C2S, 8, 0, 0, 4),
+    ];
+    let expected_s2c = [
+        (S2C, 4, 0, 0, 0),
+        (S2C, 0, 8, 1, 10),
+        (S2C, 6, 0, 0, 8),
+        (S2C, 0, 1, 1, 0),
+    ];
+    let cfg = Http2Config {
+        frame_events: true,
+        ..Http2Config::default()
+    };
+    for cut in 0..client.len().min(server.len()) {
+        let mut c = Http2Connection::new(cfg, Attach::FromStart);
+        let mut ev = Vec::new();
+        // The first piece at time 1, the rest at time 2.
+        for (dir, bytes) in [(C2S, &client), (S2C, &server)] {
+            c.on_bytes(dir, 1, &bytes[..cut], &mut ev);
+            c.on_bytes(dir, 2, &bytes[cut..], &mut ev);
+        }
+        let got = frames(&ev);
+        let mut expected = with_times(&expected_c2s, 24, cut);
+        expected.extend(with_times(&expected_s2c, 0, cut));
+        assert_eq!(got, expected, "cut at {cut}");
+        // Each header comes before the frame's own event.
+        let first_headers = ev
+            .iter()
+            .position(|e| matches!(e, Http2Event::Headers { .. }))
+            .unwrap();
+        let continuation_end = ev
+            .iter()
+            .position(|e| {
+                matches!(
+                    e,
+                    Http2Event::Frame {
+                        frame_type: 9,
+                        flags: 4,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        assert!(continuation_end < first_headers, "cut at {cut}");
+        assert!(errors(&ev).is_empty(), "cut at {cut}: {:?}", errors(&ev));
+    }
+    let (_, ev) = run_default(&client, &server);
+    assert!(frames(&ev).is_empty(), "off by default");
+}
+
+/// Frame headers with their times: the one starting at byte `cut` or
+/// later of a stream cut there arrives at time 2, the others at time 1.
+fn with_times(
+    list: &[(Direction, u8, u8, u32, u32)],
+    mut at: usize,
+    cut: usize,
+) -> Vec<(Direction, u8, u8, u32, u32, u64)> {
+    list.iter()
+        .map(|&(d, t, f, s, l)| {
+            let ts = if at < cut { 1 } else { 2 };
+            at += 9 + l as usize;
+            (d, t, f, s, l, ts)
+        })
+        .collect()
+}
+
+fn run_default(client: &[u8], server: &[u8]) -> (Http2Connection, Vec<Http2Event<'static>>) {
+    let mut c = conn(Attach::FromStart);
+    let mut ev = Vec::new();
+    c.on_bytes(C2S, 1, client, &mut ev);
+    c.on_bytes(S2C, 1, server, &mut ev);
+    (c, ev)
+}
+
+// A header that fails its checks is not a frame: it is not reported, and
+// the frames after the resync are.
+#[test]
+fn frame_events_skip_rejected_headers() {
+    let cfg = Http2Config {
+        frame_events: true,
+        ..Http2Config::default()
+    };
+    let mut c = Http2Connection::new(cfg, Attach::FromStart);
+    let mut ev = Vec::new();
+    let mut server = settings(&[]);
+    // SETTINGS on a stream: a framing error.
+    server.extend(frame(4, 0, 1, &[]));
+    for i in 0..3 {
+        server.extend(ping(false, [i; 8]));
+    }
+    c.on_bytes(S2C, 5, &server, &mut ev);
+    let got: Vec<_> = frames(&ev).iter().map(|f| (f.1, f.3)).collect();
+    assert_eq!(got, [(4, 0), (6, 0), (6, 0), (6, 0)]);
+    assert!(!errors(&ev).is_empty());
+}

@@ -50,6 +50,10 @@ pub struct Http2Config {
     pub assumed_header_table_size: Option<u32>,
     /// Unacknowledged SETTINGS queued per side.
     pub max_pending_settings: usize,
+    /// Also report every frame header ([`Http2Event::Frame`]), for tools
+    /// that check framing frame by frame. Off by default: the pipeline does
+    /// not need it and pays one branch per frame for it.
+    pub frame_events: bool,
 }
 
 impl Default for Http2Config {
@@ -63,6 +67,7 @@ impl Default for Http2Config {
             hpack_retain_bytes: hpack::DEFAULT_RETAIN_CAP,
             assumed_header_table_size: Some(4096),
             max_pending_settings: 16,
+            frame_events: false,
         }
     }
 }
@@ -171,11 +176,13 @@ impl Http2Connection {
                 Window::new(Some(i64::from(DEFAULT_WINDOW)), 0).0
             }
         };
+        let decoder = |start| {
+            let mut d = FrameDecoder::new(start, limits);
+            d.report_frames = cfg.frame_events;
+            d
+        };
         Self {
-            decoders: [
-                FrameDecoder::new(client_start, limits),
-                FrameDecoder::new(server_start, limits),
-            ],
+            decoders: [decoder(client_start), decoder(server_start)],
             state: State {
                 hpack: [hpack(), hpack()],
                 settings: [settings(), settings()],
@@ -331,6 +338,14 @@ impl State {
     fn on_frame<S: EventSink>(&mut self, dir: Direction, event: FrameEvent<'_>, sink: &mut S) {
         match event {
             FrameEvent::Preface { ts } => sink.event(Http2Event::Preface { ts_ns: ts }),
+            FrameEvent::Frame { header, ts } => sink.event(Http2Event::Frame {
+                dir,
+                stream: header.stream,
+                frame_type: header.frame_type,
+                flags: header.flags,
+                len: header.len,
+                ts_ns: ts,
+            }),
             FrameEvent::DataStart { header, ts } => self.data_start(dir, &header, ts, sink),
             FrameEvent::DataPiece {
                 stream,

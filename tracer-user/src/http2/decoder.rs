@@ -35,6 +35,12 @@ pub(crate) enum FrameEvent<'a> {
     Preface {
         ts: u64,
     },
+    /// A frame header passed its checks, before the frame's own events.
+    /// Only when [`FrameDecoder::report_frames`] is set.
+    Frame {
+        header: FrameHeader,
+        ts: u64,
+    },
     /// A DATA frame header: flow control counts the whole payload now.
     DataStart {
         header: FrameHeader,
@@ -308,6 +314,9 @@ pub(crate) struct FrameDecoder {
     after_resync: bool,
     resync: Resync,
     limits: DecoderLimits,
+    /// Report every accepted frame header ([`FrameEvent::Frame`]): for
+    /// tools that compare frame sequences; off in the pipeline.
+    pub(crate) report_frames: bool,
 }
 
 /// Buffer capacity kept between frames (larger ones are released).
@@ -334,6 +343,7 @@ impl FrameDecoder {
             after_resync: start == Start::Resync,
             resync: Resync::new(limits.resync_window),
             limits,
+            report_frames: false,
         };
         d.resync.start(&[], 0);
         d
@@ -809,6 +819,7 @@ impl FrameDecoder {
                     max: limit,
                 });
             }
+            self.frame_seen(h, v);
             self.interrupt_block(&h, ts, v);
             v.event(FrameEvent::Unknown { header: h, ts });
             self.skip(h.len, AfterSkip::Nothing);
@@ -820,6 +831,7 @@ impl FrameDecoder {
             max.unwrap_or(MAX_FRAME_SIZE_LIMIT),
             Strictness::Lenient,
         )?;
+        self.frame_seen(h, v);
         if kind == FrameType::Continuation {
             match self.open_block {
                 Some(b) if b.stream == h.stream => {}
@@ -913,6 +925,18 @@ impl FrameDecoder {
             | FrameType::WindowUpdate => self.expect_payload(h, h.len as usize),
         }
         Ok(())
+    }
+
+    /// Reports an accepted header, if asked to. The frame's time is that of
+    /// its first byte.
+    #[inline]
+    fn frame_seen<V: FrameVisitor>(&self, header: FrameHeader, v: &mut V) {
+        if self.report_frames {
+            v.event(FrameEvent::Frame {
+                header,
+                ts: self.frame_ts,
+            });
+        }
     }
 
     fn expect_payload(&mut self, header: FrameHeader, want: usize) {

@@ -85,6 +85,18 @@ pub enum StreamEndCause {
 pub enum Http2Event<'a> {
     /// The client connection preface.
     Preface { ts_ns: u64 },
+    /// A frame header, as read from the wire, before the frame's own
+    /// events (only with [`Http2Config::frame_events`](super::Http2Config)).
+    /// `len` is the payload length (padding included); `ts_ns` is when the
+    /// header's first byte was captured.
+    Frame {
+        dir: Direction,
+        stream: u32,
+        frame_type: u8,
+        flags: u8,
+        len: u32,
+        ts_ns: u64,
+    },
     /// A stream started being tracked.
     StreamStart {
         stream: u32,
@@ -297,6 +309,21 @@ impl Http2Event<'_> {
                 ts_ns,
             },
             Self::Preface { ts_ns } => Http2Event::Preface { ts_ns },
+            Self::Frame {
+                dir,
+                stream,
+                frame_type,
+                flags,
+                len,
+                ts_ns,
+            } => Http2Event::Frame {
+                dir,
+                stream,
+                frame_type,
+                flags,
+                len,
+                ts_ns,
+            },
             Self::StreamStart {
                 stream,
                 origin,

@@ -20,10 +20,13 @@
 //! Results go to an [`EventSink`], called synchronously with
 //! [`Http2Event`]s: decoded headers, DATA pieces, settings, pings, GOAWAY,
 //! RST_STREAM, WINDOW_UPDATE, window stalls, stream starts and ends, gaps,
-//! resyncs, HPACK knowledge and protocol errors. Between calls the
-//! connection answers questions: [`Http2Connection::can_send`],
-//! [`Http2Connection::window`], [`Http2Connection::settings`],
-//! [`Http2Connection::stream`], [`Http2Connection::stats`].
+//! resyncs, HPACK knowledge and protocol errors; with
+//! [`Http2Config::frame_events`], also every frame header as read
+//! ([`Http2Event::Frame`], for checking framing against another decoder).
+//! Between calls the connection answers questions:
+//! [`Http2Connection::can_send`], [`Http2Connection::window`],
+//! [`Http2Connection::settings`], [`Http2Connection::stream`],
+//! [`Http2Connection::stats`].
 //!
 //! # DATA ownership (the fast path)
 //!
