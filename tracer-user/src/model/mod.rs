@@ -230,6 +230,9 @@ impl Model {
                     self.drop_streams_of(gone, true);
                 }
             }
+            OutputEvent::ConnAddress { conn, peer, .. } => {
+                self.conn(*conn, ts).peer = Some(peer.clone());
+            }
             OutputEvent::ConnClose { conn, .. } => {
                 self.conns.remove(conn);
                 self.drop_streams_of(*conn, false);
@@ -704,6 +707,7 @@ fn event_ts(event: &OutputEvent) -> u64 {
         | OutputEvent::SocketStall { ts, .. }
         | OutputEvent::WindowStall { ts, .. }
         | OutputEvent::ConnSample { ts, .. }
+        | OutputEvent::ConnAddress { ts, .. }
         | OutputEvent::Settings { ts, .. }
         | OutputEvent::HpackKnown { ts, .. } => *ts,
     }

@@ -68,6 +68,8 @@ struct Tracked {
     client: Option<String>,
     /// When a `conn_sample` was last written.
     last_sample_ns: u64,
+    /// Its addresses were written (in `conn_open` or `conn_address`).
+    addressed: bool,
 }
 
 /// The pipeline.
@@ -270,6 +272,12 @@ impl Pipeline {
             return;
         };
         let (tgid, fd, unacked) = (info.tgid, info.fd, info.unacked_bytes());
+        let addresses = info
+            .local
+            .zip(info.peer)
+            .map(|((lip, lport), (pip, pport))| {
+                (format!("{lip}:{lport}"), format!("{pip}:{pport}"))
+            });
         let Some(key) = self.conn_of_fd(tgid, fd) else {
             return;
         };
@@ -278,6 +286,17 @@ impl Pipeline {
             return;
         };
         let conn = tracked.id;
+        if !tracked.addressed
+            && let Some((local, peer)) = addresses
+        {
+            tracked.addressed = true;
+            emit(OutputEvent::ConnAddress {
+                ts,
+                conn,
+                local,
+                peer,
+            });
+        }
         let sample = (r.header.ts_ns.saturating_sub(tracked.last_sample_ns)
             >= CONN_SAMPLE_PERIOD_NS)
             .then(|| {
@@ -502,7 +521,13 @@ impl Pipeline {
                 let first = tracked.connection.bytes_out + tracked.connection.bytes_in
                     == bytes.len() as u64;
                 if first {
-                    emit(self.conn_open(id_num, pid, &id, ts_ns, role));
+                    let open = self.conn_open(id_num, pid, &id, ts_ns, role);
+                    if let OutputEvent::ConnOpen { peer: Some(_), .. } = open
+                        && let Some(t) = self.conns.get_mut(&key)
+                    {
+                        t.addressed = true;
+                    }
+                    emit(open);
                 }
                 let sent_now = (egress && id.source() == Some(ChunkSource::Syscall))
                     .then(|| (self.unix(ts_ns), self.write_seq(id.tgid, id.fd)));
@@ -578,6 +603,7 @@ impl Pipeline {
             last_ns: ts_ns,
             client: None,
             last_sample_ns: 0,
+            addressed: false,
         };
         self.next_id += 1;
         self.conns.insert(Self::key(&id), tracked);

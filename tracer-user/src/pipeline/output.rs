@@ -143,6 +143,15 @@ pub enum OutputEvent {
         /// stream-level stall holds only its own stream).
         held: Vec<StreamDelay>,
     },
+    /// The addresses of a connection whose `conn_open` could not give them
+    /// (accepted after attach: its socket's addresses come with its first
+    /// TCP sample, after its first bytes).
+    ConnAddress {
+        ts: u64,
+        conn: u64,
+        local: String,
+        peer: String,
+    },
     /// A connection's TCP state, at most once a second while it is busy.
     ConnSample {
         ts: u64,
