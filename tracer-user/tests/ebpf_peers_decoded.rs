@@ -506,8 +506,18 @@ fn etcdctl_watch_decoded_on_its_side_matches_the_ground_truth() {
     bed.wait_for("testbed-run: watch-load exit");
     // The writer is done: let the last events arrive, then end the watch.
     thread::sleep(Duration::from_millis(500));
+    // etcdctl's watch catches SIGINT and may linger closing its stream:
+    // it gets a moment, then SIGKILL.
     interrupt(&etcdctl);
-    etcdctl.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while etcdctl.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            etcdctl.kill().unwrap();
+            etcdctl.wait().unwrap();
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
     let printed = printed.join().unwrap();
     assert!(fifo.served() >= 1, "etcdctl read its CA");
     println!("CA served {} times", fifo.served());
