@@ -10,9 +10,7 @@ use crate::{
         Attach, Direction, EventSink, HeaderField, Http2Config, Http2Connection, Http2Event,
         StreamEndCause, WindowScope,
     },
-    watch::{
-        ApiRequest, DecoderConfig, ResourceVersion, Verb, WatchItem, WatchStreamDecoder, WireFormat,
-    },
+    watch::{ApiRequest, DecoderConfig, Verb, WatchItem, WatchStreamDecoder, WireFormat},
 };
 
 use super::{
@@ -237,36 +235,14 @@ impl State {
                     &path,
                     headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 );
-                let target = request.target.as_ref();
-                let options = &request.options;
-                let (rv, rv_kind) = match &options.resource_version {
-                    ResourceVersion::Absent => (None, "absent"),
-                    ResourceVersion::Zero => (Some("0".to_owned()), "zero"),
-                    ResourceVersion::Exact(v) => (Some(v.clone()), "exact"),
-                };
-                self.out.push(OutputEvent::Request {
-                    ts: (i128::from(ts) + self.offset_ns).max(0) as u64,
-                    conn: self.conn,
+                self.out.push(OutputEvent::request(
+                    (i128::from(ts) + self.offset_ns).max(0) as u64,
+                    self.conn,
                     stream,
-                    method: request.method.clone(),
-                    path: path.clone(),
-                    verb: format!("{:?}", request.verb).to_lowercase(),
-                    resource: target.map(|t| t.resource.clone()),
-                    namespace: target.and_then(|t| t.namespace.clone()),
-                    name: target.and_then(|t| t.name.clone()),
-                    watch: request.verb == Verb::Watch,
-                    resource_version: rv,
-                    resource_version_kind: rv_kind,
-                    resource_version_match: options.resource_version_match.clone(),
-                    allow_watch_bookmarks: options.allow_watch_bookmarks,
-                    send_initial_events: options.send_initial_events,
-                    timeout_seconds: options.timeout_seconds,
-                    label_selector: options.label_selector.clone(),
-                    field_selector: options.field_selector.clone(),
-                    user_agent: request.user_agent.clone(),
-                    content_type: request.content_type.clone(),
-                    unknown_headers: unknown,
-                });
+                    &path,
+                    &request,
+                    unknown,
+                ));
                 state.request = Some(request);
             }
             Direction::ServerToClient => {

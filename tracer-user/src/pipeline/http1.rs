@@ -24,7 +24,7 @@
 use std::collections::VecDeque;
 
 use crate::watch::{
-    ApiRequest, ChunkedDecoder, DecoderConfig, Http1WatchDecoder, ResourceVersion, Verb, WatchItem,
+    ApiRequest, ChunkedDecoder, DecoderConfig, Http1WatchDecoder, Verb, WatchItem,
     WatchStreamDecoder, WireFormat,
 };
 
@@ -489,36 +489,7 @@ impl Http1Connection {
     }
 
     fn request_event(&self, stream: u32, path: &str, request: &ApiRequest, ts: u64) -> OutputEvent {
-        let target = request.target.as_ref();
-        let options = &request.options;
-        let (rv, rv_kind) = match &options.resource_version {
-            ResourceVersion::Absent => (None, "absent"),
-            ResourceVersion::Zero => (Some("0".to_owned()), "zero"),
-            ResourceVersion::Exact(v) => (Some(v.clone()), "exact"),
-        };
-        OutputEvent::Request {
-            ts: self.ts(ts),
-            conn: self.conn,
-            stream,
-            method: request.method.clone(),
-            path: path.to_owned(),
-            verb: format!("{:?}", request.verb).to_lowercase(),
-            resource: target.map(|t| t.resource.clone()),
-            namespace: target.and_then(|t| t.namespace.clone()),
-            name: target.and_then(|t| t.name.clone()),
-            watch: request.verb == Verb::Watch,
-            resource_version: rv,
-            resource_version_kind: rv_kind,
-            resource_version_match: options.resource_version_match.clone(),
-            allow_watch_bookmarks: options.allow_watch_bookmarks,
-            send_initial_events: options.send_initial_events,
-            timeout_seconds: options.timeout_seconds,
-            label_selector: options.label_selector.clone(),
-            field_selector: options.field_selector.clone(),
-            user_agent: request.user_agent.clone(),
-            content_type: request.content_type.clone(),
-            unknown_headers: 0,
-        }
+        OutputEvent::request(self.ts(ts), self.conn, stream, path, request, 0)
     }
 }
 

@@ -380,46 +380,14 @@ impl Pipeline {
                     self.timelines
                         .on_watch_event(conn, event, sent_now, &mut ready);
                 }
-                OutputEvent::WatchEvent {
-                    ts,
-                    conn,
-                    stream,
-                    resource,
-                    namespace,
-                    name,
-                    event_type,
-                    object_kind,
-                    resource_version,
-                    error_code,
-                    initial_events_end,
-                    bytes,
-                    t_first_byte,
-                    t_last_byte,
-                    direction,
-                    ..
-                } => ready.push(OutputEvent::WatchEvent {
-                    ts,
-                    conn,
-                    stream,
-                    resource,
-                    namespace,
-                    name,
-                    event_type,
-                    object_kind,
-                    resource_version,
-                    error_code,
-                    initial_events_end,
-                    bytes,
-                    t_first_byte,
-                    t_last_byte,
-                    direction,
+                mut received @ OutputEvent::WatchEvent { .. } => {
                     // Received by a traced client: the apiserver's side of
                     // its timeline is not visible here.
-                    timeline: Timeline {
-                        missing: vec!["t_source", "t_sent", "t_acked"],
-                        ..Timeline::default()
-                    },
-                }),
+                    if let OutputEvent::WatchEvent { timeline, .. } = &mut received {
+                        timeline.missing = vec!["t_source", "t_sent", "t_acked"];
+                    }
+                    ready.push(received);
+                }
                 OutputEvent::EtcdEvent {
                     revision,
                     t_received,

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::watch::{ApiRequest, ResourceVersion, Verb};
+
 /// One output line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -230,4 +232,48 @@ pub struct StreamDelay {
     pub resource: Option<String>,
     /// How long its data waited because of the stall.
     pub delay_ns: u64,
+}
+
+impl OutputEvent {
+    /// The `request` line of an API request on `stream` (HTTP/2 stream id
+    /// or HTTP/1.1 request number); `ts` in Unix ns.
+    pub(crate) fn request(
+        ts: u64,
+        conn: u64,
+        stream: u32,
+        path: &str,
+        request: &ApiRequest,
+        unknown_headers: usize,
+    ) -> Self {
+        let target = request.target.as_ref();
+        let options = &request.options;
+        let (rv, rv_kind) = match &options.resource_version {
+            ResourceVersion::Absent => (None, "absent"),
+            ResourceVersion::Zero => (Some("0".to_owned()), "zero"),
+            ResourceVersion::Exact(v) => (Some(v.clone()), "exact"),
+        };
+        OutputEvent::Request {
+            ts,
+            conn,
+            stream,
+            method: request.method.clone(),
+            path: path.to_owned(),
+            verb: format!("{:?}", request.verb).to_lowercase(),
+            resource: target.map(|t| t.resource.clone()),
+            namespace: target.and_then(|t| t.namespace.clone()),
+            name: target.and_then(|t| t.name.clone()),
+            watch: request.verb == Verb::Watch,
+            resource_version: rv,
+            resource_version_kind: rv_kind,
+            resource_version_match: options.resource_version_match.clone(),
+            allow_watch_bookmarks: options.allow_watch_bookmarks,
+            send_initial_events: options.send_initial_events,
+            timeout_seconds: options.timeout_seconds,
+            label_selector: options.label_selector.clone(),
+            field_selector: options.field_selector.clone(),
+            user_agent: request.user_agent.clone(),
+            content_type: request.content_type.clone(),
+            unknown_headers,
+        }
+    }
 }
