@@ -97,6 +97,8 @@ pub struct Model {
     resources: LabelSet,
     error_codes: LabelSet,
     stall_log: StallLog,
+    /// Stalls begun and not yet ended: (conn, cause, stream) -> start.
+    open_stalls: BTreeMap<(Option<u64>, &'static str, Option<u32>), u64>,
     families: Families,
     /// ApiserverTimeSpan of every watch event over the last minute.
     apiserver_ns: Window,
@@ -118,6 +120,7 @@ impl Model {
             resources: LabelSet::new(config.max_resources),
             error_codes: LabelSet::new(config.max_error_codes),
             stall_log: StallLog::new(config.max_stall_log),
+            open_stalls: BTreeMap::new(),
             apiserver_ns: Window::new(MINUTE_NS, config.window_samples),
             config,
             now: 0,
@@ -397,6 +400,24 @@ impl Model {
                 held,
                 filled_by: None,
             }),
+            OutputEvent::StallStart {
+                conn,
+                cause,
+                stream,
+                ..
+            } => {
+                // Bounded like the stall log: the oldest open one goes.
+                if self.open_stalls.len() >= self.config.max_stall_log
+                    && let Some(oldest) = self
+                        .open_stalls
+                        .iter()
+                        .min_by_key(|(_, t)| **t)
+                        .map(|(k, _)| *k)
+                {
+                    self.open_stalls.remove(&oldest);
+                }
+                self.open_stalls.insert((*conn, *cause, *stream), ts);
+            }
             OutputEvent::EtcdEvent { .. } | OutputEvent::HpackKnown { .. } => {}
         }
     }
@@ -559,6 +580,8 @@ impl Model {
         let peer = stall
             .peer
             .or_else(|| conn.as_ref().and_then(|c| c.peer.clone()));
+        self.open_stalls
+            .remove(&(stall.conn, stall.cause, stall.stream));
         if let Some(id) = stall.conn {
             self.conn(id, stall.ts)
                 .stall_ns
@@ -588,6 +611,7 @@ impl Model {
             cause: stall.cause.to_owned(),
             stream: stall.stream,
             duration_ns: stall.duration_ns,
+            ongoing: false,
             client,
             peer,
             held: stall.held.iter().map(|h| (h.stream, h.delay_ns)).collect(),
@@ -640,7 +664,15 @@ impl Model {
                     rx_bytes_per_s: c.rx.rate(now),
                     unacked_bytes: c.unacked_bytes,
                     srtt_us: c.srtt_us,
-                    stall_ns_last_min: c.stall_ns.sum(now),
+                    // Ended stalls of the last minute, plus any going on.
+                    stall_ns_last_min: c.stall_ns.sum(now)
+                        + self
+                            .open_stalls
+                            .iter()
+                            .filter(|((c, _, _), _)| *c == Some(conn))
+                            .map(|(_, &start)| now.saturating_sub(start).min(60 * SECOND_NS))
+                            .max()
+                            .unwrap_or(0),
                     max_concurrent_streams: c.max_concurrent_streams,
                 }
             })
@@ -661,7 +693,31 @@ impl Model {
             },
             connections,
             watches,
-            stalls: self.stall_log.rows().cloned().collect(),
+            // Ongoing stalls first (newest first), then the log.
+            stalls: {
+                let mut open: Vec<StallRow> = self
+                    .open_stalls
+                    .iter()
+                    .map(|(&(conn, cause, stream), &start)| {
+                        let c = conn.and_then(|id| self.conns.get(&id));
+                        StallRow {
+                            ts: now,
+                            ongoing: true,
+                            conn,
+                            cause: cause.to_owned(),
+                            stream,
+                            duration_ns: now.saturating_sub(start),
+                            client: c.and_then(|c| c.client.clone()),
+                            peer: c.and_then(|c| c.peer.clone()),
+                            held: Vec::new(),
+                            filled_by: None,
+                        }
+                    })
+                    .collect();
+                open.sort_by_key(|r| std::cmp::Reverse(r.duration_ns));
+                open.extend(self.stall_log.rows().cloned());
+                open
+            },
         }
     }
 }
@@ -708,6 +764,7 @@ fn event_ts(event: &OutputEvent) -> u64 {
         | OutputEvent::WindowStall { ts, .. }
         | OutputEvent::ConnSample { ts, .. }
         | OutputEvent::ConnAddress { ts, .. }
+        | OutputEvent::StallStart { ts, .. }
         | OutputEvent::Settings { ts, .. }
         | OutputEvent::HpackKnown { ts, .. } => *ts,
     }

@@ -81,8 +81,11 @@ pub struct WatchRow {
 /// A line of the stall log.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StallRow {
-    /// When it ended (Unix epoch ns).
+    /// When it ended (Unix epoch ns); for an ongoing stall, now.
     pub ts: u64,
+    /// Still going on: `duration_ns` is how long so far, `held` and
+    /// `filled_by` come when it ends.
+    pub ongoing: bool,
     pub conn: Option<u64>,
     /// `send_buffer_full`, `peer_zero_window`, `connection_window`,
     /// `stream_window`.

@@ -475,9 +475,20 @@ impl EventSink for State {
                 sender,
                 scope,
                 open_streams,
+                ts_ns,
                 ..
             } => {
                 self.stall_starts.insert((sender, scope), open_streams);
+                let (cause, stream) = match scope {
+                    WindowScope::Connection => ("connection_window", None),
+                    WindowScope::Stream(id) => ("stream_window", Some(id)),
+                };
+                self.out.push(OutputEvent::StallStart {
+                    ts: self.ts(ts_ns),
+                    conn: Some(self.conn),
+                    cause,
+                    stream,
+                });
             }
             Http2Event::WindowStallEnd {
                 sender,

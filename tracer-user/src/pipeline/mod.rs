@@ -181,14 +181,18 @@ impl Pipeline {
             }
             Record::SockSend(r) => {
                 self.index_fd(r.header.tgid, r.fd, r.sock);
+                let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_send(&r, &mut socket_events);
+                self.stall_starts(r.sock, before, emit);
             }
             Record::SockRecv(r) => {
                 self.index_fd(r.header.tgid, r.fd, r.sock);
                 self.sockets.on_recv(&r, &mut socket_events);
             }
             Record::TcpSample(r) => {
+                let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_sample(&r, &mut socket_events);
+                self.stall_starts(r.sock, before, emit);
                 self.on_tcp_sample(&r, emit);
             }
             Record::SockState(r) => self.sockets.on_state(&r, &mut socket_events),
@@ -318,6 +322,56 @@ impl Pipeline {
         self.scratch.drain(..).for_each(&mut *emit);
         if let Some(sample) = sample {
             emit(sample);
+        }
+    }
+
+    /// Which stall kinds are open on a socket: (buffer full, zero window).
+    fn open_stall_kinds(&self, sock: u64) -> (bool, bool) {
+        let Some(info) = self.sockets.get(sock) else {
+            return (false, false);
+        };
+        let mut open = (false, false);
+        for (kind, _) in info.open_stalls() {
+            match kind {
+                StallKind::SendBufferFull => open.0 = true,
+                StallKind::PeerZeroWindow => open.1 = true,
+            }
+        }
+        open
+    }
+
+    /// A `stall_start` for each stall kind a record opened on a socket.
+    fn stall_starts(
+        &mut self,
+        sock: u64,
+        before: (bool, bool),
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let after = self.open_stall_kinds(sock);
+        let opened = (after.0 && !before.0, after.1 && !before.1);
+        if opened == (false, false) {
+            return;
+        }
+        let Some(info) = self.sockets.get(sock) else {
+            return;
+        };
+        let conn = self
+            .conn_of_fd(info.tgid, info.fd)
+            .and_then(|k| self.conns.get(&k))
+            .map(|t| t.id);
+        for (kind, start) in info.open_stalls() {
+            let (cause, new) = match kind {
+                StallKind::SendBufferFull => ("send_buffer_full", opened.0),
+                StallKind::PeerZeroWindow => ("peer_zero_window", opened.1),
+            };
+            if new {
+                emit(OutputEvent::StallStart {
+                    ts: self.unix(start),
+                    conn,
+                    cause,
+                    stream: None,
+                });
+            }
         }
     }
 

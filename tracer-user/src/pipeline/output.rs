@@ -154,6 +154,16 @@ pub enum OutputEvent {
         local: String,
         peer: String,
     },
+    /// A stall began (its `socket_stall` or `window_stall` line follows
+    /// when it ends): lets a live view show it while it lasts.
+    StallStart {
+        ts: u64,
+        conn: Option<u64>,
+        /// `send_buffer_full`, `peer_zero_window`, `connection_window`,
+        /// `stream_window`.
+        cause: &'static str,
+        stream: Option<u32>,
+    },
     /// A connection's TCP state, at most once a second while it is busy.
     ConnSample {
         ts: u64,

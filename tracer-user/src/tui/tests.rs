@@ -80,6 +80,7 @@ fn snapshot() -> Snapshot {
             watch(3, 5, "deployments.apps", "kube-controller-manager", 9.0),
         ],
         stalls: vec![StallRow {
+            ongoing: false,
             ts: 1_704_164_645_000_000_000,
             conn: Some(2),
             cause: "stream_window".into(),
