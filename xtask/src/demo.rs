@@ -40,6 +40,9 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
     process::run(Command::new("cargo").args(["build", "--release", "--package", "tracer-user"]))?;
     let watchtrace = workspace_root().join("target/release/watchtrace");
     let mut bed = Command::new(testbed::bin_dir().join("testbed-run"))
+        // The load starts after the view has attached, so it sees every
+        // request (clients, resourceVersions) from the first byte.
+        .args(["-load-delay", "6s"])
         .args(["-duration", &format!("{}s", args.duration), "--"])
         .args(["-conns", "4", "-watches-per-conn", "3"])
         .args(["-resources", "configmaps,secrets", "-write-rate", "50"])
@@ -57,14 +60,17 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
         .spawn()
         .context("starting the testbed")?;
     println!(
-        "demo: the testbed runs for {} s. About {} s in, client connection 1 stops reading its socket for {} s.",
+        "demo: the testbed runs for {} s. About {} s after the load starts, one client connection stops reading its socket for {} s.",
         args.duration, args.fault_after, args.fault_for
     );
     println!(
-        "      Watch the Connections tab (its SENDQ grows), then the Stall log (key 3): a send_buffer_full stall,"
+        "      It shows at once as an ongoing peer_zero_window stall at the top of the Stall log (key 3), and its"
     );
     println!(
-        "      the streams it held (HELD) and the stream that filled the buffer. Press ? for keys, q to quit."
+        "      connection's STALL/min grows (key 1). When it ends, the log shows the streams it held (HELD) and the"
+    );
+    println!(
+        "      stream whose bytes filled the pipe (FILLED BY); other connections stay clean. ? for keys, q to quit."
     );
     // etcd and fake-apiserver start before the view attaches.
     thread::sleep(Duration::from_secs(4));
@@ -83,7 +89,7 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 .args(["run", "--exe"])
                 .arg(&exe)
                 .arg("--duration")
-                .arg((args.fault_after + args.fault_for + 6).to_string())
+                .arg((args.fault_after + args.fault_for + 10).to_string())
                 .args(["--metrics-addr", "off", "--events"])
                 .arg(&events),
         );

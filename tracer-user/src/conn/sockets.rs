@@ -42,7 +42,10 @@ impl SocketInfo {
     /// Bytes written but not yet acknowledged by the peer: the send queue
     /// plus what is in flight.
     pub fn unacked_bytes(&self) -> Option<u32> {
-        Some(self.write_seq?.wrapping_sub(self.last_ack?))
+        let unacked = self.write_seq?.wrapping_sub(self.last_ack?);
+        // An ack past the last send seen means sends went unseen (the
+        // write_seq is stale): unknown, not four gigabytes.
+        (unacked < 1 << 31).then_some(unacked)
     }
 
     /// Stall episodes open now, with their kind and start.

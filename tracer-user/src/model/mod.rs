@@ -315,7 +315,9 @@ impl Model {
                     Some(r) => self.resources.label(r),
                     None => String::new(),
                 };
-                s.namespace = namespace.clone().unwrap_or_default();
+                // Empty stays "not known" (no request seen); a request
+                // without a namespace spans them all.
+                s.namespace = namespace.clone().unwrap_or_else(|| "(all)".to_owned());
                 s.rv_kind = (*resource_version_kind).to_owned();
                 if let Some((_, old)) = self.streams.insert((*conn, *stream), ts, s) {
                     self.ended_window_evictions += window_evictions(&old);

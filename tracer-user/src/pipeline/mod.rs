@@ -8,7 +8,7 @@ mod http1;
 pub mod output;
 mod timeline;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracer_common::record::{ChunkSource, Direction};
 
@@ -85,6 +85,9 @@ pub struct Pipeline {
     /// The socket behind a process's fd, from its latest send or receive.
     fd_sock: HashMap<(u32, i32), u64>,
     conns: HashMap<ConnKey, Tracked>,
+    /// Syscall streams that began with a TLS handshake: ciphertext, whose
+    /// plaintext comes from the Go TLS probes as another connection.
+    tls_handshakes: HashSet<ConnKey>,
     timelines: Timelines,
     last_expire_ns: u64,
     next_id: u64,
@@ -105,6 +108,7 @@ impl Pipeline {
             fd_tls: HashMap::new(),
             fd_sock: HashMap::new(),
             conns: HashMap::new(),
+            tls_handshakes: HashSet::new(),
             timelines: Timelines::new(config.timeline),
             last_expire_ns: 0,
             next_id: 1,
@@ -162,6 +166,20 @@ impl Pipeline {
                     self.fd_tls.remove(&(tgid, old));
                 }
                 self.fd_tls.insert((tgid, b.fd), b.conn);
+                // Ciphertext captured from the fd before the bind (a
+                // connection joined mid-way) was not a connection of its own.
+                if let Some(ghost) = self.conns.remove(&(tgid, b.fd, 0)) {
+                    self.timelines.on_close(ghost.id, &mut self.scratch);
+                    self.scratch.clear();
+                    if ghost.connection.bytes_out + ghost.connection.bytes_in > 0 {
+                        emit(OutputEvent::ConnClose {
+                            ts: self.unix(ts_ns),
+                            conn: ghost.id,
+                            bytes_out: ghost.connection.bytes_out,
+                            bytes_in: ghost.connection.bytes_in,
+                        });
+                    }
+                }
             }
             Record::TlsWriteDone(d) => {
                 let key = (d.header.tgid, -1, d.conn);
@@ -518,7 +536,7 @@ impl Pipeline {
         match event {
             StreamEvent::Start { id, ts_ns } => {
                 let key = Self::key(&id);
-                if !self.conns.contains_key(&key) {
+                if !self.conns.contains_key(&key) && !self.tls_handshakes.contains(&key) {
                     self.open(id, ts_ns);
                 }
             }
@@ -529,6 +547,22 @@ impl Pipeline {
                 bytes,
             } => {
                 let key = Self::key(&id);
+                if self.tls_handshakes.contains(&key) {
+                    return;
+                }
+                // A TLS record (handshake, version 3.x) at offset 0.
+                if id.source() == Some(ChunkSource::Syscall)
+                    && offset == 0
+                    && bytes.starts_with(&[0x16, 0x03])
+                {
+                    self.conns.remove(&key);
+                    if self.tls_handshakes.len() >= self.config.max_connections {
+                        self.tls_handshakes.clear();
+                        self.stats.evicted_connections += 1;
+                    }
+                    self.tls_handshakes.insert(key);
+                    return;
+                }
                 if !self.conns.contains_key(&key) {
                     self.open(id, ts_ns);
                 }
@@ -581,6 +615,10 @@ impl Pipeline {
             }
             StreamEvent::End { id, ts_ns, .. } => {
                 let key = Self::key(&id);
+                if self.tls_handshakes.remove(&key) {
+                    self.conns.remove(&key);
+                    return;
+                }
                 // One direction's end is the connection's end: the kernel
                 // ends both streams of an fd together.
                 let Some(tracked) = self.conns.get_mut(&key) else {

@@ -19,8 +19,9 @@
 //! with the parts it has and says which are missing: nothing is guessed.
 //!
 //! Stall attribution: a socket stall (send buffer full, peer zero window)
-//! held every stream with an event written but not yet sent during it; each
-//! is charged the part of the stall its events waited. The stream that
+//! held every stream with an event waiting during it, from the event's etcd
+//! read (or first byte) until the client's ack covered it; each stream is
+//! charged the longest such wait within the stall. The stream that
 //! filled the buffer is the one with the most bytes sent but not acked when
 //! the stall began. A stream-level window stall holds its own stream only;
 //! a connection-level one holds the streams that were open.
@@ -338,6 +339,15 @@ impl Timelines {
                 break;
             }
             let p = timeline.unacked.pop_front().expect("front exists");
+            // A stall that held it until now (a zero window, say).
+            for stall in &mut timeline.settling {
+                charge(
+                    &mut stall.held,
+                    p.stream,
+                    &p.resource,
+                    overlap(p.t_from, t, stall.start, stall.end),
+                );
+            }
             let t_sent = p.t_sent;
             for sent in timeline.recent.iter_mut().rev() {
                 if sent.t_acked.is_some() {
@@ -438,15 +448,16 @@ impl Timelines {
         }
         timeline.socket_stalls.push_back((start, end));
         let mut held = Vec::new();
-        // Sent during the stall: waited from its source (or first byte)
-        // until it was sent.
+        // Delivered (acked) during the stall, or still unacked: waited
+        // from its source (or first byte) until the client's ack.
         for sent in &timeline.recent {
-            if sent.t_sent >= start && sent.t_from <= end {
+            let delivered = sent.t_acked.unwrap_or(end);
+            if delivered >= start && sent.t_from <= end {
                 charge(
                     &mut held,
                     sent.stream,
                     &sent.resource,
-                    overlap(sent.t_from, sent.t_sent, start, end),
+                    overlap(sent.t_from, delivered, start, end),
                 );
             }
         }
@@ -771,7 +782,12 @@ mod tests {
         assert!(out.is_empty());
         t.expire(500 + STALL_SETTLE_NS, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(held_of(&out[0]), (vec![(3, 300), (9, 150)], Some(1)));
+        // Stream 1's event was in the kernel before the stall but acked
+        // only after it: it waited the whole stall too.
+        assert_eq!(
+            held_of(&out[0]),
+            (vec![(1, 300), (3, 300), (9, 150)], Some(1))
+        );
     }
 
     #[test]
