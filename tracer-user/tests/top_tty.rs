@@ -508,6 +508,18 @@ fn top_replays_a_recording_sorts_filters_drills_and_restores_the_terminal() {
     for cell in ["350ms", "10.0.0.6:38820", "kube-scheduler"] {
         assert!(line.contains(cell), "{cell} missing: {line}");
     }
+    // Enter on the stall shows its connection's watches; Esc goes back to
+    // the stall log it came from.
+    tmux.send(&["Enter"]);
+    let screen = tmux.wait_for("the stall's drill-down", |s| {
+        s.contains("Watches of conn") && s.contains("(kube-scheduler)")
+    });
+    assert!(screen.contains("nodes"), "{screen}");
+    assert!(!screen.contains("deployments"), "{screen}");
+    tmux.send(&["Escape"]);
+    tmux.wait_for("the stall log again", |s| {
+        s.contains("┌ Stall log") && s.contains("stream_window")
+    });
 
     // Back to the connections, filtered to one client; Enter shows its
     // watches; Esc comes back.

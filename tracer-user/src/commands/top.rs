@@ -95,6 +95,10 @@ trait Feed {
     fn pump(&mut self, deadline: Instant) -> anyhow::Result<Pump>;
     fn snapshot(&mut self) -> Snapshot;
     fn status(&self) -> Option<String>;
+    /// How many processes are traced (live only).
+    fn targets(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Enters the terminal, runs the view until `q` (or the feed stops), and
@@ -116,6 +120,7 @@ fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
         }
         if pump.refresh_now || Instant::now() >= next_refresh {
             app.on_snapshot(feed.snapshot());
+            app.set_targets(feed.targets());
             next_refresh = Instant::now() + REFRESH;
             dirty = true;
         }
@@ -158,6 +163,7 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
             model: Arc::clone(&model),
             stopping: Arc::clone(&stopping),
             status: None,
+            targets: None,
         };
         std::thread::Builder::new()
             .name("top-ui".into())
@@ -212,6 +218,7 @@ struct LiveFeed {
     stopping: Arc<AtomicBool>,
     /// What the header says about the capture itself.
     status: Option<String>,
+    targets: Option<usize>,
 }
 
 /// The model, even if a panic elsewhere poisoned its lock.
@@ -234,11 +241,16 @@ impl Feed for LiveFeed {
             "targets {}  ring drops {}",
             capture.targets, capture.ringbuf_drops
         ));
+        self.targets = Some(capture.targets);
         model.snapshot()
     }
 
     fn status(&self) -> Option<String> {
         self.status.clone()
+    }
+
+    fn targets(&self) -> Option<usize> {
+        self.targets
     }
 }
 

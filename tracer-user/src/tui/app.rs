@@ -106,14 +106,17 @@ pub struct App {
     /// Lower-case filter text; empty for none.
     filter: String,
     mode: Mode,
-    /// The connection whose watches the Watches tab is limited to.
-    drill: Option<u64>,
+    /// The connection whose watches the Watches tab is limited to, and the
+    /// tab the drill-down was opened from (Esc goes back there).
+    drill: Option<(u64, Tab)>,
     conns: Selection<u64>,
     watches: Selection<(u64, u32)>,
     stalls: Selection<(u64, u64, u32)>,
     frozen: bool,
     refreshes: u64,
     status: Option<String>,
+    /// How many processes are traced (live only).
+    targets: Option<usize>,
 }
 
 fn default_sort<R: Row>() -> Sort {
@@ -174,6 +177,7 @@ impl App {
             frozen: false,
             refreshes: 0,
             status: None,
+            targets: None,
         }
     }
 
@@ -204,7 +208,12 @@ impl App {
     }
 
     pub fn drill(&self) -> Option<u64> {
-        self.drill
+        self.drill.map(|(conn, _)| conn)
+    }
+
+    /// How many processes are traced, when live.
+    pub fn targets(&self) -> Option<usize> {
+        self.targets
     }
 
     pub fn frozen(&self) -> bool {
@@ -240,14 +249,18 @@ impl App {
     pub fn watches(&self) -> Vec<&WatchRow> {
         let rows = self.snapshot.as_ref().map_or(&[][..], |s| &s.watches);
         view(rows, self.sorts[1], &self.filter, |r| {
-            self.drill.is_none_or(|c| r.conn == c)
+            self.drill().is_none_or(|c| r.conn == c)
         })
     }
 
-    /// The stall log's rows, filtered and sorted.
+    /// The stall log's rows, filtered and sorted, stalls still going on
+    /// first whatever the sort: they are what on-call is looking for.
     pub fn stalls(&self) -> Vec<&StallRow> {
         let rows = self.snapshot.as_ref().map_or(&[][..], |s| &s.stalls);
-        view(rows, self.sorts[2], &self.filter, |_| true)
+        let mut out = view(rows, self.sorts[2], &self.filter, |_| true);
+        // Stable: each part keeps the chosen order.
+        out.sort_by_key(|r| !r.ongoing);
+        out
     }
 
     // ---- inputs ----
@@ -267,6 +280,12 @@ impl App {
     /// A line for the header (e.g. "end of recording").
     pub fn set_status(&mut self, status: Option<String>) {
         self.status = status;
+    }
+
+    /// How many processes are traced (live mode), so an empty view can
+    /// say whether the targets are gone.
+    pub fn set_targets(&mut self, targets: Option<usize>) {
+        self.targets = targets;
     }
 
     /// A key press.
@@ -413,19 +432,21 @@ impl App {
             Tab::Watches => None,
         };
         if let Some(conn) = conn {
-            self.drill = Some(conn);
+            self.drill = Some((conn, self.tab));
             self.tab = Tab::Watches;
             self.watches = Selection::default();
             self.replace();
         }
     }
 
-    /// Esc: out of a drill-down (back to its connection), else clears the
-    /// filter.
+    /// Esc: out of a drill-down (back to the tab it was opened from, on
+    /// the same row), else clears the filter.
     fn back(&mut self) {
-        if let Some(conn) = self.drill.take() {
-            self.tab = Tab::Connections;
-            self.conns.anchor = Some(conn);
+        if let Some((conn, from)) = self.drill.take() {
+            self.tab = from;
+            if from == Tab::Connections {
+                self.conns.anchor = Some(conn);
+            }
         } else {
             self.filter.clear();
         }

@@ -9,6 +9,9 @@ use crate::model::{ConnRow, StallRow, WatchRow};
 
 use super::format::{clock, duration_ns, or_dash, si};
 
+/// The model's resource-version kind of a watch whose request was not seen.
+const RV_UNKNOWN: &str = "unknown";
+
 /// One column of a table.
 pub(crate) struct Column<R: 'static> {
     pub title: &'static str,
@@ -34,6 +37,13 @@ pub(crate) trait Row: 'static {
     const DEFAULT_SORT: (usize, bool);
     /// The texts a filter is matched against (client, resource, ...).
     fn haystack(&self) -> [Option<&str>; 4];
+    /// What [`Row::haystack`] holds, in words, for the help and the
+    /// filter prompt.
+    const FILTERED_BY: &'static str;
+    /// Draw the row highlighted (a stall still going on).
+    fn urgent(&self) -> bool {
+        false
+    }
 }
 
 /// Does `row` contain `needle` (already lower-case) in a filterable field?
@@ -71,9 +81,11 @@ impl Row for ConnRow {
             self.client.as_deref(),
             self.peer.as_deref(),
             Some(&self.comm),
-            None,
+            self.tls.then_some("tls"),
         ]
     }
+
+    const FILTERED_BY: &'static str = "client, peer, process or \"tls\"";
 }
 
 static CONN_COLUMNS: &[Column<ConnRow>] = &[
@@ -100,7 +112,8 @@ static CONN_COLUMNS: &[Column<ConnRow>] = &[
     },
     Column {
         title: "PROCESS",
-        width: 20,
+        // comm (at most 15) + `/` + pid (at most 7 digits) + ` tls`.
+        width: 27,
         numeric: false,
         cell: |r| {
             let tls = if r.tls { " tls" } else { "" };
@@ -182,6 +195,8 @@ impl Row for WatchRow {
             None,
         ]
     }
+
+    const FILTERED_BY: &'static str = "client, resource or namespace";
 }
 
 static WATCH_COLUMNS: &[Column<WatchRow>] = &[
@@ -203,13 +218,7 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
         title: "NAMESPACE",
         width: 16,
         numeric: false,
-        cell: |r| {
-            if r.namespace.is_empty() {
-                "(all)".to_owned()
-            } else {
-                r.namespace.clone()
-            }
-        },
+        cell: |r| namespace(r).to_owned(),
         cmp: |a, b| a.namespace.cmp(&b.namespace),
     },
     Column {
@@ -280,9 +289,12 @@ impl Row for StallRow {
     type Key = (u64, u64, u32);
     const DEFAULT_SORT: (usize, bool) = (0, true);
 
+    /// An ongoing stall's `ts` is the snapshot's time, new at every
+    /// refresh: it is keyed as the newest possible, so a selection on it
+    /// stays there while it lasts.
     fn key(&self) -> (u64, u64, u32) {
         (
-            self.ts,
+            if self.ongoing { u64::MAX } else { self.ts },
             self.conn.unwrap_or(0),
             self.stream.unwrap_or(u32::MAX),
         )
@@ -297,8 +309,14 @@ impl Row for StallRow {
             self.client.as_deref(),
             self.peer.as_deref(),
             Some(&self.cause),
-            None,
+            self.ongoing.then_some("ongoing"),
         ]
+    }
+
+    const FILTERED_BY: &'static str = "client, peer, cause or \"ongoing\"";
+
+    fn urgent(&self) -> bool {
+        self.ongoing
     }
 }
 
@@ -307,8 +325,14 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         title: "ENDED (UTC)",
         width: 13,
         numeric: false,
-        cell: |r| clock(r.ts),
-        cmp: |a, b| a.ts.cmp(&b.ts),
+        cell: |r| {
+            if r.ongoing {
+                "ONGOING".to_owned()
+            } else {
+                clock(r.ts)
+            }
+        },
+        cmp: |a, b| (a.ongoing, a.ts).cmp(&(b.ongoing, b.ts)),
     },
     Column {
         title: "CAUSE",
@@ -321,7 +345,11 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         title: "DURATION",
         width: 9,
         numeric: true,
-        cell: |r| duration_ns(r.duration_ns),
+        // `…`: so far, still growing.
+        cell: |r| {
+            let d = duration_ns(r.duration_ns);
+            if r.ongoing { format!("{d}…") } else { d }
+        },
         cmp: |a, b| a.duration_ns.cmp(&b.duration_ns),
     },
     Column {
@@ -347,7 +375,7 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
     },
     Column {
         title: "CLIENT",
-        width: 20,
+        width: 24,
         numeric: false,
         cell: |r| text(r.client.as_ref()),
         cmp: |a, b| a.client.cmp(&b.client),
@@ -367,6 +395,19 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         cmp: |a, b| max_held(&a.held).cmp(&max_held(&b.held)),
     },
 ];
+
+/// A watch's namespace: `(all)` for a cluster-wide request, `-` when the
+/// request was not seen (the stream was open before watchtrace attached),
+/// so nothing is known of it.
+fn namespace(r: &WatchRow) -> &str {
+    if !r.namespace.is_empty() {
+        &r.namespace
+    } else if r.resource_version_kind == RV_UNKNOWN {
+        "-"
+    } else {
+        "(all)"
+    }
+}
 
 /// The held streams, longest delay first: `5:1.20s 7:300ms +3`.
 fn held(streams: &[(u32, u64)]) -> String {

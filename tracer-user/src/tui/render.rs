@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Cell, Clear, Paragraph, Row as TableRow, Table, TableState, Tabs},
 };
 
-use crate::model::Snapshot;
+use crate::model::{ConnRow, Snapshot, StallRow, WatchRow};
 
 use super::{
     app::{App, Mode, Sort, Tab},
@@ -196,14 +196,15 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
         Cell::from(cell).style(style)
     }));
     let body = rows.iter().map(|r| {
-        TableRow::new(columns.iter().map(|c| {
+        let row = TableRow::new(columns.iter().map(|c| {
             let text = (c.cell)(r);
             if c.numeric {
                 Cell::from(Line::from(text).alignment(Alignment::Right))
             } else {
                 Cell::from(text)
             }
-        }))
+        }));
+        if r.urgent() { row.style(URGENT) } else { row }
     });
     // A text column at the end takes the spare width; numbers stay
     // next to their neighbours.
@@ -216,13 +217,7 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
     });
     let block = Block::bordered().title(title);
     if rows.is_empty() {
-        let why = if app.snapshot().is_none() {
-            "waiting for data"
-        } else if !app.filter().is_empty() {
-            "no rows match the filter (Esc clears it)"
-        } else {
-            "nothing yet"
-        };
+        let why = empty_reason(app);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let [head, rest] =
@@ -251,6 +246,36 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
     frame.render_stateful_widget(table, area, &mut state);
 }
 
+/// Why the current tab has no rows.
+fn empty_reason(app: &App) -> String {
+    if app.snapshot().is_none() {
+        return "waiting for data".to_owned();
+    }
+    if !app.filter().is_empty() {
+        return "no rows match the filter (Esc clears it)".to_owned();
+    }
+    let what = match app.tab() {
+        Tab::Connections => "no open connections",
+        Tab::Watches if app.drill().is_some() => "no open watch streams on this connection",
+        Tab::Watches => "no open watch streams",
+        Tab::Stalls => "no stalls yet",
+    };
+    match app.targets() {
+        Some(0) => format!("{what} (targets 0: no traced process is running)"),
+        Some(n) => format!("{what} (targets {n})"),
+        None => what.to_owned(),
+    }
+}
+
+/// What the filter matches on the current tab.
+fn filtered_by(tab: Tab) -> &'static str {
+    match tab {
+        Tab::Connections => ConnRow::FILTERED_BY,
+        Tab::Watches => WatchRow::FILTERED_BY,
+        Tab::Stalls => StallRow::FILTERED_BY,
+    }
+}
+
 fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let line = match app.mode() {
         Mode::Filter => Line::from(vec![
@@ -258,7 +283,11 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::raw(app.filter().to_owned()),
             Span::styled("█", Style::new().fg(Color::Yellow)),
             Span::styled(
-                "   filter by client, resource, namespace, peer (Enter: keep, Esc: clear)",
+                format!(
+                    "   filter {} by {} (Enter: keep, Esc: clear)",
+                    app.tab().title().to_lowercase(),
+                    filtered_by(app.tab())
+                ),
                 Style::new().fg(Color::DarkGray),
             ),
         ]),
@@ -270,7 +299,11 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-/// The keys, in a box over the middle of the screen.
+/// A stall still going on.
+const URGENT: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+
+/// The keys, in a box over the middle of the screen; then what the filter
+/// matches on each tab.
 const HELP: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit (the terminal is restored)"),
     (
@@ -280,12 +313,15 @@ const HELP: &[(&str, &str)] = &[
     ("Up/Down, j/k, PgUp/PgDn, g/G", "move the selection"),
     ("s or >, <", "sort by the next / previous column"),
     ("S or r", "reverse the sort"),
-    ("/", "filter rows by client, resource, namespace or peer"),
+    ("/", "filter the rows (case-insensitive), on each tab by:"),
     (
         "Enter",
         "on a connection or stall: show that connection's watches",
     ),
-    ("Esc", "back from a drill-down, else clear the filter"),
+    (
+        "Esc",
+        "back from a drill-down to its tab, else clear the filter",
+    ),
     (
         "f or Space",
         "freeze / unfreeze the screen (data keeps flowing)",
@@ -293,34 +329,53 @@ const HELP: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
 ];
 
+/// The help's lines: the keys, with what `/` matches on each tab after
+/// the `/` line.
+fn help_lines() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (keys, what) in HELP {
+        out.push(((*keys).to_owned(), (*what).to_owned()));
+        if *keys == "/" {
+            for tab in Tab::ALL {
+                out.push((
+                    String::new(),
+                    format!("  {}: {}", tab.title(), filtered_by(tab)),
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn render_help(frame: &mut Frame<'_>, area: Rect) {
-    let keys_width = HELP
+    let help = help_lines();
+    let keys_width = help
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let what_width = HELP
+    let what_width = help
         .iter()
         .map(|(_, w)| w.chars().count())
         .max()
         .unwrap_or(0);
     let width = ((keys_width + 2 + what_width + 2) as u16).min(area.width);
-    let height = (HELP.len() as u16 + 2).min(area.height);
+    let height = (help.len() as u16 + 2).min(area.height);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
         width,
         height,
     };
-    let lines: Vec<Line<'_>> = HELP
-        .iter()
+    let lines: Vec<Line<'_>> = help
+        .into_iter()
         .map(|(keys, what)| {
             Line::from(vec![
                 Span::styled(
                     format!("{keys:>keys_width$}  "),
                     Style::new().fg(Color::Cyan),
                 ),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();

@@ -316,8 +316,15 @@ fn enter_drills_into_a_connections_watches_and_esc_comes_back() {
     assert_eq!(app.tab(), Tab::Connections);
     assert_eq!(app.drill(), None);
     assert_eq!(app.connections()[app.selected()].conn, 2);
-    // From the stall log too: the stall's connection.
+    // From the stall log too: the stall's connection; Esc goes back to
+    // the stall log, not to the connections.
     press(&mut app, "3");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.drill(), Some(2));
+    assert_eq!(app.tab(), Tab::Watches);
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.tab(), Tab::Stalls);
+    assert_eq!(app.drill(), None);
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.drill(), Some(2));
     // Switching tabs leaves the drill-down.
@@ -395,6 +402,177 @@ fn the_stall_log_shows_cause_duration_and_held_streams() {
     ] {
         assert!(row.contains(cell), "{cell} missing in {row}");
     }
+}
+
+/// A stall still going on: 7.2 s so far on conn 3, `ts` the snapshot's
+/// time, nothing held or filled by yet.
+fn ongoing(snap: &Snapshot) -> StallRow {
+    StallRow {
+        ongoing: true,
+        ts: snap.now,
+        conn: Some(3),
+        cause: "peer_zero_window".into(),
+        stream: None,
+        duration_ns: 7_200_000_000,
+        client: Some("kube-controller-manager".into()),
+        peer: Some("10.0.0.3:40003".into()),
+        held: Vec::new(),
+        filled_by: None,
+    }
+}
+
+#[test]
+fn an_ongoing_stall_is_marked_highlighted_and_stays_first() {
+    let mut snap = snapshot();
+    snap.stalls.insert(0, ongoing(&snap));
+    let mut app = App::new("x");
+    app.on_snapshot(snap.clone());
+    press(&mut app, "3");
+    let buffer = draw(&app);
+    let shown = lines(&buffer);
+    let y = shown
+        .iter()
+        .position(|l| l.contains("peer_zero_window"))
+        .unwrap();
+    let row = &shown[y];
+    for cell in [
+        "ONGOING",
+        "7.20s…",
+        "10.0.0.3:40003",
+        "kube-controller-manager",
+    ] {
+        assert!(row.contains(cell), "{cell} missing in {row}");
+    }
+    // Drawn in red, the ended stall below it not.
+    let x = row.find("peer_zero_window").unwrap();
+    let x = row[..x].chars().count() as u16;
+    assert_eq!(buffer[(x, y as u16)].fg, Color::Red, "{row}");
+    let ended = shown
+        .iter()
+        .position(|l| l.contains("stream_window"))
+        .unwrap();
+    assert!(ended > y, "the ongoing stall is above the ended one");
+    let x = shown[ended].find("stream_window").unwrap();
+    let x = shown[ended][..x].chars().count() as u16;
+    assert_ne!(buffer[(x, ended as u16)].fg, Color::Red);
+    // First under any sort: by duration ascending it would be last.
+    press(&mut app, "ssS");
+    assert!(screen(&app).contains("DURATION▲"));
+    assert!(app.stalls()[0].ongoing);
+    assert_eq!(
+        rows_containing(&app, &["peer_zero_window", "stream_window"]),
+        ["peer_zero_window", "stream_window"]
+    );
+    // The selection stays on it while it grows (its `ts` moves with now).
+    press(&mut app, "g");
+    let mut later = snap.clone();
+    later.now += 1_000_000_000;
+    later.stalls[0] = StallRow {
+        ts: later.now,
+        duration_ns: 8_200_000_000,
+        ..ongoing(&snap)
+    };
+    later.stalls.push(StallRow {
+        ts: snap.now - 1,
+        ..later.stalls[1].clone()
+    });
+    app.on_snapshot(later);
+    assert!(app.stalls()[app.selected()].ongoing);
+    assert!(screen(&app).contains("8.20s…"));
+    // A filter finds the stalls going on.
+    press(&mut app, "/ongoing");
+    assert_eq!(app.stalls().len(), 1);
+    assert!(app.stalls()[0].ongoing);
+}
+
+#[test]
+fn namespace_is_all_for_cluster_wide_requests_and_dash_when_not_seen() {
+    let mut snap = snapshot();
+    snap.watches[0].namespace = String::new();
+    snap.watches[1].namespace = String::new();
+    snap.watches[1].resource_version_kind = "unknown".into();
+    let mut app = App::new("x");
+    app.on_snapshot(snap);
+    press(&mut app, "2");
+    let text = screen(&app);
+    let row = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {text}"))
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .to_owned()
+    };
+    // watch 1:1 (kube-scheduler) was requested cluster-wide; 2:1's request
+    // was never seen.
+    assert_eq!(row("1:1 "), "(all)", "{text}");
+    assert_eq!(row("2:1 "), "-", "{text}");
+    assert_eq!(row("2:3 "), "default", "{text}");
+}
+
+#[test]
+fn an_empty_tab_says_what_is_missing_and_whether_targets_remain() {
+    let mut app = App::new("live: --exe x");
+    app.on_snapshot(Snapshot::default());
+    app.set_targets(Some(0));
+    let text = screen(&app);
+    assert!(
+        text.contains("no open connections (targets 0: no traced process is running)"),
+        "{text}"
+    );
+    app.set_targets(Some(2));
+    press(&mut app, "2");
+    assert!(screen(&app).contains("no open watch streams (targets 2)"));
+    press(&mut app, "3");
+    assert!(screen(&app).contains("no stalls yet (targets 2)"));
+    // A replay has no targets to count.
+    let mut replay = App::new("replay: x");
+    replay.on_snapshot(Snapshot::default());
+    let text = screen(&replay);
+    assert!(text.contains("no open connections"), "{text}");
+    assert!(!text.contains("targets"), "{text}");
+}
+
+#[test]
+fn the_help_and_the_prompt_say_what_each_tab_filters_on() {
+    let mut app = app();
+    press(&mut app, "?");
+    let text = screen(&app);
+    for line in [
+        "Connections: client, peer, process or \"tls\"",
+        "Watches: client, resource or namespace",
+        "Stall log: client, peer, cause or \"ongoing\"",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+    press(&mut app, "x2/");
+    let text = screen(&app);
+    assert!(
+        text.contains("filter watches by client, resource or namespace"),
+        "{text}"
+    );
+    // What the help says is what the filter does: a process name matches
+    // on connections, not on watches.
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "1/kube-apiserver");
+    assert_eq!(app.connections().len(), 3);
+    press(&mut app, "2");
+    assert_eq!(app.watches().len(), 0);
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "1/tls");
+    assert_eq!(app.connections().len(), 3, "every test connection is TLS");
+}
+
+#[test]
+fn a_tls_connection_shows_tls_after_its_process() {
+    let mut snap = snapshot();
+    snap.connections[0].comm = "fake-apiserver".into();
+    snap.connections[0].pid = 4_194_304;
+    let mut app = App::new("x");
+    app.on_snapshot(snap);
+    let text = screen(&app);
+    assert!(text.contains("fake-apiserver/4194304 tls"), "{text}");
 }
 
 #[test]
