@@ -6,7 +6,7 @@
 //! difference; a close record carries the final offsets, so losses at the
 //! very end are counted too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracer_common::record::{ChunkHeader, ChunkSource, Direction, FdClose};
 
@@ -99,6 +99,10 @@ type Key = (u32, i32, u64, u8, u8);
 #[derive(Debug)]
 pub struct Streams {
     open: HashMap<Key, State>,
+    /// Streams evicted from `open`, until their close: a close for a
+    /// stream never seen at all means every record of it was lost; for an
+    /// evicted one it does not.
+    evicted: HashSet<Key>,
     capacity: usize,
     next_generation: u32,
     stats: StreamStats,
@@ -108,6 +112,7 @@ impl Streams {
     pub fn new(capacity: usize) -> Self {
         Self {
             open: HashMap::new(),
+            evicted: HashSet::new(),
             capacity: capacity.max(1),
             next_generation: 0,
             stats: StreamStats::default(),
@@ -147,6 +152,7 @@ impl Streams {
         }
         if !self.open.contains_key(&key) {
             self.make_room();
+            self.evicted.remove(&key);
             let id = StreamId {
                 tgid: key.0,
                 fd: key.1,
@@ -227,10 +233,35 @@ impl Streams {
             if *source == ChunkSource::GoTls && close.conn == 0 {
                 continue;
             }
+            let end = close.end_offsets[i];
             let Some(state) = self.open.remove(&key) else {
+                // Never seen, not evicted, yet the kernel counted bytes:
+                // the ring lost every record of it. Report it whole.
+                if !self.evicted.remove(&key) && end != u64::MAX && end > 0 {
+                    let id = StreamId {
+                        tgid: key.0,
+                        fd: key.1,
+                        conn: key.2,
+                        direction: key.3,
+                        source: key.4,
+                        generation: self.next_generation,
+                    };
+                    self.next_generation = self.next_generation.wrapping_add(1);
+                    out.push(StreamEvent::Start { id, ts_ns });
+                    let lost = State {
+                        id,
+                        next_offset: 0,
+                        last_ts: ts_ns,
+                    };
+                    push_gap(&mut self.stats, &lost, end, ts_ns, out);
+                    out.push(StreamEvent::End {
+                        id,
+                        end_offset: end,
+                        ts_ns,
+                    });
+                }
                 continue;
             };
-            let end = close.end_offsets[i];
             if end != u64::MAX && end > state.next_offset {
                 push_gap(&mut self.stats, &state, end, ts_ns, out);
             }
@@ -259,6 +290,10 @@ impl Streams {
         {
             self.open.remove(&oldest);
             self.stats.evicted_streams += 1;
+            if self.evicted.len() >= self.capacity {
+                self.evicted.clear();
+            }
+            self.evicted.insert(oldest);
         }
     }
 }
@@ -327,6 +362,54 @@ mod tests {
         assert_eq!(gaps, vec![(5, 10)]);
         assert_eq!(streams.stats().captured_bytes, 6);
         assert_eq!(streams.stats().gap_bytes, 10);
+    }
+
+    #[test]
+    fn a_stream_whose_every_record_was_lost_is_reported_whole() {
+        let close = |conn: u64, egress_end: u64| FdClose {
+            header: RecordHeader {
+                ts_ns: 9,
+                kind: RecordKind::FdClose as u16,
+                _pad0: 0,
+                tgid: 1,
+                tid: 1,
+                _pad1: 0,
+            },
+            fd: 5,
+            _pad0: 0,
+            conn,
+            end_offsets: [egress_end, u64::MAX, u64::MAX, u64::MAX],
+        };
+        let mut streams = Streams::new(1);
+        let mut out = Vec::new();
+        streams.on_close(&close(0xc000_0010, 300), &mut out);
+        assert!(matches!(out[0], StreamEvent::Start { .. }));
+        assert!(matches!(
+            out[1],
+            StreamEvent::Gap {
+                offset: 0,
+                len: 300,
+                ..
+            }
+        ));
+        assert!(matches!(
+            out[2],
+            StreamEvent::End {
+                end_offset: 300,
+                ..
+            }
+        ));
+        assert_eq!(streams.stats().gap_bytes, 300);
+        // An evicted stream was seen: its close is not a loss of it all.
+        out.clear();
+        streams.on_chunk(&chunk(0, 4, CHUNK_FLAG_STREAM_START, 1), b"abcd", &mut out);
+        let mut other = chunk(0, 1, CHUNK_FLAG_STREAM_START, 2);
+        other.conn = 0xc000_0020;
+        streams.on_chunk(&other, b"x", &mut out);
+        assert_eq!(streams.stats().evicted_streams, 1);
+        out.clear();
+        streams.on_close(&close(0xc000_0010, 4), &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]
