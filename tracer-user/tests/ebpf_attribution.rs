@@ -156,6 +156,7 @@ fn record(recording: &Path, seconds: &str) -> Command {
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn a_dispatch_delay_on_one_resource_shifts_only_its_apiserver_time_span() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    support::wait_for_no_fake_apiserver();
     const DELAY_MS: f64 = 50.0;
     let dir = std::env::temp_dir().join(format!("watchtrace-attrib-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -218,6 +219,7 @@ fn a_dispatch_delay_on_one_resource_shifts_only_its_apiserver_time_span() {
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn attached_mid_stream_the_span_is_known_for_nearly_every_event_after_warm_up() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    support::wait_for_no_fake_apiserver();
     const WARM_UP_NS: u64 = 3_000_000_000;
     let dir = std::env::temp_dir().join(format!("watchtrace-attrib-mid-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

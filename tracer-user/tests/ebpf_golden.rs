@@ -118,7 +118,12 @@ fn replay(path: &Path) -> (Events, u64, usize) {
     (events, gap_bytes, unmatched)
 }
 
+/// Each test runs a testbed and traces it by path: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn golden(h2c: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    support::wait_for_no_fake_apiserver();
     let dir = std::env::temp_dir().join(format!("watchtrace-golden-{}-{h2c}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

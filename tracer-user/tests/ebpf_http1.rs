@@ -150,6 +150,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn http1_watches(h2c: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    support::wait_for_no_fake_apiserver();
     let dir = std::env::temp_dir().join(format!("watchtrace-http1-{}-{h2c}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -82,6 +82,7 @@ fn blocked_writes(gt: &Path) -> (HashMap<String, Blocked>, HashMap<(String, Stri
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
+    support::wait_for_no_fake_apiserver();
     let dir = std::env::temp_dir().join(format!("watchtrace-stalls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

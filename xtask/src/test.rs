@@ -70,6 +70,9 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     let passed = rust.passed + go.passed;
     let failed = rust.failed + go.failed;
     println!("summary: {passed} passed, {failed} failed");
+    if failed > 0 {
+        anyhow::bail!("{failed} failed");
+    }
     Ok(())
 }
 

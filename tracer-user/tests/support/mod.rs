@@ -54,6 +54,30 @@ pub(crate) fn fake_apiserver_exe() -> String {
         .to_string()
 }
 
+/// Waits (up to 15 s) until no fake-apiserver of this checkout runs: the
+/// previous test's may still be shutting down, and a recorder selecting by
+/// path would trace it instead of the new one.
+pub(crate) fn wait_for_no_fake_apiserver() {
+    let exe = PathBuf::from(fake_apiserver_exe());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let running = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|p| std::fs::read_link(p.path().join("exe")).is_ok_and(|e| e == exe));
+        if !running {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an earlier fake-apiserver ({}) is still running",
+            exe.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Every record in the ring buffer now, decoded. Records are committed
 /// synchronously by the probed syscall or call, so once the traced work has
 /// finished they are all there; a short settle loop covers the uprobe path.
