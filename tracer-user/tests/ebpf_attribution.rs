@@ -139,6 +139,17 @@ fn testbed(dir: &Path, duration: &str, rate: u32, api_args: &[&str]) -> Command 
     bed
 }
 
+/// This test's turn (no other testbed of this file or earlier test still
+/// running) and an empty scratch directory.
+fn exclusive_scratch(name: &str) -> (std::sync::MutexGuard<'static, ()>, std::path::PathBuf) {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    support::wait_for_no_fake_apiserver();
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    (serial, dir)
+}
+
 fn record(recording: &Path, seconds: &str) -> Command {
     let mut cmd = Command::new(WATCHTRACE);
     // By executable path: other testbeds (other checkouts) may run on the
@@ -155,12 +166,8 @@ fn record(recording: &Path, seconds: &str) -> Command {
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn a_dispatch_delay_on_one_resource_shifts_only_its_apiserver_time_span() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    support::wait_for_no_fake_apiserver();
     const DELAY_MS: f64 = 50.0;
-    let dir = std::env::temp_dir().join(format!("watchtrace-attrib-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_serial, dir) = exclusive_scratch("watchtrace-attrib");
     let recording = dir.join("delay.wtrec");
     let mut recorder = record(&recording, "14").spawn().unwrap();
     thread::sleep(Duration::from_secs(1));
@@ -218,12 +225,8 @@ fn a_dispatch_delay_on_one_resource_shifts_only_its_apiserver_time_span() {
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn attached_mid_stream_the_span_is_known_for_nearly_every_event_after_warm_up() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    support::wait_for_no_fake_apiserver();
     const WARM_UP_NS: u64 = 3_000_000_000;
-    let dir = std::env::temp_dir().join(format!("watchtrace-attrib-mid-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_serial, dir) = exclusive_scratch("watchtrace-attrib-mid");
     let recording = dir.join("mid.wtrec");
     // Long-lived watches (the default timeouts are minutes): every watch and
     // the etcd watches exist before watchtrace attaches.

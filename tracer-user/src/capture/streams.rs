@@ -364,9 +364,10 @@ mod tests {
         assert_eq!(streams.stats().gap_bytes, 10);
     }
 
-    #[test]
-    fn a_stream_whose_every_record_was_lost_is_reported_whole() {
-        let close = |conn: u64, egress_end: u64| FdClose {
+    /// A close of fd 5 of process 1 and `conn`, its TLS egress stream
+    /// ending at `egress_end`.
+    fn close_record(conn: u64, egress_end: u64) -> FdClose {
+        FdClose {
             header: RecordHeader {
                 ts_ns: 9,
                 kind: RecordKind::FdClose as u16,
@@ -379,7 +380,12 @@ mod tests {
             _pad0: 0,
             conn,
             end_offsets: [egress_end, u64::MAX, u64::MAX, u64::MAX],
-        };
+        }
+    }
+
+    #[test]
+    fn a_stream_whose_every_record_was_lost_is_reported_whole() {
+        let close = |conn: u64, egress_end: u64| close_record(conn, egress_end);
         let mut streams = Streams::new(1);
         let mut out = Vec::new();
         streams.on_close(&close(0xc000_0010, 300), &mut out);
@@ -417,20 +423,7 @@ mod tests {
         let mut streams = Streams::new(8);
         let mut out = Vec::new();
         streams.on_chunk(&chunk(0, 4, CHUNK_FLAG_STREAM_START, 1), b"abcd", &mut out);
-        let close = FdClose {
-            header: RecordHeader {
-                ts_ns: 9,
-                kind: RecordKind::FdClose as u16,
-                _pad0: 0,
-                tgid: 1,
-                tid: 1,
-                _pad1: 0,
-            },
-            fd: 5,
-            _pad0: 0,
-            conn: 0xc000_0010,
-            end_offsets: [7, u64::MAX, u64::MAX, u64::MAX],
-        };
+        let close = close_record(0xc000_0010, 7);
         let mut closed = Vec::new();
         streams.on_close(&close, &mut closed);
         assert!(matches!(

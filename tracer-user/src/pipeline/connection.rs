@@ -15,7 +15,7 @@ use crate::{
 
 use super::{
     http1::{self, Http1Connection},
-    output::{OutputEvent, Role, Timeline},
+    output::{OutputEvent, Role},
 };
 
 /// The gRPC method of etcd's watch.
@@ -349,24 +349,14 @@ impl State {
                 let resource = resource_of_request
                     .clone()
                     .unwrap_or_else(|| resource_of_kind(&e.object_kind));
-                self.out.push(OutputEvent::WatchEvent {
-                    ts: (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64,
-                    conn: self.conn,
+                self.out.push(OutputEvent::watch_event(
+                    self.conn,
                     stream,
                     resource,
-                    namespace: e.namespace,
-                    name: e.name,
-                    event_type: e.event_type.as_str().to_owned(),
-                    object_kind: e.object_kind,
-                    resource_version: e.resource_version,
-                    error_code: e.error_code,
-                    initial_events_end: e.initial_events_end,
-                    bytes: e.bytes,
-                    t_first_byte: (i128::from(e.t_first_byte) + self.offset_ns).max(0) as u64,
-                    t_last_byte: (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64,
-                    direction: if sent { "out" } else { "in" },
-                    timeline: Timeline::default(),
-                });
+                    e,
+                    self.offset_ns,
+                    sent,
+                ));
             }
         }
         for item in self.etcd_items.drain(..) {

@@ -30,7 +30,7 @@ use crate::watch::{
 
 use super::{
     connection::resource_of_kind,
-    output::{OutputEvent, Role, Timeline},
+    output::{OutputEvent, Role},
 };
 
 /// Longest request or response head (start line and header fields) read;
@@ -460,31 +460,15 @@ impl Http1Connection {
                 .resource
                 .clone()
                 .unwrap_or_else(|| resource_of_kind(&e.object_kind));
-            let t_first = (i128::from(e.t_first_byte) + self.offset_ns).max(0) as u64;
-            let t_last = (i128::from(e.t_last_byte) + self.offset_ns).max(0) as u64;
-            out.push(OutputEvent::WatchEvent {
-                ts: t_last,
-                conn: self.conn,
-                stream: current.stream,
+            // Responses are the server's: sent when the process is it.
+            out.push(OutputEvent::watch_event(
+                self.conn,
+                current.stream,
                 resource,
-                namespace: e.namespace,
-                name: e.name,
-                event_type: e.event_type.as_str().to_owned(),
-                object_kind: e.object_kind,
-                resource_version: e.resource_version,
-                error_code: e.error_code,
-                initial_events_end: e.initial_events_end,
-                bytes: e.bytes,
-                t_first_byte: t_first,
-                t_last_byte: t_last,
-                // Responses are the server's: sent when the process is it.
-                direction: if self.role == Role::Server {
-                    "out"
-                } else {
-                    "in"
-                },
-                timeline: Timeline::default(),
-            });
+                e,
+                self.offset_ns,
+                self.role == Role::Server,
+            ));
         }
     }
 

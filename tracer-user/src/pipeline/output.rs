@@ -245,6 +245,37 @@ pub struct StreamDelay {
 }
 
 impl OutputEvent {
+    /// The `watch_event` line of a decoded event on `stream`, with times
+    /// moved to Unix ns by `offset_ns`; its timeline is filled later.
+    pub(crate) fn watch_event(
+        conn: u64,
+        stream: u32,
+        resource: String,
+        e: crate::watch::WatchEvent,
+        offset_ns: i128,
+        sent: bool,
+    ) -> Self {
+        let unix = |ns: u64| (i128::from(ns) + offset_ns).max(0) as u64;
+        OutputEvent::WatchEvent {
+            ts: unix(e.t_last_byte),
+            conn,
+            stream,
+            resource,
+            namespace: e.namespace,
+            name: e.name,
+            event_type: e.event_type.as_str().to_owned(),
+            object_kind: e.object_kind,
+            resource_version: e.resource_version,
+            error_code: e.error_code,
+            initial_events_end: e.initial_events_end,
+            bytes: e.bytes,
+            t_first_byte: unix(e.t_first_byte),
+            t_last_byte: unix(e.t_last_byte),
+            direction: if sent { "out" } else { "in" },
+            timeline: Timeline::default(),
+        }
+    }
+
     /// The `request` line of an API request on `stream` (HTTP/2 stream id
     /// or HTTP/1.1 request number); `ts` in Unix ns.
     pub(crate) fn request(
