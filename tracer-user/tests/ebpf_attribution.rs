@@ -297,5 +297,9 @@ fn attached_mid_stream_the_span_is_known_for_nearly_every_event_after_warm_up() 
     println!(
         "|ours - ground truth| for each event vs its revision's first write: median {p50:.2} ms"
     );
+    assert!(
+        p50 <= 5.0,
+        "the spans agree with the ground truth within 5 ms at the median"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -93,6 +93,10 @@ pub struct Pipeline {
     next_id: u64,
     stats: PipelineStats,
     scratch: Vec<OutputEvent>,
+    /// What an evicted connection still held (events waiting for their
+    /// ack, stall reports settling): written with the record that evicted
+    /// it, never dropped.
+    released: Vec<OutputEvent>,
 }
 
 impl Pipeline {
@@ -114,6 +118,7 @@ impl Pipeline {
             next_id: 1,
             stats: PipelineStats::default(),
             scratch: Vec::new(),
+            released: Vec::new(),
         }
     }
 
@@ -228,6 +233,7 @@ impl Pipeline {
                 self.on_socket_stall(sock, tgid, fd, &stall, emit);
             }
         }
+        self.released.drain(..).for_each(&mut *emit);
         if ts_ns.saturating_sub(self.last_expire_ns) >= CONN_SAMPLE_PERIOD_NS {
             self.last_expire_ns = ts_ns;
             let now = self.unix(ts_ns);
@@ -652,7 +658,7 @@ impl Pipeline {
                 .map(|(k, _)| *k)
         {
             if let Some(evicted) = self.conns.remove(&idle) {
-                self.timelines.on_close(evicted.id, &mut Vec::new());
+                self.timelines.on_close(evicted.id, &mut self.released);
             }
             self.stats.evicted_connections += 1;
         }
