@@ -15,7 +15,7 @@
 mod support;
 
 use support::{
-    C2S, Enc, data, data_padded, frame, headers_split, ping, preface, rst, settings, text,
+    C2S, Enc, S2C, data, data_padded, frame, headers_split, ping, preface, rst, settings, text,
     window_update,
 };
 use watchtrace::http2::{
@@ -383,4 +383,104 @@ fn hpack_becomes_fully_known() {
         "never fully known"
     );
     assert!(conn.hpack_complete(C2S));
+}
+
+/// The chunks of `tests/fixtures/h2/<name>` (each a 4-byte big-endian
+/// length, then that many bytes), as the kernel captured them.
+fn captured_chunks(name: &str) -> Vec<Vec<u8>> {
+    let path = format!("{}/tests/fixtures/h2/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut chunks = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at(4);
+        let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+        let (chunk, tail) = tail.split_at(len);
+        chunks.push(chunk.to_vec());
+        rest = tail;
+    }
+    chunks
+}
+
+// Invariant: a real apiserver→etcd watch stream joined mid-way, where every
+// read returned exactly one DATA frame (one WatchResponse) whose protobuf
+// payload holds plausible long frame headers, synchronises by its second
+// chunk and then delivers every frame. Before the fix it never did: each
+// chunk's exact-end evidence was rivalled and then forgotten, so late
+// attach lost the apiserver's etcd side (and every ApiserverTimeSpan).
+#[test]
+fn captured_etcd_watch_stream_of_one_frame_per_read_synchronises() {
+    use watchtrace::etcd::{self, EtcdDecoderConfig, EtcdItem, EtcdWatchDecoder};
+    let chunks = captured_chunks("etcd-watch-midstream.chunks");
+    assert_eq!(chunks.len(), 8);
+    let mut conn = Http2Connection::new(Http2Config::default(), Attach::MidStream);
+    // One etcd watch stream per resource (secrets 11, configmaps 9).
+    let mut decoders = std::collections::HashMap::new();
+    let mut resynced_at = None;
+    let mut frames = 0;
+    let mut items = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut events = Vec::new();
+        // The traced process is etcd's client: its reads are the server's
+        // frames.
+        conn.on_bytes(S2C, i as u64, chunk, &mut events);
+        for event in &events {
+            match event {
+                Http2Event::Resynced { skipped, .. } => {
+                    assert_eq!(*skipped, 0, "the capture starts on a boundary");
+                    resynced_at = Some(i);
+                }
+                Http2Event::Data {
+                    stream,
+                    bytes,
+                    frame_end,
+                    ..
+                } => {
+                    frames += usize::from(*frame_end);
+                    decoders
+                        .entry(*stream)
+                        .or_insert_with(|| {
+                            EtcdWatchDecoder::mid_stream(
+                                etcd::Direction::Responses,
+                                EtcdDecoderConfig::default(),
+                            )
+                        })
+                        .push(bytes, i as u64, &mut items);
+                }
+                Http2Event::StreamStart { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(resynced_at, Some(1), "synchronised by the second chunk");
+    assert_eq!(frames, chunks.len(), "every frame from the first on");
+    let events: Vec<(String, i64)> = items
+        .iter()
+        .filter_map(|item| match item {
+            EtcdItem::Response(r) => Some(r.msg.events.iter()),
+            _ => None,
+        })
+        .flatten()
+        .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
+        .collect();
+    // The keys as `strings` shows them in the fixture (the third response
+    // also carries its previous value).
+    let keys: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "/registry/secrets/ns-0/wl-0018",
+            "/registry/secrets/ns-0/wl-0035",
+            "/registry/secrets/ns-0/wl-0028",
+            "/registry/secrets/ns-0/wl-0049",
+            "/registry/configmaps/ns-0/wl-0000",
+            "/registry/secrets/ns-0/wl-0039",
+            "/registry/configmaps/ns-0/wl-0022",
+            "/registry/secrets/ns-0/wl-0045",
+        ]
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].1 < w[1].1),
+        "revisions rise: {events:?}"
+    );
 }

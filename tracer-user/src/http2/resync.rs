@@ -78,9 +78,12 @@ enum Block {
 enum Chain {
     Invalid,
     Accept,
-    /// Accepted on the weaker exact-end evidence, with this score.
+    /// Accepted on the weaker exact-end evidence, with this score and the
+    /// header-block state after its last frame (to follow it further if
+    /// the evidence is not enough yet).
     AcceptAtEnd {
         score: u32,
+        block: Block,
     },
     /// Valid so far; the next header (or the payload a check needs) starts
     /// at `next`, which may lie beyond the buffer.
@@ -216,7 +219,7 @@ fn chain(
             return Chain::Accept;
         }
         if end == buf.len() && at_chunk_end && score >= EXACT_END_SCORE {
-            return Chain::AcceptAtEnd { score };
+            return Chain::AcceptAtEnd { score, block };
         }
         if end >= buf.len() {
             return Chain::Incomplete {
@@ -457,10 +460,21 @@ impl Resync {
             match chain(&self.buf, p, 0, Block::Unknown, at_chunk_end, limits) {
                 Chain::Invalid => {}
                 Chain::Accept => return self.found(p, limits),
-                Chain::AcceptAtEnd { score } => {
+                Chain::AcceptAtEnd { score, block } => {
                     if self.unrivalled(p, score, None, limits) {
                         return self.found(p, limits);
                     }
+                    // Rivalled: keep following it. Dropping it here would
+                    // lose the real chain for good when every chunk is one
+                    // whole frame with a rival inside (an etcd watch
+                    // stream: one WatchResponse per read, protobuf
+                    // payloads full of plausible headers).
+                    self.add_checkpoint(Checkpoint {
+                        origin: Some(self.base + p as u64),
+                        at: self.base + len as u64,
+                        score,
+                        block,
+                    });
                 }
                 Chain::Incomplete { score, next, block } => {
                     if p + FRAME_HEADER_LEN > len {
@@ -521,10 +535,19 @@ impl Resync {
             };
             match chain(&self.buf, idx, c.score, c.block, at_chunk_end, limits) {
                 Chain::Accept => return Some(start),
-                Chain::AcceptAtEnd { score } if self.unrivalled(start, score, Some(i), limits) => {
+                Chain::AcceptAtEnd { score, .. }
+                    if self.unrivalled(start, score, Some(i), limits) =>
+                {
                     return Some(start);
                 }
-                Chain::AcceptAtEnd { .. } => {}
+                Chain::AcceptAtEnd { score, block } => {
+                    self.checkpoints[i] = Checkpoint {
+                        at: end,
+                        score,
+                        block,
+                        ..c
+                    };
+                }
                 Chain::Invalid => {
                     self.checkpoints.swap_remove(i);
                     continue;
@@ -719,6 +742,33 @@ mod tests {
         assert_eq!(r.step(false, UNKNOWN), Step::NeedMore);
     }
 
+    // Invariant: a chunk-sized frame whose exact end is rivalled (a
+    // plausible long header inside its payload) stays a candidate, so the
+    // next chunk-sized frame confirms it. Seen on a real etcd watch stream
+    // (one WatchResponse per read): before, each such frame was dropped as
+    // a candidate and the connection never synchronised.
+    #[test]
+    fn rivalled_exact_end_is_confirmed_by_the_next_chunk() {
+        let with_rival = |sid| {
+            let mut f = data(200, sid);
+            // DATA, 16384 bytes, stream 1: ordinary, and incomplete to the
+            // end of any chunk.
+            f[40..49].copy_from_slice(&[0, 0x40, 0, 0, 0, 0, 0, 0, 1]);
+            f
+        };
+        let frames = [with_rival(11), with_rival(11), with_rival(11)];
+        let mut r = Resync::new(65536);
+        r.start(&[], 0);
+        r.extend(&frames[0]);
+        assert_eq!(r.step(true, UNKNOWN), Step::NeedMore, "rivalled at first");
+        r.extend(&frames[1]);
+        assert_eq!(
+            r.step(true, UNKNOWN),
+            Step::Found { at: 0, skipped: 0 },
+            "two chunk-sized frames in a row"
+        );
+    }
+
     // Invariant: undefined flags, reserved bit, unknown types, bad stream ids
     // and a CONTINUATION that does not follow its block are not boundaries.
     #[test]
@@ -753,7 +803,8 @@ mod tests {
         assert_eq!(
             chain(&s, 0, 0, Block::Unknown, true, UNKNOWN),
             Chain::AcceptAtEnd {
-                score: 2 * ORDINARY
+                score: 2 * ORDINARY,
+                block: Block::Closed
             }
         );
     }
@@ -766,7 +817,10 @@ mod tests {
         good[9..].copy_from_slice(&[0, 4, 0, 0x40, 0, 0]);
         assert_eq!(
             chain(&good, 0, 0, Block::Unknown, true, UNKNOWN),
-            Chain::AcceptAtEnd { score: ORDINARY }
+            Chain::AcceptAtEnd {
+                score: ORDINARY,
+                block: Block::Closed
+            }
         );
         let mut bad = frame(6, 4, 0, 0, 0);
         bad[9..].copy_from_slice(&[0, 5, 0, 0, 0, 1]); // MAX_FRAME_SIZE 1
