@@ -92,6 +92,7 @@ fn scraped_counts(scrape: &prometheus_parse::Scrape) -> Counts {
     };
     put("watchtrace_watch_events_total", &["resource"]);
     put("watchtrace_watch_event_bytes_total", &["resource"]);
+    put("watchtrace_watch_events_received_total", &["resource"]);
     put(
         "watchtrace_requests_total",
         &["verb", "resource_version_kind"],
@@ -118,6 +119,9 @@ fn counted_from_events(path: &Path) -> (Counts, usize) {
         lines += 1;
         let s = |field: &str| v[field].as_str().unwrap_or_default().to_owned();
         match v["kind"].as_str().unwrap() {
+            "watch_event" if s("direction") == "in" => {
+                add("watchtrace_watch_events_received_total", s("resource"), 1.0);
+            }
             "watch_event" => {
                 let resource = s("resource");
                 add("watchtrace_watch_events_total", resource.clone(), 1.0);

@@ -33,6 +33,16 @@ pub fn render(model: &Model) -> String {
         );
     }
 
+    let name = "watchtrace_watch_events_received_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Watch events the traced processes received as a client (not in watchtrace_watch_events_total).",
+    );
+    for (resource, n) in &f.watch_events_received {
+        e.sample_u64(name, &[("resource", resource)], *n);
+    }
+
     let name = "watchtrace_watch_event_bytes_total";
     e.family(
         name,

@@ -179,6 +179,14 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
     }
 }
 
+/// `event` as the traced process received it (direction `in`).
+fn received(mut event: OutputEvent) -> OutputEvent {
+    if let OutputEvent::WatchEvent { direction, .. } = &mut event {
+        *direction = "in";
+    }
+    event
+}
+
 /// A model in which every metric family has at least one sample; the
 /// client name carries characters that need escaping.
 fn rich_model() -> Model {
@@ -193,6 +201,10 @@ fn rich_model() -> Model {
         watch_event(T0 + S, 1, "MODIFIED", None),
         watch_event(T0 + S, 1, "BOOKMARK", None),
         watch_event(T0 + S, 5, "ERROR", None),
+        // Read by the traced process as a client: only in its own family
+        // (the kubelet byte and the incomplete-timeline counts below would
+        // grow otherwise).
+        received(watch_event(T0 + S, 5, "MODIFIED", None)),
         OutputEvent::Gap {
             ts: T0 + S,
             conn: 1,
@@ -244,7 +256,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 24, "the docs' table");
+    assert_eq!(doc.len(), 25, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();
@@ -323,6 +335,21 @@ fn values_read_back_through_a_prometheus_parser() {
         )
     };
     assert_eq!(events("ERROR"), 1.0);
+    assert!(
+        !scrape.samples.iter().any(|s| {
+            s.metric == "watchtrace_watch_events_total"
+                && s.labels.get("event_type") == Some("MODIFIED")
+                && s.labels.get("client") == Some("kubelet")
+        }),
+        "the received one is not counted as served"
+    );
+    assert_eq!(
+        value(
+            "watchtrace_watch_events_received_total",
+            &[("resource", "pods")]
+        ),
+        1.0
+    );
     assert_eq!(
         value(
             "watchtrace_watch_event_bytes_total",

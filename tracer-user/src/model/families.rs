@@ -14,7 +14,10 @@ pub type RequestKey = (String, String, String);
 /// Everything counted since start.
 #[derive(Clone, Debug, Default)]
 pub struct Families {
+    /// Events the traced processes sent (served).
     pub watch_events: BTreeMap<EventKey, u64>,
+    /// Events they received as a client, by resource.
+    pub watch_events_received: BTreeMap<String, u64>,
     /// `(resource, client)`.
     pub watch_event_bytes: BTreeMap<(String, String), u64>,
     /// By resource.

@@ -333,6 +333,7 @@ impl Model {
                 bytes,
                 timeline,
                 t_first_byte,
+                direction,
                 ..
             } => self.on_watch_event(
                 (*conn, *stream),
@@ -345,6 +346,7 @@ impl Model {
                     bytes: *bytes,
                     t_first_byte: *t_first_byte,
                     timeline,
+                    received: *direction == "in",
                 },
             ),
             OutputEvent::StreamEnd {
@@ -467,6 +469,14 @@ impl Model {
         s.events.add(ts, 1, now);
         s.bytes.add(ts, e.bytes, now);
         s.last_resource_version = e.resource_version.to_owned();
+        if e.received {
+            // The traced process read it as a client (the apiserver
+            // proxying an aggregated API's watch, or a traced controller):
+            // not an event it served, so none of the served-event families
+            // or totals, and no timeline to judge.
+            add(&mut self.families.watch_events_received, resource, 1);
+            return;
+        }
         let t = e.timeline;
         if let Some(span) = t.apiserver_time_span_ns {
             s.apiserver_ns.push(ts, span, now);
@@ -733,6 +743,8 @@ struct WatchEventRef<'a> {
     bytes: u64,
     t_first_byte: u64,
     timeline: &'a Timeline,
+    /// Direction `in`: the traced process received it.
+    received: bool,
 }
 
 /// A socket or window stall, as the model reads it.
