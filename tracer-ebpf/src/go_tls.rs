@@ -32,6 +32,25 @@ static TLS_READS: HashMap<GoroutineKey, TlsReadArgs> = HashMap::with_max_entries
 #[map]
 static TLS_WRITES: HashMap<GoroutineKey, u64> = HashMap::with_max_entries(0, 0);
 
+/// Whether `goroutine` is inside a Go TLS Write (`write`) or Read on
+/// `conn`: between the call's entry and its RET.
+#[inline(always)]
+pub(crate) fn in_call(tgid: u32, goroutine: u64, conn: u64, write: bool) -> bool {
+    let key = GoroutineKey {
+        tgid,
+        _pad0: 0,
+        goroutine,
+    };
+    // SAFETY: the values are copied out.
+    unsafe {
+        if write {
+            TLS_WRITES.get(&key).copied() == Some(conn)
+        } else {
+            TLS_READS.get(&key).map(|args| args.conn) == Some(conn)
+        }
+    }
+}
+
 /// A goroutine in a process. A goroutine may move between threads, but it
 /// is the goroutine that reaches the RET, so its `g` is the right key.
 #[repr(C)]
@@ -62,7 +81,7 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
     count(Counter::TlsWrites, 1);
     count(Counter::TlsWriteBytes, len);
     // The write syscalls come next, on this thread.
-    let _ = THREAD_TLS.insert(&tid, &thread_mark(conn, true), 0);
+    let _ = THREAD_TLS.insert(&tid, &thread_mark(conn, true, regs.r14), 0);
     let call = GoroutineKey {
         tgid,
         _pad0: 0,
@@ -141,7 +160,7 @@ fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
         conn: regs.rax,
     };
     // A read syscall follows unless the conn has buffered plaintext.
-    let _ = THREAD_TLS.insert(&tid, &thread_mark(args.conn, false), 0);
+    let _ = THREAD_TLS.insert(&tid, &thread_mark(args.conn, false, regs.r14), 0);
     TLS_READS.insert(&key, &args, 0)?;
     Ok(())
 }

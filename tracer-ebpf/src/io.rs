@@ -8,6 +8,11 @@
 
 use aya_ebpf::{
     Global,
+    bindings::pt_regs,
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap},
     programs::TracePointContext,
@@ -22,6 +27,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{emit_chunks, skip_bytes, stream_key},
+    go_tls,
     maps::{count, emit, header, target_tgid},
 };
 
@@ -43,9 +49,22 @@ pub(crate) static TLS_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(0
 #[map]
 static CONN_FDS: LruHashMap<ConnKey, i32> = LruHashMap::with_max_entries(0, 0);
 
-/// Threads inside a Go TLS Write or Read, with the conn (see `thread_mark`).
+/// Threads inside a Go TLS Write or Read, with the call (see `ThreadMark`).
 #[map]
-pub(crate) static THREAD_TLS: HashMap<u32, u64> = HashMap::with_max_entries(0, 0);
+pub(crate) static THREAD_TLS: HashMap<u32, ThreadMark> = HashMap::with_max_entries(0, 0);
+
+/// A Go TLS call that has not made its first socket syscall yet.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ThreadMark {
+    /// The conn with the call's direction in its low bit (set for Write).
+    /// Go heap pointers are 8-byte aligned, so the bit is free.
+    conn_and_write: u64,
+    /// The goroutine (`g`, R14) that made the call: a goroutine can park
+    /// inside the call before its syscall (on the conn's lock, say) and
+    /// leave the thread to others, whose syscalls are not the call's.
+    goroutine: u64,
+}
 
 /// A `*tls.Conn` of a process.
 #[repr(C)]
@@ -56,11 +75,30 @@ pub(crate) struct ConnKey {
     conn: u64,
 }
 
-/// A THREAD_TLS value: the conn with the call's direction in its low bit
-/// (set for Write). Go heap pointers are 8-byte aligned, so the bit is free.
+/// The THREAD_TLS value of a call on `conn` by `goroutine`.
 #[inline(always)]
-pub(crate) fn thread_mark(conn: u64, write: bool) -> u64 {
-    conn | u64::from(write)
+pub(crate) fn thread_mark(conn: u64, write: bool, goroutine: u64) -> ThreadMark {
+    ThreadMark {
+        conn_and_write: conn | u64::from(write),
+        goroutine,
+    }
+}
+
+/// The goroutine of the current thread's syscall: Go keeps `g` in R14, and
+/// the kernel saved the user registers at syscall entry. `None` if they
+/// cannot be read.
+#[inline(always)]
+fn syscall_goroutine() -> Option<u64> {
+    // SAFETY: both helpers take and return kernel pointers the verifier
+    // tracks (the current task and its saved user registers); the read is
+    // a checked probe read.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs;
+        if regs.is_null() {
+            return None;
+        }
+        bpf_probe_read_kernel(&(*regs).r14).ok()
+    }
 }
 
 /// The TLS_FDS key of an fd.
@@ -98,24 +136,37 @@ pub(crate) fn unbind_fd(tgid: u32, fd: i32) -> u64 {
 }
 
 /// Called by the socket tracepoints inside a syscall on `fd`: if this
-/// thread has just entered a Go TLS Write or Read, this syscall is that
-/// call's, so `fd` is its conn's socket. The first syscall decides; the
-/// thread's mark is consumed so later syscalls cannot rebind it.
+/// thread's goroutine has just entered a Go TLS Write or Read, this syscall
+/// is that call's, so `fd` is its conn's socket. The first syscall decides;
+/// the thread's mark is consumed so later syscalls cannot rebind it.
 #[inline(always)]
 pub(crate) fn bind_tls(tgid: u32, tid: u32, fd: i32, sending: bool) {
     // SAFETY: the value is copied out before the entry is removed.
     let Some(mark) = (unsafe { THREAD_TLS.get(&tid) }).copied() else {
         return;
     };
-    // The thread's next socket syscall consumes the mark either way. A
-    // Write's first syscall sends and a Read's receives; one the other way
-    // belongs to another goroutine this thread ran meanwhile (Go can move a
-    // goroutine between its entry and its syscall), so it binds nothing.
-    let _ = THREAD_TLS.remove(&tid);
-    if (mark & 1 == 1) != sending {
+    // Another goroutine's syscall on this thread: the marked call parked
+    // before its own (and may make it on another thread, unmarked, which
+    // only delays the bind to its next call). The mark stays for the
+    // marked goroutine, should it resume here.
+    if syscall_goroutine() != Some(mark.goroutine) {
         return;
     }
-    let conn = mark & !1;
+    // Its next socket syscall consumes the mark either way. A Write's first
+    // syscall sends and a Read's receives; one the other way (a handshake
+    // inside the call) binds nothing.
+    let _ = THREAD_TLS.remove(&tid);
+    let write = mark.conn_and_write & 1 == 1;
+    if write != sending {
+        return;
+    }
+    let conn = mark.conn_and_write & !1;
+    // A mark left on a thread the goroutine moved away from outlives the
+    // call (its RET ran elsewhere); the goroutine's later syscalls on this
+    // thread are not the call's.
+    if !go_tls::in_call(tgid, mark.goroutine, conn, write) {
+        return;
+    }
     if fd < 0 {
         return;
     }

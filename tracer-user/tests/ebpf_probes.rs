@@ -194,3 +194,94 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
         .sum();
     assert!(on_wire > expected.iter().sum::<u64>() as i64);
 }
+
+// A goroutine that parks inside a TLS Write before the Write's first
+// syscall (here on the conn's write lock, held by a blocked Write) leaves
+// its thread to other goroutines. A socket write one of them makes on that
+// thread must not be taken for the parked Write's: that would bind the TLS
+// conn to a cleartext socket and stop that socket's capture.
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn a_write_parked_before_its_syscall_does_not_claim_another_goroutines_socket() {
+    const WRITES: usize = 200;
+    let mut tracer = load(LoadOptions::default());
+    for tp in tracepoints::used() {
+        tracer.attach_tracepoint(tp).unwrap();
+    }
+    let binary = testbed_bin("tls-writer");
+    let mut child = Command::new(&binary)
+        .args([
+            "-park",
+            "-n",
+            &WRITES.to_string(),
+            "-base",
+            "100",
+            "-step",
+            "7",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    tracer.add_target(pid).unwrap();
+    let _probes = tracer.attach_go_tls(&binary).unwrap();
+    let mut events = tracer.take_events().unwrap();
+
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let cleartext_fd: i32 = line
+        .trim()
+        .strip_prefix("cleartext ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(child.wait().unwrap().success());
+    let written: u64 = (0..WRITES as u64).map(|i| 100 + i * 7).sum();
+    assert!(
+        line.starts_with(&format!("done {WRITES} {written} ")),
+        "{line}"
+    );
+
+    let records = drain(&mut events);
+    assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);
+    let wrong: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::TlsBind(b) if b.fd == cleartext_fd => Some(b.conn),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "TLS conns bound to the cleartext socket: {wrong:x?}"
+    );
+    let captured: u64 = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Chunk(c, _)
+                if c.fd == cleartext_fd
+                    && c.source == ChunkSource::Syscall as u8
+                    && c.direction == Direction::Egress as u8 =>
+            {
+                Some(u64::from(c.len))
+            }
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        captured, written,
+        "the cleartext socket's bytes, all captured"
+    );
+    // The parked Write itself was seen.
+    assert!(records.iter().any(|r| matches!(
+        r,
+        Record::Chunk(c, _) if c.source == ChunkSource::GoTls as u8 && c.len == 6
+    )));
+}

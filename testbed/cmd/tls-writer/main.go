@@ -7,6 +7,16 @@
 // -base + i*-step bytes, closes, and prints "done <calls> <bytes> <ns>",
 // the last being the time from the first Write until the server had read
 // everything.
+//
+// With -park it instead reproduces a goroutine parking inside a Write
+// before its first syscall, to check that the tracer does not bind the TLS
+// conn to a socket another goroutine then writes on the same thread. On one
+// P (GOMAXPROCS=1): a large Write blocks on the unread connection, holding
+// the conn's write lock; a second Write enters and parks on that lock; the
+// main goroutine then writes -n cleartext messages (sizes as above, 1 ms
+// apart) to a plain TCP socket, whose fd it prints: "cleartext <fd>". Then
+// the server reads, both Writes finish, and it prints "done <n> <bytes> 0"
+// for the cleartext writes.
 
 package main
 
@@ -24,6 +34,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"runtime"
 	"time"
 )
 
@@ -31,7 +42,12 @@ func main() {
 	n := flag.Int("n", 100, "number of Write calls")
 	base := flag.Int("base", 100, "size of the first write in bytes")
 	step := flag.Int("step", 7, "size increment per write in bytes")
+	park := flag.Bool("park", false, "park a Write on its conn's lock while other sockets are written (see the package doc)")
 	flag.Parse()
+	if *park {
+		parked(*n, *base, *step)
+		return
+	}
 
 	cert, err := selfSigned()
 	check(err)
@@ -83,6 +99,96 @@ func main() {
 	}
 	elapsed := time.Since(began)
 	fmt.Printf("done %d %d %d\n", *n, total, elapsed.Nanoseconds())
+}
+
+func parked(n, base, step int) {
+	runtime.GOMAXPROCS(1)
+	cert, err := selfSigned()
+	check(err)
+	// A small send buffer (the receiver's starts at 128 KiB), so a 1 MiB
+	// Write blocks, and the tracer's ring buffer still holds its plaintext.
+	// (A small receive buffer set after the handshake can stall loopback
+	// TCP for seconds.)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	start := make(chan struct{})
+	received := make(chan int64, 1)
+	go func() {
+		raw, err := ln.Accept()
+		check(err)
+		c := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{cert}})
+		check(c.Handshake())
+		<-start
+		got, _ := io.Copy(io.Discard, c)
+		received <- got
+	}()
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	plainGot := make(chan int64, 1)
+	go func() {
+		c, err := plain.Accept()
+		check(err)
+		got, _ := io.Copy(io.Discard, c)
+		plainGot <- got
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	check(err)
+	check(raw.(*net.TCPConn).SetWriteBuffer(4096))
+	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
+	check(conn.Handshake())
+	clear, err := net.Dial("tcp", plain.Addr().String())
+	check(err)
+
+	fmt.Printf("ready %d\n", os.Getpid())
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		check(err)
+	}
+	// Far more than the socket buffers hold, so this Write blocks with the
+	// conn's write lock held until the server reads.
+	const big = 1 << 20
+	bigDone := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(make([]byte, big))
+		bigDone <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	smallDone := make(chan error, 1)
+	go func() {
+		_, err := conn.Write([]byte("parked"))
+		smallDone <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+
+	fmt.Printf("cleartext %d\n", sysfd(clear.(*net.TCPConn)))
+	var total int
+	for i := 0; i < n; i++ {
+		msg := make([]byte, base+i*step)
+		w, err := clear.Write(msg)
+		check(err)
+		total += w
+		time.Sleep(time.Millisecond)
+	}
+	check(clear.Close())
+	close(start)
+	check(<-bigDone)
+	check(<-smallDone)
+	check(conn.Close())
+	if got := <-plainGot; got != int64(total) {
+		check(fmt.Errorf("plain server received %d bytes, wrote %d", got, total))
+	}
+	if got := <-received; got != big+int64(len("parked")) {
+		check(fmt.Errorf("TLS server received %d bytes", got))
+	}
+	fmt.Printf("done %d %d 0\n", n, total)
+}
+
+// sysfd is the socket's fd.
+func sysfd(c *net.TCPConn) int {
+	raw, err := c.SyscallConn()
+	check(err)
+	var fd int
+	check(raw.Control(func(f uintptr) { fd = int(f) }))
+	return fd
 }
 
 func selfSigned() (tls.Certificate, error) {
