@@ -52,6 +52,7 @@ impl Report {
         push("btf", Need::Required, host::btf());
         push("ringbuf map", Need::Required, host::ringbuf());
         push("uprobes", Need::Required, host::uprobe_attach());
+        push("task registers", Need::Required, host::task_pt_regs());
         push("kprobes", Need::NotUsed, host::pmu("kprobe"));
         push("fentry/fexit", Need::NotUsed, host::fentry("tcp_sendmsg"));
         let root = if privileged {

@@ -99,7 +99,11 @@ pub fn pmu(name: &str) -> Support {
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
+// Helper ids (uapi/linux/bpf.h `__BPF_FUNC_MAPPER`).
+const BPF_FUNC_GET_CURRENT_TASK_BTF: u64 = 158;
+const BPF_FUNC_TASK_PT_REGS: u64 = 175;
 const BPF_TRACE_FENTRY: u32 = 24;
 
 /// `union bpf_attr` as bytes: the probes fill the few fields they need at
@@ -141,6 +145,35 @@ pub fn ringbuf() -> Support {
     match result {
         Ok(()) => Support::Available("BPF_MAP_TYPE_RINGBUF created".into()),
         Err(e) => Support::Unavailable(format!("BPF_MAP_CREATE(ringbuf): {e}")),
+    }
+}
+
+/// Loads (and closes) a tracepoint program that reads the current task's
+/// saved user registers, as the socket tracepoints do to tell which
+/// goroutine made a syscall (the Go TLS fd binding). Linux 5.15+.
+pub fn task_pt_regs() -> Support {
+    // call bpf_get_current_task_btf; r1 = r0; call bpf_task_pt_regs;
+    // r0 = 0; exit
+    let call = |helper: u64| (helper << 32) | 0x85;
+    let insns: [u64; 5] = [
+        call(BPF_FUNC_GET_CURRENT_TASK_BTF),
+        0x0000_0000_0000_01bf,
+        call(BPF_FUNC_TASK_PT_REGS),
+        0x0000_0000_0000_00b7,
+        0x0000_0000_0000_0095,
+    ];
+    let license = c"GPL";
+    let result = BpfAttr::new()
+        .put_u32(0, BPF_PROG_TYPE_TRACEPOINT) // prog_type
+        .put_u32(4, insns.len() as u32) // insn_cnt
+        .put_u64(8, insns.as_ptr() as u64) // insns
+        .put_u64(16, license.as_ptr() as u64) // license
+        .call(BPF_PROG_LOAD);
+    match result {
+        Ok(()) => Support::Available("bpf_task_pt_regs in a tracepoint program".into()),
+        Err(e) => Support::Unavailable(format!(
+            "BPF_PROG_LOAD(tracepoint calling bpf_task_pt_regs): {e} (needs Linux 5.15+)"
+        )),
     }
 }
 

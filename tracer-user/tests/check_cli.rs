@@ -48,6 +48,7 @@ fn passes_as_root_and_reports_kprobes_and_fentry_unavailable() {
         "btf",
         "ringbuf map",
         "uprobes",
+        "task registers",
         "tracefs",
         "tracepoint sock:sock_send_length",
     ] {
