@@ -114,6 +114,16 @@ impl BpfAttr {
     fn new() -> Self {
         Self([0; 128])
     }
+    /// A BPF_PROG_LOAD of `insns` (which must outlive the call) as a GPL
+    /// program of `prog_type`.
+    fn program(prog_type: u32, insns: &[u64]) -> Self {
+        let mut attr = Self::new();
+        attr.put_u32(0, prog_type) // prog_type
+            .put_u32(4, insns.len() as u32) // insn_cnt
+            .put_u64(8, insns.as_ptr() as u64) // insns
+            .put_u64(16, c"GPL".as_ptr() as u64); // license (a static)
+        attr
+    }
     fn put_u32(&mut self, offset: usize, value: u32) -> &mut Self {
         self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
         self
@@ -162,14 +172,7 @@ pub fn task_pt_regs() -> Support {
         0x0000_0000_0000_00b7,
         0x0000_0000_0000_0095,
     ];
-    let license = c"GPL";
-    let result = BpfAttr::new()
-        .put_u32(0, BPF_PROG_TYPE_TRACEPOINT) // prog_type
-        .put_u32(4, insns.len() as u32) // insn_cnt
-        .put_u64(8, insns.as_ptr() as u64) // insns
-        .put_u64(16, license.as_ptr() as u64) // license
-        .call(BPF_PROG_LOAD);
-    match result {
+    match BpfAttr::program(BPF_PROG_TYPE_TRACEPOINT, &insns).call(BPF_PROG_LOAD) {
         Ok(()) => Support::Available("bpf_task_pt_regs in a tracepoint program".into()),
         Err(e) => Support::Unavailable(format!(
             "BPF_PROG_LOAD(tracepoint calling bpf_task_pt_regs): {e} (needs Linux 5.15+)"
@@ -191,12 +194,7 @@ pub fn fentry(func: &str) -> Support {
     };
     // r0 = 0; exit
     let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
-    let license = c"GPL";
-    let result = BpfAttr::new()
-        .put_u32(0, BPF_PROG_TYPE_TRACING) // prog_type
-        .put_u32(4, insns.len() as u32) // insn_cnt
-        .put_u64(8, insns.as_ptr() as u64) // insns
-        .put_u64(16, license.as_ptr() as u64) // license
+    let result = BpfAttr::program(BPF_PROG_TYPE_TRACING, &insns)
         .put_u32(68, BPF_TRACE_FENTRY) // expected_attach_type
         .put_u32(108, btf_id) // attach_btf_id
         .call(BPF_PROG_LOAD);

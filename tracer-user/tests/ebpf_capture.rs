@@ -2,13 +2,9 @@
 
 mod support;
 
-use std::{
-    collections::BTreeMap,
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Command, Stdio},
-};
+use std::{collections::BTreeMap, io::Write as _};
 
-use support::{drain, load, testbed_bin};
+use support::{TlsWriter, drain, load, testbed_bin};
 use tracer_common::{
     counters::Counter,
     record::{ChunkSource, Direction},
@@ -41,31 +37,21 @@ fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Record>
     assert!(attached.read_returns >= 1);
     tracer.attach_tracepoint(&SYS_ENTER_CLOSE).unwrap();
     let mut events = tracer.take_events().unwrap();
-    let mut child = Command::new(&binary)
-        .args([
-            "-n",
-            &WRITES.to_string(),
-            "-base",
-            &BASE.to_string(),
-            "-step",
-            &STEP.to_string(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    tracer.add_target(child.id()).unwrap();
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut writer = TlsWriter::start(&[
+        "-n",
+        &WRITES.to_string(),
+        "-base",
+        &BASE.to_string(),
+        "-step",
+        &STEP.to_string(),
+    ]);
+    tracer.add_target(writer.pid).unwrap();
+    writer.go();
     let mut records = Vec::new();
     if drain_while_running {
         records.extend(drain(&mut events));
     }
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert!(child.wait().unwrap().success(), "tls-writer failed: {line}");
+    writer.finish();
     records.extend(drain(&mut events));
     // Streams whose close the full ring could not carry, and the exited
     // process's leftovers, come from the kernel's table.

@@ -6,13 +6,13 @@ mod support;
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::{BufRead as _, BufReader, Write as _},
+    io::BufReader,
     process::{Command, Stdio},
     thread,
     time::Duration,
 };
 
-use support::testbed_bin;
+use support::TlsWriter;
 use tracer_common::record::{ChunkSource, Direction};
 use watchtrace::{
     capture::{Record, StreamEvent, Streams, decode},
@@ -26,23 +26,11 @@ const ATTACH_BOUND: Duration = Duration::from_secs(2);
 /// Runs one tls-writer, waiting ATTACH_BOUND between its start and its
 /// writes; returns its pid and the plaintext bytes it wrote.
 fn one_writer(n: u32) -> (u32, u64) {
-    let mut child = Command::new(testbed_bin("tls-writer"))
-        .args(["-n", &n.to_string(), "-base", "1000", "-step", "3"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    let mut writer = TlsWriter::start(&["-n", &n.to_string(), "-base", "1000", "-step", "3"]);
+    let pid = writer.pid;
     thread::sleep(ATTACH_BOUND);
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert!(child.wait().unwrap().success());
-    let total: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-    (pid, total)
+    writer.go();
+    (pid, writer.finish())
 }
 
 #[test]

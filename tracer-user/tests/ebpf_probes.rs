@@ -4,13 +4,12 @@
 mod support;
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::{Shutdown, TcpListener, TcpStream},
-    process::{Command, Stdio},
     thread,
 };
 
-use support::{drain, gettid, load, testbed_bin};
+use support::{TlsWriter, drain, gettid, load, testbed_bin};
 use tracer_common::{
     counters::Counter,
     record::{ChunkSource, Direction},
@@ -89,32 +88,17 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
         "Write has a stack check"
     );
 
-    let mut child = Command::new(&binary)
-        .args(["-n", &WRITES.to_string(), "-base", "100", "-step", "7"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
-    assert_eq!(pid, child.id());
+    let mut writer = TlsWriter::start(&["-n", &WRITES.to_string(), "-base", "100", "-step", "7"]);
+    let pid = writer.pid;
     tracer.add_target(pid).unwrap();
     tracer
         .attach_go_tls_write(&binary, location.body_file_offset)
         .unwrap();
     let mut events = tracer.take_events().unwrap();
 
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert!(child.wait().unwrap().success());
+    writer.go();
     let expected: Vec<u64> = (0..WRITES as u64).map(|i| 100 + i * 7).collect();
-    assert!(
-        line.starts_with(&format!("done {WRITES} {} ", expected.iter().sum::<u64>())),
-        "{line}"
-    );
+    assert_eq!(writer.finish(), expected.iter().sum::<u64>());
 
     let records = drain(&mut events);
     assert!(
@@ -208,46 +192,29 @@ fn a_write_parked_before_its_syscall_does_not_claim_another_goroutines_socket() 
     for tp in tracepoints::used() {
         tracer.attach_tracepoint(tp).unwrap();
     }
-    let binary = testbed_bin("tls-writer");
-    let mut child = Command::new(&binary)
-        .args([
-            "-park",
-            "-n",
-            &WRITES.to_string(),
-            "-base",
-            "100",
-            "-step",
-            "7",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
-    tracer.add_target(pid).unwrap();
-    let _probes = tracer.attach_go_tls(&binary).unwrap();
+    let mut writer = TlsWriter::start(&[
+        "-park",
+        "-n",
+        &WRITES.to_string(),
+        "-base",
+        "100",
+        "-step",
+        "7",
+    ]);
+    tracer.add_target(writer.pid).unwrap();
+    let _probes = tracer.attach_go_tls(&testbed_bin("tls-writer")).unwrap();
     let mut events = tracer.take_events().unwrap();
 
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
+    writer.go();
+    let line = writer.line();
     let cleartext_fd: i32 = line
         .trim()
         .strip_prefix("cleartext ")
         .unwrap_or_else(|| panic!("{line}"))
         .parse()
         .unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert!(child.wait().unwrap().success());
     let written: u64 = (0..WRITES as u64).map(|i| 100 + i * 7).sum();
-    assert!(
-        line.starts_with(&format!("done {WRITES} {written} ")),
-        "{line}"
-    );
+    assert_eq!(writer.finish(), written);
 
     let records = drain(&mut events);
     assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);

@@ -3,7 +3,9 @@
 
 use std::{
     env,
+    io::{BufRead as _, BufReader, Write as _},
     path::PathBuf,
+    process::{Child, ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -103,4 +105,64 @@ pub(crate) fn drain(events: &mut RingBuf<MapData>) -> Vec<Record> {
 pub(crate) fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions and cannot fail.
     unsafe { libc::gettid() as u32 }
+}
+
+/// The testbed's `tls-writer`, started and stopped at its `ready <pid>`
+/// line (so probes can attach before it writes).
+pub(crate) struct TlsWriter {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    pub(crate) pid: u32,
+}
+
+impl TlsWriter {
+    pub(crate) fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(testbed_bin("tls-writer"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut writer = Self {
+            child,
+            stdout,
+            pid: 0,
+        };
+        let line = writer.line();
+        writer.pid = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("tls-writer said {line:?}"))
+            .parse()
+            .unwrap();
+        assert_eq!(writer.pid, writer.child.id());
+        writer
+    }
+
+    /// Lets it write.
+    pub(crate) fn go(&mut self) {
+        self.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+
+    /// Its next line of output.
+    pub(crate) fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    /// Waits for it to exit and reads its last line, `done <calls> <bytes>
+    /// <ns>`; returns the bytes, panicking with the line if it failed.
+    pub(crate) fn finish(mut self) -> u64 {
+        let line = self.line();
+        assert!(
+            self.child.wait().unwrap().success(),
+            "tls-writer failed: {line}"
+        );
+        line.strip_prefix("done ")
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|bytes| bytes.parse().ok())
+            .unwrap_or_else(|| panic!("tls-writer said {line:?}"))
+    }
 }
