@@ -152,26 +152,46 @@ fn ours(recording: &Path, server_port: u16) -> (Frames, usize) {
         reader.metadata().realtime_offset_ns,
     );
     let mut streams = Streams::new(4096);
-    // (local port, peer port) of the latest conn_open of each (pid, fd).
+    // (local port, peer port) of the latest conn_open of each (pid, fd),
+    // or of its conn_address when the conn_open came without one.
     let mut opened: HashMap<(u32, i32), (u16, u16)> = HashMap::new();
+    let mut fd_of_conn: HashMap<u64, (u32, i32)> = HashMap::new();
     // Open ones by (tgid, fd, tls conn), as the pipeline keys them.
     let mut conns: HashMap<ConnKey, Conn> = HashMap::new();
     let mut ended = Vec::new();
     while let Some(bytes) = reader.next_record().unwrap() {
         pipeline.on_record(bytes, &mut |event| {
-            if let OutputEvent::ConnOpen {
-                pid,
-                fd: Some(fd),
-                local,
-                peer,
-                ..
-            } = event
-            {
-                let port = |a: Option<String>| a?.rsplit(':').next()?.parse::<u16>().ok();
-                match (port(local), port(peer)) {
-                    (Some(l), Some(p)) => opened.insert((pid, fd), (l, p)),
-                    _ => opened.remove(&(pid, fd)),
-                };
+            let port = |a: Option<String>| a?.rsplit(':').next()?.parse::<u16>().ok();
+            match event {
+                OutputEvent::ConnOpen {
+                    conn,
+                    pid,
+                    fd: Some(fd),
+                    local,
+                    peer,
+                    ..
+                } => {
+                    fd_of_conn.insert(conn, (pid, fd));
+                    match (port(local), port(peer)) {
+                        (Some(l), Some(p)) => opened.insert((pid, fd), (l, p)),
+                        _ => opened.remove(&(pid, fd)),
+                    };
+                }
+                OutputEvent::ConnAddress {
+                    conn, local, peer, ..
+                } => {
+                    if let (Some(&key), Some(l), Some(p)) =
+                        (fd_of_conn.get(&conn), port(Some(local)), port(Some(peer)))
+                    {
+                        opened.insert(key, (l, p));
+                    }
+                }
+                OutputEvent::ConnClose { conn, .. } => {
+                    if let Some(key) = fd_of_conn.remove(&conn) {
+                        opened.remove(&key);
+                    }
+                }
+                _ => {}
             }
         });
         let mut events = Vec::new();
@@ -188,7 +208,7 @@ fn ours(recording: &Path, server_port: u16) -> (Frames, usize) {
             _ => {}
         }
         for conn in conns.values_mut() {
-            conn.learn_ports(&pipeline);
+            conn.learn_ports(&pipeline, &opened);
         }
     }
     let mut frames = Frames::default();
@@ -221,15 +241,25 @@ fn ours(recording: &Path, server_port: u16) -> (Frames, usize) {
 type ConnKey = (u32, i32, u64);
 
 impl Conn {
-    /// When the connection's `conn_open` had no address: the pipeline's
-    /// socket table, once it knows the socket's (from a TCP sample).
-    fn learn_ports(&mut self, pipeline: &Pipeline) {
-        if self.ports.is_none() {
-            self.ports = pipeline
-                .sockets()
-                .iter()
-                .find(|s| s.tgid == self.tgid && s.fd == self.fd)
-                .and_then(|s| Some((s.local?.1, s.peer?.1)));
+    /// When the connection's `conn_open` had no address: its
+    /// `conn_address`, or else the pipeline's socket table if exactly one
+    /// socket there has this fd and an address (a stale entry of an
+    /// earlier connection on the same fd may linger without one).
+    fn learn_ports(&mut self, pipeline: &Pipeline, opened: &HashMap<(u32, i32), (u16, u16)>) {
+        if self.ports.is_some() {
+            return;
+        }
+        if let Some(&ports) = opened.get(&(self.tgid, self.fd)) {
+            self.ports = Some(ports);
+            return;
+        }
+        let mut known = pipeline
+            .sockets()
+            .iter()
+            .filter(|s| s.tgid == self.tgid && s.fd == self.fd)
+            .filter_map(|s| Some((s.local?.1, s.peer?.1)));
+        if let (Some(ports), None) = (known.next(), known.next()) {
+            self.ports = Some(ports);
         }
     }
 }
@@ -297,7 +327,7 @@ fn decode_events(
             // both streams of an fd together).
             StreamEvent::End { id, .. } => {
                 if let Some(mut conn) = conns.remove(&(id.tgid, id.fd, id.conn)) {
-                    conn.learn_ports(pipeline);
+                    conn.learn_ports(pipeline, opened);
                     ended.push(conn);
                 }
             }
