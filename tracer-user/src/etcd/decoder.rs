@@ -645,7 +645,8 @@ fn probe(w: &[u8], dir: Direction, cap: u64) -> Probe {
             }
             let mut r = Reader::new(&body[1..]);
             match r.varint() {
-                Ok(l) if 1 + r.position() as u64 + l == n => Probe::Match(n),
+                // A varint can be near u64::MAX: no overflow on bad bytes.
+                Ok(l) if l.checked_add(1 + r.position() as u64) == Some(n) => Probe::Match(n),
                 Ok(_) => Probe::No,
                 Err(WireError::Truncated) if body.len() < 11 => Probe::NeedMore,
                 Err(_) => Probe::No,
@@ -683,6 +684,18 @@ fn strict_header(b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::etcd::fixture::{encode_grpc, response_with_puts};
+
+    // Found by fuzzing (etcd_watch): a request's oneof length varint near
+    // u64::MAX overflowed the length check.
+    #[test]
+    fn probe_rejects_a_request_length_that_overflows() {
+        let mut m = vec![0, 0, 0, 0, 11, 0x0A];
+        m.extend([0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+        assert_eq!(
+            probe(&m, Direction::Requests, DEFAULT_MAX_MESSAGE_BYTES),
+            Probe::No
+        );
+    }
 
     #[test]
     fn probe_matches_real_responses_only() {
