@@ -435,6 +435,13 @@ impl Drop for Tmux {
     }
 }
 
+/// The status `echo EXIT=$?` printed, once it has: a line of its own.
+fn exit_status(screen: &str) -> Option<i32> {
+    screen
+        .lines()
+        .find_map(|line| line.trim_end().strip_prefix("EXIT=")?.parse().ok())
+}
+
 /// The clients of the connection rows, top to bottom.
 fn client_order(screen: &str) -> Vec<&'static str> {
     let names = ["kube-controller-manager", "kube-scheduler", "kubelet"];
@@ -546,9 +553,11 @@ fn top_replays_a_recording_sorts_filters_drills_and_restores_the_terminal() {
     tmux.wait_for("all connections again", |s| client_order(s).len() == 3);
 
     // q leaves: the shell is back on the normal screen, exit status 0.
+    // (Wait for the echo's own line: the command line shows `EXIT=$?` as
+    // soon as the normal screen is back, before the process has exited.)
     tmux.send(&["q"]);
-    let screen = tmux.wait_for("the shell after q", |s| s.contains("EXIT="));
-    assert!(screen.contains("EXIT=0"), "{screen}");
+    let screen = tmux.wait_for("the shell after q", |s| exit_status(s).is_some());
+    assert_eq!(exit_status(&screen), Some(0), "{screen}");
     assert!(!tmux.alternate_on(), "the alternate screen was left");
     assert!(
         !screen.contains("watchtrace top"),
