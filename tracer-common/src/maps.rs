@@ -12,11 +12,11 @@ pub const TARGET_TGIDS: &str = "TARGET_TGIDS";
 
 /// LRU hash `StreamKey -> u64`: next offset of each captured byte stream.
 pub const STREAM_OFFSETS: &str = "STREAM_OFFSETS";
-/// Hash `u64 (tgid << 32 | goroutine low bits) -> TlsReadArgs`: Go TLS Read
-/// calls in flight, from entry to RET.
+/// Hash `GoroutineKey -> TlsReadArgs`: Go TLS Read calls in flight, from
+/// entry to RET.
 pub const TLS_READS: &str = "TLS_READS";
-/// Hash `GoroutineKey -> u64 *tls.Conn`: Go TLS Write calls in flight, from
-/// entry to RET (sized like [`TLS_READS`]).
+/// Hash `GoroutineKey -> (*tls.Conn, entry thread)`: Go TLS Write calls in
+/// flight, from entry to RET (sized like [`TLS_READS`]).
 pub const TLS_WRITES: &str = "TLS_WRITES";
 
 /// Default capacity of [`STREAM_OFFSETS`] (two directions per connection).
@@ -43,8 +43,9 @@ pub const ACTIVE_IO: &str = "ACTIVE_IO";
 pub const TLS_FDS: &str = "TLS_FDS";
 /// LRU hash `(tgid, *tls.Conn) -> fd`: the binding the other way.
 pub const CONN_FDS: &str = "CONN_FDS";
-/// Hash `tid -> *tls.Conn`: a thread inside a Go TLS Write or Read whose
-/// first socket syscall will reveal the conn's fd.
+/// LRU hash `tid -> (*tls.Conn and direction, goroutine)`: a thread inside
+/// a Go TLS Write or Read whose goroutine's first socket syscall will reveal
+/// the conn's fd.
 pub const THREAD_TLS: &str = "THREAD_TLS";
 /// Default capacity of [`ACTIVE_IO`] (threads of targets in a syscall).
 pub const DEFAULT_MAX_ACTIVE_IO: u32 = 16384;

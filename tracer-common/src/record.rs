@@ -452,6 +452,9 @@ pub struct TlsReadArgs {
     pub cap: u64,
     /// The `*tls.Conn`.
     pub conn: u64,
+    /// The thread the call entered on, which holds its fd-binding mark.
+    pub tid: u32,
+    pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<TlsReadArgs>() == 24);
+const _: () = assert!(size_of::<TlsReadArgs>() == 32);

@@ -20,7 +20,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{emit_chunks, stream_key},
-    io::{THREAD_TLS, bound_fd, thread_mark},
+    io::{THREAD_TLS, bound_fd, clear_mark, thread_mark},
     maps::{count, emit, header, target_tgid},
 };
 
@@ -28,9 +28,20 @@ use crate::{
 #[map]
 static TLS_READS: HashMap<GoroutineKey, TlsReadArgs> = HashMap::with_max_entries(0, 0);
 
-/// Go TLS Writes in flight (their conn), from entry to a RET.
+/// Go TLS Writes in flight, from entry to a RET.
 #[map]
-static TLS_WRITES: HashMap<GoroutineKey, u64> = HashMap::with_max_entries(0, 0);
+static TLS_WRITES: HashMap<GoroutineKey, WriteCall> = HashMap::with_max_entries(0, 0);
+
+/// A Go TLS Write in flight.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WriteCall {
+    /// The `*tls.Conn`.
+    conn: u64,
+    /// The thread the call entered on, which holds its fd-binding mark.
+    tid: u32,
+    _pad0: u32,
+}
 
 /// Whether `goroutine` is inside a Go TLS Write (`write`) or Read on
 /// `conn`: between the call's entry and its RET.
@@ -44,7 +55,7 @@ pub(crate) fn in_call(tgid: u32, goroutine: u64, conn: u64, write: bool) -> bool
     // SAFETY: the values are copied out.
     unsafe {
         if write {
-            TLS_WRITES.get(&key).copied() == Some(conn)
+            TLS_WRITES.get(&key).map(|call| call.conn) == Some(conn)
         } else {
             TLS_READS.get(&key).map(|args| args.conn) == Some(conn)
         }
@@ -87,7 +98,12 @@ fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
         _pad0: 0,
         goroutine: regs.r14,
     };
-    let _ = TLS_WRITES.insert(&call, &conn, 0);
+    let entry = WriteCall {
+        conn,
+        tid,
+        _pad0: 0,
+    };
+    let _ = TLS_WRITES.insert(&call, &entry, 0);
     let key = stream_key(
         tgid,
         -1,
@@ -112,22 +128,23 @@ fn try_go_tls_write_ret(ctx: &ProbeContext) -> Result<(), i64> {
     let Some((tgid, tid)) = target_tgid() else {
         return Ok(());
     };
-    let _ = THREAD_TLS.remove(&tid);
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
+    clear_mark(tid, regs.r14);
     let call = GoroutineKey {
         tgid,
         _pad0: 0,
         goroutine: regs.r14,
     };
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(conn) = (unsafe { TLS_WRITES.get(&call) }).copied() else {
+    let Some(entry) = (unsafe { TLS_WRITES.get(&call) }).copied() else {
         return Ok(());
     };
     let _ = TLS_WRITES.remove(&call);
+    clear_mark(entry.tid, regs.r14);
     emit(TlsWriteDone {
         header: header(RecordKind::TlsWriteDone, tgid, tid),
-        conn,
+        conn: entry.conn,
         written: regs.rax as i64,
     });
     Ok(())
@@ -158,6 +175,8 @@ fn try_go_tls_read(ctx: &ProbeContext) -> Result<(), i64> {
         buf: regs.rbx,
         cap: regs.rcx,
         conn: regs.rax,
+        tid,
+        _pad0: 0,
     };
     // A read syscall follows unless the conn has buffered plaintext.
     let _ = THREAD_TLS.insert(&tid, &thread_mark(args.conn, false, regs.r14), 0);
@@ -177,9 +196,9 @@ fn try_go_tls_read_ret(ctx: &ProbeContext) -> Result<(), i64> {
     let Some((tgid, tid)) = target_tgid() else {
         return Ok(());
     };
-    let _ = THREAD_TLS.remove(&tid);
     // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
     let regs = unsafe { &*ctx.regs };
+    clear_mark(tid, regs.r14);
     let key = GoroutineKey {
         tgid,
         _pad0: 0,
@@ -191,6 +210,7 @@ fn try_go_tls_read_ret(ctx: &ProbeContext) -> Result<(), i64> {
         return Ok(());
     };
     let _ = TLS_READS.remove(&key);
+    clear_mark(args.tid, regs.r14);
     let n = regs.rax as i64;
     if n <= 0 {
         return Ok(());

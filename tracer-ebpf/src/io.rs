@@ -50,8 +50,11 @@ pub(crate) static TLS_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(0
 static CONN_FDS: LruHashMap<ConnKey, i32> = LruHashMap::with_max_entries(0, 0);
 
 /// Threads inside a Go TLS Write or Read, with the call (see `ThreadMark`).
+/// LRU: a mark whose call never returns (its thread or process gone) ages
+/// out instead of filling the table; evicting a live one only delays its
+/// conn's binding to the conn's next call.
 #[map]
-pub(crate) static THREAD_TLS: HashMap<u32, ThreadMark> = HashMap::with_max_entries(0, 0);
+pub(crate) static THREAD_TLS: LruHashMap<u32, ThreadMark> = LruHashMap::with_max_entries(0, 0);
 
 /// A Go TLS call that has not made its first socket syscall yet.
 #[repr(C)]
@@ -81,6 +84,18 @@ pub(crate) fn thread_mark(conn: u64, write: bool, goroutine: u64) -> ThreadMark 
     ThreadMark {
         conn_and_write: conn | u64::from(write),
         goroutine,
+    }
+}
+
+/// At a call's RET: removes the fd-binding mark `goroutine` left on thread
+/// `tid`, if it is still there (the call made no socket syscall; or it
+/// entered on `tid` and returned on another thread, having moved while
+/// parked). Another goroutine's mark on `tid` stays.
+#[inline(always)]
+pub(crate) fn clear_mark(tid: u32, goroutine: u64) {
+    // SAFETY: only the goroutine is read, copied out.
+    if unsafe { THREAD_TLS.get(&tid) }.is_some_and(|mark| mark.goroutine == goroutine) {
+        let _ = THREAD_TLS.remove(&tid);
     }
 }
 
