@@ -413,7 +413,8 @@ fn watch(
         busy.len()
     );
     println!(
-        "  events: {expected} written, {matched} decoded identically (type, resourceVersion, size, order) on {} watches",
+        "  events: {expected} written, {matched} decoded identically (type, resourceVersion, size, order) on {} watches ({} distinct request paths)",
+        truth.values().map(Vec::len).sum::<usize>(),
         truth.len()
     );
     println!("  watchtrace: {counters}");
