@@ -27,10 +27,7 @@ use watchtrace::{
     recording::Reader,
 };
 
-const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 const MS: f64 = 1e6;
-/// The tests each run a testbed and trace it by path: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// One decoded event: resource, resourceVersion, t_last_byte, span.
 struct Seen {
@@ -139,37 +136,15 @@ fn testbed(dir: &Path, duration: &str, rate: u32, api_args: &[&str]) -> Command 
     bed
 }
 
-/// This test's turn (no other testbed of this file or earlier test still
-/// running) and an empty scratch directory.
-fn exclusive_scratch(name: &str) -> (std::sync::MutexGuard<'static, ()>, std::path::PathBuf) {
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    support::wait_for_no_fake_apiserver();
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    (serial, dir)
-}
-
-fn record(recording: &Path, seconds: &str) -> Command {
-    let mut cmd = Command::new(WATCHTRACE);
-    // By executable path: other testbeds (other checkouts) may run on the
-    // machine at the same time.
-    cmd.args(["record", "--exe", &support::fake_apiserver_exe()])
-        .args(["--wait", "--duration"])
-        .arg(seconds)
-        .arg("-o")
-        .arg(recording)
-        .stderr(Stdio::null());
-    cmd
-}
-
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn a_dispatch_delay_on_one_resource_shifts_only_its_apiserver_time_span() {
     const DELAY_MS: f64 = 50.0;
-    let (_serial, dir) = exclusive_scratch("watchtrace-attrib");
+    let (_turn, dir) = support::testbed_turn("watchtrace-attrib");
     let recording = dir.join("delay.wtrec");
-    let mut recorder = record(&recording, "14").spawn().unwrap();
+    let mut recorder = support::record_fake_apiserver(&recording, 14)
+        .spawn()
+        .unwrap();
     thread::sleep(Duration::from_secs(1));
     // Each resource gets a write every 200 ms: the delay never queues.
     let status = testbed(
@@ -226,13 +201,15 @@ fn a_dispatch_delay_on_one_resource_shifts_only_its_apiserver_time_span() {
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn attached_mid_stream_the_span_is_known_for_nearly_every_event_after_warm_up() {
     const WARM_UP_NS: u64 = 3_000_000_000;
-    let (_serial, dir) = exclusive_scratch("watchtrace-attrib-mid");
+    let (_turn, dir) = support::testbed_turn("watchtrace-attrib-mid");
     let recording = dir.join("mid.wtrec");
     // Long-lived watches (the default timeouts are minutes): every watch and
     // the etcd watches exist before watchtrace attaches.
     let mut bed = testbed(&dir, "16s", 40, &[]).spawn().unwrap();
     thread::sleep(Duration::from_secs(5));
-    let status = record(&recording, "9").status().unwrap();
+    let status = support::record_fake_apiserver(&recording, 9)
+        .status()
+        .unwrap();
     assert!(status.success());
     assert!(bed.wait().unwrap().success());
 

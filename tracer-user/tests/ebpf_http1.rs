@@ -25,8 +25,6 @@ use watchtrace::{
     recording::Reader,
 };
 
-const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
-
 /// An event's type, resourceVersion and framed size.
 type Event = (String, String, u64);
 
@@ -145,28 +143,10 @@ fn replay(path: &Path) -> Decoded {
     d
 }
 
-/// Each test runs a testbed and traces it by path: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn http1_watches(h2c: bool) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    support::wait_for_no_fake_apiserver();
-    let dir = std::env::temp_dir().join(format!("watchtrace-http1-{}-{h2c}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_turn, dir) = support::testbed_turn(&format!("watchtrace-http1-{h2c}"));
     let recording = dir.join("http1.wtrec");
-    let mut recorder = Command::new(WATCHTRACE)
-        .args([
-            "record",
-            "--exe",
-            support::fake_apiserver_exe().as_str(),
-            "--wait",
-            "--duration",
-            "14",
-            "-o",
-        ])
-        .arg(&recording)
-        .stderr(Stdio::null())
+    let mut recorder = support::record_fake_apiserver(&recording, 14)
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_secs(1));

@@ -176,10 +176,7 @@ fn counted_from_events(path: &Path) -> (Counts, usize) {
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn metrics_agree_with_the_events_of_the_same_run() {
-    support::wait_for_no_fake_apiserver();
-    let dir = std::env::temp_dir().join(format!("watchtrace-metrics-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_turn, dir) = support::testbed_turn("watchtrace-metrics");
     let events = dir.join("events.jsonl");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // By executable, not by comm: only this test's apiserver, even if

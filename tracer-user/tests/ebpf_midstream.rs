@@ -30,10 +30,7 @@ const EDGE_NS: u64 = 300_000_000;
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn attaching_to_a_streaming_apiserver_decodes_everything_after_attach() {
-    support::wait_for_no_fake_apiserver();
-    let dir = std::env::temp_dir().join(format!("watchtrace-midstream-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_turn, dir) = support::testbed_turn("watchtrace-midstream");
     // Watches time out every second and are reopened on the same connections,
     // so requests keep coming after attach through HPACK tables that were
     // filled before it.

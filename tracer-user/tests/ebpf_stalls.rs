@@ -33,7 +33,6 @@ use watchtrace::{
     recording::Reader,
 };
 
-const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 /// How far watchtrace's stall end may be from the ground truth's.
 const TOLERANCE_NS: i64 = 10_000_000;
 
@@ -82,23 +81,9 @@ fn blocked_writes(gt: &Path) -> (HashMap<String, Blocked>, HashMap<(String, Stri
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
-    support::wait_for_no_fake_apiserver();
-    let dir = std::env::temp_dir().join(format!("watchtrace-stalls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_turn, dir) = support::testbed_turn("watchtrace-stalls");
     let recording = dir.join("stalls.wtrec");
-    let mut recorder = Command::new(WATCHTRACE)
-        .args([
-            "record",
-            "--exe",
-            support::fake_apiserver_exe().as_str(),
-            "--wait",
-            "--duration",
-            "20",
-            "-o",
-        ])
-        .arg(&recording)
-        .stderr(Stdio::null())
+    let mut recorder = support::record_fake_apiserver(&recording, 20)
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_secs(1));

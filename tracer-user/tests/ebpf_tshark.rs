@@ -502,10 +502,7 @@ fn wait_for_line(child: &mut Child, marker: &str) -> String {
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn h2c_frames_match_tshark_frame_by_frame() {
-    support::wait_for_no_fake_apiserver();
-    let dir = std::env::temp_dir().join(format!("watchtrace-tshark-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_turn, dir) = support::testbed_turn("watchtrace-tshark");
     let recording = dir.join("h2c.wtrec");
     let pcap = dir.join("h2c.pcapng");
     // By executable, not by name: other testbeds may run on this machine.

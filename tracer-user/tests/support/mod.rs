@@ -4,8 +4,9 @@
 use std::{
     env,
     io::{BufRead as _, BufReader, Write as _},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
+    sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -78,6 +79,34 @@ pub(crate) fn wait_for_no_fake_apiserver() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Serialises the tests of one test binary that run a testbed.
+static TESTBED: Mutex<()> = Mutex::new(());
+
+/// This test's turn to run a testbed: no other test of this binary runs
+/// one, and no earlier fake-apiserver is still shutting down. Returns the
+/// turn (hold it until the testbed has stopped) and an empty scratch
+/// directory `<tmp>/<name>-<pid>`.
+pub(crate) fn testbed_turn(name: &str) -> (MutexGuard<'static, ()>, PathBuf) {
+    let turn = TESTBED.lock().unwrap_or_else(PoisonError::into_inner);
+    wait_for_no_fake_apiserver();
+    let dir = env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    (turn, dir)
+}
+
+/// `watchtrace record` of this checkout's fake-apiserver (by path: another
+/// checkout's testbed may run on the machine), waiting for it to start,
+/// for `seconds`, into `recording`; its log is discarded.
+pub(crate) fn record_fake_apiserver(recording: &Path, seconds: u32) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_watchtrace"));
+    cmd.args(["record", "--exe", &fake_apiserver_exe()])
+        .args(["--wait", "--duration", &seconds.to_string(), "-o"])
+        .arg(recording)
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// Every record in the ring buffer now, decoded. Records are committed
