@@ -586,14 +586,10 @@ fn a_live_agent_exports_every_metric_the_dashboard_and_rules_use() {
         assert!(started.elapsed() < Duration::from_secs(20), "no /healthz");
         thread::sleep(Duration::from_millis(200));
     }
-    let mut testbed = Command::new(support::testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let mut testbed = support::testbed_run(&dir)
         .args(["-load-delay", "3s", "-duration", "6s", "--"])
         .args(["-conns", "3", "-watches-per-conn", "3", "-write-rate", "60"])
         .args(["-resources", "configmaps,secrets", "-drain", "1s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // Scrape while the load runs, once watch events are counted.

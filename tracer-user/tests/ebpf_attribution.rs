@@ -16,12 +16,11 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     thread,
     time::Duration,
 };
 
-use support::testbed_bin;
 use watchtrace::{
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     recording::Reader,
@@ -120,8 +119,7 @@ fn median(values: &mut [u64]) -> f64 {
 
 /// testbed-run with watches on configmaps and secrets, writes to both.
 fn testbed(dir: &Path, duration: &str, rate: u32, api_args: &[&str]) -> Command {
-    let mut bed = Command::new(testbed_bin("testbed-run"));
-    bed.arg("-dir").arg(dir.join("bed"));
+    let mut bed = support::testbed_run(dir);
     for a in api_args {
         bed.arg(format!("-apiserver-arg={a}"));
     }
@@ -130,9 +128,7 @@ fn testbed(dir: &Path, duration: &str, rate: u32, api_args: &[&str]) -> Command 
         .args(["-resources", "configmaps,secrets", "-namespaces", "ns-0"])
         .args(["-write-resources", "configmaps,secrets"])
         .args(["-write-namespaces", "ns-0", "-format", "mixed"])
-        .args(["-write-rate", &rate.to_string(), "-drain", "1s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .args(["-write-rate", &rate.to_string(), "-drain", "1s"]);
     bed
 }
 

@@ -13,12 +13,10 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Stdio},
     thread,
     time::Duration,
 };
 
-use support::testbed_bin;
 use watchtrace::{
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     recording::Reader,
@@ -142,13 +140,9 @@ fn golden(h2c: bool) {
     if h2c {
         load.push("-h2c");
     }
-    let status = Command::new(testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let status = support::testbed_run(&dir)
         .args(["-load-delay", "3s", "-duration", "5s"])
         .args(&load)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(status.success(), "testbed-run failed");

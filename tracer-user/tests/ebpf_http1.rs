@@ -14,12 +14,10 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Stdio},
     thread,
     time::Duration,
 };
 
-use support::testbed_bin;
 use watchtrace::{
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     recording::Reader,
@@ -170,13 +168,9 @@ fn http1_watches(h2c: bool) {
     // The load starts 3 s after fake-apiserver, once the recorder (which
     // rescans every second) is attached: every connection is seen from its
     // first request line.
-    let status = Command::new(testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let status = support::testbed_run(&dir)
         .args(["-load-delay", "3s", "-duration", "5s"])
         .args(&load)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(status.success(), "testbed-run failed");

@@ -208,14 +208,10 @@ fn metrics_agree_with_the_events_of_the_same_run() {
 
     // The load starts 3 s after fake-apiserver, so the agent (rescanning
     // every second) sees every request from its HEADERS.
-    let mut testbed = Command::new(testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let mut testbed = support::testbed_run(&dir)
         .args(["-load-delay", "3s", "-duration", "6s", "--"])
         .args(["-conns", "3", "-watches-per-conn", "3", "-write-rate", "60"])
         .args(["-resources", "configmaps,secrets", "-drain", "1s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
 

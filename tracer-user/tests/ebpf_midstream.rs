@@ -16,7 +16,6 @@ use std::{
     time::Duration,
 };
 
-use support::testbed_bin;
 use watchtrace::{
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     recording::Reader,
@@ -34,9 +33,7 @@ fn attaching_to_a_streaming_apiserver_decodes_everything_after_attach() {
     // Watches time out every second and are reopened on the same connections,
     // so requests keep coming after attach through HPACK tables that were
     // filled before it.
-    let mut bed = Command::new(testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let mut bed = support::testbed_run(&dir)
         .args([
             "-duration",
             "22s",
@@ -49,8 +46,6 @@ fn attaching_to_a_streaming_apiserver_decodes_everything_after_attach() {
             "mixed",
         ])
         .args(["-write-rate", "60", "-timeout-seconds", "1", "-drain", "1s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_secs(4));

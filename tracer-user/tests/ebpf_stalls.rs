@@ -21,12 +21,10 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Stdio},
     thread,
     time::Duration,
 };
 
-use support::testbed_bin;
 use watchtrace::{
     capture::{Record, decode},
     pipeline::{OutputEvent, Pipeline, PipelineConfig, StreamDelay},
@@ -90,9 +88,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     // Connection 1 stops reading its socket at 2 s for 3 s; stream 0 of
     // connection 2 stops reading its body at 2 s for 3 s. Large objects, so
     // buffers fill fast.
-    let status = Command::new(testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let status = support::testbed_run(&dir)
         .args(["-load-delay", "3s", "-duration", "9s", "--"])
         .args([
             "-conns",
@@ -136,8 +132,6 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
             "-stall-stream-for",
             "3s",
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(status.success(), "testbed-run failed");

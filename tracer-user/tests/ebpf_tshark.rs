@@ -520,14 +520,11 @@ fn h2c_frames_match_tshark_frame_by_frame() {
     // The load starts 4 s after fake-apiserver: time for tshark to start
     // capturing and for the recorder (rescanning every second) to attach,
     // so both see every connection from its first byte.
-    let mut bed = Command::new(testbed_bin("testbed-run"))
-        .arg("-dir")
-        .arg(dir.join("bed"))
+    let mut bed = support::testbed_run(&dir)
         .args(["-load-delay", "4s", "-duration", "4s", "--"])
         .args(["-h2c", "-conns", "2", "-watches-per-conn", "3"])
         .args(["-write-rate", "100", "-object-size", "20000"])
         .args(["-format", "mixed", "-drain", "1s"])
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -46,6 +46,17 @@ pub(crate) fn testbed_bin(name: &str) -> PathBuf {
     path
 }
 
+/// `testbed-run` with its state under `<dir>/bed` and its output discarded
+/// (the ground truth is in the state directory); callers add the flags.
+pub(crate) fn testbed_run(dir: &Path) -> Command {
+    let mut cmd = Command::new(testbed_bin("testbed-run"));
+    cmd.arg("-dir")
+        .arg(dir.join("bed"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 /// The testbed's fake-apiserver as `--exe` takes it (canonical): tests
 /// select it by path, so another checkout's testbed running on the machine
 /// at the same time is not traced.
