@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-use crate::{bench_decode, process, setup, testbed, workspace_root};
+use crate::{bench_decode, bench_overhead, process, setup, testbed, workspace_root};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -50,6 +50,10 @@ enum Which {
     /// Decode throughput on JSON and protobuf watch connections, beside
     /// the h2 crate reading the same HTTP/2 bytes.
     Decode(bench_decode::DecodeArgs),
+    /// What tracing costs a watch-serving apiserver: its CPU per watch
+    /// event and its throughput, untraced and traced windows alternating,
+    /// the agent's CPU and the probes' cost per watch event.
+    Overhead(bench_overhead::OverheadArgs),
     /// Throughput of a Go TLS server with and without watchtrace attached.
     Capture {
         /// Number of Write calls.
@@ -78,6 +82,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             conns,
             per_conn,
         } => watch(write_rate, object_size, seconds, conns, per_conn),
+        Which::Overhead(ref overhead) => bench_overhead::run(overhead),
         Which::Decode(_) => unreachable!("handled above"),
     }
 }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_decode;
+mod bench_overhead;
 mod demo;
 mod process;
 mod setup;
@@ -28,7 +29,7 @@ enum Command {
     Setup,
     /// Every test: fmt, clippy, unit, golden/replay, root-only eBPF, testbed.
     Test(test::TestArgs),
-    /// Benchmarks that print figures (`capture`, `watch`, `decode`).
+    /// Benchmarks that print figures (`overhead`, `capture`, `watch`, `decode`).
     Bench(bench::BenchArgs),
     /// Start the testbed and show watchtrace on it.
     Demo(demo::DemoArgs),
