@@ -24,9 +24,9 @@ pub enum Counter {
     Chunks = 7,
     /// Payload bytes delivered.
     ChunkBytes = 8,
-    /// Go TLS Read calls whose return was seen without a recorded entry
-    /// (attached mid-call, or the in-flight table was full).
-    TlsReadUnmatched = 9,
+    /// TLS application-data records a target decrypted (Go's
+    /// `readRecordOrCCS`), captured as plaintext.
+    TlsRecords = 9,
     /// Byte streams the kernel started an offset for (first bytes of a
     /// connection direction, or a restart after its table entry was evicted).
     StreamStarts = 10,
@@ -37,15 +37,21 @@ pub enum Counter {
     SockRecvs = 12,
     /// Bytes reported by those events.
     SockRecvBytes = 13,
-    /// `tcp_probe` samples emitted (ACK progress or window changes).
+    /// `tcp_probe` records emitted (ACK progress or window changes, full or
+    /// compact).
     TcpSamples = 14,
     /// Sends that failed with EAGAIN: the socket's send buffer was full.
     SendBufferFull = 15,
+    /// Plaintext bytes of those records.
+    TlsRecordBytes = 16,
+    /// Records that woke the consumer because the ring was filling up
+    /// (the others wait for its timer).
+    RingWakeups = 17,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::SockSends,
         Self::SockSendBytes,
         Self::TlsWrites,
@@ -55,13 +61,15 @@ impl Counter {
         Self::LostBytes,
         Self::Chunks,
         Self::ChunkBytes,
-        Self::TlsReadUnmatched,
+        Self::TlsRecords,
         Self::StreamStarts,
         Self::VectoredSkippedBytes,
         Self::SockRecvs,
         Self::SockRecvBytes,
         Self::TcpSamples,
         Self::SendBufferFull,
+        Self::TlsRecordBytes,
+        Self::RingWakeups,
     ];
 
     /// Stable snake_case name, used in `watchtrace check`, logs and metrics.
@@ -76,13 +84,15 @@ impl Counter {
             Self::LostBytes => "lost_bytes",
             Self::Chunks => "chunks",
             Self::ChunkBytes => "chunk_bytes",
-            Self::TlsReadUnmatched => "tls_read_unmatched",
+            Self::TlsRecords => "tls_records",
             Self::StreamStarts => "stream_starts",
             Self::VectoredSkippedBytes => "vectored_skipped_bytes",
             Self::SockRecvs => "sock_recvs",
             Self::SockRecvBytes => "sock_recv_bytes",
             Self::TcpSamples => "tcp_samples",
             Self::SendBufferFull => "send_buffer_full",
+            Self::TlsRecordBytes => "tls_record_bytes",
+            Self::RingWakeups => "ring_wakeups",
         }
     }
 }

@@ -34,88 +34,42 @@ const _: () = assert!(size_of::<SockSendLengthLayout>() == 16);
 // SAFETY: repr(C), four u32 fields, no padding: every bit pattern is valid.
 unsafe impl aya::Pod for SockSendLengthLayout {}
 
-/// Field offsets of a `syscalls:sys_enter_*` tracepoint that takes an fd.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyscallFdLayout {
-    /// The `fd` argument (8 bytes wide in the record).
-    pub fd: u32,
-    pub _pad0: u32,
-}
-
-/// Placeholder for [`SyscallFdLayout`]; always overridden by the loader.
-pub const SYSCALL_FD_LAYOUT_PLACEHOLDER: SyscallFdLayout = SyscallFdLayout { fd: 16, _pad0: 0 };
-
-const _: () = assert!(size_of::<SyscallFdLayout>() == 8);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), two u32 fields, no padding.
-unsafe impl aya::Pod for SyscallFdLayout {}
-
-/// Field offsets shared by the socket I/O syscall tracepoints
-/// (`sys_enter_{read,write,readv,writev,sendto,recvfrom}` and their exits).
-/// The loader checks that every one of them agrees, so one program serves
-/// all of them.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyscallIoLayout {
-    /// `__syscall_nr` (4 bytes), which tells the syscalls apart.
-    pub nr: u32,
-    /// First argument: the fd (8 bytes).
-    pub fd: u32,
-    /// Second argument: buffer or iovec array (8 bytes).
-    pub buf: u32,
-    /// Third argument: length or iovec count (8 bytes).
-    pub count: u32,
-    /// `ret` of the exit tracepoints (8 bytes).
-    pub ret: u32,
-    pub _pad0: u32,
-}
-
-/// Placeholder for [`SyscallIoLayout`]; always overridden by the loader.
-pub const SYSCALL_IO_LAYOUT_PLACEHOLDER: SyscallIoLayout = SyscallIoLayout {
-    nr: 8,
-    fd: 16,
-    buf: 24,
-    count: 32,
-    ret: 16,
-    _pad0: 0,
-};
-
-const _: () = assert!(size_of::<SyscallIoLayout>() == 24);
-
-/// This architecture's numbers of the socket I/O syscalls, from libc at
-/// build time of the userspace agent.
+/// This architecture's numbers of the syscalls that send or receive on a
+/// socket, from libc at build time of the userspace agent. The socket
+/// tracepoints fire inside them; the syscall's number and arguments (fd,
+/// buffer, length) are read from the task's saved user registers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyscallNumbers {
+    /// One flat buffer (payload captured).
     pub read: u32,
     pub write: u32,
-    pub readv: u32,
-    pub writev: u32,
     pub sendto: u32,
     pub recvfrom: u32,
+    /// Scattered buffers (payload counted as a gap).
+    pub readv: u32,
+    pub writev: u32,
+    pub sendmsg: u32,
+    pub recvmsg: u32,
 }
 
 /// x86-64 numbers as a placeholder; always overridden by the loader.
 pub const SYSCALL_NUMBERS_PLACEHOLDER: SyscallNumbers = SyscallNumbers {
     read: 0,
     write: 1,
-    readv: 19,
-    writev: 20,
     sendto: 44,
     recvfrom: 45,
+    readv: 19,
+    writev: 20,
+    sendmsg: 46,
+    recvmsg: 47,
 };
 
-const _: () = assert!(size_of::<SyscallNumbers>() == 24);
+const _: () = assert!(size_of::<SyscallNumbers>() == 32);
 
 #[cfg(feature = "user")]
-mod pod {
-    // SAFETY: repr(C), u32 fields only, no padding.
-    unsafe impl aya::Pod for super::SyscallIoLayout {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::SyscallNumbers {}
-}
+// SAFETY: repr(C), u32 fields only, no padding.
+unsafe impl aya::Pod for SyscallNumbers {}
 
 /// Offsets inside kernel structs, from kernel BTF at load time.
 #[repr(C)]

@@ -1,5 +1,7 @@
-//! Names of the maps and globals in the eBPF object, shared so that a rename on
-//! one side is a compile error on the other.
+//! Names of the maps, globals and programs in the eBPF object, for the
+//! loader. The kernel side names them by its Rust identifiers, so a rename
+//! there must be mirrored here: the loader fails on a global or program it
+//! cannot find, and every root test loads the object.
 
 /// Ring buffer carrying every [`crate::record`] to userspace. Its byte size is
 /// set at load time (`--ringbuf-size`).
@@ -10,47 +12,34 @@ pub const COUNTERS: &str = "COUNTERS";
 /// return early for any other process, so untargeted processes pay one lookup.
 pub const TARGET_TGIDS: &str = "TARGET_TGIDS";
 
-/// LRU hash `StreamKey -> u64`: next offset of each captured byte stream.
+/// LRU hash `StreamKey -> StreamState`: next offset of each captured byte
+/// stream.
 pub const STREAM_OFFSETS: &str = "STREAM_OFFSETS";
-/// Hash `GoroutineKey -> TlsReadArgs`: Go TLS Read calls in flight, from
-/// entry to RET.
-pub const TLS_READS: &str = "TLS_READS";
-/// Hash `GoroutineKey -> (*tls.Conn, entry thread)`: Go TLS Write calls in
-/// flight, from entry to RET (sized like [`TLS_READS`]).
-pub const TLS_WRITES: &str = "TLS_WRITES";
-
 /// Default capacity of [`STREAM_OFFSETS`] (two directions per connection).
 pub const DEFAULT_MAX_STREAMS: u32 = 65536;
-/// Default capacity of [`TLS_READS`].
-pub const DEFAULT_MAX_INFLIGHT_READS: u32 = 16384;
 
-/// Global holding [`crate::layout::SockSendLengthLayout`], read from tracefs.
+/// LRU hash `(tgid, goroutine) -> *tls.Conn`: a goroutine inside a Write on
+/// a conn not bound yet, whose next send (a TLS record) binds it.
+pub const UNBOUND_WRITES: &str = "UNBOUND_WRITES";
+/// LRU hash `(tgid, goroutine) -> (socket, fd)`: a goroutine whose latest
+/// receive on an unbound socket began with a TLS record; the conn whose
+/// record it decrypts next is bound to that socket.
+pub const RECV_CANDIDATES: &str = "RECV_CANDIDATES";
+/// Default capacity of [`UNBOUND_WRITES`].
+pub const DEFAULT_MAX_UNBOUND_WRITES: u32 = 16384;
+
+/// Global holding the [`crate::layout::SockSendLengthLayout`] of
+/// `sock:sock_send_length`, read from tracefs.
 pub const SOCK_SEND_LENGTH_LAYOUT: &str = "SOCK_SEND_LENGTH_LAYOUT";
-
 /// Global holding the [`crate::layout::SockSendLengthLayout`] of
 /// `sock:sock_recv_length`.
 pub const SOCK_RECV_LENGTH_LAYOUT: &str = "SOCK_RECV_LENGTH_LAYOUT";
-/// Global holding the [`crate::layout::SyscallFdLayout`] of `sys_enter_close`.
-pub const CLOSE_LAYOUT: &str = "CLOSE_LAYOUT";
-/// Global holding the [`crate::layout::SyscallIoLayout`].
-pub const SYSCALL_IO_LAYOUT: &str = "SYSCALL_IO_LAYOUT";
 /// Global holding the [`crate::layout::SyscallNumbers`].
 pub const SYSCALL_NUMBERS: &str = "SYSCALL_NUMBERS";
-/// Hash `u32 tid -> IoArgs`: socket-capable syscalls in flight.
-pub const ACTIVE_IO: &str = "ACTIVE_IO";
-/// LRU hash `(tgid, fd) -> *tls.Conn`: fds carrying Go TLS, whose syscall
-/// payload (ciphertext) is not captured, and the conn bound to each.
-pub const TLS_FDS: &str = "TLS_FDS";
-/// LRU hash `(tgid, *tls.Conn) -> fd`: the binding the other way.
-pub const CONN_FDS: &str = "CONN_FDS";
-/// LRU hash `tid -> (*tls.Conn and direction, goroutine)`: a thread inside
-/// a Go TLS Write or Read whose goroutine's first socket syscall will reveal
-/// the conn's fd.
-pub const THREAD_TLS: &str = "THREAD_TLS";
-/// Default capacity of [`ACTIVE_IO`] (threads of targets in a syscall).
-pub const DEFAULT_MAX_ACTIVE_IO: u32 = 16384;
-/// Default capacity of [`TLS_FDS`].
-pub const DEFAULT_MAX_TLS_FDS: u32 = 65536;
+/// Global `u64`: pending bytes in [`EVENTS`] past which a record wakes the
+/// consumer; below it records are submitted without a wakeup and the
+/// consumer drains on its own timer.
+pub const RING_WAKEUP_BYTES: &str = "RING_WAKEUP_BYTES";
 
 /// LRU hash `u64 sock address -> SockOwner`: sockets of targets, so the
 /// TCP tracepoints (which fire in softirq context, in any task) can tell
@@ -67,28 +56,19 @@ pub const SOCK_STATE_LAYOUT: &str = "SOCK_STATE_LAYOUT";
 /// Global holding the [`crate::layout::RetransmitLayout`].
 pub const RETRANSMIT_LAYOUT: &str = "RETRANSMIT_LAYOUT";
 
-/// Per-CPU scratch for building a chunk record before it is copied to the
-/// ring with its exact size.
-pub const CHUNK_SCRATCH: &str = "CHUNK_SCRATCH";
+/// Default share of the ring's bytes pending before a record wakes the
+/// consumer (see [`RING_WAKEUP_BYTES`]): a quarter.
+pub const RING_WAKEUP_DIVISOR: u32 = 4;
 
 /// Program names (the function names in `tracer-ebpf`).
 pub mod programs {
     /// Tracepoint `sock:sock_send_length`.
     pub const SOCK_SEND_LENGTH: &str = "sock_send_length";
-    /// Uprobe at the entry of Go's `crypto/tls.(*Conn).Write`.
+    /// Uprobe at the body of Go's `crypto/tls.(*Conn).Write`.
     pub const GO_TLS_WRITE: &str = "go_tls_write";
-    /// Uprobe at the entry of Go's `crypto/tls.(*Conn).Read`.
-    pub const GO_TLS_READ: &str = "go_tls_read";
-    /// Uprobe at each RET of Go's `crypto/tls.(*Conn).Write`.
-    pub const GO_TLS_WRITE_RET: &str = "go_tls_write_ret";
-    /// Uprobe at each RET of Go's `crypto/tls.(*Conn).Read`.
-    pub const GO_TLS_READ_RET: &str = "go_tls_read_ret";
-    /// Tracepoint `syscalls:sys_enter_close`.
-    pub const SYS_ENTER_CLOSE: &str = "sys_enter_close";
-    /// Tracepoints `syscalls:sys_enter_{read,write,readv,writev,sendto,recvfrom}`.
-    pub const SYS_ENTER_IO: &str = "sys_enter_io";
-    /// Tracepoints `syscalls:sys_exit_{read,write,readv,writev,sendto,recvfrom}`.
-    pub const SYS_EXIT_IO: &str = "sys_exit_io";
+    /// Uprobe in Go's `crypto/tls.(*Conn).readRecordOrCCS`, where a record
+    /// has just been decrypted.
+    pub const GO_TLS_RECORD: &str = "go_tls_record";
     /// Tracepoint `sock:sock_recv_length`.
     pub const SOCK_RECV_LENGTH: &str = "sock_recv_length";
     /// Tracepoint `tcp:tcp_probe`.

@@ -12,8 +12,8 @@ pub enum RecordKind {
     // chase); never reuse it, so old recordings cannot be misread.
     /// [`ChunkHeader`] followed by `len` payload bytes.
     Chunk = 3,
-    /// [`FdClose`].
-    FdClose = 4,
+    /// [`SockClose`].
+    SockClose = 4,
     /// [`SockRecv`].
     SockRecv = 5,
     /// [`TcpSample`].
@@ -28,8 +28,11 @@ pub enum RecordKind {
     ProcessInfo = 10,
     /// [`TlsBind`].
     TlsBind = 11,
-    /// [`TlsWriteDone`].
-    TlsWriteDone = 12,
+    // 12 is retired (a record at each RET of a Go TLS Write: a RET cannot
+    // be emulated, so its uprobe cost a second trap; the Write's sends say
+    // when its bytes reached the kernel instead).
+    /// [`TcpAck`].
+    TcpAck = 13,
 }
 
 impl RecordKind {
@@ -38,7 +41,7 @@ impl RecordKind {
         match raw {
             1 => Some(Self::SockSend),
             3 => Some(Self::Chunk),
-            4 => Some(Self::FdClose),
+            4 => Some(Self::SockClose),
             5 => Some(Self::SockRecv),
             6 => Some(Self::TcpSample),
             7 => Some(Self::SockState),
@@ -46,7 +49,7 @@ impl RecordKind {
             9 => Some(Self::SockAnchor),
             10 => Some(Self::ProcessInfo),
             11 => Some(Self::TlsBind),
-            12 => Some(Self::TlsWriteDone),
+            13 => Some(Self::TcpAck),
             _ => None,
         }
     }
@@ -83,21 +86,29 @@ pub struct SockSend {
     pub ret: i32,
     pub family: u16,
     pub protocol: u16,
-    /// The fd of the syscall that sent, or -1 when it was not one of the
-    /// traced socket syscalls.
+    /// The fd of the syscall that sent (its first argument, from the saved
+    /// user registers), or -1 when the send was not made by one of the
+    /// socket syscalls.
     pub fd: i32,
     /// `tcp_sock.write_seq` after this send: the TCP sequence number just
     /// past the last byte the application has queued. With the stream
     /// offsets this maps any written byte to the sequence number the
     /// client's ACK will cover.
     pub write_seq: u32,
+    /// Bytes the syscall asked to send (its length argument), 0 when not
+    /// known: a send that took fewer (`ret < requested`) is partial, and the
+    /// caller sends the rest next.
+    pub requested: u32,
+    pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<SockSend>() == 48);
+const _: () = assert!(size_of::<SockSend>() == 56);
 
 /// A socket of a target as seen by `tcp:tcp_probe` (an incoming segment on
-/// an established connection), emitted when the segment's ACK advances or
-/// the peer's window opens or closes.
+/// an established connection), in full: its addresses and TCP state. Sent
+/// for a socket's first segment and then at most once per
+/// [`TCP_SAMPLE_PERIOD_NS`] when its ACK advances or the peer's window opens
+/// or closes; the other such segments send a [`TcpAck`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpSample {
@@ -132,6 +143,26 @@ pub struct TcpSample {
 }
 
 const _: () = assert!(size_of::<TcpSample>() == 120);
+
+/// Least time between two full [`TcpSample`]s of one socket.
+pub const TCP_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
+
+/// An incoming segment of a target's socket that advanced the ACK or
+/// opened or closed the peer's window (`tcp:tcp_probe`): the compact form
+/// of a [`TcpSample`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpAck {
+    pub header: RecordHeader,
+    pub sock: u64,
+    /// The segment's acknowledgment number (host order).
+    pub ack_seq: u32,
+    /// The segment's raw window field; 0: the peer's buffer is full.
+    pub window: u16,
+    pub _pad0: u16,
+}
+
+const _: () = assert!(size_of::<TcpAck>() == 40);
 
 /// A TCP state change of a target's socket (`sock:inet_sock_set_state`).
 #[repr(C)]
@@ -208,9 +239,14 @@ pub struct SockOwner {
     pub last_ack: u32,
     /// Non-zero while the peer advertises a zero window.
     pub zero_window: u32,
+    /// When the last full [`TcpSample`] was sent.
+    pub last_sample_ns: u64,
+    /// The Go `*tls.Conn` bound to this socket, or 0: a socket carrying Go
+    /// TLS, whose syscall payload (ciphertext) is not captured.
+    pub conn: u64,
 }
 
-const _: () = assert!(size_of::<SockOwner>() == 16);
+const _: () = assert!(size_of::<SockOwner>() == 32);
 
 /// A receive on a TCP socket by a target process (`sock:sock_recv_length`).
 #[repr(C)]
@@ -229,35 +265,6 @@ pub struct SockRecv {
 
 const _: () = assert!(size_of::<SockRecv>() == 48);
 
-/// A socket-capable syscall in flight, from its enter to its exit
-/// tracepoint (kernel-only bookkeeping, shared for the size assert).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IoArgs {
-    pub buf: u64,
-    pub count: u64,
-    pub fd: i32,
-    /// An [`IoKind`] value.
-    pub kind: u8,
-    /// Set by the socket tracepoints that fire inside the syscall.
-    pub is_socket: u8,
-    pub _pad0: u16,
-}
-
-const _: () = assert!(size_of::<IoArgs>() == 24);
-
-/// Which syscall an [`IoArgs`] is for.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoKind {
-    Write = 1,
-    Read = 2,
-    /// writev: the payload is in an iovec array.
-    WriteVec = 3,
-    /// readv.
-    ReadVec = 4,
-}
-
 /// Which way bytes moved, seen from the traced process.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -274,7 +281,8 @@ pub enum Direction {
 pub enum ChunkSource {
     /// Plaintext at Go's `crypto/tls.(*Conn).Write` / `Read`.
     GoTls = 1,
-    /// Payload of a socket syscall (cleartext connections: h2c, plain etcd).
+    /// Payload of a socket send or receive (cleartext connections: h2c,
+    /// plain etcd), taken from the syscall's buffer.
     Syscall = 2,
 }
 
@@ -286,11 +294,15 @@ pub const CHUNK_DATA_MAX: usize = 16 * 1024;
 pub const CHUNKS_PER_CALL_MAX: usize = 1024;
 
 /// Flag in [`ChunkHeader::flags`]: the first chunk delivered since the
-/// kernel started counting this stream at offset 0 (first bytes seen, fd
-/// reused, or its table entry was evicted). Kept on every chunk until one is
-/// delivered, so userspace always learns of the restart, and a first
-/// delivered chunk at offset X means X bytes were lost before it.
+/// kernel started counting this stream at offset 0 (first bytes seen, or its
+/// table entry was evicted). Kept on every chunk until one is delivered, so
+/// userspace always learns of the restart, and a first delivered chunk at
+/// offset X means X bytes were lost before it.
 pub const CHUNK_FLAG_STREAM_START: u16 = 1;
+/// Flag in [`ChunkHeader::flags`]: the first chunk of one call (a Go TLS
+/// `Write`, one decrypted TLS record, one send or receive). A Go TLS
+/// `Write`'s end is where the next call on its conn begins.
+pub const CHUNK_FLAG_CALL_START: u16 = 2;
 
 /// Value of the kernel's per-stream offset table.
 #[repr(C)]
@@ -300,13 +312,20 @@ pub struct StreamState {
     pub next_offset: u64,
     /// Non-zero until a chunk of this stream has reached the ring.
     pub start_pending: u32,
-    /// Non-zero once the fd was closed but the [`FdClose`] record could not
-    /// be delivered (ring full): userspace sweeps such entries from the
-    /// table and reports their end offsets itself.
+    /// Non-zero once the socket was closed but the [`SockClose`] record
+    /// could not be delivered (ring full): userspace sweeps such entries
+    /// from the table and reports their end offsets itself.
     pub closed: u32,
+    /// A Go TLS stream's socket once its conn is bound (0 before); a
+    /// syscall stream's own socket.
+    pub sock: u64,
+    /// The fd of `sock` in the process, or -1.
+    pub fd: i32,
+    /// Non-zero once a Go TLS stream's conn is bound to `sock`.
+    pub bound: u32,
 }
 
-const _: () = assert!(size_of::<StreamState>() == 16);
+const _: () = assert!(size_of::<StreamState>() == 32);
 
 /// A piece of one direction of one connection's byte stream.
 ///
@@ -318,8 +337,8 @@ const _: () = assert!(size_of::<StreamState>() == 16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkHeader {
     pub header: RecordHeader,
-    /// The socket's fd in the traced process, or -1 when not known yet
-    /// (a Go TLS stream before its first syscall bound it: see [`TlsBind`]).
+    /// The socket's fd in the traced process, or -1 when not known (a Go
+    /// TLS conn before its first send bound it: see [`TlsBind`]).
     pub fd: i32,
     /// A [`Direction`] value.
     pub direction: u8,
@@ -331,82 +350,78 @@ pub struct ChunkHeader {
     pub offset: u64,
     /// For Go TLS: the `*tls.Conn`, which identifies the stream (stable for
     /// the connection's life; Go's heap does not move objects). 0 for
-    /// syscall payload, whose stream is identified by the fd.
+    /// syscall payload.
     pub conn: u64,
+    /// The kernel socket (`struct sock` address), which identifies a
+    /// syscall stream; for Go TLS, the socket its conn is bound to, or 0.
+    pub sock: u64,
     /// Payload bytes following this header.
     pub len: u32,
     pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<ChunkHeader>() == 56);
+const _: () = assert!(size_of::<ChunkHeader>() == 64);
 
-/// A chunk record as laid out in the per-CPU scratch buffer and the ring.
+/// A chunk record with room for `N` payload bytes, of which the header's
+/// `len` are used (the kernel's scratch buffer holds one of `CHUNK_DATA_MAX`).
 #[repr(C)]
-pub struct ChunkRecord {
+pub struct ChunkRecord<const N: usize> {
     pub header: ChunkHeader,
-    pub data: [u8; CHUNK_DATA_MAX],
+    pub data: [u8; N],
 }
 
-/// A traced process closed an fd that carried captured bytes, with the final
-/// stream offsets, so bytes lost at the very end are counted too.
+/// A target's TCP socket that carried captured bytes closed
+/// (`sock:inet_sock_set_state` to `TCP_CLOSE`), with the final offsets of
+/// the streams it carried, so bytes lost at the very end are counted too.
+/// Userspace also makes these for the streams of exited processes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FdClose {
+pub struct SockClose {
     pub header: RecordHeader,
+    /// The fd the process last used for it, or -1.
     pub fd: i32,
     pub _pad0: u32,
-    /// The Go `*tls.Conn` bound to the fd, or 0.
+    /// The Go `*tls.Conn` bound to the socket, or 0.
     pub conn: u64,
+    /// The socket, or 0 (a swept Go TLS conn never bound to one).
+    pub sock: u64,
     /// End offset per [`Direction`] and [`ChunkSource`]:
     /// `[egress tls, ingress tls, egress syscall, ingress syscall]` (the TLS
-    /// ones are the streams of `conn`), `u64::MAX` where there was none.
+    /// ones are the streams of `conn`, the syscall ones those of `sock`),
+    /// `u64::MAX` where there was none.
     pub end_offsets: [u64; 4],
 }
 
-const _: () = assert!(size_of::<FdClose>() == 72);
+const _: () = assert!(size_of::<SockClose>() == 80);
 
-/// The kernel learnt which fd a Go `*tls.Conn` writes and reads through:
-/// the first socket syscall a thread made after entering that conn's
-/// `Write` or `Read`. Go TLS streams are keyed by conn; this joins them to
-/// the socket (its records, its TCP state).
+/// The kernel learnt which socket a Go `*tls.Conn` uses: the first send its
+/// goroutine made inside the conn's `Write` (a TLS application-data record
+/// leaving). Go TLS streams are keyed by conn; this joins them to the
+/// socket (its records, its TCP state) and its fd.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsBind {
     pub header: RecordHeader,
     pub conn: u64,
+    pub sock: u64,
     pub fd: i32,
     pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<TlsBind>() == 40);
-
-/// A Go `crypto/tls.(*Conn).Write` returned: its plaintext has been
-/// encrypted and accepted by the kernel (Go loops until the socket took all
-/// of it), so every byte the conn's Writes carried so far has been sent.
-/// This is the moment a watch event leaves the apiserver for the socket.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TlsWriteDone {
-    pub header: RecordHeader,
-    pub conn: u64,
-    /// The call's `n` result.
-    pub written: i64,
-}
-
-const _: () = assert!(size_of::<TlsWriteDone>() == 40);
+const _: () = assert!(size_of::<TlsBind>() == 48);
 
 /// Key of the kernel's per-stream offset table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamKey {
     pub tgid: u32,
-    /// The fd for syscall streams; -1 for Go TLS streams.
-    pub fd: i32,
-    /// The `*tls.Conn` for Go TLS streams; 0 for syscall streams.
-    pub conn: u64,
+    pub _pad0: u32,
+    /// What identifies the stream: the `*tls.Conn` for Go TLS streams, the
+    /// socket for syscall streams.
+    pub id: u64,
     pub direction: u8,
     pub source: u8,
-    pub _pad0: [u8; 6],
+    pub _pad1: [u8; 6],
 }
 
 const _: () = assert!(size_of::<StreamKey>() == 24);
@@ -421,7 +436,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ChunkHeader {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::FdClose {}
+    unsafe impl aya::Pod for super::SockClose {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StreamKey {}
     // SAFETY: as above.
@@ -441,20 +456,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TlsBind {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::TlsWriteDone {}
+    unsafe impl aya::Pod for super::TcpAck {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockOwner {}
 }
-
-/// Arguments of a Go TLS Read in flight, saved at entry for the RET probes.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TlsReadArgs {
-    pub buf: u64,
-    pub cap: u64,
-    /// The `*tls.Conn`.
-    pub conn: u64,
-    /// The thread the call entered on, which holds its fd-binding mark.
-    pub tid: u32,
-    pub _pad0: u32,
-}
-
-const _: () = assert!(size_of::<TlsReadArgs>() == 32);

@@ -1,6 +1,11 @@
 //! Emitting byte-stream chunks with exact offsets. Every byte a probe sees
 //! advances its stream's offset whether or not it reaches userspace, so a
 //! lost byte always shows up as a hole between two chunk offsets.
+//!
+//! A chunk is built in a per-CPU scratch record and copied to the ring at
+//! its exact size. (Reserving in the ring at one of a few constant sizes and
+//! reading the payload straight into it saves that copy, but multiplies the
+//! verifier's paths past its limit in the socket programs.)
 
 use aya_ebpf::{
     helpers::generated::{bpf_loop, bpf_probe_read_user},
@@ -10,98 +15,98 @@ use aya_ebpf::{
 use tracer_common::{
     counters::Counter,
     record::{
-        CHUNK_DATA_MAX, CHUNK_FLAG_STREAM_START, CHUNKS_PER_CALL_MAX, ChunkHeader, ChunkRecord,
-        RecordKind, StreamKey, StreamState,
+        CHUNK_DATA_MAX, CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, CHUNKS_PER_CALL_MAX,
+        ChunkHeader, ChunkRecord, ChunkSource, RecordKind, StreamKey, StreamState,
     },
 };
 
-use crate::maps::{EVENTS, count, header};
+use crate::maps::{EVENTS, count, header, submit_flags};
 
 #[map]
 pub(crate) static STREAM_OFFSETS: LruHashMap<StreamKey, StreamState> =
     LruHashMap::with_max_entries(0, 0);
 
 #[map]
-static CHUNK_SCRATCH: PerCpuArray<ChunkRecord> = PerCpuArray::with_max_entries(1, 0);
+static CHUNK_SCRATCH: PerCpuArray<ChunkRecord<CHUNK_DATA_MAX>> =
+    PerCpuArray::with_max_entries(1, 0);
 
 const HEADER_LEN: usize = size_of::<ChunkHeader>();
 
-/// The stream key for one direction of an fd seen through one source.
+/// The stream key for one direction of a connection seen through one
+/// source: `id` is the `*tls.Conn` (Go TLS) or the socket (syscalls).
 #[inline(always)]
-pub(crate) fn stream_key(tgid: u32, fd: i32, conn: u64, direction: u8, source: u8) -> StreamKey {
+pub(crate) fn stream_key(tgid: u32, id: u64, direction: u8, source: u8) -> StreamKey {
     StreamKey {
         tgid,
-        fd,
-        conn,
+        _pad0: 0,
+        id,
         direction,
         source,
-        _pad0: [0; 6],
+        _pad1: [0; 6],
     }
 }
 
-/// Copies `len` bytes at user address `buf` into chunk records for the
-/// stream `key`, advancing its offset by `len` in every case.
+/// A fresh stream's state.
 #[inline(always)]
-pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, fd: i32, buf: u64, len: u64) {
+pub(crate) fn fresh_state(sock: u64, fd: i32) -> StreamState {
+    StreamState {
+        next_offset: 0,
+        start_pending: 1,
+        closed: 0,
+        sock,
+        fd,
+        bound: 0,
+    }
+}
+
+/// The state of stream `key`, created (with `fresh`) if it has none; `None`
+/// if the table refuses it.
+#[inline(always)]
+pub(crate) fn stream_state(key: &StreamKey, fresh: &StreamState) -> Option<*mut StreamState> {
+    if let Some(state) = STREAM_OFFSETS.get_ptr_mut(key) {
+        return Some(state);
+    }
+    count(Counter::StreamStarts, 1);
+    STREAM_OFFSETS.insert(key, fresh, 0).ok()?;
+    STREAM_OFFSETS.get_ptr_mut(key)
+}
+
+/// Copies `len` bytes at user address `buf` into chunk records for the
+/// stream whose state is `state` (looked up by the caller, which may have
+/// read it), advancing its offset by `len` in every case.
+#[inline(always)]
+pub(crate) fn emit_chunks(key: &StreamKey, state: *mut StreamState, tid: u32, buf: u64, len: u64) {
     if len == 0 {
         return;
     }
-    let state = match STREAM_OFFSETS.get_ptr_mut(key) {
-        Some(state) => state,
-        None => {
-            count(Counter::StreamStarts, 1);
-            let fresh = StreamState {
-                next_offset: 0,
-                start_pending: 1,
-                closed: 0,
-            };
-            if STREAM_OFFSETS.insert(key, &fresh, 0).is_err() {
-                count(Counter::LostBytes, len);
-                return;
-            }
-            match STREAM_OFFSETS.get_ptr_mut(key) {
-                Some(state) => state,
-                None => {
-                    count(Counter::LostBytes, len);
-                    return;
-                }
-            }
-        }
-    };
-    // SAFETY: the pointer comes from a successful map lookup.
-    unsafe {
+    // SAFETY: the pointer comes from a successful map lookup in this
+    // program run; map values stay valid for its duration.
+    let (start, flags, fd, sock) = unsafe {
         if (*state).closed != 0 {
-            // The fd was closed (its close record lost) and reused: a new
-            // stream. Userspace never learns the old one's end offset; the
-            // close's failed delivery was counted as a ring-buffer drop.
-            *state = StreamState {
-                next_offset: 0,
-                start_pending: 1,
-                closed: 0,
-            };
+            // The socket was closed (its close record lost) and its key
+            // reused: a new stream. Userspace sweeps the old one's end.
+            (*state).next_offset = 0;
+            (*state).start_pending = 1;
+            (*state).closed = 0;
             count(Counter::StreamStarts, 1);
         }
-    }
-    // SAFETY: the pointer comes from a successful map lookup.
-    let (start, flags) = unsafe {
         let start = (*state).next_offset;
         // Publish the new end first: a concurrent call on the same stream
         // (Go serialises Write and Read per conn, so this is rare) then gets
         // a disjoint range instead of an overlapping one.
         (*state).next_offset = start + len;
         let flags = if (*state).start_pending != 0 {
-            CHUNK_FLAG_STREAM_START
+            CHUNK_FLAG_STREAM_START | CHUNK_FLAG_CALL_START
         } else {
-            0
+            CHUNK_FLAG_CALL_START
         };
-        (start, flags)
+        (start, flags, (*state).fd, (*state).sock)
     };
-
-    let chunks = len.div_ceil(CHUNK_DATA_MAX as u64);
     let mut step = ChunkLoop {
-        fd,
         key: *key,
+        fd,
         tid,
+        sock,
         buf,
         len,
         start,
@@ -109,6 +114,7 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, fd: i32, buf: u64, len: u64
         state,
         done: 0,
     };
+    let chunks = len.div_ceil(CHUNK_DATA_MAX as u64);
     let calls = if chunks > CHUNKS_PER_CALL_MAX as u64 {
         CHUNKS_PER_CALL_MAX as u64
     } else {
@@ -136,10 +142,11 @@ pub(crate) fn emit_chunks(key: &StreamKey, tid: u32, fd: i32, buf: u64, len: u64
 /// State shared by the iterations of one call's chunk loop.
 #[repr(C)]
 struct ChunkLoop {
-    /// The fd to report (the stream's, or a Go TLS conn's bound fd, or -1).
-    fd: i32,
     key: StreamKey,
+    /// What the chunks say of their connection.
+    fd: i32,
     tid: u32,
+    sock: u64,
     buf: u64,
     len: u64,
     start: u64,
@@ -152,7 +159,7 @@ struct ChunkLoop {
 /// Returns 1 to stop the loop.
 #[inline(never)]
 extern "C" fn chunk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: bpf_loop passes back the pointer emit_chunks gave it.
+    // SAFETY: bpf_loop (or emit_chunks) passes the pointer to its ChunkLoop.
     let step = unsafe { &mut *ctx.cast::<ChunkLoop>() };
     if step.done >= step.len {
         return 1;
@@ -163,10 +170,32 @@ extern "C" fn chunk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     } else {
         remaining
     };
-    let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
+    let sent = chunk_out(step, n);
+    // Only the call's first chunk starts the call.
+    step.flags &= !CHUNK_FLAG_CALL_START;
+    if sent {
+        count(Counter::Chunks, 1);
+        count(Counter::ChunkBytes, n);
+        if step.flags != 0 {
+            // SAFETY: the pointer came from a successful map lookup in this
+            // program run; map values stay valid for its duration.
+            unsafe { (*step.state).start_pending = 0 };
+            step.flags = 0;
+        }
+    } else {
         count(Counter::LostBytes, n);
-        step.done += n;
-        return 0;
+    }
+    step.done += n;
+    0
+}
+
+/// Builds one chunk of `n <= CHUNK_DATA_MAX` payload bytes in this CPU's
+/// scratch record and copies it to the ring. Returns whether it was
+/// delivered.
+#[inline(always)]
+fn chunk_out(step: &ChunkLoop, n: u64) -> bool {
+    let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
+        return false;
     };
     // SAFETY: scratch is this CPU's slot of a per-CPU array; n is at most
     // CHUNK_DATA_MAX, the size of `data`; bpf_probe_read_user checks the
@@ -179,59 +208,44 @@ extern "C" fn chunk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
             source: step.key.source,
             flags: step.flags,
             offset: step.start + step.done,
-            conn: step.key.conn,
+            conn: if step.key.source == ChunkSource::GoTls as u8 {
+                step.key.id
+            } else {
+                0
+            },
+            sock: step.sock,
             len: n as u32,
             _pad0: 0,
         };
         let dst = core::ptr::addr_of_mut!((*scratch).data).cast::<core::ffi::c_void>();
         bpf_probe_read_user(dst, n as u32, (step.buf + step.done) as *const _)
     };
-    let sent = copied == 0 && {
-        let total = HEADER_LEN + n as usize;
-        if total > size_of::<ChunkRecord>() {
-            false
-        } else {
-            // SAFETY: `total` bytes of the scratch record are initialised:
-            // the header and `n` copied payload bytes.
-            let bytes = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>(), total) };
-            EVENTS.output::<[u8]>(bytes, 0).is_ok()
-        }
-    };
-    if sent {
-        count(Counter::Chunks, 1);
-        count(Counter::ChunkBytes, n);
-        if step.flags != 0 {
-            // SAFETY: the pointer came from a successful map lookup in this
-            // program run; map values stay valid for its duration.
-            unsafe { (*step.state).start_pending = 0 };
-            step.flags = 0;
-        }
-    } else {
-        count(Counter::LostBytes, n);
-        if copied != 0 {
-            count(Counter::ReadErrors, 1);
-        }
+    if copied != 0 {
+        count(Counter::ReadErrors, 1);
+        return false;
     }
-    step.done += n;
-    0
+    let total = HEADER_LEN + n as usize;
+    if total > size_of::<ChunkRecord<CHUNK_DATA_MAX>>() {
+        return false;
+    }
+    // SAFETY: `total` bytes of the scratch record are initialised: the
+    // header and `n` copied payload bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>(), total) };
+    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_ok() {
+        true
+    } else {
+        count(Counter::RingbufDrops, 1);
+        false
+    }
 }
 
 /// Advances the stream `key` by `len` bytes without capturing them: they
 /// reach userspace as a gap of exactly that size.
 #[inline(always)]
-pub(crate) fn skip_bytes(key: &StreamKey, len: u64) {
+pub(crate) fn skip_bytes(key: &StreamKey, fresh: &StreamState, len: u64) {
     count(Counter::LostBytes, len);
-    match STREAM_OFFSETS.get_ptr_mut(key) {
+    if let Some(state) = stream_state(key, fresh) {
         // SAFETY: the pointer comes from a successful map lookup.
-        Some(state) => unsafe { (*state).next_offset += len },
-        None => {
-            count(Counter::StreamStarts, 1);
-            let fresh = StreamState {
-                next_offset: len,
-                start_pending: 1,
-                closed: 0,
-            };
-            let _ = STREAM_OFFSETS.insert(key, &fresh, 0);
-        }
+        unsafe { (*state).next_offset += len };
     }
 }

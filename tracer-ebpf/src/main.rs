@@ -5,10 +5,8 @@
 
 mod chunk;
 mod go_tls;
-mod io;
 mod maps;
 mod sock;
-mod syscalls;
 mod tcp;
 
 #[cfg(not(test))]

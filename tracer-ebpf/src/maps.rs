@@ -2,6 +2,12 @@
 //! loader sets them (`EbpfLoader::map_max_entries`).
 
 use aya_ebpf::{
+    Global,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, pt_regs},
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
@@ -18,6 +24,14 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 
 #[map]
 pub(crate) static TARGET_TGIDS: HashMap<u32, u32> = HashMap::with_max_entries(0, 0);
+
+/// Pending bytes in [`EVENTS`] past which a record wakes the consumer, set
+/// by the loader. A wakeup (an irq_work and a task wakeup, in the traced
+/// process's context) costs far more than the submit itself, so records
+/// are submitted without one and the consumer drains on its own timer;
+/// only a filling ring wakes it early.
+#[unsafe(no_mangle)]
+static RING_WAKEUP_BYTES: Global<u64> = Global::new(u64::MAX);
 
 /// Adds `by` to a per-CPU counter. Per-CPU slots need no atomics.
 #[inline(always)]
@@ -54,6 +68,17 @@ pub(crate) fn header(kind: RecordKind, tgid: u32, tid: u32) -> RecordHeader {
     }
 }
 
+/// Submit flags for a record: no wakeup, unless the ring is filling up.
+#[inline(always)]
+pub(crate) fn submit_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= RING_WAKEUP_BYTES.load() {
+        count(Counter::RingWakeups, 1);
+        BPF_RB_FORCE_WAKEUP.into()
+    } else {
+        BPF_RB_NO_WAKEUP.into()
+    }
+}
+
 /// Writes `record` to the ring buffer, counting a drop when it is full.
 /// Returns whether it was delivered.
 #[inline(always)]
@@ -61,12 +86,29 @@ pub(crate) fn emit<T: 'static>(record: T) -> bool {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(0);
+            entry.submit(submit_flags());
             true
         }
         None => {
             count(Counter::RingbufDrops, 1);
             false
         }
+    }
+}
+
+/// The user registers the kernel saved when the current task entered the
+/// kernel: inside a syscall, its number (`orig_ax`) and arguments (`di`,
+/// `si`, `dx`), and Go's goroutine pointer (`r14`). `None` if unreadable.
+#[inline(always)]
+pub(crate) fn user_regs() -> Option<pt_regs> {
+    // SAFETY: both helpers take and return kernel pointers the verifier
+    // tracks (the current task and its saved user registers); the read is a
+    // checked probe read of the whole struct.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs;
+        if regs.is_null() {
+            return None;
+        }
+        bpf_probe_read_kernel(regs).ok()
     }
 }

@@ -1,6 +1,7 @@
 //! TCP state of the targets' sockets: ACK progress and window from
-//! `tcp:tcp_probe`, state changes from `sock:inet_sock_set_state`,
-//! retransmits from `tcp:tcp_retransmit_skb`.
+//! `tcp:tcp_probe`, state changes (and the end of the streams a socket
+//! carried) from `sock:inet_sock_set_state`, retransmits from
+//! `tcp:tcp_retransmit_skb`.
 //!
 //! These fire in softirq context, in whatever task is running, so they
 //! cannot filter by tgid: they look the socket up in KNOWN_SOCKS, which the
@@ -20,10 +21,16 @@ use tracer_common::{
         SOCK_STATE_LAYOUT_PLACEHOLDER, SockStateLayout, TCP_PROBE_LAYOUT_PLACEHOLDER,
         TcpProbeLayout,
     },
-    record::{RecordKind, Retransmit, SockOwner, SockState, TcpSample},
+    record::{
+        ChunkSource, Direction, RecordKind, Retransmit, SockClose, SockOwner, SockState,
+        TCP_SAMPLE_PERIOD_NS, TcpAck, TcpSample,
+    },
 };
 
-use crate::maps::{count, emit, header};
+use crate::{
+    chunk::{STREAM_OFFSETS, stream_key},
+    maps::{count, emit, header},
+};
 
 #[unsafe(no_mangle)]
 static KERNEL_LAYOUT: Global<KernelLayout> = Global::new(KERNEL_LAYOUT_PLACEHOLDER);
@@ -43,25 +50,41 @@ const TCP_CLOSE: i32 = 7;
 /// The ACK bit in the TCP header's flags byte.
 const TCP_FLAG_ACK: u8 = 0x10;
 
-/// Records that `sock` belongs to `tgid` (and which fd it used last).
+/// Records that `sock` belongs to `tgid` (and which fd it used last);
+/// returns the Go TLS conn bound to it, or 0.
 #[inline(always)]
-pub(crate) fn remember_socket(sock: u64, tgid: u32, fd: i32) {
+pub(crate) fn remember_socket(sock: u64, tgid: u32, fd: i32) -> u64 {
     match KNOWN_SOCKS.get_ptr_mut(&sock) {
-        Some(owner) => {
+        // SAFETY: the pointer comes from a successful map lookup.
+        Some(owner) => unsafe {
             if fd >= 0 {
-                // SAFETY: the pointer comes from a successful map lookup.
-                unsafe { (*owner).fd = fd };
+                (*owner).fd = fd;
             }
-        }
+            (*owner).conn
+        },
         None => {
             let owner = SockOwner {
                 tgid,
                 fd,
                 last_ack: 0,
                 zero_window: 0,
+                last_sample_ns: 0,
+                conn: 0,
             };
             let _ = KNOWN_SOCKS.insert(&sock, &owner, 0);
+            0
         }
+    }
+}
+
+/// Records that `sock` carries the Go TLS conn `conn`: its syscall payload
+/// is ciphertext from now on.
+#[inline(always)]
+pub(crate) fn bind_socket(sock: u64, tgid: u32, fd: i32, conn: u64) {
+    remember_socket(sock, tgid, fd);
+    if let Some(owner) = KNOWN_SOCKS.get_ptr_mut(&sock) {
+        // SAFETY: the pointer comes from a successful map lookup.
+        unsafe { (*owner).conn = conn };
     }
 }
 
@@ -113,15 +136,33 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let zero = u32::from(window == 0);
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     // SAFETY: the pointer comes from a successful map lookup.
-    let (tgid, fd) = unsafe {
+    let (tgid, fd, full) = unsafe {
         if (*owner).last_ack == ack_seq && (*owner).zero_window == zero {
             return Ok(());
         }
         (*owner).last_ack = ack_seq;
         (*owner).zero_window = zero;
-        ((*owner).tgid, (*owner).fd)
+        let full = now.wrapping_sub((*owner).last_sample_ns) >= TCP_SAMPLE_PERIOD_NS;
+        if full {
+            (*owner).last_sample_ns = now;
+        }
+        ((*owner).tgid, (*owner).fd, full)
     };
+    count(Counter::TcpSamples, 1);
+    if !full {
+        // What userspace needs of most segments: the ACK and the window.
+        emit(TcpAck {
+            header: header(RecordKind::TcpAck, tgid, 0),
+            sock,
+            ack_seq,
+            window,
+            _pad0: 0,
+        });
+        return Ok(());
+    }
     // SAFETY: as for the reads above.
     let sample = unsafe {
         let family = ctx.read_at::<u16>(l.family as usize).map_err(i64::from)?;
@@ -161,7 +202,6 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
             daddr,
         }
     };
-    count(Counter::TcpSamples, 1);
     emit(sample);
     Ok(())
 }
@@ -199,9 +239,81 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<(), i32> {
         newstate,
     });
     if newstate == TCP_CLOSE {
+        close_streams(sock, &owner);
         let _ = KNOWN_SOCKS.remove(&sock);
     }
     Ok(())
+}
+
+/// The socket closed: reports the end offsets of the streams it carried
+/// (its Go TLS conn's and its own syscall streams) and forgets them. Every
+/// TCP socket reaches `TCP_CLOSE` promptly once the process closes it or
+/// the peer resets it (`tcp_done`, also on entering TIME_WAIT).
+#[inline(always)]
+fn close_streams(sock: u64, owner: &SockOwner) {
+    let (tgid, conn) = (owner.tgid, owner.conn);
+    let keys = [
+        stream_key(
+            tgid,
+            conn,
+            Direction::Egress as u8,
+            ChunkSource::GoTls as u8,
+        ),
+        stream_key(
+            tgid,
+            conn,
+            Direction::Ingress as u8,
+            ChunkSource::GoTls as u8,
+        ),
+        stream_key(
+            tgid,
+            sock,
+            Direction::Egress as u8,
+            ChunkSource::Syscall as u8,
+        ),
+        stream_key(
+            tgid,
+            sock,
+            Direction::Ingress as u8,
+            ChunkSource::Syscall as u8,
+        ),
+    ];
+    let mut end_offsets = [u64::MAX; 4];
+    let mut any = false;
+    // Zipped, not indexed: an index the compiler cannot prove in bounds
+    // leaves a panic path, which the verifier rejects.
+    for (key, end) in keys.iter().zip(end_offsets.iter_mut()) {
+        if key.source == ChunkSource::GoTls as u8 && conn == 0 {
+            continue;
+        }
+        // SAFETY: the value is copied out.
+        if let Some(state) = unsafe { STREAM_OFFSETS.get(key) }.copied() {
+            *end = state.next_offset;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    let delivered = emit(SockClose {
+        header: header(RecordKind::SockClose, tgid, 0),
+        fd: owner.fd,
+        _pad0: 0,
+        conn,
+        sock,
+        end_offsets,
+    });
+    for (key, end) in keys.iter().zip(end_offsets.iter()) {
+        if *end == u64::MAX {
+            continue;
+        }
+        if delivered {
+            let _ = STREAM_OFFSETS.remove(key);
+        } else if let Some(state) = STREAM_OFFSETS.get_ptr_mut(key) {
+            // SAFETY: the pointer comes from a successful map lookup.
+            unsafe { (*state).closed = 1 };
+        }
+    }
 }
 
 #[tracepoint]

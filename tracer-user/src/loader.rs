@@ -13,11 +13,11 @@ use thiserror::Error;
 use tracer_common::{
     counters::Counter,
     maps,
-    record::{FdClose, RecordHeader, RecordKind, StreamKey, StreamState},
+    record::{ChunkSource, RecordHeader, RecordKind, SockClose, StreamKey, StreamState},
 };
 
 use crate::{
-    symbols::{self, GoBinary, SymbolError},
+    symbols::{GoBinary, SymbolError},
     tracepoints::{self, Layouts, TracepointUse},
 };
 
@@ -33,12 +33,9 @@ pub struct LoadOptions {
     pub max_targets: u32,
     /// Capacity of the stream offset table (two entries per connection).
     pub max_streams: u32,
-    /// Capacity of the in-flight Go TLS Read table.
-    pub max_inflight_reads: u32,
-    /// Capacity of the in-flight socket syscall table.
-    pub max_active_io: u32,
-    /// Capacity of the Go TLS fd table.
-    pub max_tls_fds: u32,
+    /// Capacity of the tables of Writes and receives waiting to bind their
+    /// conn.
+    pub max_unbound_writes: u32,
     /// Capacity of the known-socket table.
     pub max_socks: u32,
 }
@@ -49,9 +46,7 @@ impl Default for LoadOptions {
             ringbuf_bytes: maps::DEFAULT_RINGBUF_BYTES,
             max_targets: maps::DEFAULT_MAX_TARGETS,
             max_streams: maps::DEFAULT_MAX_STREAMS,
-            max_inflight_reads: maps::DEFAULT_MAX_INFLIGHT_READS,
-            max_active_io: maps::DEFAULT_MAX_ACTIVE_IO,
-            max_tls_fds: maps::DEFAULT_MAX_TLS_FDS,
+            max_unbound_writes: maps::DEFAULT_MAX_UNBOUND_WRITES,
             max_socks: maps::DEFAULT_MAX_SOCKS,
         }
     }
@@ -120,25 +115,24 @@ impl Tracer {
             .map_max_entries(maps::EVENTS, bytes)
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
             .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
-            .map_max_entries(maps::TLS_READS, options.max_inflight_reads)
-            .map_max_entries(maps::TLS_WRITES, options.max_inflight_reads)
+            .map_max_entries(maps::UNBOUND_WRITES, options.max_unbound_writes)
+            .map_max_entries(maps::RECV_CANDIDATES, options.max_unbound_writes)
             .override_global(
                 maps::SOCK_SEND_LENGTH_LAYOUT,
                 &layouts.sock_send_length,
                 true,
             )
-            .map_max_entries(maps::ACTIVE_IO, options.max_active_io)
-            .map_max_entries(maps::TLS_FDS, options.max_tls_fds)
-            .map_max_entries(maps::CONN_FDS, options.max_tls_fds)
-            .map_max_entries(maps::THREAD_TLS, options.max_active_io)
             .override_global(
                 maps::SOCK_RECV_LENGTH_LAYOUT,
                 &layouts.sock_recv_length,
                 true,
             )
-            .override_global(maps::CLOSE_LAYOUT, &layouts.close, true)
-            .override_global(maps::SYSCALL_IO_LAYOUT, &layouts.syscall_io, true)
             .override_global(maps::SYSCALL_NUMBERS, &tracepoints::syscall_numbers(), true)
+            .override_global(
+                maps::RING_WAKEUP_BYTES,
+                &u64::from(bytes / maps::RING_WAKEUP_DIVISOR),
+                true,
+            )
             .map_max_entries(maps::KNOWN_SOCKS, options.max_socks)
             .override_global(maps::TCP_PROBE_LAYOUT, &layouts.tcp_probe, true)
             .override_global(maps::SOCK_STATE_LAYOUT, &layouts.sock_state, true)
@@ -252,39 +246,21 @@ impl Tracer {
         Ok(())
     }
 
-    /// Attaches the Go TLS probes to `binary`: Write at entry, Read at entry
-    /// and at every RET (never a uretprobe: its trampoline breaks Go's stack
-    /// handling). Works on stripped binaries through Go's pclntab.
+    /// Attaches the Go TLS probes to `binary`: Write at its body, and the
+    /// decrypted-record sites in `readRecordOrCCS` (see
+    /// [`crate::symbols::record_site`]); none at a RET, whose uprobe the kernel
+    /// cannot emulate. Works on stripped binaries through Go's pclntab.
     pub fn attach_go_tls(&mut self, binary: &Path) -> Result<GoTlsAttachment, LoadError> {
         let image = GoBinary::read(binary)?;
-        let write = image.go_function(symbols::GO_TLS_WRITE)?;
-        let read = image.go_function(symbols::GO_TLS_READ)?;
+        let sites = image.tls_probe_sites()?;
         // Entry probes go after the stack check: at the entry itself, a call
         // that grows the goroutine's stack runs the prologue twice.
-
-        self.attach_uprobe(
-            maps::programs::GO_TLS_WRITE,
-            binary,
-            &[write.body_file_offset],
-        )?;
-        self.attach_uprobe(
-            maps::programs::GO_TLS_READ,
-            binary,
-            &[read.body_file_offset],
-        )?;
-        self.attach_uprobe(
-            maps::programs::GO_TLS_WRITE_RET,
-            binary,
-            &write.ret_file_offsets,
-        )?;
-        self.attach_uprobe(
-            maps::programs::GO_TLS_READ_RET,
-            binary,
-            &read.ret_file_offsets,
-        )?;
+        self.attach_uprobe(maps::programs::GO_TLS_WRITE, binary, &[sites.write])?;
+        self.attach_uprobe(maps::programs::GO_TLS_RECORD, binary, &sites.records)?;
         Ok(GoTlsAttachment {
             go_version: image.go_version(),
-            read_returns: read.ret_file_offsets.len(),
+            record_sites: sites.records.len(),
+            write_emulated: sites.write_emulated,
         })
     }
 
@@ -315,7 +291,7 @@ impl Tracer {
         &mut self,
         alive: impl Fn(u32) -> bool,
         now_ns: u64,
-    ) -> Result<Vec<FdClose>, LoadError> {
+    ) -> Result<Vec<SockClose>, LoadError> {
         let err = |source| LoadError::Map {
             map: maps::STREAM_OFFSETS,
             source,
@@ -331,8 +307,8 @@ impl Tracer {
             })?;
         let mut table: HashMap<&mut MapData, StreamKey, StreamState> =
             HashMap::try_from(map).map_err(err)?;
-        // Go TLS streams group by conn, syscall streams by fd.
-        let mut ended: std::collections::BTreeMap<(u32, i32, u64), [u64; 4]> = Default::default();
+        // Go TLS streams group by conn, syscall streams by socket.
+        let mut ended: std::collections::BTreeMap<(u32, u8, u64), [u64; 4]> = Default::default();
         let mut stale = Vec::new();
         for entry in table.iter() {
             let (key, state) = entry.map_err(err)?;
@@ -344,7 +320,7 @@ impl Tracer {
                     _ => 3,
                 };
                 ended
-                    .entry((key.tgid, key.fd, key.conn))
+                    .entry((key.tgid, key.source, key.id))
                     .or_insert([u64::MAX; 4])[slot] = state.next_offset;
                 stale.push(key);
             }
@@ -355,19 +331,23 @@ impl Tracer {
         }
         Ok(ended
             .into_iter()
-            .map(|((tgid, fd, conn), end_offsets)| FdClose {
-                header: RecordHeader {
-                    ts_ns: now_ns,
-                    kind: RecordKind::FdClose as u16,
+            .map(|((tgid, source, id), end_offsets)| {
+                let tls = source == ChunkSource::GoTls as u8;
+                SockClose {
+                    header: RecordHeader {
+                        ts_ns: now_ns,
+                        kind: RecordKind::SockClose as u16,
+                        _pad0: 0,
+                        tgid,
+                        tid: 0,
+                        _pad1: 0,
+                    },
+                    fd: -1,
                     _pad0: 0,
-                    tgid,
-                    tid: 0,
-                    _pad1: 0,
-                },
-                fd,
-                _pad0: 0,
-                conn,
-                end_offsets,
+                    conn: if tls { id } else { 0 },
+                    sock: if tls { 0 } else { id },
+                    end_offsets,
+                }
             })
             .collect())
     }
@@ -429,8 +409,11 @@ impl Tracer {
 pub struct GoTlsAttachment {
     /// The binary's Go version, when its build info is readable.
     pub go_version: Option<String>,
-    /// RET sites of `crypto/tls.(*Conn).Read` with a uprobe.
-    pub read_returns: usize,
+    /// Sites in `readRecordOrCCS` with a decrypted-record uprobe.
+    pub record_sites: usize,
+    /// Whether the Write probe's instruction is emulated (one trap per
+    /// Write; two otherwise).
+    pub write_emulated: bool,
 }
 
 /// Struct member offsets from the running kernel's BTF.

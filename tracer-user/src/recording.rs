@@ -1,14 +1,15 @@
 //! The recording file: what `watchtrace record` writes and `watchtrace
-//! replay` reads. Version 1, documented in docs/recording-format.md.
+//! replay` reads. Version 2, documented in docs/recording-format.md.
 //!
 //! ```text
 //! magic    8 bytes  "WATCHTRC"
-//! version  u32 LE   1
+//! version  u32 LE   2
 //! meta_len u32 LE   length of the JSON metadata that follows
 //! meta     JSON     Metadata
-//! frames   repeated: len u32 LE, then `len` bytes of one record exactly as
-//!          the kernel wrote it (RecordHeader first), or a record of the
-//!          same layout made by userspace (e.g. a swept FdClose)
+//! frames   repeated: len u32 LE, then `len` bytes of one record as the
+//!          kernel wrote it (RecordHeader first; a chunk without the unused
+//!          room after its payload), or a record of the same layout made by
+//!          userspace (e.g. a swept SockClose)
 //! ```
 //!
 //! The file holds the plaintext of traced connections, Secrets included:
@@ -22,7 +23,7 @@ use thiserror::Error;
 /// First bytes of every recording.
 pub const MAGIC: &[u8; 8] = b"WATCHTRC";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Largest frame a reader accepts: a chunk record is under 17 KiB, so
 /// anything near this is corruption, not data.
 pub const MAX_FRAME: u32 = 1 << 20;
@@ -97,6 +98,8 @@ impl<W: Write> Writer<W> {
 
     /// Appends one record.
     pub fn record(&mut self, record: &[u8]) -> io::Result<()> {
+        // A chunk's unused room is not kept.
+        let record = crate::capture::trimmed(record);
         self.out.write_all(&(record.len() as u32).to_le_bytes())?;
         self.out.write_all(record)?;
         self.records += 1;

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use tracer_common::{
     layout::{
-        RetransmitLayout, SockSendLengthLayout, SockStateLayout, SyscallFdLayout, SyscallIoLayout,
-        SyscallNumbers, TcpProbeLayout,
+        RetransmitLayout, SockSendLengthLayout, SockStateLayout, SyscallNumbers, TcpProbeLayout,
     },
     maps::programs,
 };
@@ -32,14 +31,6 @@ pub const SOCK_SEND_LENGTH: TracepointUse = TracepointUse {
     fields: &[("sk", 8), ("family", 2), ("protocol", 2), ("ret", 4)],
 };
 
-/// `syscalls:sys_enter_close`: ends an fd's captured streams.
-pub const SYS_ENTER_CLOSE: TracepointUse = TracepointUse {
-    category: "syscalls",
-    name: "sys_enter_close",
-    program: programs::SYS_ENTER_CLOSE,
-    fields: &[("fd", 8)],
-};
-
 /// `sock:sock_recv_length`: every receive on a socket, with its result.
 pub const SOCK_RECV_LENGTH: TracepointUse = TracepointUse {
     category: "sock",
@@ -47,46 +38,6 @@ pub const SOCK_RECV_LENGTH: TracepointUse = TracepointUse {
     program: programs::SOCK_RECV_LENGTH,
     fields: &[("sk", 8), ("family", 2), ("protocol", 2), ("ret", 4)],
 };
-
-/// The socket I/O syscalls whose payload is captured on cleartext
-/// connections, and the name of each one's buffer and length arguments.
-pub const IO_SYSCALLS: &[(&str, &str, &str)] = &[
-    ("read", "buf", "count"),
-    ("write", "buf", "count"),
-    ("readv", "vec", "vlen"),
-    ("writev", "vec", "vlen"),
-    ("sendto", "buff", "len"),
-    ("recvfrom", "ubuf", "size"),
-];
-
-macro_rules! io_tracepoints {
-    ($(($name:literal, $buf:literal, $count:literal)),*) => {
-        &[
-            $(TracepointUse {
-                category: "syscalls",
-                name: concat!("sys_enter_", $name),
-                program: programs::SYS_ENTER_IO,
-                fields: &[("__syscall_nr", 4), ("fd", 8), ($buf, 8), ($count, 8)],
-            },
-            TracepointUse {
-                category: "syscalls",
-                name: concat!("sys_exit_", $name),
-                program: programs::SYS_EXIT_IO,
-                fields: &[("__syscall_nr", 4), ("ret", 8)],
-            },)*
-        ]
-    };
-}
-
-/// The enter and exit tracepoints of [`IO_SYSCALLS`].
-pub const IO_TRACEPOINTS: &[TracepointUse] = io_tracepoints!(
-    ("read", "buf", "count"),
-    ("write", "buf", "count"),
-    ("readv", "vec", "vlen"),
-    ("writev", "vec", "vlen"),
-    ("sendto", "buff", "len"),
-    ("recvfrom", "ubuf", "size")
-);
 
 /// `tcp:tcp_probe`: an incoming segment on an established connection.
 pub const TCP_PROBE: TracepointUse = TracepointUse {
@@ -133,13 +84,11 @@ pub fn used() -> impl Iterator<Item = &'static TracepointUse> {
     [
         SOCK_SEND_LENGTH,
         SOCK_RECV_LENGTH,
-        SYS_ENTER_CLOSE,
         TCP_PROBE,
         INET_SOCK_SET_STATE,
         TCP_RETRANSMIT_SKB,
     ]
     .iter()
-    .chain(IO_TRACEPOINTS.iter())
 }
 
 /// Checks that `format` has every field `tp` reads, at the size it reads.
@@ -170,22 +119,22 @@ pub fn sock_send_length_layout(
 pub struct Layouts {
     pub sock_send_length: SockSendLengthLayout,
     pub sock_recv_length: SockSendLengthLayout,
-    pub close: SyscallFdLayout,
-    pub syscall_io: SyscallIoLayout,
     pub tcp_probe: TcpProbeLayout,
     pub sock_state: SockStateLayout,
     pub retransmit: RetransmitLayout,
 }
 
-/// This architecture's socket I/O syscall numbers.
+/// This architecture's numbers of the syscalls that send and receive.
 pub fn syscall_numbers() -> SyscallNumbers {
     SyscallNumbers {
         read: libc::SYS_read as u32,
         write: libc::SYS_write as u32,
-        readv: libc::SYS_readv as u32,
-        writev: libc::SYS_writev as u32,
         sendto: libc::SYS_sendto as u32,
         recvfrom: libc::SYS_recvfrom as u32,
+        readv: libc::SYS_readv as u32,
+        writev: libc::SYS_writev as u32,
+        sendmsg: libc::SYS_sendmsg as u32,
+        recvmsg: libc::SYS_recvmsg as u32,
     }
 }
 
@@ -206,52 +155,6 @@ impl Layouts {
         let format = tracefs::read_format(root, SOCK_RECV_LENGTH.category, SOCK_RECV_LENGTH.name)?;
         let sock_recv_length =
             sock_send_length_layout(&format).map_err(parse_error(&SOCK_RECV_LENGTH))?;
-        let format = tracefs::read_format(root, SYS_ENTER_CLOSE.category, SYS_ENTER_CLOSE.name)?;
-        let close = SyscallFdLayout {
-            fd: format
-                .offset_of("fd", 8)
-                .map_err(parse_error(&SYS_ENTER_CLOSE))?,
-            _pad0: 0,
-        };
-        let mut syscall_io: Option<SyscallIoLayout> = None;
-        for pair in IO_TRACEPOINTS.chunks(2) {
-            let (enter, exit) = (&pair[0], &pair[1]);
-            let enter_format = tracefs::read_format(root, enter.category, enter.name)?;
-            let exit_format = tracefs::read_format(root, exit.category, exit.name)?;
-            let (buf, count) = (enter.fields[2].0, enter.fields[3].0);
-            let layout = SyscallIoLayout {
-                nr: enter_format
-                    .offset_of("__syscall_nr", 4)
-                    .map_err(parse_error(enter))?,
-                fd: enter_format
-                    .offset_of("fd", 8)
-                    .map_err(parse_error(enter))?,
-                buf: enter_format.offset_of(buf, 8).map_err(parse_error(enter))?,
-                count: enter_format
-                    .offset_of(count, 8)
-                    .map_err(parse_error(enter))?,
-                ret: exit_format.offset_of("ret", 8).map_err(parse_error(exit))?,
-                _pad0: 0,
-            };
-            // One program serves every syscall, so they must agree (and on
-            // every kernel seen so far they do: args at 16, 24, 32).
-            match syscall_io {
-                Some(first) if first != layout => {
-                    return Err(TracefsError::Parse {
-                        path: root
-                            .join("events")
-                            .join(enter.category)
-                            .join(enter.name)
-                            .join("format"),
-                        source: tracefs::FormatError::LayoutMismatch {
-                            tracepoint: enter.name.to_owned(),
-                        },
-                    });
-                }
-                _ => syscall_io = Some(layout),
-            }
-        }
-        let syscall_io = syscall_io.expect("IO_TRACEPOINTS is not empty");
         let format = tracefs::read_format(root, TCP_PROBE.category, TCP_PROBE.name)?;
         let at = |name: &str, size: u32| {
             format
@@ -294,8 +197,6 @@ impl Layouts {
         Ok(Self {
             sock_send_length,
             sock_recv_length,
-            close,
-            syscall_io,
             tcp_probe,
             sock_state,
             retransmit,

@@ -10,10 +10,10 @@ use tracer_common::{
     record::{ChunkSource, Direction},
 };
 use watchtrace::{
-    capture::{Record, StreamEvent, StreamId, Streams},
+    capture::{Record, StreamEvent, StreamId, Streams, decode, encode},
     clock,
     loader::{LoadOptions, Tracer},
-    tracepoints::{self, SYS_ENTER_CLOSE},
+    tracepoints,
 };
 
 const WRITES: u64 = 300;
@@ -28,14 +28,18 @@ fn expected_plaintext() -> Vec<u8> {
         .collect()
 }
 
-/// Runs tls-writer as a target with the Go TLS probes attached; returns
-/// the records once it has exited.
-fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Record> {
+/// Runs tls-writer as a target with the Go TLS probes (and the socket
+/// tracepoints, which bind its conns and end its streams) attached; returns
+/// the records, as the kernel wrote them, once it has exited.
+fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Vec<u8>> {
     let binary = testbed_bin("tls-writer");
     let attached = tracer.attach_go_tls(&binary).unwrap();
     assert_eq!(attached.go_version.as_deref(), Some("go1.27.3"));
-    assert!(attached.read_returns >= 1);
-    tracer.attach_tracepoint(&SYS_ENTER_CLOSE).unwrap();
+    assert!(attached.record_sites >= 1);
+    assert!(attached.write_emulated);
+    for tp in tracepoints::used() {
+        tracer.attach_tracepoint(tp).unwrap();
+    }
     let mut events = tracer.take_events().unwrap();
     let mut writer = TlsWriter::start(&[
         "-n",
@@ -61,7 +65,7 @@ fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Record>
             clock::monotonic_ns(),
         )
         .unwrap();
-    records.extend(closes.into_iter().map(Record::FdClose));
+    records.extend(closes.iter().map(encode));
     records
 }
 
@@ -72,19 +76,21 @@ struct Rebuilt {
     bytes: BTreeMap<u64, Vec<u8>>,
     gap_bytes: u64,
     end: Option<u64>,
+    /// The fd its chunks named, once known.
+    fd: Option<i32>,
 }
 
-fn rebuild(records: &[Record]) -> BTreeMap<StreamId, Rebuilt> {
+fn rebuild(records: &[Vec<u8>]) -> BTreeMap<StreamId, Rebuilt> {
     let mut streams = Streams::new(64);
     let mut out = BTreeMap::<StreamId, Rebuilt>::new();
     let mut events = Vec::new();
     for record in records {
         events.clear();
-        match record {
-            Record::Chunk(header, data) => streams.on_chunk(header, data, &mut events),
-            Record::FdClose(close) => {
+        match decode(record).expect("decodable record") {
+            Record::Chunk(header, data) => streams.on_chunk(&header, data, &mut events),
+            Record::SockClose(close) => {
                 let mut owned = Vec::new();
-                streams.on_close(close, &mut owned);
+                streams.on_close(&close, &mut owned);
                 events.extend(owned);
             }
             _ => {}
@@ -95,12 +101,17 @@ fn rebuild(records: &[Record]) -> BTreeMap<StreamId, Rebuilt> {
                     out.entry(*id).or_default();
                 }
                 StreamEvent::Data {
-                    id, offset, bytes, ..
+                    id,
+                    offset,
+                    bytes,
+                    place,
+                    ..
                 } => {
-                    out.entry(*id)
-                        .or_default()
-                        .bytes
-                        .insert(*offset, bytes.to_vec());
+                    let rebuilt = out.entry(*id).or_default();
+                    rebuilt.bytes.insert(*offset, bytes.to_vec());
+                    if place.fd >= 0 {
+                        rebuilt.fd = Some(place.fd);
+                    }
                 }
                 StreamEvent::Gap { id, len, .. } => out.entry(*id).or_default().gap_bytes += len,
                 StreamEvent::End { id, end_offset, .. } => {
@@ -248,6 +259,9 @@ fn cleartext_socket_payload_is_captured_from_syscalls_both_ways() {
     let client_fd = conn.as_raw_fd();
     drop(conn);
     assert!(reader.join().unwrap() == expected);
+    // The client's socket closes (TIME_WAIT, then TCP_CLOSE) once the
+    // reader has closed its end: the close record ends its streams.
+    thread::sleep(std::time::Duration::from_millis(200));
     let records = drain(&mut events);
     let streams = rebuild(&records);
     let syscall_streams: Vec<_> = streams
@@ -256,7 +270,7 @@ fn cleartext_socket_payload_is_captured_from_syscalls_both_ways() {
         .collect();
     let egress: Vec<_> = syscall_streams
         .iter()
-        .filter(|(id, _)| id.direction() == Some(Direction::Egress) && id.fd == client_fd)
+        .filter(|(id, s)| id.direction() == Some(Direction::Egress) && s.fd == Some(client_fd))
         .collect();
     assert_eq!(egress.len(), 1, "{:?}", streams.keys());
     let sent: Vec<u8> = egress[0].1.bytes.values().flatten().copied().collect();
@@ -292,7 +306,7 @@ fn full_send_buffer_zero_window_and_acks_are_seen() {
         thread,
         time::{Duration, Instant},
     };
-    use tracer_common::record::{SockSend, TcpSample};
+    use tracer_common::record::SockSend;
 
     let mut tracer = load(LoadOptions::default());
     tracer.add_target(std::process::id()).unwrap();
@@ -338,7 +352,8 @@ fn full_send_buffer_zero_window_and_acks_are_seen() {
     assert_eq!(reader.join().unwrap(), written);
     thread::sleep(Duration::from_millis(100));
 
-    let records = drain(&mut events);
+    let raw = drain(&mut events);
+    let records: Vec<Record> = raw.iter().map(|r| decode(r).unwrap()).collect();
     let sends: Vec<SockSend> = records
         .iter()
         .filter_map(|r| match r {
@@ -360,21 +375,29 @@ fn full_send_buffer_zero_window_and_acks_are_seen() {
         ok_bytes, written,
         "successful sends add up to what was written"
     );
-    let samples: Vec<TcpSample> = records
+    // (ack, window) of each segment the probe reported, full or compact.
+    let acks: Vec<(u32, u16)> = records
         .iter()
         .filter_map(|r| match r {
-            Record::TcpSample(t) if t.sock == sock => Some(*t),
+            Record::TcpSample(t) if t.sock == sock => Some((t.ack_seq, t.window)),
+            Record::TcpAck(t) if t.sock == sock => Some((t.ack_seq, t.window)),
             _ => None,
         })
         .collect();
     assert!(
-        samples.iter().any(|t| t.window == 0),
+        acks.iter().any(|&(_, window)| window == 0),
         "the peer advertised a zero window"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::TcpSample(t) if t.sock == sock)),
+        "the socket's first segment came in full"
     );
     // The last send's write_seq is where the stream ends; the final ACK
     // covers it (plus one for our FIN).
     let end_seq = sends.iter().rev().find(|s| s.ret > 0).unwrap().write_seq;
-    let last_ack = samples.last().unwrap().ack_seq;
+    let last_ack = acks.last().unwrap().0;
     assert!(
         last_ack.wrapping_sub(end_seq) <= 1,
         "final ACK {last_ack} covers the last byte at {end_seq}"

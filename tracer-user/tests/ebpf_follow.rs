@@ -84,14 +84,14 @@ fn record_follows_a_restarting_target_within_two_seconds() {
             continue;
         };
         let mut events = Vec::new();
-        streams.on_chunk(&header, &data, &mut events);
+        streams.on_chunk(&header, data, &mut events);
         for event in events {
             match event {
                 StreamEvent::Data { id, bytes, .. }
                     if id.direction() == Some(Direction::Egress)
                         && id.source() == Some(ChunkSource::GoTls) =>
                 {
-                    *captured.entry(id.tgid).or_default() += bytes.len() as u64;
+                    *captured.entry(id.conn.tgid).or_default() += bytes.len() as u64;
                 }
                 StreamEvent::Gap { len, .. } => gaps += len,
                 _ => {}

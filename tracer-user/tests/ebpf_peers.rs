@@ -74,20 +74,20 @@ fn read_recording(path: &std::path::Path) -> Capture {
         match record {
             Record::Chunk(header, data) => {
                 let mut events = Vec::new();
-                streams.on_chunk(&header, &data, &mut events);
+                streams.on_chunk(&header, data, &mut events);
                 for event in events {
                     match event {
                         StreamEvent::Data { id, bytes, .. }
                             if id.source() == Some(ChunkSource::GoTls) =>
                         {
-                            let socket = tls.entry((id.tgid, id.conn)).or_default();
+                            let socket = tls.entry((id.conn.tgid, id.conn.key)).or_default();
                             match id.direction() {
                                 Some(Direction::Egress) => socket.egress.extend_from_slice(bytes),
                                 _ => socket.ingress.extend_from_slice(bytes),
                             }
                         }
                         StreamEvent::Gap { id, len, .. } => {
-                            tls.entry((id.tgid, id.conn)).or_default().gaps += len
+                            tls.entry((id.conn.tgid, id.conn.key)).or_default().gaps += len
                         }
                         _ => {}
                     }

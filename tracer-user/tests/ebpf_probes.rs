@@ -9,7 +9,7 @@ use std::{
     thread,
 };
 
-use support::{TlsWriter, drain, gettid, load, testbed_bin};
+use support::{TlsWriter, decoded, drain, gettid, load, testbed_bin};
 use tracer_common::{
     counters::Counter,
     record::{ChunkSource, Direction},
@@ -52,7 +52,8 @@ fn tracepoint_sees_every_tcp_send_with_its_exact_size() {
     let writer_tid = writer.join().unwrap();
     assert_eq!(reader.join().unwrap(), expected_total);
 
-    let sends: Vec<i32> = drain(&mut events)
+    let raw = drain(&mut events);
+    let sends: Vec<i32> = decoded(&raw)
         .into_iter()
         .filter_map(|r| match r {
             Record::SockSend(s) if s.header.tid == writer_tid => Some(s.ret),
@@ -100,7 +101,8 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
     let expected: Vec<u64> = (0..WRITES as u64).map(|i| 100 + i * 7).collect();
     assert_eq!(writer.finish(), expected.iter().sum::<u64>());
 
-    let records = drain(&mut events);
+    let raw = drain(&mut events);
+    let records = decoded(&raw);
     assert!(
         records.iter().all(|r| r.header().tgid == pid),
         "only the target is traced"
@@ -216,7 +218,8 @@ fn a_write_parked_before_its_syscall_does_not_claim_another_goroutines_socket() 
     let written: u64 = (0..WRITES as u64).map(|i| 100 + i * 7).sum();
     assert_eq!(writer.finish(), written);
 
-    let records = drain(&mut events);
+    let raw = drain(&mut events);
+    let records = decoded(&raw);
     assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);
     let wrong: Vec<_> = records
         .iter()

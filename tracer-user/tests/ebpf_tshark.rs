@@ -156,7 +156,7 @@ fn ours(recording: &Path, server_port: u16) -> (Frames, usize) {
     // or of its conn_address when the conn_open came without one.
     let mut opened: HashMap<(u32, i32), (u16, u16)> = HashMap::new();
     let mut fd_of_conn: HashMap<u64, (u32, i32)> = HashMap::new();
-    // Open ones by (tgid, fd, tls conn), as the pipeline keys them.
+    // Open ones, as the pipeline keys them.
     let mut conns: HashMap<ConnKey, Conn> = HashMap::new();
     let mut ended = Vec::new();
     while let Some(bytes) = reader.next_record().unwrap() {
@@ -197,10 +197,10 @@ fn ours(recording: &Path, server_port: u16) -> (Frames, usize) {
         let mut events = Vec::new();
         match decode(bytes) {
             Ok(Record::Chunk(header, data)) => {
-                streams.on_chunk(&header, &data, &mut events);
+                streams.on_chunk(&header, data, &mut events);
                 decode_events(events, &pipeline, &opened, &mut conns, &mut ended);
             }
-            Ok(Record::FdClose(close)) => {
+            Ok(Record::SockClose(close)) => {
                 let mut events = Vec::new();
                 streams.on_close(&close, &mut events);
                 decode_events(events, &pipeline, &opened, &mut conns, &mut ended);
@@ -237,8 +237,8 @@ fn ours(recording: &Path, server_port: u16) -> (Frames, usize) {
     (frames, from_conn_open)
 }
 
-/// A connection's identity: (tgid, fd, Go TLS conn).
-type ConnKey = (u32, i32, u64);
+/// A connection's identity, as the pipeline keys it.
+type ConnKey = watchtrace::capture::ConnId;
 
 impl Conn {
     /// When the connection's `conn_open` had no address: its
@@ -282,13 +282,15 @@ fn decode_events(
                 offset,
                 ts_ns,
                 bytes,
+                place,
+                ..
             } => {
-                let key = (id.tgid, id.fd, id.conn);
+                let key = id.conn;
                 let conn = conns.entry(key).or_insert_with(|| {
-                    let ports = opened.get(&(id.tgid, id.fd)).copied();
+                    let ports = opened.get(&(id.conn.tgid, place.fd)).copied();
                     Conn {
-                        tgid: id.tgid,
-                        fd: id.fd,
+                        tgid: id.conn.tgid,
+                        fd: place.fd,
                         ports,
                         ports_from_conn_open: ports.is_some(),
                         from_start: true,
@@ -321,12 +323,12 @@ fn decode_events(
                 });
             }
             StreamEvent::Gap { id, len, .. } => {
-                panic!("{len} bytes lost on fd {} of {}", id.fd, id.tgid);
+                panic!("{len} bytes lost on {:?}", id.conn);
             }
             // Either direction's end is the connection's (the kernel ends
             // both streams of an fd together).
             StreamEvent::End { id, .. } => {
-                if let Some(mut conn) = conns.remove(&(id.tgid, id.fd, id.conn)) {
+                if let Some(mut conn) = conns.remove(&id.conn) {
                     conn.learn_ports(pipeline, opened);
                     ended.push(conn);
                 }

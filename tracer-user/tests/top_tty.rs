@@ -128,6 +128,8 @@ impl Recording {
             },
             offset: *offset,
             conn: 0,
+            // A syscall stream is its socket's: one per fd here.
+            sock: 0xffff_8880_0000_0000 | fd as u64,
             len: 0,
             _pad0: 0,
         };

@@ -14,9 +14,11 @@
 use std::collections::HashMap;
 
 use tracer_common::record::{
-    CHUNK_DATA_MAX, CHUNK_FLAG_STREAM_START, ChunkSource, Direction as RecordDirection, RecordKind,
+    CHUNK_DATA_MAX, CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource,
+    Direction as RecordDirection, RecordHeader, RecordKind,
 };
 use watchtrace::{
+    capture::encode_chunk,
     http2::{Attach, Direction, Http2Config, Http2Connection, Http2Event},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat},
@@ -113,36 +115,36 @@ pub(crate) fn events(capture: &Capture, server: &[u8]) -> Found {
     found
 }
 
-/// One chunk record's bytes, laid out as `tracer_common::record::ChunkHeader`
-/// (little-endian fields in declaration order, no implicit padding).
+/// One chunk record's bytes, as the kernel lays them out.
 fn chunk_record(egress: bool, offset: u64, ts: u64, payload: &[u8]) -> Vec<u8> {
-    let mut r = Vec::with_capacity(56 + payload.len());
-    r.extend_from_slice(&ts.to_le_bytes());
-    r.extend_from_slice(&(RecordKind::Chunk as u16).to_le_bytes());
-    r.extend_from_slice(&0u16.to_le_bytes());
-    r.extend_from_slice(&4242u32.to_le_bytes()); // tgid
-    r.extend_from_slice(&4243u32.to_le_bytes()); // tid
-    r.extend_from_slice(&0u32.to_le_bytes());
-    r.extend_from_slice(&7i32.to_le_bytes()); // fd
-    let dir = if egress {
-        RecordDirection::Egress
-    } else {
-        RecordDirection::Ingress
+    let header = ChunkHeader {
+        header: RecordHeader {
+            ts_ns: ts,
+            kind: RecordKind::Chunk as u16,
+            _pad0: 0,
+            tgid: 4242,
+            tid: 4243,
+            _pad1: 0,
+        },
+        fd: 7,
+        direction: if egress {
+            RecordDirection::Egress
+        } else {
+            RecordDirection::Ingress
+        } as u8,
+        source: ChunkSource::Syscall as u8,
+        flags: if offset == 0 {
+            CHUNK_FLAG_STREAM_START | CHUNK_FLAG_CALL_START
+        } else {
+            CHUNK_FLAG_CALL_START
+        },
+        offset,
+        conn: 0,
+        sock: 0xffff_8880_0000_0700,
+        len: 0,
+        _pad0: 0,
     };
-    r.push(dir as u8);
-    r.push(ChunkSource::Syscall as u8);
-    let flags = if offset == 0 {
-        CHUNK_FLAG_STREAM_START
-    } else {
-        0
-    };
-    r.extend_from_slice(&flags.to_le_bytes());
-    r.extend_from_slice(&offset.to_le_bytes());
-    r.extend_from_slice(&0u64.to_le_bytes()); // conn: syscall payload
-    r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    r.extend_from_slice(&0u32.to_le_bytes());
-    r.extend_from_slice(payload);
-    r
+    encode_chunk(&header, payload)
 }
 
 /// The ring-buffer records of the capture as seen at the (traced) server:

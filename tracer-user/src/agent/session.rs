@@ -15,6 +15,7 @@ use tracer_common::{
     record::{ProcessInfo, RecordHeader, RecordKind, SockAnchor},
 };
 
+use super::probe_stats::{ProbeEstimate, ProbeStatsSampler};
 use crate::{
     capture::{encode, fixed},
     check::REQUIRED_CAPABILITIES,
@@ -79,6 +80,29 @@ pub async fn until_stopped(seconds: Option<f64>) {
 /// How long without any target before `run` says how to find one.
 const NO_TARGET_HINT_AFTER: Duration = Duration::from_secs(30);
 
+/// How often the ring buffer is drained. Records are submitted without a
+/// wakeup (a wakeup costs the traced process far more than the record), so
+/// this bounds how late a record reaches userspace; a ring filling past a
+/// quarter of its size wakes the consumer sooner.
+pub const DRAIN_PERIOD: Duration = Duration::from_millis(20);
+
+/// What the drain loop feeds.
+pub trait Consumer {
+    /// One record: the raw bytes the kernel wrote, borrowed from the ring.
+    fn record(&mut self, bytes: &[u8]);
+    /// Everything pending in the ring was drained (a batch ended).
+    fn batch_done(&mut self) {}
+    /// Called after each rescan (every rescan period): where the kernel's
+    /// counters are read while the loop runs.
+    fn tick(&mut self, _session: &Session) {}
+}
+
+impl<F: FnMut(&[u8])> Consumer for F {
+    fn record(&mut self, bytes: &[u8]) {
+        self(bytes)
+    }
+}
+
 /// Loaded programs plus the processes being traced.
 pub struct Session {
     tracer: Tracer,
@@ -89,6 +113,8 @@ pub struct Session {
     binaries: BTreeMap<PathBuf, Option<String>>,
     /// Since when no process has matched, until the hint is logged once.
     idle_since: Option<Instant>,
+    /// The probes' cost, sampled (see `probe_stats`); off unless asked for.
+    probe_stats: Option<ProbeStatsSampler>,
 }
 
 impl Session {
@@ -124,7 +150,19 @@ impl Session {
             traced: BTreeMap::new(),
             binaries: BTreeMap::new(),
             idle_since: Some(Instant::now()),
+            probe_stats: None,
         })
+    }
+
+    /// Samples the kernel's BPF run-time statistics while [`Session::run`]
+    /// runs (see `probe_stats`): what the probes cost, for the metrics.
+    pub fn sample_probe_stats(&mut self) {
+        self.probe_stats = Some(ProbeStatsSampler::default());
+    }
+
+    /// The probes' estimated runs and run time by program, when sampled.
+    pub fn probe_estimates(&self) -> Option<&BTreeMap<String, ProbeEstimate>> {
+        self.probe_stats.as_ref().map(ProbeStatsSampler::estimates)
     }
 
     pub fn tracer(&self) -> &Tracer {
@@ -251,10 +289,17 @@ impl Session {
                 tracing::info!(
                     binary = %exe.display(),
                     go = attached.go_version.as_deref().unwrap_or("unknown"),
-                    read_returns = attached.read_returns,
+                    record_sites = attached.record_sites,
                     elapsed_ms = elapsed_ms(started),
                     "attached Go TLS probes"
                 );
+                if !attached.write_emulated {
+                    tracing::warn!(
+                        binary = %exe.display(),
+                        "the instruction at crypto/tls.(*Conn).Write's body is not one the \
+                         kernel emulates: each Write costs the traced process a second trap"
+                    );
+                }
                 attached.go_version
             }
             Err(e) => {
@@ -272,29 +317,19 @@ impl Session {
         version
     }
 
-    /// Drains the ring buffer into `sink` until `stop` resolves, rescanning
-    /// targets every `rescan` period. Each record is handed over as the raw
-    /// bytes the kernel wrote; nothing is parsed inside the read guard.
+    /// Drains the ring buffer into `consumer` until `stop` resolves: every
+    /// [`DRAIN_PERIOD`], and when the ring fills past its wakeup mark.
+    /// Targets are rescanned every rescan period. Each record is handed
+    /// over as the raw bytes the kernel wrote; nothing is copied.
     pub async fn run(
         &mut self,
-        sink: impl FnMut(&[u8]),
-        stop: impl Future<Output = ()>,
-    ) -> anyhow::Result<()> {
-        self.run_ticking(sink, |_| {}, stop).await
-    }
-
-    /// [`Session::run`], also calling `tick` with the session after each
-    /// rescan (every rescan period, while the loop is alive): where the
-    /// kernel's counters are read while it runs.
-    pub async fn run_ticking(
-        &mut self,
-        mut sink: impl FnMut(&[u8]),
-        mut tick: impl FnMut(&Self),
+        consumer: &mut impl Consumer,
         stop: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         for record in self.rescan()? {
-            sink(&record);
+            consumer.record(&record);
         }
+        consumer.batch_done();
         let ring: RingBuf<MapData> = self.tracer.take_events()?;
         // SAFETY: the RingBuf owns its map fd, keeps it open and unchanged
         // until dropped, and the AsyncFd owns the RingBuf.
@@ -303,37 +338,39 @@ impl Session {
             .context("polling the ring buffer")?;
 
         let mut ticker = tokio::time::interval(self.options.rescan);
+        let mut drain = tokio::time::interval(DRAIN_PERIOD);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
                     let mut guard = guard.context("ring buffer readiness")?;
-                    let ring = guard.get_inner_mut();
-                    while let Some(item) = ring.next() {
-                        sink(&item);
-                    }
+                    drain_into(guard.get_inner_mut(), consumer);
                     guard.clear_ready();
                 }
+                _ = drain.tick() => drain_into(ring.get_mut(), consumer),
                 _ = ticker.tick() => {
                     for record in self.rescan()? {
-                        sink(&record);
+                        consumer.record(&record);
                     }
-                    tick(self);
+                    consumer.batch_done();
+                    if let Some(sampler) = &mut self.probe_stats {
+                        sampler.tick(&self.tracer, Instant::now());
+                    }
+                    consumer.tick(self);
                 }
                 () = &mut stop => break,
             }
         }
         // Whatever is still in the ring, then every stream's end.
-        let ring = ring.get_mut();
-        while let Some(item) = ring.next() {
-            sink(&item);
-        }
+        drain_into(ring.get_mut(), consumer);
         let closes = self
             .tracer
             .sweep_streams(|_| false, clock::monotonic_ns())?;
         for close in &closes {
-            sink(&encode(close));
+            consumer.record(&encode(close));
         }
+        consumer.batch_done();
         Ok(())
     }
 
@@ -341,6 +378,14 @@ impl Session {
     pub fn counters(&self) -> anyhow::Result<Vec<(Counter, u64)>> {
         Ok(self.tracer.counters()?)
     }
+}
+
+/// Hands every record waiting in `ring` to `consumer`, then ends the batch.
+fn drain_into(ring: &mut RingBuf<MapData>, consumer: &mut impl Consumer) {
+    while let Some(item) = ring.next() {
+        consumer.record(&item);
+    }
+    consumer.batch_done();
 }
 
 /// Milliseconds since `started`, as a number in JSON logs (u128 is not).

@@ -3,5 +3,7 @@
 mod record;
 mod streams;
 
-pub use record::{DecodeError, Record, UserRecord, decode, encode, encode_chunk, fixed, unfixed};
-pub use streams::{StreamEvent, StreamId, StreamStats, Streams};
+pub use record::{
+    DecodeError, Record, UserRecord, decode, encode, encode_chunk, fixed, trimmed, unfixed,
+};
+pub use streams::{ConnId, Place, StreamEvent, StreamId, StreamStats, Streams};

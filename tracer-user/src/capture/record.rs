@@ -3,42 +3,43 @@
 
 use thiserror::Error;
 use tracer_common::record::{
-    ChunkHeader, FdClose, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockRecv,
-    SockSend, SockState, TcpSample, TlsBind, TlsWriteDone,
+    ChunkHeader, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockClose,
+    SockRecv, SockSend, SockState, TcpAck, TcpSample, TlsBind,
 };
 
-/// A decoded kernel record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
+/// A decoded kernel record. A chunk's payload is borrowed from the bytes
+/// it was decoded from (the ring buffer or a recording): nothing is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record<'a> {
     SockSend(SockSend),
     /// A piece of a byte stream and its payload.
-    Chunk(ChunkHeader, Vec<u8>),
-    FdClose(FdClose),
+    Chunk(ChunkHeader, &'a [u8]),
+    SockClose(SockClose),
     SockRecv(SockRecv),
     TcpSample(TcpSample),
+    TcpAck(TcpAck),
     SockState(SockState),
     Retransmit(Retransmit),
     SockAnchor(SockAnchor),
     ProcessInfo(ProcessInfo),
     TlsBind(TlsBind),
-    TlsWriteDone(TlsWriteDone),
 }
 
-impl Record {
+impl Record<'_> {
     /// The common header.
     pub fn header(&self) -> &RecordHeader {
         match self {
             Self::SockSend(r) => &r.header,
             Self::Chunk(r, _) => &r.header,
-            Self::FdClose(r) => &r.header,
+            Self::SockClose(r) => &r.header,
             Self::SockRecv(r) => &r.header,
             Self::TcpSample(r) => &r.header,
+            Self::TcpAck(r) => &r.header,
             Self::SockState(r) => &r.header,
             Self::Retransmit(r) => &r.header,
             Self::SockAnchor(r) => &r.header,
             Self::ProcessInfo(r) => &r.header,
             Self::TlsBind(r) => &r.header,
-            Self::TlsWriteDone(r) => &r.header,
         }
     }
 }
@@ -49,8 +50,8 @@ pub enum DecodeError {
     /// Fewer bytes than the header or the record needs.
     #[error("record of {len} bytes is shorter than the {needed} its kind needs")]
     Short { len: usize, needed: usize },
-    /// A chunk whose header length disagrees with the bytes that follow.
-    #[error("chunk header says {said} payload bytes, record has {has}")]
+    /// A chunk whose header claims more payload than the record holds.
+    #[error("chunk header says {said} payload bytes, record has room for {has}")]
     ChunkLength { said: u32, has: usize },
     /// A kind this build does not know (an object from another version).
     #[error("unknown record kind {kind}")]
@@ -58,7 +59,7 @@ pub enum DecodeError {
 }
 
 /// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     // SAFETY: tracer-common's record types are repr(C) structs of integers
     // with explicit padding, valid for any bit pattern.
     let header: RecordHeader = unsafe { read(bytes) }?;
@@ -69,21 +70,25 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::Chunk) => {
             // SAFETY: as above.
             let chunk: ChunkHeader = unsafe { read(bytes) }?;
-            let payload = &bytes[size_of::<ChunkHeader>()..];
-            if payload.len() != chunk.len as usize {
+            // The kernel reserves a chunk at one of a few sizes: the payload
+            // is the header's `len` bytes, the rest of the record is room.
+            let room = &bytes[size_of::<ChunkHeader>()..];
+            let Some(payload) = room.get(..chunk.len as usize) else {
                 return Err(DecodeError::ChunkLength {
                     said: chunk.len,
-                    has: payload.len(),
+                    has: room.len(),
                 });
-            }
-            Ok(Record::Chunk(chunk, payload.to_vec()))
+            };
+            Ok(Record::Chunk(chunk, payload))
         }
         // SAFETY: as above.
-        Some(RecordKind::FdClose) => unsafe { read(bytes) }.map(Record::FdClose),
+        Some(RecordKind::SockClose) => unsafe { read(bytes) }.map(Record::SockClose),
         // SAFETY: as above.
         Some(RecordKind::SockRecv) => unsafe { read(bytes) }.map(Record::SockRecv),
         // SAFETY: as above.
         Some(RecordKind::TcpSample) => unsafe { read(bytes) }.map(Record::TcpSample),
+        // SAFETY: as above.
+        Some(RecordKind::TcpAck) => unsafe { read(bytes) }.map(Record::TcpAck),
         // SAFETY: as above.
         Some(RecordKind::SockState) => unsafe { read(bytes) }.map(Record::SockState),
         // SAFETY: as above.
@@ -94,10 +99,18 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::ProcessInfo) => unsafe { read(bytes) }.map(Record::ProcessInfo),
         // SAFETY: as above.
         Some(RecordKind::TlsBind) => unsafe { read(bytes) }.map(Record::TlsBind),
-        // SAFETY: as above.
-        Some(RecordKind::TlsWriteDone) => unsafe { read(bytes) }.map(Record::TlsWriteDone),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
+}
+
+/// The bytes of a record that matter: a chunk without the unused room the
+/// kernel reserved after its payload (what a recording keeps), any other
+/// record whole.
+pub fn trimmed(bytes: &[u8]) -> &[u8] {
+    if let Ok(Record::Chunk(chunk, _)) = decode(bytes) {
+        return &bytes[..size_of::<ChunkHeader>() + chunk.len as usize];
+    }
+    bytes
 }
 
 /// Copies a `T` out of the front of `bytes`.
@@ -154,7 +167,7 @@ pub fn encode_chunk(header: &ChunkHeader, payload: &[u8]) -> Vec<u8> {
 
 /// Records userspace makes itself.
 pub trait UserRecord: Copy {}
-impl UserRecord for FdClose {}
+impl UserRecord for SockClose {}
 impl UserRecord for SockAnchor {}
 impl UserRecord for ProcessInfo {}
 
@@ -204,23 +217,38 @@ mod tests {
             protocol: 6,
             fd: 3,
             write_seq: 0,
+            requested: 100,
+            _pad0: 0,
         };
         assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
         let bind = TlsBind {
             header: header(RecordKind::TlsBind),
             conn: 0xc000_1000,
+            sock: 0xffff_8880_0000_0040,
             fd: 9,
             _pad0: 0,
         };
-        let decoded = decode(&bytes_of(&bind)).unwrap();
+        let bytes = bytes_of(&bind);
+        let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded, Record::TlsBind(bind));
         assert_eq!(decoded.header().tgid, 7);
-        let done = TlsWriteDone {
-            header: header(RecordKind::TlsWriteDone),
-            conn: 0xc000_1000,
-            written: 4096,
+        let ack = TcpAck {
+            header: header(RecordKind::TcpAck),
+            sock: 0xffff_8880_0000_0040,
+            ack_seq: 1234,
+            window: 0,
+            _pad0: 0,
         };
-        assert_eq!(decode(&bytes_of(&done)), Ok(Record::TlsWriteDone(done)));
+        assert_eq!(decode(&bytes_of(&ack)), Ok(Record::TcpAck(ack)));
+        let close = SockClose {
+            header: header(RecordKind::SockClose),
+            fd: 9,
+            _pad0: 0,
+            conn: 0xc000_1000,
+            sock: 0xffff_8880_0000_0040,
+            end_offsets: [10, 20, u64::MAX, u64::MAX],
+        };
+        assert_eq!(decode(&encode(&close)), Ok(Record::SockClose(close)));
     }
 
     #[test]
@@ -233,13 +261,15 @@ mod tests {
             flags: 1,
             offset: 77,
             conn: 0,
+            sock: 0xffff_8880_0000_0040,
             len: 0,
             _pad0: 0,
         };
-        let decoded = decode(&encode_chunk(&header, b"hello")).unwrap();
+        let bytes = encode_chunk(&header, b"hello");
+        let decoded = decode(&bytes).unwrap();
         assert_eq!(
             decoded,
-            Record::Chunk(ChunkHeader { len: 5, ..header }, b"hello".to_vec())
+            Record::Chunk(ChunkHeader { len: 5, ..header }, b"hello")
         );
     }
 
@@ -253,13 +283,15 @@ mod tests {
             protocol: 6,
             fd: 3,
             write_seq: 0,
+            requested: 1,
+            _pad0: 0,
         };
         let bytes = bytes_of(&send);
         assert_eq!(
             decode(&bytes[..30]),
             Err(DecodeError::Short {
                 len: 30,
-                needed: 48
+                needed: 56
             })
         );
         assert_eq!(

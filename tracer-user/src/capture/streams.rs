@@ -8,22 +8,41 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tracer_common::record::{ChunkHeader, ChunkSource, Direction, FdClose};
+use tracer_common::record::{ChunkHeader, ChunkSource, Direction, SockClose};
+
+/// What the kernel keys a connection's captured streams by: the
+/// `*tls.Conn` of a Go TLS connection (a `TlsBind` record says which socket
+/// it uses), or the socket (`struct sock` address) of a cleartext one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub tgid: u32,
+    /// A [`ChunkSource`] value.
+    pub source: u8,
+    /// The `*tls.Conn` or the socket.
+    pub key: u64,
+}
+
+impl ConnId {
+    pub fn source(&self) -> Option<ChunkSource> {
+        source_of(self.source)
+    }
+}
+
+fn source_of(raw: u8) -> Option<ChunkSource> {
+    match raw {
+        1 => Some(ChunkSource::GoTls),
+        2 => Some(ChunkSource::Syscall),
+        _ => None,
+    }
+}
 
 /// Identity of one captured byte stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
-    pub tgid: u32,
-    /// The fd of a syscall stream; -1 for a Go TLS stream (see `conn`).
-    pub fd: i32,
-    /// The `*tls.Conn` of a Go TLS stream; 0 for a syscall stream. A
-    /// `TlsBind` record says which fd it uses.
-    pub conn: u64,
+    pub conn: ConnId,
     /// A [`Direction`] value.
     pub direction: u8,
-    /// A [`ChunkSource`] value.
-    pub source: u8,
-    /// Distinguishes successive connections that reused the same fd.
+    /// Distinguishes successive connections that reused the same key.
     pub generation: u32,
 }
 
@@ -37,12 +56,16 @@ impl StreamId {
     }
 
     pub fn source(&self) -> Option<ChunkSource> {
-        match self.source {
-            1 => Some(ChunkSource::GoTls),
-            2 => Some(ChunkSource::Syscall),
-            _ => None,
-        }
+        self.conn.source()
     }
+}
+
+/// Where a chunk says its connection stands: the fd the process uses and
+/// the socket, as far as known (-1 and 0 when not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub fd: i32,
+    pub sock: u64,
 }
 
 /// What happened to a stream.
@@ -50,12 +73,15 @@ impl StreamId {
 pub enum StreamEvent<'a> {
     /// The first bytes of a stream (or of a reused fd).
     Start { id: StreamId, ts_ns: u64 },
-    /// Contiguous bytes at `offset`.
+    /// Contiguous bytes at `offset`. `call_start`: they begin a call (a Go
+    /// TLS Write, a decrypted record, a send or receive).
     Data {
         id: StreamId,
         offset: u64,
         ts_ns: u64,
         bytes: &'a [u8],
+        place: Place,
+        call_start: bool,
     },
     /// `len` bytes at `offset` were seen by the kernel but not captured.
     Gap {
@@ -64,7 +90,7 @@ pub enum StreamEvent<'a> {
         len: u64,
         ts_ns: u64,
     },
-    /// The fd was closed with the stream at `end_offset`.
+    /// The socket was closed with the stream at `end_offset`.
     End {
         id: StreamId,
         end_offset: u64,
@@ -92,7 +118,7 @@ struct State {
     last_ts: u64,
 }
 
-type Key = (u32, i32, u64, u8, u8);
+type Key = (ConnId, u8);
 
 /// The table of open streams, bounded by `capacity`; when full, the stream
 /// idle the longest is evicted and counted.
@@ -130,14 +156,19 @@ impl Streams {
         data: &'a [u8],
         out: &mut Vec<StreamEvent<'a>>,
     ) {
-        // A TLS stream is the conn's, whatever fd it is bound to yet.
-        let fd = if chunk.conn != 0 { -1 } else { chunk.fd };
+        // A TLS stream is the conn's, whatever socket it is bound to yet.
+        let id = if chunk.source == ChunkSource::GoTls as u8 {
+            chunk.conn
+        } else {
+            chunk.sock
+        };
         let key = (
-            chunk.header.tgid,
-            fd,
-            chunk.conn,
+            ConnId {
+                tgid: chunk.header.tgid,
+                source: chunk.source,
+                key: id,
+            },
             chunk.direction,
-            chunk.source,
         );
         let ts_ns = chunk.header.ts_ns;
         let restart = chunk.flags & tracer_common::record::CHUNK_FLAG_STREAM_START != 0;
@@ -154,11 +185,8 @@ impl Streams {
             self.make_room();
             self.evicted.remove(&key);
             let id = StreamId {
-                tgid: key.0,
-                fd: key.1,
-                conn: key.2,
-                direction: key.3,
-                source: key.4,
+                conn: key.0,
+                direction: key.1,
                 generation: self.next_generation,
             };
             self.next_generation = self.next_generation.wrapping_add(1);
@@ -198,14 +226,20 @@ impl Streams {
                 offset,
                 ts_ns,
                 bytes,
+                place: Place {
+                    fd: chunk.fd,
+                    sock: chunk.sock,
+                },
+                call_start: chunk.flags & tracer_common::record::CHUNK_FLAG_CALL_START != 0
+                    && offset == chunk.offset,
             });
             state.next_offset = offset + bytes.len() as u64;
         }
     }
 
-    /// Feeds a close record: ends each stream of the fd, reporting any bytes
-    /// lost after the last captured chunk.
-    pub fn on_close(&mut self, close: &FdClose, out: &mut Vec<StreamEvent<'static>>) {
+    /// Feeds a close record: ends each stream the socket carried, reporting
+    /// any bytes lost after the last captured chunk.
+    pub fn on_close(&mut self, close: &SockClose, out: &mut Vec<StreamEvent<'static>>) {
         const ORDER: [(Direction, ChunkSource); 4] = [
             (Direction::Egress, ChunkSource::GoTls),
             (Direction::Ingress, ChunkSource::GoTls),
@@ -214,36 +248,29 @@ impl Streams {
         ];
         let ts_ns = close.header.ts_ns;
         for (i, (direction, source)) in ORDER.iter().enumerate() {
-            let key = match source {
-                ChunkSource::GoTls => (
-                    close.header.tgid,
-                    -1,
-                    close.conn,
-                    *direction as u8,
-                    *source as u8,
-                ),
-                ChunkSource::Syscall => (
-                    close.header.tgid,
-                    close.fd,
-                    0,
-                    *direction as u8,
-                    *source as u8,
-                ),
+            let id = match source {
+                ChunkSource::GoTls => close.conn,
+                ChunkSource::Syscall => close.sock,
             };
-            if *source == ChunkSource::GoTls && close.conn == 0 {
+            if id == 0 {
                 continue;
             }
+            let key = (
+                ConnId {
+                    tgid: close.header.tgid,
+                    source: *source as u8,
+                    key: id,
+                },
+                *direction as u8,
+            );
             let end = close.end_offsets[i];
             let Some(state) = self.open.remove(&key) else {
                 // Never seen, not evicted, yet the kernel counted bytes:
                 // the ring lost every record of it. Report it whole.
                 if !self.evicted.remove(&key) && end != u64::MAX && end > 0 {
                     let id = StreamId {
-                        tgid: key.0,
-                        fd: key.1,
-                        conn: key.2,
-                        direction: key.3,
-                        source: key.4,
+                        conn: key.0,
+                        direction: key.1,
                         generation: self.next_generation,
                     };
                     self.next_generation = self.next_generation.wrapping_add(1);
@@ -339,6 +366,7 @@ mod tests {
             flags,
             offset,
             conn: 0xc000_0010,
+            sock: 0,
             len,
             _pad0: 0,
         }
@@ -364,13 +392,13 @@ mod tests {
         assert_eq!(streams.stats().gap_bytes, 10);
     }
 
-    /// A close of fd 5 of process 1 and `conn`, its TLS egress stream
-    /// ending at `egress_end`.
-    fn close_record(conn: u64, egress_end: u64) -> FdClose {
-        FdClose {
+    /// A close of a socket of process 1 that carried `conn`, its TLS egress
+    /// stream ending at `egress_end`.
+    fn close_record(conn: u64, egress_end: u64) -> SockClose {
+        SockClose {
             header: RecordHeader {
                 ts_ns: 9,
-                kind: RecordKind::FdClose as u16,
+                kind: RecordKind::SockClose as u16,
                 _pad0: 0,
                 tgid: 1,
                 tid: 1,
@@ -379,6 +407,7 @@ mod tests {
             fd: 5,
             _pad0: 0,
             conn,
+            sock: 0xffff_8880_0000_0100,
             end_offsets: [egress_end, u64::MAX, u64::MAX, u64::MAX],
         }
     }
@@ -502,7 +531,8 @@ mod start_tests {
             source: 1,
             flags: CHUNK_FLAG_STREAM_START,
             offset: 40,
-            conn: 0,
+            conn: 0xc000_0010,
+            sock: 0,
             len: 2,
             _pad0: 0,
         };

@@ -28,15 +28,11 @@ pub async fn run(args: CountArgs) -> anyhow::Result<()> {
     let mut records = 0u64;
     let mut bytes = 0u64;
     let stop = until_stopped(args.duration);
-    session
-        .run(
-            |record| {
-                records += 1;
-                bytes += record.len() as u64;
-            },
-            stop,
-        )
-        .await?;
+    let mut sink = |record: &[u8]| {
+        records += 1;
+        bytes += record.len() as u64;
+    };
+    session.run(&mut sink, stop).await?;
     let counts = session.counters()?;
     let line: Vec<String> = counts
         .iter()

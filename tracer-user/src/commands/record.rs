@@ -53,18 +53,14 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     }
     let stop = until_stopped(args.duration);
     tracing::info!(output = %args.output.display(), "recording (the file holds plaintext: keep it private)");
-    session
-        .run(
-            |record| {
-                if write_error.is_none()
-                    && let Err(e) = writer.record(record)
-                {
-                    write_error = Some(e);
-                }
-            },
-            stop,
-        )
-        .await?;
+    let mut sink = |record: &[u8]| {
+        if write_error.is_none()
+            && let Err(e) = writer.record(record)
+        {
+            write_error = Some(e);
+        }
+    };
+    session.run(&mut sink, stop).await?;
     if let Some(e) = write_error {
         return Err(e).context("writing the recording");
     }

@@ -4,7 +4,6 @@
 //! serves.
 
 use std::{
-    cell::RefCell,
     fs::OpenOptions,
     io::{self, BufWriter, Write as _},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -15,11 +14,11 @@ use anyhow::Context as _;
 use tracer_common::counters::Counter;
 
 use crate::{
-    agent::{Session, SessionOptions, until_stopped},
+    agent::{Consumer, Session, SessionOptions, until_stopped},
     cli::{MetricsAddr, RunArgs},
     clock,
     http::{self, Health},
-    loader, metrics,
+    metrics,
     model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
 };
@@ -30,14 +29,14 @@ const STALE_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
-    let events = RefCell::new(EventsOut::open(args.events.as_deref())?);
+    let events = EventsOut::open(args.events.as_deref())?;
     let offset = clock::realtime_offset_ns();
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), offset);
+    let pipeline = Pipeline::new(PipelineConfig::default(), offset);
     let health = Arc::new(Health::new(STALE_AFTER));
 
     // The model exists only to be served.
-    let (model, _server, _bpf_stats) = match args.metrics_addr {
-        MetricsAddr::Off => (None, None, None),
+    let (model, _server) = match args.metrics_addr {
+        MetricsAddr::Off => (None, None),
         MetricsAddr::At(addr) => {
             let listener = http::bind(addr)
                 .await
@@ -51,47 +50,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 metrics::CONTENT_TYPE,
                 health.clone(),
             )));
-            // The probes' run counts and times are kept only while this
-            // fd is held.
-            let stats = loader::enable_bpf_stats()
-                .inspect_err(|e| tracing::warn!("no probe run-time statistics: {e}"))
-                .ok();
-            (Some(model), Some(server), stats)
+            // What the probes cost, for the metrics, sampled: the kernel's
+            // statistics cost every program run while they are on.
+            session.sample_probe_stats();
+            (Some(model), Some(server))
         }
     };
 
     let stop = until_stopped(args.duration);
     tracing::info!(targets = %args.targets.describe(), "running; waiting for targets");
     health.set_running(true);
-    let result = session
-        .run_ticking(
-            |record| {
-                let mut events = events.borrow_mut();
-                let mut model = model.as_deref().map(lock);
-                pipeline.on_record(record, &mut |event| {
-                    events.write(&event);
-                    if let Some(model) = model.as_mut() {
-                        model.on_event(&event);
-                    }
-                });
-            },
-            |session| {
-                health.beat();
-                events.borrow_mut().flush();
-                if let Some(model) = model.as_deref() {
-                    let mut model = lock(model);
-                    let figures = capture_figures(session, model.capture().ringbuf_drops);
-                    model.set_capture(figures);
-                    // Rates fall to zero while nothing happens.
-                    model.advance(unix_now(offset));
-                }
-            },
-            stop,
-        )
-        .await;
+    let mut agent = Agent {
+        pipeline,
+        events,
+        model,
+        health: health.clone(),
+        offset,
+        batch: Vec::new(),
+    };
+    let result = session.run(&mut agent, stop).await;
     health.set_running(false);
     result?;
-    let events = events.into_inner();
+    let Agent {
+        pipeline, events, ..
+    } = agent;
     events.finish().context("writing events")?;
 
     let stats = pipeline.stats();
@@ -119,6 +101,54 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The drain loop's consumer: records through the pipeline, its events
+/// (a batch at a time) to the JSON lines and the model.
+struct Agent {
+    pipeline: Pipeline,
+    events: EventsOut,
+    model: Option<Arc<Mutex<Model>>>,
+    health: Arc<Health>,
+    offset: i128,
+    /// The current batch's events: the model's lock is taken once a batch.
+    batch: Vec<OutputEvent>,
+}
+
+impl Consumer for Agent {
+    fn record(&mut self, bytes: &[u8]) {
+        let batch = &mut self.batch;
+        self.pipeline
+            .on_record(bytes, &mut |event| batch.push(event));
+    }
+
+    fn batch_done(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        for event in &self.batch {
+            self.events.write(event);
+        }
+        if let Some(model) = self.model.as_deref() {
+            let mut model = lock(model);
+            for event in &self.batch {
+                model.on_event(event);
+            }
+        }
+        self.batch.clear();
+    }
+
+    fn tick(&mut self, session: &Session) {
+        self.health.beat();
+        self.events.flush();
+        if let Some(model) = self.model.as_deref() {
+            let mut model = lock(model);
+            let figures = capture_figures(session, model.capture().ringbuf_drops);
+            model.set_capture(figures);
+            // Rates fall to zero while nothing happens.
+            model.advance(unix_now(self.offset));
+        }
+    }
+}
+
 /// The JSON-lines writer; the first write error stops writing and is
 /// reported at the end.
 struct EventsOut {
@@ -143,6 +173,7 @@ impl EventsOut {
     }
 
     fn write(&mut self, event: &OutputEvent) {
+        // Serialised only when written: without --events, never.
         if let Some(out) = self.out.as_mut()
             && self.error.is_none()
             && let Err(e) = serde_json::to_writer(&mut *out, event)
@@ -190,13 +221,13 @@ pub(crate) fn capture_figures(session: &Session, drops_before: u64) -> CaptureFi
     CaptureFigures {
         ringbuf_drops,
         programs: session
-            .tracer()
-            .program_stats()
+            .probe_estimates()
             .into_iter()
-            .map(|p| ProbeFigures {
-                program: p.name,
-                runs: p.run_count,
-                run_ns: p.run_time_ns,
+            .flatten()
+            .map(|(program, estimate)| ProbeFigures {
+                program: program.clone(),
+                runs: estimate.runs as u64,
+                run_ns: estimate.run_ns as u64,
             })
             .collect(),
         targets: session.targets().len(),

@@ -19,7 +19,7 @@ use anyhow::{Context as _, anyhow};
 use ratatui::crossterm::event::Event;
 
 use crate::{
-    agent::{Session, SessionOptions},
+    agent::{Consumer, Session, SessionOptions},
     cli::TopArgs,
     clock,
     commands::run::{capture_figures, unix_now},
@@ -153,6 +153,7 @@ fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
 /// `watchtrace top` on the live targets.
 pub async fn live(args: TopArgs) -> anyhow::Result<()> {
     let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
+    session.sample_probe_stats();
     let source = format!("live: {}", args.targets.describe());
     tracing::info!(targets = %args.targets.describe(), "top: running; waiting for targets");
     let model = Arc::new(Mutex::new(Model::new(ModelConfig::default())));
@@ -187,22 +188,13 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    let result = session
-        .run_ticking(
-            |record| {
-                let mut model = lock(&model);
-                pipeline.on_record(record, &mut |event| model.on_event(&event));
-            },
-            |session| {
-                let mut model = lock(&model);
-                let figures = capture_figures(session, model.capture().ringbuf_drops);
-                model.set_capture(figures);
-                // Rates fall to zero while the targets are quiet.
-                model.advance(unix_now(offset));
-            },
-            stop,
-        )
-        .await;
+    let mut view = LiveModel {
+        pipeline: &mut pipeline,
+        model: &model,
+        offset,
+        batch: Vec::new(),
+    };
+    let result = session.run(&mut view, stop).await;
     stopping.store(true, Ordering::Relaxed);
     let ui_result = ui
         .join()
@@ -210,6 +202,41 @@ pub async fn live(args: TopArgs) -> anyhow::Result<()> {
     let stats = pipeline.stats();
     tracing::info!(records = stats.records, "top: stopped");
     result.and(ui_result)
+}
+
+/// The drain loop's consumer: records through the pipeline into the model
+/// the view reads, whose lock is taken once a batch.
+struct LiveModel<'a> {
+    pipeline: &'a mut Pipeline,
+    model: &'a Mutex<Model>,
+    offset: i128,
+    batch: Vec<crate::pipeline::OutputEvent>,
+}
+
+impl Consumer for LiveModel<'_> {
+    fn record(&mut self, bytes: &[u8]) {
+        let batch = &mut self.batch;
+        self.pipeline
+            .on_record(bytes, &mut |event| batch.push(event));
+    }
+
+    fn batch_done(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut model = lock(self.model);
+        for event in self.batch.drain(..) {
+            model.on_event(&event);
+        }
+    }
+
+    fn tick(&mut self, session: &Session) {
+        let mut model = lock(self.model);
+        let figures = capture_figures(session, model.capture().ringbuf_drops);
+        model.set_capture(figures);
+        // Rates fall to zero while the targets are quiet.
+        model.advance(unix_now(self.offset));
+    }
 }
 
 /// The live data: the model the session fills.

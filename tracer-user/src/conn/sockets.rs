@@ -2,7 +2,9 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use tracer_common::record::{Retransmit, SockAnchor, SockRecv, SockSend, SockState, TcpSample};
+use tracer_common::record::{
+    Retransmit, SockAnchor, SockRecv, SockSend, SockState, TcpAck, TcpSample,
+};
 
 use super::{
     acks::{AckTracker, Acked},
@@ -211,18 +213,33 @@ impl Sockets {
             info.peer = Some((address(r.family, &r.daddr), r.dport));
         }
         info.last_sample = Some(*r);
-        info.last_ack = Some(r.ack_seq);
+        self.ack(r.sock, r.ack_seq, r.window, ts, out);
+    }
+
+    /// A segment that advanced the ACK or changed the window, in compact
+    /// form (see [`TcpAck`]).
+    pub fn on_ack(&mut self, r: &TcpAck, out: &mut Vec<SocketEvent>) {
+        self.entry(r.sock, r.header.tgid, -1, r.header.ts_ns, out);
+        self.ack(r.sock, r.ack_seq, r.window, r.header.ts_ns, out);
+    }
+
+    fn ack(&mut self, sock: u64, ack_seq: u32, window: u16, ts: u64, out: &mut Vec<SocketEvent>) {
+        let Some(info) = self.table.get_mut(&sock) else {
+            return;
+        };
+        info.last_ack = Some(ack_seq);
         let mut acked = Vec::new();
-        info.acks.on_ack(r.ack_seq, ts, &mut acked);
+        info.acks.on_ack(ack_seq, ts, &mut acked);
         let (tgid, fd) = (info.tgid, info.fd);
-        let stall = info.stalls.on_window(r.window, ts);
-        out.extend(acked.into_iter().map(|acked| SocketEvent::Acked {
-            sock: r.sock,
-            acked,
-        }));
+        let stall = info.stalls.on_window(window, ts);
+        out.extend(
+            acked
+                .into_iter()
+                .map(|acked| SocketEvent::Acked { sock, acked }),
+        );
         if let Some(stall) = stall {
             out.push(SocketEvent::Stall {
-                sock: r.sock,
+                sock,
                 tgid,
                 fd,
                 stall,
@@ -305,6 +322,8 @@ mod tests {
             protocol: 6,
             fd: 7,
             write_seq,
+            requested: 0,
+            _pad0: 0,
         }
     }
 

@@ -7,13 +7,14 @@ mod connection;
 mod http1;
 pub mod output;
 mod timeline;
+mod tls_writes;
 
 use std::collections::{HashMap, HashSet};
 
 use tracer_common::record::{ChunkSource, Direction};
 
 use crate::{
-    capture::{Record, StreamEvent, StreamId, Streams, decode, unfixed},
+    capture::{ConnId, Place, Record, StreamEvent, StreamId, Streams, decode, unfixed},
     conn::{SocketEvent, Sockets, StallKind},
 };
 use connection::Connection;
@@ -21,6 +22,7 @@ pub use connection::resource_of_kind;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
 use timeline::Timelines;
 pub use timeline::{TimelineConfig, TimelineStats};
+use tls_writes::{Previous, TlsWrites};
 
 /// How often a busy connection's TCP state is reported.
 const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
@@ -51,13 +53,16 @@ pub struct PipelineStats {
     pub records: u64,
     pub undecodable_records: u64,
     pub evicted_connections: u64,
-    /// Socket-to-fd index entries dropped because the index was full.
-    pub evicted_fd_index: u64,
+    /// Go TLS conn-to-socket bindings dropped because the table was full.
+    pub evicted_tls_binds: u64,
+    /// Go TLS Writes whose end was known only when the next Write began
+    /// (the record accounting did not close them; see `tls_writes`).
+    pub tls_writes_ended_by_next: u64,
     pub timeline: TimelineStats,
 }
 
-/// A connection's identity: a Go TLS conn, or an fd (syscall payload).
-type ConnKey = (u32, i32, u64);
+/// A connection's identity: a Go TLS conn, or a socket (syscall payload).
+type ConnKey = ConnId;
 
 struct Tracked {
     id: u64,
@@ -70,6 +75,11 @@ struct Tracked {
     last_sample_ns: u64,
     /// Its addresses were written (in `conn_open` or `conn_address`).
     addressed: bool,
+    /// The fd and socket, once known.
+    fd: Option<i32>,
+    sock: Option<u64>,
+    /// A Go TLS conn's Writes, ended by the sends on its socket.
+    writes: TlsWrites,
 }
 
 /// The pipeline.
@@ -79,11 +89,10 @@ pub struct Pipeline {
     streams: Streams,
     sockets: Sockets,
     comms: HashMap<u32, String>,
-    tls_fds: HashMap<(u32, u64), i32>,
-    /// The Go TLS conn bound to a process's fd (the reverse of `tls_fds`).
-    fd_tls: HashMap<(u32, i32), u64>,
-    /// The socket behind a process's fd, from its latest send or receive.
-    fd_sock: HashMap<(u32, i32), u64>,
+    /// The socket (and fd) each Go TLS conn is bound to, by (tgid, conn).
+    tls_socks: HashMap<(u32, u64), (u64, i32)>,
+    /// The Go TLS conn a socket carries (the reverse of `tls_socks`).
+    sock_tls: HashMap<u64, (u32, u64)>,
     conns: HashMap<ConnKey, Tracked>,
     /// Syscall streams that began with a TLS handshake: ciphertext, whose
     /// plaintext comes from the Go TLS probes as another connection.
@@ -108,9 +117,8 @@ impl Pipeline {
             streams: Streams::new(config.max_streams),
             sockets: Sockets::new(config.max_sockets),
             comms: HashMap::new(),
-            tls_fds: HashMap::new(),
-            fd_tls: HashMap::new(),
-            fd_sock: HashMap::new(),
+            tls_socks: HashMap::new(),
+            sock_tls: HashMap::new(),
             conns: HashMap::new(),
             tls_handshakes: HashSet::new(),
             timelines: Timelines::new(config.timeline),
@@ -153,70 +161,50 @@ impl Pipeline {
         match record {
             Record::Chunk(header, data) => {
                 let mut events = Vec::new();
-                self.streams.on_chunk(&header, &data, &mut events);
+                self.streams.on_chunk(&header, data, &mut events);
                 for event in events {
                     self.on_stream_event(event, emit);
                 }
             }
-            Record::FdClose(close) => {
+            Record::SockClose(close) => {
                 let mut events = Vec::new();
                 self.streams.on_close(&close, &mut events);
                 for event in events {
                     self.on_stream_event(event, emit);
                 }
-            }
-            Record::TlsBind(b) => {
-                let tgid = b.header.tgid;
-                if let Some(old) = self.tls_fds.insert((tgid, b.conn), b.fd) {
-                    self.fd_tls.remove(&(tgid, old));
+                let tgid = close.header.tgid;
+                if close.conn != 0 {
+                    self.unbind(tgid, close.conn);
                 }
-                self.fd_tls.insert((tgid, b.fd), b.conn);
-                // Ciphertext captured from the fd before the bind (a
-                // connection joined mid-way) was not a connection of its own.
-                if let Some(ghost) = self.conns.remove(&(tgid, b.fd, 0)) {
-                    self.timelines.on_close(ghost.id, &mut self.scratch);
-                    self.scratch.clear();
-                    if ghost.connection.bytes_out + ghost.connection.bytes_in > 0 {
-                        emit(OutputEvent::ConnClose {
-                            ts: self.unix(ts_ns),
-                            conn: ghost.id,
-                            bytes_out: ghost.connection.bytes_out,
-                            bytes_in: ghost.connection.bytes_in,
-                        });
-                    }
-                }
+                // A handshake's ciphertext stream never opened a connection.
+                self.tls_handshakes.remove(&ConnId {
+                    tgid,
+                    source: ChunkSource::Syscall as u8,
+                    key: close.sock,
+                });
             }
-            Record::TlsWriteDone(d) => {
-                let key = (d.header.tgid, -1, d.conn);
-                if let Some(tracked) = self.conns.get(&key) {
-                    let conn = tracked.id;
-                    let seq = self
-                        .tls_fds
-                        .get(&(d.header.tgid, d.conn))
-                        .and_then(|&fd| self.write_seq(d.header.tgid, fd));
-                    let t = self.unix(ts_ns);
-                    self.timelines.on_sent(conn, t, seq, &mut self.scratch);
-                    self.scratch.drain(..).for_each(&mut *emit);
-                }
-            }
+            Record::TlsBind(b) => self.on_tls_bind(&b, emit),
             Record::ProcessInfo(p) => {
                 self.comms.insert(p.header.tgid, unfixed(&p.comm));
             }
             Record::SockSend(r) => {
-                self.index_fd(r.header.tgid, r.fd, r.sock);
                 let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_send(&r, &mut socket_events);
                 self.stall_starts(r.sock, before, emit);
+                self.on_tls_send(&r, emit);
             }
-            Record::SockRecv(r) => {
-                self.index_fd(r.header.tgid, r.fd, r.sock);
-                self.sockets.on_recv(&r, &mut socket_events);
-            }
+            Record::SockRecv(r) => self.sockets.on_recv(&r, &mut socket_events),
             Record::TcpSample(r) => {
                 let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_sample(&r, &mut socket_events);
                 self.stall_starts(r.sock, before, emit);
-                self.on_tcp_sample(&r, emit);
+                self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, Some(&r), emit);
+            }
+            Record::TcpAck(r) => {
+                let before = self.open_stall_kinds(r.sock);
+                self.sockets.on_ack(&r, &mut socket_events);
+                self.stall_starts(r.sock, before, emit);
+                self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, None, emit);
             }
             Record::SockState(r) => self.sockets.on_state(&r, &mut socket_events),
             Record::Retransmit(r) => self.sockets.on_retransmit(&r, &mut socket_events),
@@ -251,7 +239,9 @@ impl Pipeline {
         emit: &mut impl FnMut(OutputEvent),
     ) {
         let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
-        let tracked = self.conn_of_fd(tgid, fd).and_then(|k| self.conns.get(&k));
+        let tracked = self
+            .conn_of_sock(tgid, sock)
+            .and_then(|k| self.conns.get(&k));
         let peer = self
             .sockets
             .get(sock)
@@ -289,27 +279,30 @@ impl Pipeline {
         self.scratch.drain(..).for_each(emit);
     }
 
-    /// Acks for the connection's pending events, and its TCP state once a
-    /// second.
-    fn on_tcp_sample(
+    /// Acks for the connection's pending events, and (from a full sample)
+    /// its TCP state once a second.
+    fn on_tcp_ack(
         &mut self,
-        r: &tracer_common::record::TcpSample,
+        sock: u64,
+        ack_seq: u32,
+        ts_ns: u64,
+        sample: Option<&tracer_common::record::TcpSample>,
         emit: &mut impl FnMut(OutputEvent),
     ) {
-        let Some(info) = self.sockets.get(r.sock) else {
+        let Some(info) = self.sockets.get(sock) else {
             return;
         };
-        let (tgid, fd, unacked) = (info.tgid, info.fd, info.unacked_bytes());
+        let (tgid, unacked) = (info.tgid, info.unacked_bytes());
         let addresses = info
             .local
             .zip(info.peer)
             .map(|((lip, lport), (pip, pport))| {
                 (format!("{lip}:{lport}"), format!("{pip}:{pport}"))
             });
-        let Some(key) = self.conn_of_fd(tgid, fd) else {
+        let Some(key) = self.conn_of_sock(tgid, sock) else {
             return;
         };
-        let ts = self.unix(r.header.ts_ns);
+        let ts = self.unix(ts_ns);
         let Some(tracked) = self.conns.get_mut(&key) else {
             return;
         };
@@ -325,10 +318,10 @@ impl Pipeline {
                 peer,
             });
         }
-        let sample = (r.header.ts_ns.saturating_sub(tracked.last_sample_ns)
-            >= CONN_SAMPLE_PERIOD_NS)
-            .then(|| {
-                tracked.last_sample_ns = r.header.ts_ns;
+        let sample = sample
+            .filter(|_| ts_ns.saturating_sub(tracked.last_sample_ns) >= CONN_SAMPLE_PERIOD_NS)
+            .map(|r| {
+                tracked.last_sample_ns = ts_ns;
                 OutputEvent::ConnSample {
                     ts,
                     conn,
@@ -341,11 +334,107 @@ impl Pipeline {
                     rcv_wnd: Some(r.rcv_wnd),
                 }
             });
-        self.timelines
-            .on_ack(conn, r.ack_seq, ts, &mut self.scratch);
+        self.timelines.on_ack(conn, ack_seq, ts, &mut self.scratch);
         self.scratch.drain(..).for_each(&mut *emit);
         if let Some(sample) = sample {
             emit(sample);
+        }
+    }
+
+    /// A send on a Go TLS conn's socket: it may end the conn's open Write.
+    fn on_tls_send(
+        &mut self,
+        r: &tracer_common::record::SockSend,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let Some(&(tgid, conn)) = self.sock_tls.get(&r.sock) else {
+            return;
+        };
+        let key = ConnId {
+            tgid,
+            source: ChunkSource::GoTls as u8,
+            key: conn,
+        };
+        let Some(tracked) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let Some(sent) = tracked
+            .writes
+            .on_send(r.header.ts_ns, r.ret, r.requested, r.write_seq)
+        else {
+            return;
+        };
+        let id = tracked.id;
+        let t = self.unix(sent.t_ns);
+        self.timelines
+            .on_sent(id, t, Some(sent.write_seq), &mut self.scratch);
+        self.scratch.drain(..).for_each(emit);
+    }
+
+    /// A Go TLS conn's socket became known: its records join the conn, and
+    /// ciphertext captured from the socket before (a connection joined
+    /// mid-way) was not a connection of its own.
+    fn on_tls_bind(
+        &mut self,
+        b: &tracer_common::record::TlsBind,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let tgid = b.header.tgid;
+        let cap = self.config.max_connections;
+        if self.tls_socks.len() >= cap && !self.tls_socks.contains_key(&(tgid, b.conn)) {
+            // Forget the bindings of conns no longer tracked first.
+            let conns = &self.conns;
+            self.tls_socks.retain(|&(tgid, conn), _| {
+                conns.contains_key(&ConnId {
+                    tgid,
+                    source: ChunkSource::GoTls as u8,
+                    key: conn,
+                })
+            });
+            let socks = &self.tls_socks;
+            self.sock_tls.retain(|_, key| socks.contains_key(key));
+            if self.tls_socks.len() >= cap {
+                self.stats.evicted_tls_binds += 1;
+                return;
+            }
+        }
+        if let Some((old, _)) = self.tls_socks.insert((tgid, b.conn), (b.sock, b.fd)) {
+            self.sock_tls.remove(&old);
+        }
+        self.sock_tls.insert(b.sock, (tgid, b.conn));
+        let key = ConnId {
+            tgid,
+            source: ChunkSource::GoTls as u8,
+            key: b.conn,
+        };
+        if let Some(tracked) = self.conns.get_mut(&key) {
+            tracked.sock = Some(b.sock);
+            (b.fd >= 0).then(|| tracked.fd = Some(b.fd));
+        }
+        let ghost_key = ConnId {
+            tgid,
+            source: ChunkSource::Syscall as u8,
+            key: b.sock,
+        };
+        self.tls_handshakes.remove(&ghost_key);
+        if let Some(ghost) = self.conns.remove(&ghost_key) {
+            self.timelines.on_close(ghost.id, &mut self.scratch);
+            self.scratch.clear();
+            if ghost.connection.bytes_out + ghost.connection.bytes_in > 0 {
+                emit(OutputEvent::ConnClose {
+                    ts: self.unix(b.header.ts_ns),
+                    conn: ghost.id,
+                    bytes_out: ghost.connection.bytes_out,
+                    bytes_in: ghost.connection.bytes_in,
+                });
+            }
+        }
+    }
+
+    /// Forgets a Go TLS conn's socket binding.
+    fn unbind(&mut self, tgid: u32, conn: u64) {
+        if let Some((sock, _)) = self.tls_socks.remove(&(tgid, conn)) {
+            self.sock_tls.remove(&sock);
         }
     }
 
@@ -380,7 +469,7 @@ impl Pipeline {
             return;
         };
         let conn = self
-            .conn_of_fd(info.tgid, info.fd)
+            .conn_of_sock(info.tgid, sock)
             .and_then(|k| self.conns.get(&k))
             .map(|t| t.id);
         for (kind, start) in info.open_stalls() {
@@ -399,36 +488,20 @@ impl Pipeline {
         }
     }
 
-    /// Remembers which socket a process's fd is, within the socket bound.
-    fn index_fd(&mut self, tgid: u32, fd: i32, sock: u64) {
-        if fd < 0 {
-            return;
-        }
-        if self.fd_sock.len() >= self.config.max_sockets && !self.fd_sock.contains_key(&(tgid, fd))
-        {
-            let sockets = &self.sockets;
-            let before = self.fd_sock.len();
-            self.fd_sock.retain(|_, s| sockets.get(*s).is_some());
-            if self.fd_sock.len() == before {
-                self.stats.evicted_fd_index += 1;
-                return;
-            }
-        }
-        self.fd_sock.insert((tgid, fd), sock);
-    }
-
-    /// The socket's `write_seq` after the latest send through a process's fd.
-    fn write_seq(&self, tgid: u32, fd: i32) -> Option<u32> {
-        let sock = self.fd_sock.get(&(tgid, fd))?;
-        self.sockets.get(*sock)?.write_seq
-    }
-
-    /// The connection carried by a process's fd, if one carries captured
-    /// bytes: a Go TLS conn bound to it, else its syscall stream.
-    fn conn_of_fd(&self, tgid: u32, fd: i32) -> Option<ConnKey> {
-        let key = match self.fd_tls.get(&(tgid, fd)) {
-            Some(&conn) => (tgid, -1, conn),
-            None => (tgid, fd, 0),
+    /// The connection a socket carries, if one carries captured bytes: the
+    /// Go TLS conn bound to it, else its own syscall stream.
+    fn conn_of_sock(&self, tgid: u32, sock: u64) -> Option<ConnKey> {
+        let key = match self.sock_tls.get(&sock) {
+            Some(&(tgid, conn)) => ConnId {
+                tgid,
+                source: ChunkSource::GoTls as u8,
+                key: conn,
+            },
+            None => ConnId {
+                tgid,
+                source: ChunkSource::Syscall as u8,
+                key: sock,
+            },
         };
         self.conns.contains_key(&key).then_some(key)
     }
@@ -534,14 +607,10 @@ impl Pipeline {
         ready.into_iter().for_each(emit);
     }
 
-    fn key(id: &StreamId) -> ConnKey {
-        (id.tgid, id.fd, id.conn)
-    }
-
     fn on_stream_event(&mut self, event: StreamEvent<'_>, emit: &mut impl FnMut(OutputEvent)) {
         match event {
             StreamEvent::Start { id, ts_ns } => {
-                let key = Self::key(&id);
+                let key = id.conn;
                 if !self.conns.contains_key(&key) && !self.tls_handshakes.contains(&key) {
                     self.open(id, ts_ns);
                 }
@@ -551,15 +620,19 @@ impl Pipeline {
                 offset,
                 ts_ns,
                 bytes,
+                place,
+                call_start,
             } => {
-                let key = Self::key(&id);
+                let key = id.conn;
                 if self.tls_handshakes.contains(&key) {
                     return;
                 }
-                // A TLS record (handshake, version 3.x) at offset 0.
-                if id.source() == Some(ChunkSource::Syscall)
-                    && offset == 0
-                    && bytes.starts_with(&[0x16, 0x03])
+                let syscall = id.source() == Some(ChunkSource::Syscall);
+                // A TLS record (handshake, version 3.x) at offset 0, or a
+                // socket a Go TLS conn is bound to: ciphertext.
+                if syscall
+                    && ((offset == 0 && bytes.starts_with(&[0x16, 0x03]))
+                        || self.sock_tls.contains_key(&key.key))
                 {
                     self.conns.remove(&key);
                     if self.tls_handshakes.len() >= self.config.max_connections {
@@ -575,6 +648,34 @@ impl Pipeline {
                 let egress = id.direction() == Some(Direction::Egress);
                 let tracked = self.conns.get_mut(&key).expect("opened above");
                 tracked.last_ns = ts_ns;
+                learn_place(tracked, place);
+                if egress && !syscall {
+                    // A Write's entry ends the one before it, before its
+                    // own events are decoded.
+                    if call_start {
+                        let id_num = tracked.id;
+                        match tracked.writes.on_write(bytes.len() as u64) {
+                            Previous::Sent(sent) => {
+                                self.stats.tls_writes_ended_by_next += 1;
+                                let t = self.unix(sent.t_ns);
+                                self.timelines.on_sent(
+                                    id_num,
+                                    t,
+                                    Some(sent.write_seq),
+                                    &mut self.scratch,
+                                );
+                            }
+                            Previous::Unsent => {
+                                self.timelines.on_unsent(id_num, &mut self.scratch);
+                            }
+                            Previous::None => {}
+                        }
+                        self.scratch.drain(..).for_each(&mut *emit);
+                    } else {
+                        tracked.writes.on_more(bytes.len() as u64);
+                    }
+                }
+                let tracked = self.conns.get_mut(&key).expect("opened above");
                 tracked
                     .connection
                     .on_data(egress, offset, ts_ns, bytes, &mut self.scratch);
@@ -591,8 +692,12 @@ impl Pipeline {
                     }
                     emit(open);
                 }
-                let sent_now = (egress && id.source() == Some(ChunkSource::Syscall))
-                    .then(|| (self.unix(ts_ns), self.write_seq(id.tgid, id.fd)));
+                // A cleartext send's bytes are in the kernel already; its
+                // SockSend (just before) gave the socket's write_seq.
+                let sent_now = (egress && syscall).then(|| {
+                    let seq = self.sockets.get(key.key).and_then(|s| s.write_seq);
+                    (self.unix(ts_ns), seq)
+                });
                 self.route(key, sent_now, emit);
             }
             StreamEvent::Gap {
@@ -601,11 +706,14 @@ impl Pipeline {
                 len,
                 ts_ns,
             } => {
-                let key = Self::key(&id);
+                let key = id.conn;
                 let egress = id.direction() == Some(Direction::Egress);
                 let Some(tracked) = self.conns.get_mut(&key) else {
                     return;
                 };
+                if egress {
+                    tracked.writes.on_gap();
+                }
                 tracked
                     .connection
                     .on_gap(egress, ts_ns, len, &mut self.scratch);
@@ -620,7 +728,7 @@ impl Pipeline {
                 self.route(key, None, emit);
             }
             StreamEvent::End { id, ts_ns, .. } => {
-                let key = Self::key(&id);
+                let key = id.conn;
                 if self.tls_handshakes.remove(&key) {
                     self.conns.remove(&key);
                     return;
@@ -636,8 +744,8 @@ impl Pipeline {
                 self.timelines.on_close(conn, &mut self.scratch);
                 self.emit_settled(emit);
                 let tracked = self.conns.remove(&key).expect("present above");
-                if let Some(fd) = self.tls_fds.remove(&(key.0, key.2)) {
-                    self.fd_tls.remove(&(key.0, fd));
+                if id.source() == Some(ChunkSource::GoTls) {
+                    self.unbind(key.tgid, key.key);
                 }
                 emit(OutputEvent::ConnClose {
                     ts: self.unix(ts_ns),
@@ -662,29 +770,46 @@ impl Pipeline {
             }
             self.stats.evicted_connections += 1;
         }
+        let key = id.conn;
+        let (sock, fd) = match id.source() {
+            Some(ChunkSource::GoTls) => match self.tls_socks.get(&(key.tgid, key.key)) {
+                Some(&(sock, fd)) => (Some(sock), Some(fd)),
+                None => (None, None),
+            },
+            _ => (Some(key.key), None),
+        };
         let tracked = Tracked {
             id: self.next_id,
-            pid: id.tgid,
+            pid: key.tgid,
             connection: Connection::new(self.next_id, self.offset_ns),
             last_ns: ts_ns,
             client: None,
             last_sample_ns: 0,
             addressed: false,
+            fd,
+            sock,
+            writes: TlsWrites::default(),
         };
         self.next_id += 1;
-        self.conns.insert(Self::key(&id), tracked);
+        self.conns.insert(key, tracked);
     }
 
     fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
-        let fd = if id.conn != 0 {
-            self.tls_fds.get(&(id.tgid, id.conn)).copied()
-        } else {
-            Some(id.fd)
-        };
-        let socket = fd.and_then(|fd| {
-            self.sockets
-                .iter()
-                .find(|s| s.tgid == id.tgid && s.fd == fd)
+        let tracked = self.conns.get(&id.conn);
+        let socket = tracked
+            .and_then(|t| t.sock)
+            .and_then(|sock| self.sockets.get(sock));
+        let fd = tracked
+            .and_then(|t| t.fd)
+            .or_else(|| socket.map(|s| s.fd).filter(|&fd| fd >= 0));
+        // A socket that existed before attach is known by its fd (from
+        // sock_diag) until the probes name it.
+        let socket = socket.filter(|s| s.local.is_some()).or_else(|| {
+            fd.and_then(|fd| {
+                self.sockets
+                    .iter()
+                    .find(|s| s.tgid == id.conn.tgid && s.fd == fd && s.local.is_some())
+            })
         });
         OutputEvent::ConnOpen {
             ts: self.unix(ts_ns),
@@ -701,6 +826,16 @@ impl Pipeline {
             tls: id.source() == Some(ChunkSource::GoTls),
             role,
         }
+    }
+}
+
+/// Keeps what a chunk says of its connection's fd and socket.
+fn learn_place(tracked: &mut Tracked, place: Place) {
+    if place.fd >= 0 {
+        tracked.fd = Some(place.fd);
+    }
+    if place.sock != 0 {
+        tracked.sock = Some(place.sock);
     }
 }
 

@@ -7,10 +7,11 @@
 //! - `t_source`: the traced process read the etcd watch response carrying
 //!   the event's revision (its resourceVersion), from any etcd stream it
 //!   reads. Revisions are remembered in a bounded table.
-//! - `t_sent`: the Go TLS Write that carried its last byte returned (the
-//!   kernel then holds every byte the conn's Writes carried; an HTTP/2
-//!   server writes one frame batch at a time, so Writes do not overlap), or
-//!   for cleartext the send syscall itself.
+//! - `t_sent`: the last send of the Go TLS Write that carried its last byte
+//!   (the kernel then holds every byte the conn's Writes carried; an HTTP/2
+//!   server writes one frame batch at a time, so Writes do not overlap; see
+//!   `tls_writes` for how a Write's end is found), or for cleartext the
+//!   send syscall itself.
 //! - `t_acked`: the first TCP ack from the peer at or past the socket's
 //!   `write_seq` as of `t_sent`.
 //!
@@ -325,6 +326,17 @@ impl Timelines {
             } else {
                 out.push(finish(timeline, p, None));
             }
+        }
+    }
+
+    /// The Write carrying `conn`'s unsent events made no send (it failed):
+    /// they never reached the kernel, and are written without `t_sent`.
+    pub(crate) fn on_unsent(&mut self, conn: u64, out: &mut Vec<OutputEvent>) {
+        let Some(timeline) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        while let Some(p) = timeline.unsent.pop_front() {
+            out.push(finish(timeline, p, None));
         }
     }
 

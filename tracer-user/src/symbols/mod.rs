@@ -27,6 +27,7 @@ pub mod buildinfo;
 pub mod gopclntab;
 mod image;
 pub mod prologue;
+pub mod record_site;
 pub mod ret_sites;
 
 use std::{
@@ -39,6 +40,7 @@ use thiserror::Error;
 
 pub use buildinfo::go_version;
 pub use gopclntab::{GoFunction, PclntabError, find_function};
+pub use record_site::{GO_TLS_DECRYPT, GO_TLS_READ_RECORD, RecordSiteError};
 pub use ret_sites::{RetSiteError, find_ret_sites};
 
 /// Go's name for the TLS plaintext write.
@@ -97,6 +99,15 @@ pub enum SymbolError {
         #[source]
         source: PclntabError,
     },
+    /// No cheap probe site for the decrypted records.
+    #[error("{path}: no probe site for decrypted TLS records in `{GO_TLS_READ_RECORD}`: {source}")]
+    RecordSite {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: RecordSiteError,
+    },
     /// The function's code does not decode, so its returns are unknown.
     #[error("{path}: cannot find the returns of `{symbol}`: {source}")]
     Decode {
@@ -148,6 +159,21 @@ pub struct GoFunctionLocation {
     pub ret_file_offsets: Vec<u64>,
     /// Where `address` and `size` came from.
     pub source: SymbolSource,
+}
+
+/// Where the Go TLS probes go in a binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsProbeSites {
+    /// File offset of the probe on `crypto/tls.(*Conn).Write`'s body (after
+    /// its stack check): the plaintext written (see
+    /// [`record_site::write_site`]).
+    pub write: u64,
+    /// Whether the kernel emulates the instruction there; if not, each
+    /// Write costs a second trap.
+    pub write_emulated: bool,
+    /// File offsets in `readRecordOrCCS` where a decrypted record is read
+    /// (see [`record_site`]).
+    pub records: Vec<u64>,
 }
 
 /// Finds `symbol` in `path`: in the ELF symbol table, else (stripped Go
@@ -283,6 +309,40 @@ impl GoBinary {
             address,
             size,
             file_offset,
+        })
+    }
+
+    /// Where the Go TLS probes go: Write's body, and the sites in
+    /// `readRecordOrCCS` where a record has just been decrypted.
+    pub fn tls_probe_sites(&self) -> Result<TlsProbeSites, SymbolError> {
+        let write = self.go_function(GO_TLS_WRITE)?;
+        let read = self.go_function(GO_TLS_READ_RECORD)?;
+        let decrypt = self.function(GO_TLS_DECRYPT)?;
+        let file = self.parse()?;
+        let code_at = |address: u64, size: u64| {
+            image::bytes_at(&file, &self.data, address, size).ok_or(SymbolError::NoFileOffset {
+                symbol: GO_TLS_READ_RECORD.into(),
+                address,
+            })
+        };
+        let body = write.address + (write.body_file_offset - write.entry_file_offset);
+        let write_code = code_at(write.address, write.size)?;
+        let site = record_site::write_site(write_code, write.address, body);
+        let write_emulated = site.is_some();
+        let write_at = site.unwrap_or(body);
+        let read_code = code_at(read.address, read.size)?;
+        let records = record_site::find_record_sites(read_code, read.address, decrypt.address)
+            .map_err(|source| SymbolError::RecordSite {
+                path: self.path.clone(),
+                source,
+            })?
+            .into_iter()
+            .map(|site| read.entry_file_offset + (site - read.address))
+            .collect();
+        Ok(TlsProbeSites {
+            write: write.entry_file_offset + (write_at - write.address),
+            write_emulated,
+            records,
         })
     }
 

@@ -120,16 +120,17 @@ pub(crate) fn record_fake_apiserver(recording: &Path, seconds: u32) -> Command {
     cmd
 }
 
-/// Every record in the ring buffer now, decoded. Records are committed
-/// synchronously by the probed syscall or call, so once the traced work has
-/// finished they are all there; a short settle loop covers the uprobe path.
-pub(crate) fn drain(events: &mut RingBuf<MapData>) -> Vec<Record> {
+/// Every record in the ring buffer now, as the kernel wrote it. Records
+/// are committed synchronously by the probed syscall or call, so once the
+/// traced work has finished they are all there; a short settle loop covers
+/// the uprobe path. [`decoded`] reads them.
+pub(crate) fn drain(events: &mut RingBuf<MapData>) -> Vec<Vec<u8>> {
     let mut records = Vec::new();
     let mut idle_since = Instant::now();
     while idle_since.elapsed() < Duration::from_millis(200) {
         let mut got = false;
         while let Some(item) = events.next() {
-            records.push(decode(&item).expect("decodable record"));
+            records.push(item.to_vec());
             got = true;
         }
         if got {
@@ -139,6 +140,13 @@ pub(crate) fn drain(events: &mut RingBuf<MapData>) -> Vec<Record> {
         }
     }
     records
+}
+
+/// Drained records, decoded (borrowing their bytes).
+pub(crate) fn decoded(raw: &[Vec<u8>]) -> Vec<Record<'_>> {
+    raw.iter()
+        .map(|bytes| decode(bytes).expect("decodable record"))
+        .collect()
 }
 
 /// The calling thread's kernel thread id.
