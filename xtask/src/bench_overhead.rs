@@ -201,7 +201,12 @@ pub(crate) fn run(args: &OverheadArgs) -> anyhow::Result<()> {
             .args(["-conns", &args.conns.to_string()])
             .args(["-watches-per-conn", &args.per_conn.to_string()])
             .args(["-resources", "configmaps", "-namespaces", "ns-0"])
-            .args(["-write-resources", "configmaps", "-write-namespaces", "ns-0"])
+            .args([
+                "-write-resources",
+                "configmaps",
+                "-write-namespaces",
+                "ns-0",
+            ])
             .args(["-format", "mixed"])
             .args(["-object-size", &args.object_size.to_string()])
             .args(["-write-rate", &args.write_rate.to_string()])
@@ -267,7 +272,10 @@ fn wait_for_server(state_dir: &Path) -> anyhow::Result<u32> {
             return Ok(pid as u32);
         }
         if Instant::now() > deadline {
-            bail!("fake-apiserver did not start (no {}/state.json)", state_dir.display());
+            bail!(
+                "fake-apiserver did not start (no {}/state.json)",
+                state_dir.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -327,9 +335,17 @@ fn traced_window(watchtrace: &Path, server: u32, args: &OverheadArgs) -> anyhow:
         .context("watchtrace run did not attach within 60 s")?;
     let pid = agent.id();
     let start_ns = unix_ns();
-    let (cpu0, agent0, probes0) = (cpu_seconds(server)?, cpu_seconds(pid)?, probe_stats(spawned)?);
+    let (cpu0, agent0, probes0) = (
+        cpu_seconds(server)?,
+        cpu_seconds(pid)?,
+        probe_stats(spawned)?,
+    );
     std::thread::sleep(Duration::from_secs(args.window));
-    let (cpu1, agent1, probes1) = (cpu_seconds(server)?, cpu_seconds(pid)?, probe_stats(spawned)?);
+    let (cpu1, agent1, probes1) = (
+        cpu_seconds(server)?,
+        cpu_seconds(pid)?,
+        probe_stats(spawned)?,
+    );
     let end_ns = unix_ns();
     // SAFETY: plain kill(2) on a child we own.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
@@ -409,7 +425,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn report(args: &OverheadArgs, windows: &[Window], stats: &Window) -> anyhow::Result<()> {
     if let Some(w) = windows.iter().chain([stats]).find(|w| w.events == 0) {
-        bail!("a window saw no watch events (from {} ns): the load stopped", w.start_ns);
+        bail!(
+            "a window saw no watch events (from {} ns): the load stopped",
+            w.start_ns
+        );
     }
     println!(
         "overhead bench: fake-apiserver over TLS (etcd over TLS), {} connections x {} watches of \
