@@ -47,11 +47,17 @@ pub enum Counter {
     /// Records that woke the consumer because the ring was filling up
     /// (the others wait for its timer).
     RingWakeups = 17,
+    /// Go TLS Writes whose records did not add up to their plaintext when
+    /// the next one began (their `t_sent` is unknown).
+    TlsWriteDesyncs = 18,
+    /// Plaintext of decrypted TLS records on a socket not known yet (read
+    /// from buffers filled before watchtrace attached): not captured.
+    TlsUnboundBytes = 19,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::SockSends,
         Self::SockSendBytes,
         Self::TlsWrites,
@@ -70,6 +76,8 @@ impl Counter {
         Self::SendBufferFull,
         Self::TlsRecordBytes,
         Self::RingWakeups,
+        Self::TlsWriteDesyncs,
+        Self::TlsUnboundBytes,
     ];
 
     /// Stable snake_case name, used in `watchtrace check`, logs and metrics.
@@ -93,6 +101,8 @@ impl Counter {
             Self::SendBufferFull => "send_buffer_full",
             Self::TlsRecordBytes => "tls_record_bytes",
             Self::RingWakeups => "ring_wakeups",
+            Self::TlsWriteDesyncs => "tls_write_desyncs",
+            Self::TlsUnboundBytes => "tls_unbound_bytes",
         }
     }
 }

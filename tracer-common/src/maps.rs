@@ -18,15 +18,20 @@ pub const STREAM_OFFSETS: &str = "STREAM_OFFSETS";
 /// Default capacity of [`STREAM_OFFSETS`] (two directions per connection).
 pub const DEFAULT_MAX_STREAMS: u32 = 65536;
 
-/// LRU hash `(tgid, goroutine) -> *tls.Conn`: a goroutine inside a Write on
-/// a conn not bound yet, whose next send (a TLS record) binds it.
-pub const UNBOUND_WRITES: &str = "UNBOUND_WRITES";
+/// LRU hash `(tgid, *tls.Conn) -> (socket, fd)`: the socket each Go TLS
+/// conn reads, for its decrypted records.
+pub const CONN_SOCKS: &str = "CONN_SOCKS";
+/// Hash `tgid -> WriteFrame`: where each target's Go TLS Write is, for the
+/// frame walk from its sends.
+pub const WRITE_FRAMES: &str = "WRITE_FRAMES";
 /// LRU hash `(tgid, goroutine) -> (socket, fd)`: a goroutine whose latest
 /// receive on an unbound socket began with a TLS record; the conn whose
 /// record it decrypts next is bound to that socket.
 pub const RECV_CANDIDATES: &str = "RECV_CANDIDATES";
-/// Default capacity of [`UNBOUND_WRITES`].
-pub const DEFAULT_MAX_UNBOUND_WRITES: u32 = 16384;
+/// Default capacity of [`CONN_SOCKS`].
+pub const DEFAULT_MAX_TLS_CONNS: u32 = 65536;
+/// Default capacity of [`RECV_CANDIDATES`].
+pub const DEFAULT_MAX_RECV_CANDIDATES: u32 = 16384;
 
 /// Global holding the [`crate::layout::SockSendLengthLayout`] of
 /// `sock:sock_send_length`, read from tracefs.
@@ -64,8 +69,6 @@ pub const RING_WAKEUP_DIVISOR: u32 = 4;
 pub mod programs {
     /// Tracepoint `sock:sock_send_length`.
     pub const SOCK_SEND_LENGTH: &str = "sock_send_length";
-    /// Uprobe at the body of Go's `crypto/tls.(*Conn).Write`.
-    pub const GO_TLS_WRITE: &str = "go_tls_write";
     /// Uprobe in Go's `crypto/tls.(*Conn).readRecordOrCCS`, where a record
     /// has just been decrypted.
     pub const GO_TLS_RECORD: &str = "go_tls_record";

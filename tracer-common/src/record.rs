@@ -33,6 +33,8 @@ pub enum RecordKind {
     // when its bytes reached the kernel instead).
     /// [`TcpAck`].
     TcpAck = 13,
+    /// [`TlsSent`].
+    TlsSent = 14,
 }
 
 impl RecordKind {
@@ -50,6 +52,7 @@ impl RecordKind {
             10 => Some(Self::ProcessInfo),
             11 => Some(Self::TlsBind),
             13 => Some(Self::TcpAck),
+            14 => Some(Self::TlsSent),
             _ => None,
         }
     }
@@ -241,12 +244,72 @@ pub struct SockOwner {
     pub zero_window: u32,
     /// When the last full [`TcpSample`] was sent.
     pub last_sample_ns: u64,
-    /// The Go `*tls.Conn` bound to this socket, or 0: a socket carrying Go
-    /// TLS, whose syscall payload (ciphertext) is not captured.
+    /// The Go `*tls.Conn` bound to this socket (learnt from its reads), or
+    /// 0.
     pub conn: u64,
+    /// A `SOCK_KIND_*` value: what the socket's payload is.
+    pub kind: u32,
+    /// Non-zero after a send failed (EAGAIN), until one succeeds.
+    pub blocked: u32,
+    /// The Go TLS Write being sent, identified by its buffer, length and
+    /// frame; `write_open` while its records are not all sent.
+    pub write_buf: u64,
+    pub write_len: u64,
+    pub write_frame: u64,
+    /// Plaintext of the open Write not yet carried by a complete record.
+    pub plain_left: u64,
+    /// Bytes of the record being sent still to go (0: the next send starts
+    /// a record).
+    pub rec_left: u32,
+    /// Bytes a TLS record adds to its plaintext (header, tag, inner type):
+    /// learnt from the socket's first single-record Write; 0 until then.
+    pub overhead: u32,
+    pub write_open: u32,
+    pub _pad0: u32,
+    /// How far above a send's frame pointer the frame of the Write's callee
+    /// was last found (0 unknown): one call path gives one distance, so
+    /// most sends find the Write in one read instead of a walk.
+    pub walk_delta: u64,
 }
 
-const _: () = assert!(size_of::<SockOwner>() == 32);
+const _: () = assert!(size_of::<SockOwner>() == 96);
+
+/// [`SockOwner::kind`]: nothing sent or received yet that says.
+pub const SOCK_KIND_UNKNOWN: u32 = 0;
+/// [`SockOwner::kind`]: TLS records; the plaintext comes from the Go TLS
+/// probes and the socket's own payload is not captured.
+pub const SOCK_KIND_TLS: u32 = 1;
+/// [`SockOwner::kind`]: cleartext, captured from the syscalls.
+pub const SOCK_KIND_CLEAR: u32 = 2;
+
+/// Where a target's `crypto/tls.(*Conn).Write` is in its address space:
+/// the frame whose return address falls in `[start, end)` belongs to a
+/// Write's callee, so the next saved frame pointer is the Write's, with
+/// `b`'s pointer and length in its ABI spill slots at +24 and +32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteFrame {
+    pub start: u64,
+    pub end: u64,
+}
+
+const _: () = assert!(size_of::<WriteFrame>() == 16);
+
+/// The last record of a Go TLS Write left for the socket: every byte the
+/// Write carried is in the kernel (`t_sent`). A Write sent whole by the
+/// send that captured it says so on its chunk instead
+/// ([`CHUNK_FLAG_SENT`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsSent {
+    pub header: RecordHeader,
+    pub sock: u64,
+    /// `tcp_sock.write_seq` after that send.
+    pub write_seq: u32,
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<TlsSent>() == 40);
 
 /// A receive on a TCP socket by a target process (`sock:sock_recv_length`).
 #[repr(C)]
@@ -300,9 +363,13 @@ pub const CHUNKS_PER_CALL_MAX: usize = 1024;
 /// offset X means X bytes were lost before it.
 pub const CHUNK_FLAG_STREAM_START: u16 = 1;
 /// Flag in [`ChunkHeader::flags`]: the first chunk of one call (a Go TLS
-/// `Write`, one decrypted TLS record, one send or receive). A Go TLS
-/// `Write`'s end is where the next call on its conn begins.
+/// `Write`, one decrypted TLS record, one send or receive).
 pub const CHUNK_FLAG_CALL_START: u16 = 2;
+/// Flag in [`ChunkHeader::flags`]: every byte of the call is in the kernel
+/// at this chunk's time (a cleartext send; a Go TLS Write whose records the
+/// capturing send sent whole), the socket's `write_seq` then being the
+/// chunk's `write_seq`.
+pub const CHUNK_FLAG_SENT: u16 = 4;
 
 /// Value of the kernel's per-stream offset table.
 #[repr(C)]
@@ -316,16 +383,12 @@ pub struct StreamState {
     /// could not be delivered (ring full): userspace sweeps such entries
     /// from the table and reports their end offsets itself.
     pub closed: u32,
-    /// A Go TLS stream's socket once its conn is bound (0 before); a
-    /// syscall stream's own socket.
-    pub sock: u64,
-    /// The fd of `sock` in the process, or -1.
+    /// The fd of the stream's socket in the process, or -1.
     pub fd: i32,
-    /// Non-zero once a Go TLS stream's conn is bound to `sock`.
-    pub bound: u32,
+    pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<StreamState>() == 32);
+const _: () = assert!(size_of::<StreamState>() == 24);
 
 /// A piece of one direction of one connection's byte stream.
 ///
@@ -348,16 +411,17 @@ pub struct ChunkHeader {
     pub flags: u16,
     /// Stream offset of the first payload byte.
     pub offset: u64,
-    /// For Go TLS: the `*tls.Conn`, which identifies the stream (stable for
-    /// the connection's life; Go's heap does not move objects). 0 for
-    /// syscall payload.
+    /// For Go TLS: the `*tls.Conn` bound to the socket, once known (from
+    /// the conn's reads; see [`TlsBind`]), else 0. 0 for syscall payload.
     pub conn: u64,
-    /// The kernel socket (`struct sock` address), which identifies a
-    /// syscall stream; for Go TLS, the socket its conn is bound to, or 0.
+    /// The kernel socket (`struct sock` address), which identifies the
+    /// stream with `direction` and `source`.
     pub sock: u64,
     /// Payload bytes following this header.
     pub len: u32,
-    pub _pad0: u32,
+    /// With [`CHUNK_FLAG_SENT`]: `tcp_sock.write_seq` once the call's bytes
+    /// were sent.
+    pub write_seq: u32,
 }
 
 const _: () = assert!(size_of::<ChunkHeader>() == 64);
@@ -394,10 +458,10 @@ pub struct SockClose {
 
 const _: () = assert!(size_of::<SockClose>() == 80);
 
-/// The kernel learnt which socket a Go `*tls.Conn` uses: the first send its
-/// goroutine made inside the conn's `Write` (a TLS application-data record
-/// leaving). Go TLS streams are keyed by conn; this joins them to the
-/// socket (its records, its TCP state) and its fd.
+/// The kernel learnt which socket a Go `*tls.Conn` reads: the receive its
+/// goroutine made before decrypting the conn's first record seen (a TLS
+/// record arriving). Both directions of a Go TLS connection are keyed by
+/// its socket; this names the conn and its fd.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsBind {
@@ -416,8 +480,7 @@ const _: () = assert!(size_of::<TlsBind>() == 48);
 pub struct StreamKey {
     pub tgid: u32,
     pub _pad0: u32,
-    /// What identifies the stream: the `*tls.Conn` for Go TLS streams, the
-    /// socket for syscall streams.
+    /// The socket the stream is on.
     pub id: u64,
     pub direction: u8,
     pub source: u8,
@@ -459,4 +522,8 @@ mod pod {
     unsafe impl aya::Pod for super::TcpAck {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockOwner {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TlsSent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::WriteFrame {}
 }

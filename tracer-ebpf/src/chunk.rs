@@ -15,8 +15,8 @@ use aya_ebpf::{
 use tracer_common::{
     counters::Counter,
     record::{
-        CHUNK_DATA_MAX, CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, CHUNKS_PER_CALL_MAX,
-        ChunkHeader, ChunkRecord, ChunkSource, RecordKind, StreamKey, StreamState,
+        CHUNK_DATA_MAX, CHUNK_FLAG_CALL_START, CHUNK_FLAG_SENT, CHUNK_FLAG_STREAM_START,
+        CHUNKS_PER_CALL_MAX, ChunkHeader, ChunkRecord, RecordKind, StreamKey, StreamState,
     },
 };
 
@@ -32,14 +32,14 @@ static CHUNK_SCRATCH: PerCpuArray<ChunkRecord<CHUNK_DATA_MAX>> =
 
 const HEADER_LEN: usize = size_of::<ChunkHeader>();
 
-/// The stream key for one direction of a connection seen through one
-/// source: `id` is the `*tls.Conn` (Go TLS) or the socket (syscalls).
+/// The stream key for one direction of a socket's payload, as seen through
+/// one source (Go TLS plaintext or the syscalls').
 #[inline(always)]
-pub(crate) fn stream_key(tgid: u32, id: u64, direction: u8, source: u8) -> StreamKey {
+pub(crate) fn stream_key(tgid: u32, sock: u64, direction: u8, source: u8) -> StreamKey {
     StreamKey {
         tgid,
         _pad0: 0,
-        id,
+        id: sock,
         direction,
         source,
         _pad1: [0; 6],
@@ -48,14 +48,13 @@ pub(crate) fn stream_key(tgid: u32, id: u64, direction: u8, source: u8) -> Strea
 
 /// A fresh stream's state.
 #[inline(always)]
-pub(crate) fn fresh_state(sock: u64, fd: i32) -> StreamState {
+pub(crate) fn fresh_state(fd: i32) -> StreamState {
     StreamState {
         next_offset: 0,
         start_pending: 1,
         closed: 0,
-        sock,
         fd,
-        bound: 0,
+        _pad0: 0,
     }
 }
 
@@ -72,16 +71,26 @@ pub(crate) fn stream_state(key: &StreamKey, fresh: &StreamState) -> Option<*mut 
 }
 
 /// Copies `len` bytes at user address `buf` into chunk records for the
-/// stream whose state is `state` (looked up by the caller, which may have
-/// read it), advancing its offset by `len` in every case.
+/// stream whose state is `state`, advancing its offset by `len` in every
+/// case. `conn` is the Go TLS conn to name (or 0); `sent`, when set, marks
+/// the call's bytes as all in the kernel with the socket's `write_seq`
+/// then (on the last chunk).
 #[inline(always)]
-pub(crate) fn emit_chunks(key: &StreamKey, state: *mut StreamState, tid: u32, buf: u64, len: u64) {
+pub(crate) fn emit_chunks(
+    key: &StreamKey,
+    state: *mut StreamState,
+    tid: u32,
+    conn: u64,
+    buf: u64,
+    len: u64,
+    sent: u64,
+) {
     if len == 0 {
         return;
     }
     // SAFETY: the pointer comes from a successful map lookup in this
     // program run; map values stay valid for its duration.
-    let (start, flags, fd, sock) = unsafe {
+    let (start, flags, fd) = unsafe {
         if (*state).closed != 0 {
             // The socket was closed (its close record lost) and its key
             // reused: a new stream. Userspace sweeps the old one's end.
@@ -100,13 +109,14 @@ pub(crate) fn emit_chunks(key: &StreamKey, state: *mut StreamState, tid: u32, bu
         } else {
             CHUNK_FLAG_CALL_START
         };
-        (start, flags, (*state).fd, (*state).sock)
+        (start, flags, (*state).fd)
     };
     let mut step = ChunkLoop {
         key: *key,
         fd,
         tid,
-        sock,
+        conn,
+        sent,
         buf,
         len,
         start,
@@ -146,7 +156,10 @@ struct ChunkLoop {
     /// What the chunks say of their connection.
     fd: i32,
     tid: u32,
-    sock: u64,
+    conn: u64,
+    /// Non-zero: the call's bytes are all sent; the low 32 bits are the
+    /// socket's `write_seq` then.
+    sent: u64,
     buf: u64,
     len: u64,
     start: u64,
@@ -197,6 +210,12 @@ fn chunk_out(step: &ChunkLoop, n: u64) -> bool {
     let Some(scratch) = CHUNK_SCRATCH.get_ptr_mut(0) else {
         return false;
     };
+    let last = step.done + n >= step.len;
+    let (sent_flag, write_seq) = if last && step.sent != 0 {
+        (CHUNK_FLAG_SENT, step.sent as u32)
+    } else {
+        (0, 0)
+    };
     // SAFETY: scratch is this CPU's slot of a per-CPU array; n is at most
     // CHUNK_DATA_MAX, the size of `data`; bpf_probe_read_user checks the
     // user address.
@@ -206,16 +225,12 @@ fn chunk_out(step: &ChunkLoop, n: u64) -> bool {
             fd: step.fd,
             direction: step.key.direction,
             source: step.key.source,
-            flags: step.flags,
+            flags: step.flags | sent_flag,
             offset: step.start + step.done,
-            conn: if step.key.source == ChunkSource::GoTls as u8 {
-                step.key.id
-            } else {
-                0
-            },
-            sock: step.sock,
+            conn: step.conn,
+            sock: step.key.id,
             len: n as u32,
-            _pad0: 0,
+            write_seq,
         };
         let dst = core::ptr::addr_of_mut!((*scratch).data).cast::<core::ffi::c_void>();
         bpf_probe_read_user(dst, n as u32, (step.buf + step.done) as *const _)

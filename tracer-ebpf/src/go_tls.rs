@@ -1,22 +1,24 @@
-//! Uprobes on Go's `crypto/tls`: one trap per Write, one per decrypted
-//! record, and none at a RET.
+//! Go's `crypto/tls` plaintext, at one trap per decrypted record and none
+//! per Write.
 //!
 //! Go (>= 1.17, amd64) passes arguments and results in registers (RAX, RBX,
-//! RCX, RDI, RSI, ...) and keeps the current goroutine `g` in R14. A uprobe
-//! is a trap; the kernel emulates a few instructions (push, jmp, jcc, call,
-//! nop) and single-steps any other out of line, which takes a second trap:
-//! measured on a Firecracker guest at ~0.5 µs per hit emulated against
-//! ~6 µs single-stepped. A RET is never emulated, so nothing here sits on
-//! one: userspace picks an emulated instruction for each probe (see
-//! `symbols::record_site`).
+//! RCX, RDI, RSI, ...), keeps the current goroutine `g` in R14, and keeps a
+//! frame pointer chain in RBP. A uprobe is a trap; the kernel emulates a few
+//! instructions (push, jmp, jcc, call, nop) and single-steps any other out
+//! of line, which takes a second trap: measured on a Firecracker guest at
+//! ~0.5 µs per hit emulated against ~6 µs single-stepped. So:
 //!
-//! Streams are keyed by the `*tls.Conn`, not by an fd read through Go
-//! structs: what `tls.Conn.conn` holds differs between programs (etcd wraps
-//! its TCP conns, for one). The socket is learnt from the first send the
-//! writing goroutine makes inside a Write on a conn not bound yet, or, for a
-//! conn that only reads, from the receive before the goroutine decrypts a
-//! record. A bound conn's stream state holds its socket and fd, so a Write
-//! or a record costs one table lookup.
+//! - what a conn writes is not probed at all: `crypto/tls.(*Conn).Write`
+//!   hands each record to the socket itself, so the send tracepoint walks
+//!   the frame chain to the Write's frame and reads its `b` there (see
+//!   `sock::tls_send`);
+//! - what it reads is taken once per record, where
+//!   `readRecordOrCCS` has just decrypted it (`go_tls_record`), on an
+//!   emulated instruction userspace picked (`symbols::record_site`).
+//!
+//! Both directions are keyed by the socket. A record's conn (the method's
+//! receiver) is joined to its socket by the receive its goroutine made
+//! before decrypting it.
 
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
@@ -26,25 +28,33 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counters::Counter,
-    record::{ChunkSource, Direction, RecordKind, TlsBind},
+    record::{ChunkSource, Direction, RecordKind, SOCK_KIND_TLS, TlsBind},
 };
 
 use crate::{
     chunk::{emit_chunks, fresh_state, stream_key, stream_state},
     maps::{count, emit, header, target_tgid},
-    tcp::bind_socket,
+    tcp::socket_owner,
 };
 
-/// Goroutines inside a Write on a conn not bound yet: their next send binds
-/// it. LRU: an entry whose Write sent nothing (it failed early) ages out, and
-/// is overwritten by the goroutine's next unbound Write.
+/// The socket each Go TLS conn reads, by (tgid, conn).
 #[map]
-static UNBOUND_WRITES: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(0, 0);
+pub(crate) static CONN_SOCKS: LruHashMap<ConnKey, Candidate> = LruHashMap::with_max_entries(0, 0);
 
-/// Goroutines whose latest receive on a socket not bound yet began with a
-/// TLS record: the conn whose record they decrypt next reads that socket.
+/// Goroutines whose latest receive on a TLS socket whose conn is not known
+/// began with a TLS record: the conn whose record they decrypt next reads
+/// that socket.
 #[map]
 static RECV_CANDIDATES: LruHashMap<GoroutineKey, Candidate> = LruHashMap::with_max_entries(0, 0);
+
+/// A `*tls.Conn` of a process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ConnKey {
+    pub(crate) tgid: u32,
+    pub(crate) _pad0: u32,
+    pub(crate) conn: u64,
+}
 
 /// A goroutine in a process.
 #[repr(C)]
@@ -55,63 +65,17 @@ struct GoroutineKey {
     goroutine: u64,
 }
 
-/// A socket a goroutine received a TLS record from.
+/// A socket and the fd it was used through.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Candidate {
+pub(crate) struct Candidate {
     sock: u64,
     fd: i32,
     _pad0: u32,
 }
 
-/// The first bytes of a TLS application-data record (type 23, version 3.3:
-/// TLS 1.2 and 1.3 both say 3.3 on the wire).
-const TLS_APP_DATA: [u8; 3] = [0x17, 0x03, 0x03];
 /// Go's `recordTypeApplicationData`.
 const RECORD_TYPE_APPLICATION_DATA: u64 = 23;
-
-/// After the stack check of `crypto/tls.(*Conn).Write(b []byte)` (a
-/// `push rbp`, emulated): RAX = `*tls.Conn`, RBX = `b.ptr`, RCX = `b.len`.
-/// The plaintext is captured here, the moment it enters the TLS layer.
-#[uprobe]
-fn go_tls_write(ctx: ProbeContext) -> u32 {
-    match try_go_tls_write(&ctx) {
-        Ok(()) | Err(_) => 0,
-    }
-}
-
-fn try_go_tls_write(ctx: &ProbeContext) -> Result<(), i64> {
-    let Some((tgid, tid)) = target_tgid() else {
-        return Ok(());
-    };
-    // SAFETY: the kernel passes a valid pt_regs to a uprobe program.
-    let regs = unsafe { &*ctx.regs };
-    let (conn, buf, len) = (regs.rax, regs.rbx, regs.rcx);
-    count(Counter::TlsWrites, 1);
-    count(Counter::TlsWriteBytes, len);
-    let key = stream_key(
-        tgid,
-        conn,
-        Direction::Egress as u8,
-        ChunkSource::GoTls as u8,
-    );
-    let Some(state) = stream_state(&key, &fresh_state(0, -1)) else {
-        count(Counter::LostBytes, len);
-        return Ok(());
-    };
-    // SAFETY: the pointer comes from a successful map lookup.
-    if unsafe { (*state).bound } == 0 {
-        // The sends come next, from this goroutine.
-        let goroutine = GoroutineKey {
-            tgid,
-            _pad0: 0,
-            goroutine: regs.r14,
-        };
-        let _ = UNBOUND_WRITES.insert(&goroutine, &conn, 0);
-    }
-    emit_chunks(&key, state, tid, buf, len);
-    Ok(())
-}
 
 /// In `crypto/tls.(*Conn).readRecordOrCCS`, at the first emulated
 /// instruction after `(*halfConn).decrypt(record) (data []byte, typ
@@ -143,79 +107,49 @@ fn try_go_tls_record(ctx: &ProbeContext) -> Result<(), i64> {
     let conn: u64 = unsafe { bpf_probe_read_user((regs.rbp + 16) as *const u64) }?;
     count(Counter::TlsRecords, 1);
     count(Counter::TlsRecordBytes, len);
-    let key = stream_key(
+    let key = ConnKey {
         tgid,
+        _pad0: 0,
         conn,
+    };
+    // SAFETY: the value is copied out.
+    let socket = match unsafe { CONN_SOCKS.get(&key) }.copied() {
+        Some(socket) => socket,
+        None => {
+            let goroutine = GoroutineKey {
+                tgid,
+                _pad0: 0,
+                goroutine: regs.r14,
+            };
+            // SAFETY: the value is copied out.
+            let Some(candidate) = (unsafe { RECV_CANDIDATES.get(&goroutine) }).copied() else {
+                // Read from buffers filled before attach: no socket to
+                // file it under.
+                count(Counter::TlsUnboundBytes, len);
+                return Ok(());
+            };
+            let _ = RECV_CANDIDATES.remove(&goroutine);
+            bind(tgid, tid, conn, candidate);
+            candidate
+        }
+    };
+    let stream = stream_key(
+        tgid,
+        socket.sock,
         Direction::Ingress as u8,
         ChunkSource::GoTls as u8,
     );
-    let Some(mut state) = stream_state(&key, &fresh_state(0, -1)) else {
+    let Some(state) = stream_state(&stream, &fresh_state(socket.fd)) else {
         count(Counter::LostBytes, len);
         return Ok(());
     };
-    // SAFETY: the pointer comes from a successful map lookup.
-    if unsafe { (*state).bound } == 0 {
-        let goroutine = GoroutineKey {
-            tgid,
-            _pad0: 0,
-            goroutine: regs.r14,
-        };
-        // SAFETY: the value is copied out.
-        if let Some(candidate) = unsafe { RECV_CANDIDATES.get(&goroutine) }.copied() {
-            let _ = RECV_CANDIDATES.remove(&goroutine);
-            bind(tgid, tid, conn, candidate.sock, candidate.fd);
-            // Binding may have touched the table: look the state up again.
-            let Some(bound) = stream_state(&key, &fresh_state(0, -1)) else {
-                count(Counter::LostBytes, len);
-                return Ok(());
-            };
-            state = bound;
-        }
-    }
-    emit_chunks(&key, state, tid, buf, len);
+    emit_chunks(&stream, state, tid, conn, buf, len, 0);
     Ok(())
 }
 
-/// Called by `sock_send_length` for a send by goroutine `goroutine` of
-/// `tgid` on a socket not known to carry TLS: if the goroutine is inside a
-/// Write on an unbound conn and the send starts a TLS application-data
-/// record at `buf`, the conn uses this socket. Returns whether it bound.
-#[inline(always)]
-pub(crate) fn bind_on_send(
-    tgid: u32,
-    tid: u32,
-    goroutine: u64,
-    sock: u64,
-    fd: i32,
-    buf: u64,
-) -> bool {
-    let key = GoroutineKey {
-        tgid,
-        _pad0: 0,
-        goroutine,
-    };
-    // SAFETY: the value is copied out.
-    let Some(conn) = (unsafe { UNBOUND_WRITES.get(&key) }).copied() else {
-        return false;
-    };
-    // The goroutine may send elsewhere after a Write that failed before
-    // sending: only a TLS record is the Write's.
-    // SAFETY: a checked read of user memory.
-    let first: [u8; 3] = match unsafe { bpf_probe_read_user(buf as *const [u8; 3]) } {
-        Ok(bytes) => bytes,
-        Err(_) => return false,
-    };
-    if first != TLS_APP_DATA {
-        return false;
-    }
-    let _ = UNBOUND_WRITES.remove(&key);
-    bind(tgid, tid, conn, sock, fd);
-    true
-}
-
-/// Called by `sock_recv_length` for a receive on a socket not bound yet
-/// that began with a TLS record: the next record the goroutine decrypts is
-/// this socket's.
+/// Called by `sock_recv_length` for a receive on a TLS socket whose conn is
+/// not known, that began with a TLS record: the next record the goroutine
+/// decrypts is this socket's.
 #[inline(always)]
 pub(crate) fn note_tls_recv(tgid: u32, goroutine: u64, sock: u64, fd: i32) {
     let key = GoroutineKey {
@@ -229,37 +163,39 @@ pub(crate) fn note_tls_recv(tgid: u32, goroutine: u64, sock: u64, fd: i32) {
 
 /// Whether the user bytes at `buf` begin a TLS record: a content type
 /// (change_cipher_spec, alert, handshake, application_data) and version
-/// 3.1 to 3.4.
+/// 3.1 to 3.4. Returns the content type.
 #[inline(always)]
-pub(crate) fn starts_tls_record(buf: u64) -> bool {
+pub(crate) fn tls_record_type(buf: u64) -> Option<u8> {
     // SAFETY: a checked read of user memory.
     match unsafe { bpf_probe_read_user(buf as *const [u8; 3]) } {
-        Ok([kind, 3, minor]) => (0x14..=0x17).contains(&kind) && (1..=4).contains(&minor),
-        _ => false,
+        Ok([kind, 3, minor]) if (0x14..=0x17).contains(&kind) && (1..=4).contains(&minor) => {
+            Some(kind)
+        }
+        _ => None,
     }
 }
 
-/// Binds `conn` to `sock`: both of its streams learn the socket, the socket
-/// learns it carries TLS, and userspace is told.
+/// Joins `conn` to its socket and says so.
 #[inline(always)]
-fn bind(tgid: u32, tid: u32, conn: u64, sock: u64, fd: i32) {
-    for direction in [Direction::Egress, Direction::Ingress] {
-        let key = stream_key(tgid, conn, direction as u8, ChunkSource::GoTls as u8);
-        if let Some(state) = stream_state(&key, &fresh_state(sock, fd)) {
-            // SAFETY: the pointer comes from a successful map lookup.
-            unsafe {
-                (*state).sock = sock;
-                (*state).fd = fd;
-                (*state).bound = 1;
-            }
+fn bind(tgid: u32, tid: u32, conn: u64, socket: Candidate) {
+    let key = ConnKey {
+        tgid,
+        _pad0: 0,
+        conn,
+    };
+    let _ = CONN_SOCKS.insert(&key, &socket, 0);
+    if let Some(owner) = socket_owner(socket.sock, tgid, socket.fd, true) {
+        // SAFETY: the pointer comes from a successful map lookup.
+        unsafe {
+            (*owner).conn = conn;
+            (*owner).kind = SOCK_KIND_TLS;
         }
     }
-    bind_socket(sock, tgid, fd, conn);
     emit(TlsBind {
         header: header(RecordKind::TlsBind, tgid, tid),
         conn,
-        sock,
-        fd,
+        sock: socket.sock,
+        fd: socket.fd,
         _pad0: 0,
     });
 }

@@ -6,25 +6,59 @@
 //! registers (number, fd, buffer, length), so no syscall tracepoint is
 //! needed: attaching any of those puts every syscall of every task on the
 //! host onto the kernel's slow path. Cleartext payload is copied here, from
-//! the syscall's buffer; sockets that carry Go TLS are skipped (ciphertext:
-//! the TLS probes deliver their plaintext).
+//! the syscall's buffer.
+//!
+//! A socket carrying TLS (its first bytes are a TLS record) is not
+//! captured as such: its ciphertext is useless. What a Go TLS conn writes
+//! is captured here all the same, without a uprobe: Go's
+//! `crypto/tls.(*Conn).Write` sends each record itself, so a send that
+//! starts a record walks the frame-pointer chain up to the Write's frame
+//! and copies the Write's plaintext `b` from it, once per Write (see
+//! `tls_send`). A Write's end is the send that completes its last record.
 
-use aya_ebpf::{Global, bindings::pt_regs, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    Global,
+    bindings::pt_regs,
+    helpers::{bpf_probe_read_user, generated::bpf_loop},
+    macros::{map, tracepoint},
+    maps::HashMap,
+    programs::TracePointContext,
+};
 use tracer_common::{
     counters::Counter,
     layout::{
         SOCK_SEND_LENGTH_LAYOUT_PLACEHOLDER, SYSCALL_NUMBERS_PLACEHOLDER, SockSendLengthLayout,
         SyscallNumbers,
     },
-    record::{ChunkSource, Direction, RecordKind, SockRecv, SockSend},
+    record::{
+        ChunkSource, Direction, RecordKind, SOCK_KIND_CLEAR, SOCK_KIND_TLS, SOCK_KIND_UNKNOWN,
+        SockOwner, SockRecv, SockSend, TlsSent, WriteFrame,
+    },
 };
 
 use crate::{
     chunk::{emit_chunks, fresh_state, skip_bytes, stream_key, stream_state},
-    go_tls::{bind_on_send, note_tls_recv, starts_tls_record},
+    go_tls::{note_tls_recv, tls_record_type},
     maps::{count, emit, header, target_tgid, user_regs},
-    tcp::{remember_socket, write_seq},
+    tcp::{socket_owner, write_seq},
 };
+
+/// Where each target's `crypto/tls.(*Conn).Write` is (set by userspace
+/// when it attaches to the target).
+#[map]
+static WRITE_FRAMES: HashMap<u32, WriteFrame> = HashMap::with_max_entries(0, 0);
+
+/// Frames walked up from a send looking for the Write's: the syscall is
+/// about ten calls below it in net/http2, more where conns are wrapped.
+const MAX_FRAMES: u32 = 24;
+/// A TLS application-data record's content type.
+const APPLICATION_DATA: u8 = 0x17;
+/// TLS 1.3's bytes per record around its plaintext (5 header, 1 inner
+/// type, 16 tag): assumed until a socket shows its own.
+const TLS13_OVERHEAD: u64 = 22;
+/// Plaintext no longer than this is one record whatever Go's record sizing
+/// (its smallest is about 1200 bytes): such a Write shows the overhead.
+const ONE_RECORD_MAX: u64 = 1000;
 
 /// Field offsets of `sock:sock_send_length`, set by the loader from tracefs.
 #[unsafe(no_mangle)]
@@ -80,6 +114,8 @@ struct Syscall {
     len: u64,
     /// Go's goroutine pointer (R14) at the syscall.
     goroutine: u64,
+    /// The frame pointer (RBP) at the syscall.
+    frame: u64,
 }
 
 fn syscall_of(regs: &pt_regs) -> Syscall {
@@ -100,6 +136,7 @@ fn syscall_of(regs: &pt_regs) -> Syscall {
         buf: if flat { regs.rsi } else { 0 },
         len: if flat { regs.rdx } else { 0 },
         goroutine: regs.r14,
+        frame: regs.rbp,
     }
 }
 
@@ -126,34 +163,248 @@ fn try_sock_send_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Err(-1);
     };
     let call = syscall_of(&regs);
-    let conn = remember_socket(fields.sock, tgid, call.fd);
+    let ret = fields.ret;
+    // Only a live socket is worth knowing: one that took bytes, or whose
+    // buffer is full.
+    let Some(owner) = socket_owner(fields.sock, tgid, call.fd, ret > 0 || ret == -EAGAIN) else {
+        return Ok(());
+    };
     count(Counter::SockSends, 1);
-    if fields.ret > 0 {
-        count(Counter::SockSendBytes, fields.ret as u64);
-    } else if fields.ret == -EAGAIN {
+    if ret > 0 {
+        count(Counter::SockSendBytes, ret as u64);
+    } else if ret == -EAGAIN {
         count(Counter::SendBufferFull, 1);
     }
-    let tls = conn != 0
-        || (fields.ret > 0
-            && call.buf != 0
-            && bind_on_send(tgid, tid, call.goroutine, fields.sock, call.fd, call.buf));
-    emit(SockSend {
-        header: header(RecordKind::SockSend, tgid, tid),
-        sock: fields.sock,
-        ret: fields.ret,
-        family: fields.family,
-        protocol: fields.protocol,
-        fd: call.fd,
-        write_seq: write_seq(fields.sock),
-        requested: call.len as u32,
-        _pad0: 0,
-    });
-    // A TLS record leaving a socket no conn is bound to yet (a handshake,
-    // or a conn joined mid-way) is ciphertext too.
-    if !tls && fields.ret > 0 && !(call.buf != 0 && starts_tls_record(call.buf)) {
+    // SAFETY: the pointer comes from a successful map lookup; map values
+    // stay valid for the program run.
+    let o = unsafe { &mut *owner };
+    if o.kind == SOCK_KIND_UNKNOWN && call.buf != 0 {
+        o.kind = if tls_record_type(call.buf).is_some() {
+            SOCK_KIND_TLS
+        } else {
+            SOCK_KIND_CLEAR
+        };
+    }
+    let tls = o.kind == SOCK_KIND_TLS;
+    // A TLS socket's sends are reported on their own only at the edges of
+    // a full send buffer (stalls); its Writes' chunks carry the rest.
+    let was_blocked = o.blocked != 0;
+    o.blocked = u32::from(ret == -EAGAIN);
+    if !tls || ret < 0 || (was_blocked && ret > 0) {
+        emit(SockSend {
+            header: header(RecordKind::SockSend, tgid, tid),
+            sock: fields.sock,
+            ret,
+            family: fields.family,
+            protocol: fields.protocol,
+            fd: call.fd,
+            write_seq: write_seq(fields.sock),
+            requested: call.len as u32,
+            _pad0: 0,
+        });
+    }
+    if tls {
+        tls_send(tgid, tid, fields.sock, o, &call, ret);
+    } else if ret > 0 {
         cleartext(tgid, tid, &fields, &call, Direction::Egress);
     }
     Ok(())
+}
+
+/// A send on a TLS socket. When it starts an application-data record (not
+/// a retry of a partial one), the Write sending it is found by walking the
+/// frames up from the syscall; the first time a Write is seen its
+/// plaintext is captured. Records are counted against the Write's
+/// plaintext (each adds the socket's TLS overhead) to know when its last
+/// one has left: then it is reported sent, on its chunk when the capturing
+/// send was also the last, else in a `TlsSent`.
+///
+/// A Write is the same as the open one when its buffer, length and frame
+/// are, and the open one's records do not yet add up to its plaintext; an
+/// http2 server writes from one buffer, so two Writes of equal length look
+/// alike and only the count tells them apart.
+#[inline(always)]
+fn tls_send(tgid: u32, tid: u32, sock: u64, o: &mut SockOwner, call: &Syscall, ret: i32) {
+    let mut capture = None;
+    if o.rec_left == 0 && call.buf != 0 && tls_record_type(call.buf) == Some(APPLICATION_DATA) {
+        if let Some(write) = write_frame(tgid, call.frame, &mut o.walk_delta) {
+            let same = o.write_open != 0
+                && write.buf == o.write_buf
+                && write.len == o.write_len
+                && write.frame == o.write_frame;
+            if !same {
+                if o.write_open != 0 {
+                    // The open one's records never added up.
+                    count(Counter::TlsWriteDesyncs, 1);
+                }
+                o.write_buf = write.buf;
+                o.write_len = write.len;
+                o.write_frame = write.frame;
+                o.plain_left = write.len;
+                o.write_open = 1;
+                count(Counter::TlsWrites, 1);
+                count(Counter::TlsWriteBytes, write.len);
+                capture = Some(write);
+            }
+            if ret > 0 {
+                let size = call.len;
+                let first = o.plain_left == o.write_len;
+                if o.overhead == 0 && first && o.write_len <= ONE_RECORD_MAX {
+                    let extra = size.wrapping_sub(o.write_len);
+                    if extra == 21 || extra == 22 || extra == 29 {
+                        o.overhead = extra as u32;
+                    }
+                }
+                let overhead = if o.overhead != 0 {
+                    u64::from(o.overhead)
+                } else {
+                    TLS13_OVERHEAD
+                };
+                let body = size.saturating_sub(overhead);
+                o.plain_left = o.plain_left.saturating_sub(body);
+                o.rec_left = size as u32;
+            }
+        }
+    }
+    if ret > 0 {
+        o.rec_left = o.rec_left.saturating_sub(ret as u32);
+    }
+    let done = ret > 0 && o.write_open != 0 && o.rec_left == 0 && o.plain_left == 0;
+    let sent = if done {
+        o.write_open = 0;
+        (1 << 32) | u64::from(write_seq(sock))
+    } else {
+        0
+    };
+    match capture {
+        Some(write) => {
+            let key = stream_key(
+                tgid,
+                sock,
+                Direction::Egress as u8,
+                ChunkSource::GoTls as u8,
+            );
+            match stream_state(&key, &fresh_state(call.fd)) {
+                Some(state) => emit_chunks(&key, state, tid, o.conn, write.buf, write.len, sent),
+                None => count(Counter::LostBytes, write.len),
+            }
+        }
+        None if done => {
+            emit(TlsSent {
+                header: header(RecordKind::TlsSent, tgid, tid),
+                sock,
+                write_seq: sent as u32,
+                _pad0: 0,
+            });
+        }
+        None => {}
+    }
+}
+
+/// A Go TLS Write found on the stack: its `b` and its frame pointer.
+#[derive(Clone, Copy)]
+struct Write {
+    buf: u64,
+    len: u64,
+    frame: u64,
+}
+
+/// State of the frame walk.
+#[repr(C)]
+struct Walk {
+    /// The frame pointer to read next.
+    frame: u64,
+    start: u64,
+    end: u64,
+    /// The Write's frame pointer, once found.
+    found: u64,
+    /// The frame pointer of the Write's callee (the frame holding a return
+    /// address into Write).
+    callee: u64,
+}
+
+/// Walks the frame-pointer chain up from `frame` (the syscall's RBP) to
+/// the process's TLS Write. Each frame holds its caller's frame pointer at
+/// `[rbp]` and the return address into its caller at `[rbp+8]`; a return
+/// address inside Write means the next frame up is the Write's, whose `b`
+/// Go keeps in its ABI spill slots at `[rbp+24]` and `[rbp+32]` (userspace
+/// checked that Write spills it there). `delta` caches where the callee's
+/// frame was relative to `frame`: tried first, it costs one read.
+#[inline(always)]
+fn write_frame(tgid: u32, frame: u64, delta: &mut u64) -> Option<Write> {
+    // SAFETY: the value is copied out.
+    let range = unsafe { WRITE_FRAMES.get(&tgid) }.copied()?;
+    let mut found = 0;
+    if *delta != 0 {
+        let callee = frame.wrapping_add(*delta);
+        // SAFETY: a checked read of the user stack.
+        if let Ok([caller_frame, ret]) = unsafe { bpf_probe_read_user(callee as *const [u64; 2]) }
+            && ret >= range.start
+            && ret < range.end
+        {
+            found = caller_frame;
+        }
+    }
+    if found == 0 {
+        let mut walk = Walk {
+            frame,
+            start: range.start,
+            end: range.end,
+            found: 0,
+            callee: 0,
+        };
+        // SAFETY: walk_step has the callback signature bpf_loop expects, and
+        // `walk` outlives the call.
+        unsafe {
+            bpf_loop(
+                MAX_FRAMES,
+                walk_step as *mut core::ffi::c_void,
+                core::ptr::addr_of_mut!(walk).cast(),
+                0,
+            );
+        }
+        if walk.found == 0 {
+            return None;
+        }
+        found = walk.found;
+        *delta = walk.callee.wrapping_sub(frame);
+    }
+    let walk = Walk {
+        frame: 0,
+        start: 0,
+        end: 0,
+        found,
+        callee: 0,
+    };
+    // SAFETY: a checked read of the user stack.
+    let b: [u64; 2] = unsafe { bpf_probe_read_user((walk.found + 24) as *const [u64; 2]) }.ok()?;
+    (b[1] > 0).then_some(Write {
+        buf: b[0],
+        len: b[1],
+        frame: walk.found,
+    })
+}
+
+/// One frame of the walk. Returns 1 to stop.
+#[inline(never)]
+extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer write_frame gave it.
+    let walk = unsafe { &mut *ctx.cast::<Walk>() };
+    if walk.frame == 0 {
+        return 1;
+    }
+    // SAFETY: a checked read of the user stack.
+    let Ok([caller_frame, ret]) = (unsafe { bpf_probe_read_user(walk.frame as *const [u64; 2]) })
+    else {
+        return 1;
+    };
+    if ret >= walk.start && ret < walk.end {
+        walk.found = caller_frame;
+        walk.callee = walk.frame;
+        return 1;
+    }
+    walk.frame = caller_frame;
+    0
 }
 
 #[tracepoint]
@@ -183,14 +434,24 @@ fn try_sock_recv_length(ctx: &TracePointContext) -> Result<(), i32> {
         return Err(-1);
     };
     let call = syscall_of(&regs);
-    if remember_socket(fields.sock, tgid, call.fd) != 0 {
-        // Ciphertext: the plaintext comes from the TLS probes.
-        return Ok(());
+    let Some(owner) = socket_owner(fields.sock, tgid, call.fd, true) else {
+        return Err(-1);
+    };
+    // SAFETY: the pointer comes from a successful map lookup.
+    let o = unsafe { &mut *owner };
+    if o.kind == SOCK_KIND_UNKNOWN && call.buf != 0 {
+        o.kind = if tls_record_type(call.buf).is_some() {
+            SOCK_KIND_TLS
+        } else {
+            SOCK_KIND_CLEAR
+        };
     }
-    if call.buf != 0 && starts_tls_record(call.buf) {
-        // Ciphertext of a conn not bound yet: the record the goroutine
-        // decrypts next binds it (a conn that only reads has no Write to).
-        note_tls_recv(tgid, call.goroutine, fields.sock, call.fd);
+    if o.kind == SOCK_KIND_TLS {
+        // Ciphertext: the plaintext comes from the record probe, which
+        // learns the socket of a conn from its goroutine's receive.
+        if o.conn == 0 && call.buf != 0 && tls_record_type(call.buf).is_some() {
+            note_tls_recv(tgid, call.goroutine, fields.sock, call.fd);
+        }
         return Ok(());
     }
     emit(SockRecv {
@@ -218,7 +479,7 @@ fn cleartext(tgid: u32, tid: u32, fields: &SockLength, call: &Syscall, direction
         direction as u8,
         ChunkSource::Syscall as u8,
     );
-    let fresh = fresh_state(fields.sock, call.fd);
+    let fresh = fresh_state(call.fd);
     let n = fields.ret as u64;
     if call.buf == 0 {
         count(Counter::VectoredSkippedBytes, n);
@@ -233,5 +494,11 @@ fn cleartext(tgid: u32, tid: u32, fields: &SockLength, call: &Syscall, direction
         // SAFETY: the pointer comes from a successful map lookup.
         unsafe { (*state).fd = call.fd };
     }
-    emit_chunks(&key, state, tid, call.buf, n);
+    // A cleartext send's bytes are in the kernel now.
+    let sent = if direction == Direction::Egress {
+        (1 << 32) | u64::from(write_seq(fields.sock))
+    } else {
+        0
+    };
+    emit_chunks(&key, state, tid, 0, call.buf, n, sent);
 }

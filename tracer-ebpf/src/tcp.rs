@@ -22,13 +22,14 @@ use tracer_common::{
         TcpProbeLayout,
     },
     record::{
-        ChunkSource, Direction, RecordKind, Retransmit, SockClose, SockOwner, SockState,
-        TCP_SAMPLE_PERIOD_NS, TcpAck, TcpSample,
+        ChunkSource, Direction, RecordKind, Retransmit, SOCK_KIND_UNKNOWN, SockClose, SockOwner,
+        SockState, TCP_SAMPLE_PERIOD_NS, TcpAck, TcpSample,
     },
 };
 
 use crate::{
     chunk::{STREAM_OFFSETS, stream_key},
+    go_tls::{CONN_SOCKS, ConnKey},
     maps::{count, emit, header},
 };
 
@@ -46,46 +47,59 @@ static RETRANSMIT_LAYOUT: Global<RetransmitLayout> = Global::new(RETRANSMIT_LAYO
 static KNOWN_SOCKS: LruHashMap<u64, SockOwner> = LruHashMap::with_max_entries(0, 0);
 
 const AF_INET: u16 = 2;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
 /// The ACK bit in the TCP header's flags byte.
 const TCP_FLAG_ACK: u8 = 0x10;
 
-/// Records that `sock` belongs to `tgid` (and which fd it used last);
-/// returns the Go TLS conn bound to it, or 0.
+/// What the kernel keeps of `sock`, a socket of `tgid`, created if new and
+/// `create`; notes the fd it was last used through. `None` if it is not
+/// known (and not to be), or the table refuses it.
+///
+/// A send that fails on a socket already closed (reset by the peer) must
+/// not create an entry: no state change would ever remove it, and a new
+/// socket of another process reusing the address would be taken for this
+/// process's.
 #[inline(always)]
-pub(crate) fn remember_socket(sock: u64, tgid: u32, fd: i32) -> u64 {
-    match KNOWN_SOCKS.get_ptr_mut(&sock) {
+pub(crate) fn socket_owner(sock: u64, tgid: u32, fd: i32, create: bool) -> Option<*mut SockOwner> {
+    let owner = SockOwner {
+        tgid,
+        fd,
+        last_ack: 0,
+        zero_window: 0,
+        last_sample_ns: 0,
+        conn: 0,
+        kind: SOCK_KIND_UNKNOWN,
+        blocked: 0,
+        write_buf: 0,
+        write_len: 0,
+        write_frame: 0,
+        plain_left: 0,
+        rec_left: 0,
+        overhead: 0,
+        write_open: 0,
+        _pad0: 0,
+        walk_delta: 0,
+    };
+    if let Some(known) = KNOWN_SOCKS.get_ptr_mut(&sock) {
         // SAFETY: the pointer comes from a successful map lookup.
-        Some(owner) => unsafe {
-            if fd >= 0 {
-                (*owner).fd = fd;
+        unsafe {
+            if (*known).tgid != tgid {
+                // Another process's socket at this address never reported
+                // its close: this is a new socket.
+                *known = owner;
+            } else if fd >= 0 {
+                (*known).fd = fd;
             }
-            (*owner).conn
-        },
-        None => {
-            let owner = SockOwner {
-                tgid,
-                fd,
-                last_ack: 0,
-                zero_window: 0,
-                last_sample_ns: 0,
-                conn: 0,
-            };
-            let _ = KNOWN_SOCKS.insert(&sock, &owner, 0);
-            0
         }
+        return Some(known);
     }
-}
-
-/// Records that `sock` carries the Go TLS conn `conn`: its syscall payload
-/// is ciphertext from now on.
-#[inline(always)]
-pub(crate) fn bind_socket(sock: u64, tgid: u32, fd: i32, conn: u64) {
-    remember_socket(sock, tgid, fd);
-    if let Some(owner) = KNOWN_SOCKS.get_ptr_mut(&sock) {
-        // SAFETY: the pointer comes from a successful map lookup.
-        unsafe { (*owner).conn = conn };
+    if !create {
+        return None;
     }
+    KNOWN_SOCKS.insert(&sock, &owner, 0).ok()?;
+    KNOWN_SOCKS.get_ptr_mut(&sock)
 }
 
 /// `tcp_sock.write_seq` of `sock`, 0 if unreadable.
@@ -232,6 +246,13 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<(), i32> {
             ctx.read_at::<i32>(l.newstate as usize)?,
         )
     };
+    if newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV {
+        // A new connection at this address: what was known of it belonged
+        // to an earlier socket (one a late send revived after its close).
+        close_streams(sock, &owner);
+        let _ = KNOWN_SOCKS.remove(&sock);
+        return Ok(());
+    }
     emit(SockState {
         header: header(RecordKind::SockState, owner.tgid, 0),
         sock,
@@ -246,7 +267,7 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<(), i32> {
 }
 
 /// The socket closed: reports the end offsets of the streams it carried
-/// (its Go TLS conn's and its own syscall streams) and forgets them. Every
+/// (Go TLS plaintext and its own syscall payload) and forgets them. Every
 /// TCP socket reaches `TCP_CLOSE` promptly once the process closes it or
 /// the peer resets it (`tcp_done`, also on entering TIME_WAIT).
 #[inline(always)]
@@ -255,13 +276,13 @@ fn close_streams(sock: u64, owner: &SockOwner) {
     let keys = [
         stream_key(
             tgid,
-            conn,
+            sock,
             Direction::Egress as u8,
             ChunkSource::GoTls as u8,
         ),
         stream_key(
             tgid,
-            conn,
+            sock,
             Direction::Ingress as u8,
             ChunkSource::GoTls as u8,
         ),
@@ -278,14 +299,18 @@ fn close_streams(sock: u64, owner: &SockOwner) {
             ChunkSource::Syscall as u8,
         ),
     ];
+    if conn != 0 {
+        let _ = CONN_SOCKS.remove(&ConnKey {
+            tgid,
+            _pad0: 0,
+            conn,
+        });
+    }
     let mut end_offsets = [u64::MAX; 4];
     let mut any = false;
     // Zipped, not indexed: an index the compiler cannot prove in bounds
     // leaves a panic path, which the verifier rejects.
     for (key, end) in keys.iter().zip(end_offsets.iter_mut()) {
-        if key.source == ChunkSource::GoTls as u8 && conn == 0 {
-            continue;
-        }
         // SAFETY: the value is copied out.
         if let Some(state) = unsafe { STREAM_OFFSETS.get(key) }.copied() {
             *end = state.next_offset;

@@ -13,7 +13,7 @@ use thiserror::Error;
 use tracer_common::{
     counters::Counter,
     maps,
-    record::{ChunkSource, RecordHeader, RecordKind, SockClose, StreamKey, StreamState},
+    record::{RecordHeader, RecordKind, SockClose, StreamKey, StreamState, WriteFrame},
 };
 
 use crate::{
@@ -33,9 +33,10 @@ pub struct LoadOptions {
     pub max_targets: u32,
     /// Capacity of the stream offset table (two entries per connection).
     pub max_streams: u32,
-    /// Capacity of the tables of Writes and receives waiting to bind their
-    /// conn.
-    pub max_unbound_writes: u32,
+    /// Capacity of the Go TLS conn-to-socket table.
+    pub max_tls_conns: u32,
+    /// Capacity of the table of receives waiting to name their conn.
+    pub max_recv_candidates: u32,
     /// Capacity of the known-socket table.
     pub max_socks: u32,
 }
@@ -46,7 +47,8 @@ impl Default for LoadOptions {
             ringbuf_bytes: maps::DEFAULT_RINGBUF_BYTES,
             max_targets: maps::DEFAULT_MAX_TARGETS,
             max_streams: maps::DEFAULT_MAX_STREAMS,
-            max_unbound_writes: maps::DEFAULT_MAX_UNBOUND_WRITES,
+            max_tls_conns: maps::DEFAULT_MAX_TLS_CONNS,
+            max_recv_candidates: maps::DEFAULT_MAX_RECV_CANDIDATES,
             max_socks: maps::DEFAULT_MAX_SOCKS,
         }
     }
@@ -115,8 +117,9 @@ impl Tracer {
             .map_max_entries(maps::EVENTS, bytes)
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
             .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
-            .map_max_entries(maps::UNBOUND_WRITES, options.max_unbound_writes)
-            .map_max_entries(maps::RECV_CANDIDATES, options.max_unbound_writes)
+            .map_max_entries(maps::CONN_SOCKS, options.max_tls_conns)
+            .map_max_entries(maps::RECV_CANDIDATES, options.max_recv_candidates)
+            .map_max_entries(maps::WRITE_FRAMES, options.max_targets)
             .override_global(
                 maps::SOCK_SEND_LENGTH_LAYOUT,
                 &layouts.sock_send_length,
@@ -167,12 +170,71 @@ impl Tracer {
     /// Removes a process from the target set (a no-op if absent).
     pub fn remove_target(&mut self, tgid: u32) -> Result<(), LoadError> {
         match self.targets()?.remove(&tgid) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(source) => {
+                return Err(LoadError::Map {
+                    map: maps::TARGET_TGIDS,
+                    source,
+                });
+            }
+        }
+        match self.write_frames()?.remove(&tgid) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(source) => Err(LoadError::Map {
-                map: maps::TARGET_TGIDS,
+                map: maps::WRITE_FRAMES,
                 source,
             }),
         }
+    }
+
+    /// Tells the kernel where a target's Go TLS Write is in its address
+    /// space (`write`: virtual addresses): what its sends look for on their
+    /// stack.
+    pub fn set_write_frame(
+        &mut self,
+        tgid: u32,
+        write: std::ops::Range<u64>,
+    ) -> Result<(), LoadError> {
+        let frame = WriteFrame {
+            start: write.start,
+            end: write.end,
+        };
+        self.write_frames()?
+            .insert(tgid, frame, 0)
+            .map_err(|source| LoadError::Map {
+                map: maps::WRITE_FRAMES,
+                source,
+            })
+    }
+
+    /// Tells the kernel where Write is in process `tgid`, given its code's
+    /// file offsets in the process's executable (from
+    /// [`Tracer::attach_go_tls`]). Returns whether the process maps them.
+    pub fn watch_go_writes(
+        &mut self,
+        tgid: u32,
+        write: std::ops::Range<u64>,
+    ) -> Result<bool, LoadError> {
+        match crate::targets::runtime_range(tgid, write) {
+            Some(range) => self.set_write_frame(tgid, range).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    fn write_frames(&mut self) -> Result<HashMap<&mut MapData, u32, WriteFrame>, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(maps::WRITE_FRAMES)
+            .ok_or(LoadError::Map {
+                map: maps::WRITE_FRAMES,
+                source: aya::maps::MapError::InvalidName {
+                    name: maps::WRITE_FRAMES.into(),
+                },
+            })?;
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
+            map: maps::WRITE_FRAMES,
+            source,
+        })
     }
 
     fn targets(&mut self) -> Result<HashMap<&mut MapData, u32, u32>, LoadError> {
@@ -246,27 +308,21 @@ impl Tracer {
         Ok(())
     }
 
-    /// Attaches the Go TLS probes to `binary`: Write at its body, and the
-    /// decrypted-record sites in `readRecordOrCCS` (see
-    /// [`crate::symbols::record_site`]); none at a RET, whose uprobe the kernel
-    /// cannot emulate. Works on stripped binaries through Go's pclntab.
+    /// Attaches the Go TLS probes to `binary`: the decrypted-record sites
+    /// in `readRecordOrCCS` (see [`crate::symbols::record_site`]), none at
+    /// a RET (the kernel cannot emulate its uprobe). Writes need no probe:
+    /// the send tracepoint finds their frame, once [`Tracer::set_write_frame`]
+    /// says where Write is in each process. Works on stripped binaries
+    /// through Go's pclntab.
     pub fn attach_go_tls(&mut self, binary: &Path) -> Result<GoTlsAttachment, LoadError> {
         let image = GoBinary::read(binary)?;
         let sites = image.tls_probe_sites()?;
-        // Entry probes go after the stack check: at the entry itself, a call
-        // that grows the goroutine's stack runs the prologue twice.
-        self.attach_uprobe(maps::programs::GO_TLS_WRITE, binary, &[sites.write])?;
         self.attach_uprobe(maps::programs::GO_TLS_RECORD, binary, &sites.records)?;
         Ok(GoTlsAttachment {
             go_version: image.go_version(),
             record_sites: sites.records.len(),
-            write_emulated: sites.write_emulated,
+            write: sites.write,
         })
-    }
-
-    /// Attaches only the `crypto/tls.(*Conn).Write` entry probe at `offset`.
-    pub fn attach_go_tls_write(&mut self, binary: &Path, offset: u64) -> Result<(), LoadError> {
-        self.attach_uprobe(maps::programs::GO_TLS_WRITE, binary, &[offset])
     }
 
     /// Takes the ring buffer out of the object, for the consumer task.
@@ -307,8 +363,8 @@ impl Tracer {
             })?;
         let mut table: HashMap<&mut MapData, StreamKey, StreamState> =
             HashMap::try_from(map).map_err(err)?;
-        // Go TLS streams group by conn, syscall streams by socket.
-        let mut ended: std::collections::BTreeMap<(u32, u8, u64), [u64; 4]> = Default::default();
+        // A socket's streams, Go TLS and syscall, close together.
+        let mut ended: std::collections::BTreeMap<(u32, u64), [u64; 4]> = Default::default();
         let mut stale = Vec::new();
         for entry in table.iter() {
             let (key, state) = entry.map_err(err)?;
@@ -319,9 +375,7 @@ impl Tracer {
                     (0, 2) => 2,
                     _ => 3,
                 };
-                ended
-                    .entry((key.tgid, key.source, key.id))
-                    .or_insert([u64::MAX; 4])[slot] = state.next_offset;
+                ended.entry((key.tgid, key.id)).or_insert([u64::MAX; 4])[slot] = state.next_offset;
                 stale.push(key);
             }
         }
@@ -331,23 +385,20 @@ impl Tracer {
         }
         Ok(ended
             .into_iter()
-            .map(|((tgid, source, id), end_offsets)| {
-                let tls = source == ChunkSource::GoTls as u8;
-                SockClose {
-                    header: RecordHeader {
-                        ts_ns: now_ns,
-                        kind: RecordKind::SockClose as u16,
-                        _pad0: 0,
-                        tgid,
-                        tid: 0,
-                        _pad1: 0,
-                    },
-                    fd: -1,
+            .map(|((tgid, sock), end_offsets)| SockClose {
+                header: RecordHeader {
+                    ts_ns: now_ns,
+                    kind: RecordKind::SockClose as u16,
                     _pad0: 0,
-                    conn: if tls { id } else { 0 },
-                    sock: if tls { 0 } else { id },
-                    end_offsets,
-                }
+                    tgid,
+                    tid: 0,
+                    _pad1: 0,
+                },
+                fd: -1,
+                _pad0: 0,
+                conn: 0,
+                sock,
+                end_offsets,
             })
             .collect())
     }
@@ -411,9 +462,9 @@ pub struct GoTlsAttachment {
     pub go_version: Option<String>,
     /// Sites in `readRecordOrCCS` with a decrypted-record uprobe.
     pub record_sites: usize,
-    /// Whether the Write probe's instruction is emulated (one trap per
-    /// Write; two otherwise).
-    pub write_emulated: bool,
+    /// `crypto/tls.(*Conn).Write`'s code as file offsets, for
+    /// [`Tracer::set_write_frame`] once mapped into a process.
+    pub write: std::ops::Range<u64>,
 }
 
 /// Struct member offsets from the running kernel's BTF.

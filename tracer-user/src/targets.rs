@@ -112,3 +112,65 @@ mod tests {
         assert_eq!(found[0].pid, me);
     }
 }
+
+/// Where the bytes at `file` offsets of `pid`'s executable are in its
+/// address space, from /proc/PID/maps: the mapping of that file (matched by
+/// inode, so paths that differ between mount namespaces do not matter)
+/// that covers them. `None` if no mapping does.
+pub fn runtime_range(pid: u32, file: std::ops::Range<u64>) -> Option<std::ops::Range<u64>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = fs::metadata(format!("/proc/{pid}/exe")).ok()?.ino();
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    mapped(&maps, inode, file)
+}
+
+/// [`runtime_range`] on the text of /proc/PID/maps.
+fn mapped(maps: &str, inode: u64, file: std::ops::Range<u64>) -> Option<std::ops::Range<u64>> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let (start, end) = (
+            u64::from_str_radix(start, 16).ok()?,
+            u64::from_str_radix(end, 16).ok()?,
+        );
+        let _perms = fields.next()?;
+        let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+        let _dev = fields.next()?;
+        let ino: u64 = fields.next()?.parse().ok()?;
+        let covers = ino == inode && file.start >= offset && file.end <= offset + (end - start);
+        covers.then(|| start + (file.start - offset)..start + (file.end - offset))
+    })
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+
+    #[test]
+    fn file_offsets_map_through_the_mapping_that_covers_them() {
+        let maps = "\
+00400000-00a00000 r-xp 00000000 fd:01 4242 /usr/local/bin/kube-apiserver
+00a00000-01000000 r--p 00600000 fd:01 4242 /usr/local/bin/kube-apiserver
+7f0000000000-7f0000100000 r-xp 00001000 fd:01 99 /usr/lib/libc.so.6
+";
+        // Not PIE: file offset 0x1000 is at 0x401000.
+        assert_eq!(
+            mapped(maps, 4242, 0x1000..0x1200),
+            Some(0x40_1000..0x40_1200)
+        );
+        // The second mapping, read-only data.
+        assert_eq!(
+            mapped(maps, 4242, 0x60_0010..0x60_0020),
+            Some(0xa0_0010..0xa0_0020)
+        );
+        // Another file's inode, or offsets no mapping covers.
+        assert_eq!(mapped(maps, 7, 0x1000..0x1200), None);
+        assert_eq!(mapped(maps, 4242, 0x5f_ff00..0x60_0100), None);
+        // A PIE binary mapped at a random base.
+        let pie = "55d000000000-55d000800000 r-xp 00000000 fd:01 5 /bin/app (deleted)\n";
+        assert_eq!(
+            mapped(pie, 5, 0x2000..0x2100),
+            Some(0x55d0_0000_2000..0x55d0_0000_2100)
+        );
+    }
+}

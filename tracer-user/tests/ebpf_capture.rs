@@ -36,7 +36,6 @@ fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Vec<u8>
     let attached = tracer.attach_go_tls(&binary).unwrap();
     assert_eq!(attached.go_version.as_deref(), Some("go1.27.3"));
     assert!(attached.record_sites >= 1);
-    assert!(attached.write_emulated);
     for tp in tracepoints::used() {
         tracer.attach_tracepoint(tp).unwrap();
     }
@@ -50,6 +49,7 @@ fn run_tls_writer(tracer: &mut Tracer, drain_while_running: bool) -> Vec<Vec<u8>
         &STEP.to_string(),
     ]);
     tracer.add_target(writer.pid).unwrap();
+    assert!(tracer.watch_go_writes(writer.pid, attached.write).unwrap());
     writer.go();
     let mut records = Vec::new();
     if drain_while_running {

@@ -31,12 +31,14 @@ const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
 
 type Endpoint = (IpAddr, u16);
 
-/// What the recording says about one fd of one process.
+/// What the recording says about one socket of one process.
 #[derive(Default, Debug)]
 struct Socket {
     egress: Vec<u8>,
     ingress: Vec<u8>,
     gaps: u64,
+    /// The fd the process used it through, once seen.
+    fd: Option<i32>,
     local: Option<Endpoint>,
     peer: Option<Endpoint>,
 }
@@ -49,69 +51,82 @@ fn address(family: u16, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
-/// Sockets by (tgid, fd), and (comm, Go version) by tgid.
+/// Sockets by (tgid, kernel address, generation: a closed socket's
+/// address is reused), and (comm, Go version) by tgid.
 type Capture = (
-    BTreeMap<(u32, i32), Socket>,
+    BTreeMap<(u32, u64, u32), Socket>,
     HashMap<u32, (String, Option<String>)>,
 );
 
-/// Go TLS plaintext and 4-tuples per (tgid, fd), from a recording.
+/// Go TLS plaintext, fds and 4-tuples per socket, from a recording. Both
+/// directions of a Go TLS connection are keyed by its socket; its full TCP
+/// samples give its addresses, and for sockets that existed before attach
+/// (whose first segments were not seen) the sock_diag anchors do, by fd.
 fn read_recording(path: &std::path::Path) -> Capture {
     let mut reader = Reader::new(BufReader::new(File::open(path).unwrap())).unwrap();
     let mut processes = HashMap::new();
     let mut streams = Streams::new(4096);
-    let mut sockets: BTreeMap<(u32, i32), Socket> = BTreeMap::new();
-    // Go TLS streams are per *tls.Conn; TlsBind records give their fds.
-    let mut tls: BTreeMap<(u32, u64), Socket> = BTreeMap::new();
-    let mut fd_of_conn: HashMap<(u32, u64), i32> = HashMap::new();
-    // Bytes each socket carried through each (tgid, fd): an fd number can
-    // be reused for another socket, and the one that carried the traffic
-    // is the one whose 4-tuple the fd's streams belong to.
-    let mut bytes_of: HashMap<((u32, i32), u64), u64> = HashMap::new();
-    let mut addrs_of_sock: HashMap<u64, (Endpoint, Endpoint)> = HashMap::new();
+    let mut sockets: BTreeMap<(u32, u64, u32), Socket> = BTreeMap::new();
+    let mut anchors: HashMap<(u32, i32), (Endpoint, Endpoint)> = HashMap::new();
+    let mut generations: HashMap<(u32, u64), u32> = HashMap::new();
     while let Some(bytes) = reader.next_record().unwrap() {
         let Ok(record) = decode(bytes) else { continue };
+        let key = |tgid: u32, sock: u64| {
+            (
+                tgid,
+                sock,
+                generations.get(&(tgid, sock)).copied().unwrap_or(0),
+            )
+        };
         match record {
             Record::Chunk(header, data) => {
                 let mut events = Vec::new();
                 streams.on_chunk(&header, data, &mut events);
                 for event in events {
                     match event {
-                        StreamEvent::Data { id, bytes, .. }
-                            if id.source() == Some(ChunkSource::GoTls) =>
-                        {
-                            let socket = tls.entry((id.conn.tgid, id.conn.key)).or_default();
+                        StreamEvent::Data {
+                            id, bytes, place, ..
+                        } if id.source() == Some(ChunkSource::GoTls) => {
+                            let socket = sockets.entry(key(id.conn.tgid, id.conn.key)).or_default();
+                            if place.fd >= 0 {
+                                socket.fd = Some(place.fd);
+                            }
                             match id.direction() {
                                 Some(Direction::Egress) => socket.egress.extend_from_slice(bytes),
                                 _ => socket.ingress.extend_from_slice(bytes),
                             }
                         }
                         StreamEvent::Gap { id, len, .. } => {
-                            tls.entry((id.conn.tgid, id.conn.key)).or_default().gaps += len
+                            sockets
+                                .entry(key(id.conn.tgid, id.conn.key))
+                                .or_default()
+                                .gaps += len
                         }
                         _ => {}
                     }
                 }
             }
-            Record::TlsBind(b) => {
-                fd_of_conn.insert((b.header.tgid, b.conn), b.fd);
+            Record::TlsBind(b) if b.fd >= 0 => {
+                sockets.entry(key(b.header.tgid, b.sock)).or_default().fd = Some(b.fd);
             }
-            Record::SockSend(s) if s.fd >= 0 => {
-                *bytes_of.entry(((s.header.tgid, s.fd), s.sock)).or_default() +=
-                    u64::from(s.ret.max(0) as u32);
-            }
-            Record::SockRecv(s) if s.fd >= 0 => {
-                *bytes_of.entry(((s.header.tgid, s.fd), s.sock)).or_default() +=
-                    u64::from(s.ret.max(0) as u32);
+            Record::SockClose(c) => {
+                // Its last bytes, then a new generation for the address.
+                let mut events = Vec::new();
+                streams.on_close(&c, &mut events);
+                for event in events {
+                    if let StreamEvent::Gap { id, len, .. } = event {
+                        sockets
+                            .entry(key(id.conn.tgid, id.conn.key))
+                            .or_default()
+                            .gaps += len;
+                    }
+                }
+                *generations.entry((c.header.tgid, c.sock)).or_default() += 1;
             }
             Record::TcpSample(t) => {
-                addrs_of_sock.insert(
-                    t.sock,
-                    (
-                        (address(t.family, &t.saddr), t.sport),
-                        (address(t.family, &t.daddr), t.dport),
-                    ),
-                );
+                let socket = sockets.entry(key(t.header.tgid, t.sock)).or_default();
+                socket.local = Some((address(t.family, &t.saddr), t.sport));
+                socket.peer = Some((address(t.family, &t.daddr), t.dport));
             }
             Record::ProcessInfo(p) => {
                 let version = unfixed(&p.go_version);
@@ -121,49 +136,23 @@ fn read_recording(path: &std::path::Path) -> Capture {
                 );
             }
             Record::SockAnchor(a) => {
-                let socket = sockets.entry((a.header.tgid, a.fd)).or_default();
-                socket.local = Some((address(a.family, &a.saddr), a.sport));
-                socket.peer = Some((address(a.family, &a.daddr), a.dport));
+                anchors.insert(
+                    (a.header.tgid, a.fd),
+                    (
+                        (address(a.family, &a.saddr), a.sport),
+                        (address(a.family, &a.daddr), a.dport),
+                    ),
+                );
             }
             _ => {}
         }
     }
-    let mut unbound = 0usize;
-    for ((tgid, conn), stream) in tls {
-        let Some(&fd) = fd_of_conn.get(&(tgid, conn)) else {
-            // A conn seen only in calls that made no syscall (a Write to a
-            // conn already closed) never learns its fd.
-            println!(
-                "unbound conn {conn:#x} of {:?}: egress {} ingress {}",
-                processes.get(&tgid),
-                stream.egress.len(),
-                stream.ingress.len()
-            );
-            unbound += stream.egress.len() + stream.ingress.len();
-            continue;
-        };
-        let socket = sockets.entry((tgid, fd)).or_default();
-        socket.egress.extend(stream.egress);
-        socket.ingress.extend(stream.ingress);
-        socket.gaps += stream.gaps;
-    }
-    assert!(
-        unbound < 1024,
-        "{unbound} bytes on conns never bound to an fd"
-    );
-    let mut busiest: HashMap<(u32, i32), (u64, u64)> = HashMap::new();
-    for ((key, sock), bytes) in bytes_of {
-        let slot = busiest.entry(key).or_insert((sock, 0));
-        if bytes > slot.1 {
-            *slot = (sock, bytes);
-        }
-    }
-    for (key, (sock, _)) in busiest {
-        if let (Some((local, peer)), Some(socket)) =
-            (addrs_of_sock.get(&sock), sockets.get_mut(&key))
+    for (&(tgid, ..), socket) in sockets.iter_mut() {
+        if socket.local.is_none()
+            && let Some((local, peer)) = socket.fd.and_then(|fd| anchors.get(&(tgid, fd)))
         {
-            socket.local.get_or_insert(*local);
-            socket.peer.get_or_insert(*peer);
+            socket.local = Some(*local);
+            socket.peer = Some(*peer);
         }
     }
     (sockets, processes)
@@ -301,11 +290,13 @@ fn etcd_and_kubectl_plaintext_matches_on_both_ends() {
     assert!(version_of("etcd").starts_with("go1.19"), "{processes:?}");
     assert!(version_of("kubectl").starts_with("go1.2"), "{processes:?}");
     let mut checked: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for (&(tgid_a, fd_a), a) in &sockets {
+    for (&(tgid_a, ..), a) in &sockets {
         let (Some(a_local), Some(a_peer)) = (a.local, a.peer) else {
             continue;
         };
-        for (&(tgid_b, fd_b), b) in &sockets {
+        let fd_a = a.fd.unwrap_or(-1);
+        for (&(tgid_b, ..), b) in &sockets {
+            let fd_b = b.fd.unwrap_or(-1);
             if tgid_a == tgid_b || b.local != Some(a_peer) || b.peer != Some(a_local) {
                 continue;
             }
@@ -316,16 +307,22 @@ fn etcd_and_kubectl_plaintext_matches_on_both_ends() {
             if a.egress.len() < 9 || b.ingress.len() < 9 {
                 continue;
             }
-            let n = overlap_matches(&a.egress, &b.ingress)
-                .unwrap_or_else(|e| panic!("{pair:?} fd {fd_a} -> fd {fd_b}: {e}"));
+            let n = overlap_matches(&a.egress, &b.ingress).unwrap_or_else(|e| {
+                panic!(
+                    "{pair:?} fd {fd_a} -> fd {fd_b}: {e}\n wrote {:02x?}\n read {:02x?}",
+                    &a.egress[..a.egress.len().min(64)],
+                    &b.ingress[..b.ingress.len().min(64)]
+                )
+            });
             *checked.entry(pair).or_default() += n;
         }
     }
     println!("bytes compared per (writer, reader): {checked:?}");
-    for (&(tgid, fd), s) in &sockets {
+    for (&(tgid, ..), s) in &sockets {
         println!(
-            "  {} fd {fd}: {:?} -> {:?} egress {} ingress {} gaps {}",
+            "  {} fd {:?}: {:?} -> {:?} egress {} ingress {} gaps {}",
             comm_of(tgid),
+            s.fd,
             s.local,
             s.peer,
             s.egress.len(),

@@ -12,12 +12,13 @@ use std::{
 use support::{TlsWriter, decoded, drain, gettid, load, testbed_bin};
 use tracer_common::{
     counters::Counter,
-    record::{ChunkSource, Direction},
+    record::{
+        CHUNK_FLAG_CALL_START, CHUNK_FLAG_SENT, ChunkHeader, ChunkSource, Direction, TlsSent,
+    },
 };
 use watchtrace::{
     capture::Record,
-    loader::LoadOptions,
-    symbols,
+    loader::{LoadOptions, Tracer},
     tracepoints::{self, SOCK_SEND_LENGTH},
 };
 
@@ -71,45 +72,37 @@ fn tracepoint_sees_every_tcp_send_with_its_exact_size() {
     assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);
 }
 
-#[test]
-#[ignore = "needs root: run through `cargo xtask test`"]
-fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
-    const WRITES: usize = 150;
+/// tls-writer's Writes, captured at their sends (the send tracepoint walks
+/// up to each Write's frame), with every probe attached as `run` attaches
+/// them; the drained records.
+fn traced_tls_writes(writes: usize, base: u64, step: u64) -> (Vec<Vec<u8>>, Tracer, u32) {
     let mut tracer = load(LoadOptions::default());
-    // The tracepoints too: the socket syscalls bind the TLS conn to its fd,
-    // and they show the in-kernel filter (this test process is not a
-    // target, so only the Go child's records may appear).
     for tp in tracepoints::used() {
         tracer.attach_tracepoint(tp).unwrap();
     }
     let binary = testbed_bin("tls-writer");
-    let location = symbols::resolve_go(&binary, symbols::GO_TLS_WRITE).unwrap();
-    assert!(
-        location.body_file_offset > location.entry_file_offset,
-        "Write has a stack check"
-    );
-
-    let mut writer = TlsWriter::start(&["-n", &WRITES.to_string(), "-base", "100", "-step", "7"]);
+    let attached = tracer.attach_go_tls(&binary).unwrap();
+    let mut writer = TlsWriter::start(&[
+        "-n",
+        &writes.to_string(),
+        "-base",
+        &base.to_string(),
+        "-step",
+        &step.to_string(),
+    ]);
     let pid = writer.pid;
     tracer.add_target(pid).unwrap();
-    tracer
-        .attach_go_tls_write(&binary, location.body_file_offset)
-        .unwrap();
+    assert!(tracer.watch_go_writes(pid, attached.write).unwrap());
     let mut events = tracer.take_events().unwrap();
-
     writer.go();
-    let expected: Vec<u64> = (0..WRITES as u64).map(|i| 100 + i * 7).collect();
-    assert_eq!(writer.finish(), expected.iter().sum::<u64>());
+    let expected: u64 = (0..writes as u64).map(|i| base + i * step).sum();
+    assert_eq!(writer.finish(), expected);
+    (drain(&mut events), tracer, pid)
+}
 
-    let raw = drain(&mut events);
-    let records = decoded(&raw);
-    assert!(
-        records.iter().all(|r| r.header().tgid == pid),
-        "only the target is traced"
-    );
-    // One chunk per Write (each is under the 16 KiB chunk size), in order,
-    // all on one *tls.Conn.
-    let writes: Vec<_> = records
+/// The egress Go TLS chunks of `records`.
+fn tls_writes(records: &[Record]) -> Vec<ChunkHeader> {
+    records
         .iter()
         .filter_map(|r| match r {
             Record::Chunk(c, _)
@@ -120,65 +113,98 @@ fn go_tls_uprobe_sees_every_plaintext_write_and_its_socket() {
             }
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn every_go_tls_write_is_captured_once_from_its_sends_and_reported_sent() {
+    const WRITES: usize = 150;
+    let (raw, tracer, pid) = traced_tls_writes(WRITES, 100, 7);
+    let records = decoded(&raw);
+    assert!(
+        records.iter().all(|r| r.header().tgid == pid),
+        "only the target is traced"
+    );
+    // One chunk per Write (each is under the 16 KiB chunk size), in order,
+    // all on one socket, with its fd.
+    let writes = tls_writes(&records);
+    let expected: Vec<u64> = (0..WRITES as u64).map(|i| 100 + i * 7).collect();
     assert_eq!(
         writes.iter().map(|w| u64::from(w.len)).collect::<Vec<_>>(),
         expected
     );
-    let conn = writes[0].conn;
-    assert!(conn != 0 && writes.iter().all(|w| w.conn == conn));
-    // The first Write's syscall bound the conn to its socket; every later
-    // chunk carries that fd.
-    let binds: Vec<_> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::TlsBind(b) if b.conn == conn => Some(b.fd),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(binds.len(), 1, "bound once: {binds:?}");
-    let fd = binds[0];
-    assert!(fd > 2, "a real socket fd, got {fd}");
-    // Every chunk recorded after the bind carries that fd. (Which Write
-    // binds depends on the handshake: a receive inside the first Write
-    // consumes its mark without binding, so the second may be the one.)
-    let bind_at = records
-        .iter()
-        .position(|r| matches!(r, Record::TlsBind(b) if b.conn == conn))
-        .expect("bound");
-    let after: Vec<i32> = records[bind_at..]
-        .iter()
-        .filter_map(|r| match r {
-            Record::Chunk(c, _)
-                if c.direction == Direction::Egress as u8
-                    && c.source == ChunkSource::GoTls as u8 =>
-            {
-                Some(c.fd)
-            }
-            _ => None,
-        })
-        .collect();
+    let sock = writes[0].sock;
+    assert!(sock != 0 && writes.iter().all(|w| w.sock == sock));
+    assert!(writes.iter().all(|w| w.fd > 2), "a real socket fd");
+    assert!(writes.iter().all(|w| w.flags & CHUNK_FLAG_CALL_START != 0));
+    // Each Write is one record sent whole by the send that captured it, so
+    // its chunk says it was sent; write_seq grows by a record per Write.
     assert!(
-        after.len() >= WRITES - 2 && after.iter().all(|&f| f == fd),
-        "chunks after the bind carry the bound fd: {} of them, fds {:?}",
-        after.len(),
-        after.iter().collect::<std::collections::BTreeSet<_>>()
+        writes.iter().all(|w| w.flags & CHUNK_FLAG_SENT != 0),
+        "every Write reported sent on its chunk"
     );
+    for pair in writes.windows(2) {
+        assert_eq!(
+            pair[1].write_seq.wrapping_sub(pair[0].write_seq),
+            pair[1].len + 22,
+            "a TLS 1.3 record per Write"
+        );
+    }
     assert_eq!(tracer.counter(Counter::TlsWrites).unwrap(), WRITES as u64);
     assert_eq!(
         tracer.counter(Counter::TlsWriteBytes).unwrap(),
         expected.iter().sum::<u64>()
     );
-    // TLS adds record headers and tags, so the socket saw more than the
-    // plaintext; every send came from the child.
-    let on_wire: i64 = records
+    assert_eq!(tracer.counter(Counter::TlsWriteDesyncs).unwrap(), 0);
+    assert_eq!(tracer.counter(Counter::RingbufDrops).unwrap(), 0);
+    // The server's reads named the conn and its socket.
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::TlsBind(b) if b.sock != 0 && b.fd > 2)),
+        "a conn bound to its socket by its reads"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn equal_writes_from_one_buffer_are_each_captured_and_large_ones_sent_at_their_last_record() {
+    // Equal sizes: each Write's buffer, length and frame are the same as
+    // the last one's; only the record count tells them apart. 40 KiB: three
+    // records, the last one's send ends the Write.
+    const WRITES: usize = 60;
+    const SIZE: u64 = 40 * 1024;
+    let (raw, tracer, _) = traced_tls_writes(WRITES, SIZE, 0);
+    let records = decoded(&raw);
+    let starts: Vec<ChunkHeader> = tls_writes(&records)
+        .into_iter()
+        .filter(|c| c.flags & CHUNK_FLAG_CALL_START != 0)
+        .collect();
+    assert_eq!(starts.len(), WRITES, "each Write captured once");
+    let captured: u64 = tls_writes(&records).iter().map(|c| u64::from(c.len)).sum();
+    assert_eq!(captured, WRITES as u64 * SIZE);
+    // Not sent by the capturing send: a TlsSent each, at its third record.
+    let sent: Vec<TlsSent> = records
         .iter()
         .filter_map(|r| match r {
-            Record::SockSend(s) => Some(i64::from(s.ret)),
+            Record::TlsSent(s) => Some(*s),
             _ => None,
         })
-        .sum();
-    assert!(on_wire > expected.iter().sum::<u64>() as i64);
+        .collect();
+    assert_eq!(sent.len(), WRITES, "each Write reported sent once");
+    for pair in sent.windows(2) {
+        // The Write's plaintext and 22 bytes per record: at least three
+        // (16384 + 16384 + 8192), more while Go still sizes records to
+        // the first packets of the connection.
+        let on_wire = pair[1].write_seq.wrapping_sub(pair[0].write_seq);
+        let overhead = on_wire - SIZE as u32;
+        assert!(
+            overhead >= 3 * 22 && overhead.is_multiple_of(22),
+            "{on_wire} bytes on the wire for {SIZE} of plaintext"
+        );
+    }
+    assert_eq!(tracer.counter(Counter::TlsWriteDesyncs).unwrap(), 0);
 }
 
 // A goroutine that parks inside a TLS Write before the Write's first
@@ -204,7 +230,8 @@ fn a_write_parked_before_its_syscall_does_not_claim_another_goroutines_socket() 
         "7",
     ]);
     tracer.add_target(writer.pid).unwrap();
-    let _probes = tracer.attach_go_tls(&testbed_bin("tls-writer")).unwrap();
+    let probes = tracer.attach_go_tls(&testbed_bin("tls-writer")).unwrap();
+    assert!(tracer.watch_go_writes(writer.pid, probes.write).unwrap());
     let mut events = tracer.take_events().unwrap();
 
     writer.go();

@@ -131,7 +131,7 @@ impl Recording {
             // A syscall stream is its socket's: one per fd here.
             sock: 0xffff_8880_0000_0000 | fd as u64,
             len: 0,
-            _pad0: 0,
+            write_seq: 0,
         };
         *offset += bytes.len() as u64;
         self.records.push(encode_chunk(&chunk, bytes));

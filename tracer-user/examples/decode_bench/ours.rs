@@ -142,7 +142,7 @@ fn chunk_record(egress: bool, offset: u64, ts: u64, payload: &[u8]) -> Vec<u8> {
         conn: 0,
         sock: 0xffff_8880_0000_0700,
         len: 0,
-        _pad0: 0,
+        write_seq: 0,
     };
     encode_chunk(&header, payload)
 }

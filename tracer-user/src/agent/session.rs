@@ -77,6 +77,13 @@ pub async fn until_stopped(seconds: Option<f64>) {
     }
 }
 
+/// What a binary's Go TLS probes need per process.
+#[derive(Clone, Debug)]
+struct GoTls {
+    go_version: Option<String>,
+    write: std::ops::Range<u64>,
+}
+
 /// How long without any target before `run` says how to find one.
 const NO_TARGET_HINT_AFTER: Duration = Duration::from_secs(30);
 
@@ -109,8 +116,9 @@ pub struct Session {
     options: SessionOptions,
     /// Traced processes by pid.
     traced: BTreeMap<u32, TargetInfo>,
-    /// Binaries with Go TLS probes attached (by path), or why not.
-    binaries: BTreeMap<PathBuf, Option<String>>,
+    /// Binaries with Go TLS probes attached (by path): their Go version and
+    /// Write's code as file offsets; `None` when they have no Go TLS.
+    binaries: BTreeMap<PathBuf, Option<GoTls>>,
     /// Since when no process has matched, until the hint is logged once.
     idle_since: Option<Instant>,
     /// The probes' cost, sampled (see `probe_stats`); off unless asked for.
@@ -199,10 +207,21 @@ impl Session {
                 continue;
             }
             self.tracer.add_target(target.pid)?;
-            let go_version = match &target.exe {
+            let go_tls = match &target.exe {
                 Some(exe) => self.probe_binary(target.pid, exe),
                 None => None,
             };
+            if let Some(tls) = &go_tls {
+                // Where Write is in this process, for its sends' frame walk.
+                if !self.tracer.watch_go_writes(target.pid, tls.write.clone())? {
+                    tracing::warn!(
+                        pid = target.pid,
+                        "crypto/tls.(*Conn).Write is not mapped in the process: what it \
+                         writes over TLS is not captured"
+                    );
+                }
+            }
+            let go_version = go_tls.and_then(|tls| tls.go_version);
             tracing::info!(pid = target.pid, comm = %target.comm, "tracing");
             new_pids.push(target.pid);
             records.push(encode(&ProcessInfo {
@@ -267,7 +286,7 @@ impl Session {
     }
 
     /// Attaches the Go TLS probes to a target's binary once per binary.
-    fn probe_binary(&mut self, pid: u32, exe: &Path) -> Option<String> {
+    fn probe_binary(&mut self, pid: u32, exe: &Path) -> Option<GoTls> {
         if let Some(known) = self.binaries.get(exe) {
             return known.clone();
         }
@@ -284,7 +303,7 @@ impl Session {
         let size_mb = std::fs::metadata(&path).map_or(0, |m| m.len() >> 20);
         tracing::info!(binary = %exe.display(), size_mb, "resolving crypto/tls in the binary");
         let started = Instant::now();
-        let version = match self.tracer.attach_go_tls(&path) {
+        let tls = match self.tracer.attach_go_tls(&path) {
             Ok(attached) => {
                 tracing::info!(
                     binary = %exe.display(),
@@ -293,14 +312,10 @@ impl Session {
                     elapsed_ms = elapsed_ms(started),
                     "attached Go TLS probes"
                 );
-                if !attached.write_emulated {
-                    tracing::warn!(
-                        binary = %exe.display(),
-                        "the instruction at crypto/tls.(*Conn).Write's body is not one the \
-                         kernel emulates: each Write costs the traced process a second trap"
-                    );
-                }
-                attached.go_version
+                Some(GoTls {
+                    go_version: attached.go_version,
+                    write: attached.write,
+                })
             }
             Err(e) => {
                 tracing::warn!(
@@ -313,8 +328,8 @@ impl Session {
                 None
             }
         };
-        self.binaries.insert(exe.to_path_buf(), version.clone());
-        version
+        self.binaries.insert(exe.to_path_buf(), tls.clone());
+        tls
     }
 
     /// Drains the ring buffer into `consumer` until `stop` resolves: every

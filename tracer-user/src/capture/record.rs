@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tracer_common::record::{
     ChunkHeader, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockClose,
-    SockRecv, SockSend, SockState, TcpAck, TcpSample, TlsBind,
+    SockRecv, SockSend, SockState, TcpAck, TcpSample, TlsBind, TlsSent,
 };
 
 /// A decoded kernel record. A chunk's payload is borrowed from the bytes
@@ -23,6 +23,7 @@ pub enum Record<'a> {
     SockAnchor(SockAnchor),
     ProcessInfo(ProcessInfo),
     TlsBind(TlsBind),
+    TlsSent(TlsSent),
 }
 
 impl Record<'_> {
@@ -40,6 +41,7 @@ impl Record<'_> {
             Self::SockAnchor(r) => &r.header,
             Self::ProcessInfo(r) => &r.header,
             Self::TlsBind(r) => &r.header,
+            Self::TlsSent(r) => &r.header,
         }
     }
 }
@@ -99,6 +101,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         Some(RecordKind::ProcessInfo) => unsafe { read(bytes) }.map(Record::ProcessInfo),
         // SAFETY: as above.
         Some(RecordKind::TlsBind) => unsafe { read(bytes) }.map(Record::TlsBind),
+        // SAFETY: as above.
+        Some(RecordKind::TlsSent) => unsafe { read(bytes) }.map(Record::TlsSent),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -249,6 +253,13 @@ mod tests {
             end_offsets: [10, 20, u64::MAX, u64::MAX],
         };
         assert_eq!(decode(&encode(&close)), Ok(Record::SockClose(close)));
+        let sent = TlsSent {
+            header: header(RecordKind::TlsSent),
+            sock: 0xffff_8880_0000_0040,
+            write_seq: 77,
+            _pad0: 0,
+        };
+        assert_eq!(decode(&bytes_of(&sent)), Ok(Record::TlsSent(sent)));
     }
 
     #[test]
@@ -263,7 +274,7 @@ mod tests {
             conn: 0,
             sock: 0xffff_8880_0000_0040,
             len: 0,
-            _pad0: 0,
+            write_seq: 0,
         };
         let bytes = encode_chunk(&header, b"hello");
         let decoded = decode(&bytes).unwrap();

@@ -10,15 +10,15 @@ use std::collections::{HashMap, HashSet};
 
 use tracer_common::record::{ChunkHeader, ChunkSource, Direction, SockClose};
 
-/// What the kernel keys a connection's captured streams by: the
-/// `*tls.Conn` of a Go TLS connection (a `TlsBind` record says which socket
-/// it uses), or the socket (`struct sock` address) of a cleartext one.
+/// What the kernel keys a connection's captured streams by: the socket
+/// (`struct sock` address) and where the bytes come from (Go TLS plaintext
+/// or the socket's own payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub tgid: u32,
     /// A [`ChunkSource`] value.
     pub source: u8,
-    /// The `*tls.Conn` or the socket.
+    /// The socket.
     pub key: u64,
 }
 
@@ -60,12 +60,12 @@ impl StreamId {
     }
 }
 
-/// Where a chunk says its connection stands: the fd the process uses and
-/// the socket, as far as known (-1 and 0 when not).
+/// What a chunk says of its connection: the fd the process uses (-1 when
+/// not known) and, for Go TLS, the `*tls.Conn` (0 when not known yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Place {
     pub fd: i32,
-    pub sock: u64,
+    pub conn: u64,
 }
 
 /// What happened to a stream.
@@ -74,7 +74,8 @@ pub enum StreamEvent<'a> {
     /// The first bytes of a stream (or of a reused fd).
     Start { id: StreamId, ts_ns: u64 },
     /// Contiguous bytes at `offset`. `call_start`: they begin a call (a Go
-    /// TLS Write, a decrypted record, a send or receive).
+    /// TLS Write, a decrypted record, a send or receive). `sent`: the call's
+    /// bytes are all in the kernel now, the socket's `write_seq` being this.
     Data {
         id: StreamId,
         offset: u64,
@@ -82,6 +83,7 @@ pub enum StreamEvent<'a> {
         bytes: &'a [u8],
         place: Place,
         call_start: bool,
+        sent: Option<u32>,
     },
     /// `len` bytes at `offset` were seen by the kernel but not captured.
     Gap {
@@ -156,17 +158,11 @@ impl Streams {
         data: &'a [u8],
         out: &mut Vec<StreamEvent<'a>>,
     ) {
-        // A TLS stream is the conn's, whatever socket it is bound to yet.
-        let id = if chunk.source == ChunkSource::GoTls as u8 {
-            chunk.conn
-        } else {
-            chunk.sock
-        };
         let key = (
             ConnId {
                 tgid: chunk.header.tgid,
                 source: chunk.source,
-                key: id,
+                key: chunk.sock,
             },
             chunk.direction,
         );
@@ -228,10 +224,12 @@ impl Streams {
                 bytes,
                 place: Place {
                     fd: chunk.fd,
-                    sock: chunk.sock,
+                    conn: chunk.conn,
                 },
                 call_start: chunk.flags & tracer_common::record::CHUNK_FLAG_CALL_START != 0
                     && offset == chunk.offset,
+                sent: (chunk.flags & tracer_common::record::CHUNK_FLAG_SENT != 0)
+                    .then_some(chunk.write_seq),
             });
             state.next_offset = offset + bytes.len() as u64;
         }
@@ -248,18 +246,14 @@ impl Streams {
         ];
         let ts_ns = close.header.ts_ns;
         for (i, (direction, source)) in ORDER.iter().enumerate() {
-            let id = match source {
-                ChunkSource::GoTls => close.conn,
-                ChunkSource::Syscall => close.sock,
-            };
-            if id == 0 {
+            if close.sock == 0 {
                 continue;
             }
             let key = (
                 ConnId {
                     tgid: close.header.tgid,
                     source: *source as u8,
-                    key: id,
+                    key: close.sock,
                 },
                 *direction as u8,
             );
@@ -365,10 +359,10 @@ mod tests {
             source: ChunkSource::GoTls as u8,
             flags,
             offset,
-            conn: 0xc000_0010,
-            sock: 0,
+            conn: 0,
+            sock: 0xffff_8880_0000_0010,
             len,
-            _pad0: 0,
+            write_seq: 0,
         }
     }
 
@@ -392,9 +386,9 @@ mod tests {
         assert_eq!(streams.stats().gap_bytes, 10);
     }
 
-    /// A close of a socket of process 1 that carried `conn`, its TLS egress
-    /// stream ending at `egress_end`.
-    fn close_record(conn: u64, egress_end: u64) -> SockClose {
+    /// A close of socket `sock` of process 1, its TLS egress stream ending
+    /// at `egress_end`.
+    fn close_record(sock: u64, egress_end: u64) -> SockClose {
         SockClose {
             header: RecordHeader {
                 ts_ns: 9,
@@ -406,8 +400,8 @@ mod tests {
             },
             fd: 5,
             _pad0: 0,
-            conn,
-            sock: 0xffff_8880_0000_0100,
+            conn: 0,
+            sock,
             end_offsets: [egress_end, u64::MAX, u64::MAX, u64::MAX],
         }
     }
@@ -417,7 +411,7 @@ mod tests {
         let close = |conn: u64, egress_end: u64| close_record(conn, egress_end);
         let mut streams = Streams::new(1);
         let mut out = Vec::new();
-        streams.on_close(&close(0xc000_0010, 300), &mut out);
+        streams.on_close(&close(0xffff_8880_0000_0010, 300), &mut out);
         assert!(matches!(out[0], StreamEvent::Start { .. }));
         assert!(matches!(
             out[1],
@@ -439,11 +433,11 @@ mod tests {
         out.clear();
         streams.on_chunk(&chunk(0, 4, CHUNK_FLAG_STREAM_START, 1), b"abcd", &mut out);
         let mut other = chunk(0, 1, CHUNK_FLAG_STREAM_START, 2);
-        other.conn = 0xc000_0020;
+        other.sock = 0xffff_8880_0000_0020;
         streams.on_chunk(&other, b"x", &mut out);
         assert_eq!(streams.stats().evicted_streams, 1);
         out.clear();
-        streams.on_close(&close(0xc000_0010, 4), &mut out);
+        streams.on_close(&close(0xffff_8880_0000_0010, 4), &mut out);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -452,7 +446,7 @@ mod tests {
         let mut streams = Streams::new(8);
         let mut out = Vec::new();
         streams.on_chunk(&chunk(0, 4, CHUNK_FLAG_STREAM_START, 1), b"abcd", &mut out);
-        let close = close_record(0xc000_0010, 7);
+        let close = close_record(0xffff_8880_0000_0010, 7);
         let mut closed = Vec::new();
         streams.on_close(&close, &mut closed);
         assert!(matches!(
@@ -503,7 +497,7 @@ mod tests {
         let mut out = Vec::new();
         streams.on_chunk(&chunk(0, 1, CHUNK_FLAG_STREAM_START, 1), b"a", &mut out);
         let mut other = chunk(0, 1, CHUNK_FLAG_STREAM_START, 2);
-        other.conn = 0xc000_0020;
+        other.sock = 0xffff_8880_0000_0020;
         streams.on_chunk(&other, b"b", &mut out);
         assert_eq!(streams.stats().evicted_streams, 1);
     }
@@ -531,10 +525,10 @@ mod start_tests {
             source: 1,
             flags: CHUNK_FLAG_STREAM_START,
             offset: 40,
-            conn: 0xc000_0010,
-            sock: 0,
+            conn: 0,
+            sock: 0xffff_8880_0000_0010,
             len: 2,
-            _pad0: 0,
+            write_seq: 0,
         };
         let mut streams = Streams::new(4);
         let mut out = Vec::new();

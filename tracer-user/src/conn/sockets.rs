@@ -186,6 +186,25 @@ impl Sockets {
         }
     }
 
+    /// Bytes written through a socket reached the kernel without a send
+    /// record of their own (a Go TLS Write's records, told by its chunk or
+    /// its `TlsSent`): the socket's `write_seq` is now `write_seq`.
+    pub fn on_written(
+        &mut self,
+        sock: u64,
+        tgid: u32,
+        write_seq: u32,
+        ts: u64,
+        out: &mut Vec<SocketEvent>,
+    ) {
+        let info = self.entry(sock, tgid, -1, ts, out);
+        if let Some(before) = info.write_seq {
+            info.bytes_sent += u64::from(write_seq.wrapping_sub(before));
+        }
+        info.write_seq = Some(write_seq);
+        info.acks.on_send(write_seq, ts);
+    }
+
     /// A socket that existed before attach. It has no kernel address yet
     /// (the probes give one when it is used), so it is keyed by a value no
     /// kernel pointer takes: its inode in the low half, all-ones above.

@@ -7,14 +7,13 @@ mod connection;
 mod http1;
 pub mod output;
 mod timeline;
-mod tls_writes;
 
 use std::collections::{HashMap, HashSet};
 
 use tracer_common::record::{ChunkSource, Direction};
 
 use crate::{
-    capture::{ConnId, Place, Record, StreamEvent, StreamId, Streams, decode, unfixed},
+    capture::{ConnId, Record, StreamEvent, StreamId, Streams, decode, unfixed},
     conn::{SocketEvent, Sockets, StallKind},
 };
 use connection::Connection;
@@ -22,7 +21,6 @@ pub use connection::resource_of_kind;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
 use timeline::Timelines;
 pub use timeline::{TimelineConfig, TimelineStats};
-use tls_writes::{Previous, TlsWrites};
 
 /// How often a busy connection's TCP state is reported.
 const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
@@ -53,15 +51,14 @@ pub struct PipelineStats {
     pub records: u64,
     pub undecodable_records: u64,
     pub evicted_connections: u64,
-    /// Go TLS conn-to-socket bindings dropped because the table was full.
-    pub evicted_tls_binds: u64,
-    /// Go TLS Writes whose end was known only when the next Write began
-    /// (the record accounting did not close them; see `tls_writes`).
-    pub tls_writes_ended_by_next: u64,
+    /// Go TLS Writes never reported sent before the next one began (the
+    /// kernel's record count did not add up): their events have no
+    /// `t_sent`.
+    pub tls_writes_unsent: u64,
     pub timeline: TimelineStats,
 }
 
-/// A connection's identity: a Go TLS conn, or a socket (syscall payload).
+/// A connection's identity: its socket, with where its bytes come from.
 type ConnKey = ConnId;
 
 struct Tracked {
@@ -75,11 +72,10 @@ struct Tracked {
     last_sample_ns: u64,
     /// Its addresses were written (in `conn_open` or `conn_address`).
     addressed: bool,
-    /// The fd and socket, once known.
+    /// The fd, once known.
     fd: Option<i32>,
-    sock: Option<u64>,
-    /// A Go TLS conn's Writes, ended by the sends on its socket.
-    writes: TlsWrites,
+    /// A Go TLS connection's latest Write is not reported sent yet.
+    write_unsent: bool,
 }
 
 /// The pipeline.
@@ -89,10 +85,6 @@ pub struct Pipeline {
     streams: Streams,
     sockets: Sockets,
     comms: HashMap<u32, String>,
-    /// The socket (and fd) each Go TLS conn is bound to, by (tgid, conn).
-    tls_socks: HashMap<(u32, u64), (u64, i32)>,
-    /// The Go TLS conn a socket carries (the reverse of `tls_socks`).
-    sock_tls: HashMap<u64, (u32, u64)>,
     conns: HashMap<ConnKey, Tracked>,
     /// Syscall streams that began with a TLS handshake: ciphertext, whose
     /// plaintext comes from the Go TLS probes as another connection.
@@ -117,8 +109,6 @@ impl Pipeline {
             streams: Streams::new(config.max_streams),
             sockets: Sockets::new(config.max_sockets),
             comms: HashMap::new(),
-            tls_socks: HashMap::new(),
-            sock_tls: HashMap::new(),
             conns: HashMap::new(),
             tls_handshakes: HashSet::new(),
             timelines: Timelines::new(config.timeline),
@@ -172,16 +162,24 @@ impl Pipeline {
                 for event in events {
                     self.on_stream_event(event, emit);
                 }
-                let tgid = close.header.tgid;
-                if close.conn != 0 {
-                    self.unbind(tgid, close.conn);
-                }
                 // A handshake's ciphertext stream never opened a connection.
                 self.tls_handshakes.remove(&ConnId {
-                    tgid,
+                    tgid: close.header.tgid,
                     source: ChunkSource::Syscall as u8,
                     key: close.sock,
                 });
+            }
+            Record::TlsSent(r) => {
+                let mut events = Vec::new();
+                self.sockets
+                    .on_written(r.sock, r.header.tgid, r.write_seq, ts_ns, &mut events);
+                socket_events.extend(events);
+                let key = ConnId {
+                    tgid: r.header.tgid,
+                    source: ChunkSource::GoTls as u8,
+                    key: r.sock,
+                };
+                self.on_write_sent(key, ts_ns, r.write_seq, emit);
             }
             Record::TlsBind(b) => self.on_tls_bind(&b, emit),
             Record::ProcessInfo(p) => {
@@ -191,7 +189,6 @@ impl Pipeline {
                 let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_send(&r, &mut socket_events);
                 self.stall_starts(r.sock, before, emit);
-                self.on_tls_send(&r, emit);
             }
             Record::SockRecv(r) => self.sockets.on_recv(&r, &mut socket_events),
             Record::TcpSample(r) => {
@@ -341,75 +338,45 @@ impl Pipeline {
         }
     }
 
-    /// A send on a Go TLS conn's socket: it may end the conn's open Write.
-    fn on_tls_send(
+    /// A Go TLS connection's latest Write reached the kernel at `ts_ns`,
+    /// the socket's `write_seq` then being `write_seq`.
+    fn on_write_sent(
         &mut self,
-        r: &tracer_common::record::SockSend,
+        key: ConnKey,
+        ts_ns: u64,
+        write_seq: u32,
         emit: &mut impl FnMut(OutputEvent),
     ) {
-        let Some(&(tgid, conn)) = self.sock_tls.get(&r.sock) else {
-            return;
-        };
-        let key = ConnId {
-            tgid,
-            source: ChunkSource::GoTls as u8,
-            key: conn,
-        };
         let Some(tracked) = self.conns.get_mut(&key) else {
             return;
         };
-        let Some(sent) = tracked
-            .writes
-            .on_send(r.header.ts_ns, r.ret, r.requested, r.write_seq)
-        else {
-            return;
-        };
+        tracked.write_unsent = false;
         let id = tracked.id;
-        let t = self.unix(sent.t_ns);
+        let t = self.unix(ts_ns);
         self.timelines
-            .on_sent(id, t, Some(sent.write_seq), &mut self.scratch);
+            .on_sent(id, t, Some(write_seq), &mut self.scratch);
         self.scratch.drain(..).for_each(emit);
     }
 
-    /// A Go TLS conn's socket became known: its records join the conn, and
-    /// ciphertext captured from the socket before (a connection joined
-    /// mid-way) was not a connection of its own.
+    /// A Go TLS conn's socket became known (from its reads): the
+    /// connection learns its fd, and ciphertext captured from the socket
+    /// before it was known to carry TLS (a connection joined mid-way) was
+    /// not a connection of its own.
     fn on_tls_bind(
         &mut self,
         b: &tracer_common::record::TlsBind,
         emit: &mut impl FnMut(OutputEvent),
     ) {
         let tgid = b.header.tgid;
-        let cap = self.config.max_connections;
-        if self.tls_socks.len() >= cap && !self.tls_socks.contains_key(&(tgid, b.conn)) {
-            // Forget the bindings of conns no longer tracked first.
-            let conns = &self.conns;
-            self.tls_socks.retain(|&(tgid, conn), _| {
-                conns.contains_key(&ConnId {
-                    tgid,
-                    source: ChunkSource::GoTls as u8,
-                    key: conn,
-                })
-            });
-            let socks = &self.tls_socks;
-            self.sock_tls.retain(|_, key| socks.contains_key(key));
-            if self.tls_socks.len() >= cap {
-                self.stats.evicted_tls_binds += 1;
-                return;
-            }
-        }
-        if let Some((old, _)) = self.tls_socks.insert((tgid, b.conn), (b.sock, b.fd)) {
-            self.sock_tls.remove(&old);
-        }
-        self.sock_tls.insert(b.sock, (tgid, b.conn));
         let key = ConnId {
             tgid,
             source: ChunkSource::GoTls as u8,
-            key: b.conn,
+            key: b.sock,
         };
-        if let Some(tracked) = self.conns.get_mut(&key) {
-            tracked.sock = Some(b.sock);
-            (b.fd >= 0).then(|| tracked.fd = Some(b.fd));
+        if let Some(tracked) = self.conns.get_mut(&key)
+            && b.fd >= 0
+        {
+            tracked.fd = Some(b.fd);
         }
         let ghost_key = ConnId {
             tgid,
@@ -428,13 +395,6 @@ impl Pipeline {
                     bytes_in: ghost.connection.bytes_in,
                 });
             }
-        }
-    }
-
-    /// Forgets a Go TLS conn's socket binding.
-    fn unbind(&mut self, tgid: u32, conn: u64) {
-        if let Some((sock, _)) = self.tls_socks.remove(&(tgid, conn)) {
-            self.sock_tls.remove(&sock);
         }
     }
 
@@ -488,22 +448,17 @@ impl Pipeline {
         }
     }
 
-    /// The connection a socket carries, if one carries captured bytes: the
-    /// Go TLS conn bound to it, else its own syscall stream.
+    /// The connection a socket carries, if one carries captured bytes: its
+    /// Go TLS plaintext, else its own payload.
     fn conn_of_sock(&self, tgid: u32, sock: u64) -> Option<ConnKey> {
-        let key = match self.sock_tls.get(&sock) {
-            Some(&(tgid, conn)) => ConnId {
+        [ChunkSource::GoTls, ChunkSource::Syscall]
+            .into_iter()
+            .map(|source| ConnId {
                 tgid,
-                source: ChunkSource::GoTls as u8,
-                key: conn,
-            },
-            None => ConnId {
-                tgid,
-                source: ChunkSource::Syscall as u8,
+                source: source as u8,
                 key: sock,
-            },
-        };
-        self.conns.contains_key(&key).then_some(key)
+            })
+            .find(|key| self.conns.contains_key(key))
     }
 
     /// Routes what a connection's decoder produced: watch events wait in
@@ -622,18 +577,16 @@ impl Pipeline {
                 bytes,
                 place,
                 call_start,
+                sent,
             } => {
                 let key = id.conn;
                 if self.tls_handshakes.contains(&key) {
                     return;
                 }
                 let syscall = id.source() == Some(ChunkSource::Syscall);
-                // A TLS record (handshake, version 3.x) at offset 0, or a
-                // socket a Go TLS conn is bound to: ciphertext.
-                if syscall
-                    && ((offset == 0 && bytes.starts_with(&[0x16, 0x03]))
-                        || self.sock_tls.contains_key(&key.key))
-                {
+                // A TLS record (handshake, version 3.x) at offset 0: the
+                // socket's ciphertext, before the kernel knew it was TLS.
+                if syscall && offset == 0 && bytes.starts_with(&[0x16, 0x03]) {
                     self.conns.remove(&key);
                     if self.tls_handshakes.len() >= self.config.max_connections {
                         self.tls_handshakes.clear();
@@ -648,31 +601,17 @@ impl Pipeline {
                 let egress = id.direction() == Some(Direction::Egress);
                 let tracked = self.conns.get_mut(&key).expect("opened above");
                 tracked.last_ns = ts_ns;
-                learn_place(tracked, place);
-                if egress && !syscall {
-                    // A Write's entry ends the one before it, before its
-                    // own events are decoded.
-                    if call_start {
-                        let id_num = tracked.id;
-                        match tracked.writes.on_write(bytes.len() as u64) {
-                            Previous::Sent(sent) => {
-                                self.stats.tls_writes_ended_by_next += 1;
-                                let t = self.unix(sent.t_ns);
-                                self.timelines.on_sent(
-                                    id_num,
-                                    t,
-                                    Some(sent.write_seq),
-                                    &mut self.scratch,
-                                );
-                            }
-                            Previous::Unsent => {
-                                self.timelines.on_unsent(id_num, &mut self.scratch);
-                            }
-                            Previous::None => {}
-                        }
+                if place.fd >= 0 {
+                    tracked.fd = Some(place.fd);
+                }
+                if egress && !syscall && call_start {
+                    // A Write begins: one before it never reported sent
+                    // never will (the kernel's record count did not add up).
+                    let unsent = std::mem::replace(&mut tracked.write_unsent, sent.is_none());
+                    if unsent {
+                        self.stats.tls_writes_unsent += 1;
+                        self.timelines.on_unsent(tracked.id, &mut self.scratch);
                         self.scratch.drain(..).for_each(&mut *emit);
-                    } else {
-                        tracked.writes.on_more(bytes.len() as u64);
                     }
                 }
                 let tracked = self.conns.get_mut(&key).expect("opened above");
@@ -692,12 +631,38 @@ impl Pipeline {
                     }
                     emit(open);
                 }
-                // A cleartext send's bytes are in the kernel already; its
-                // SockSend (just before) gave the socket's write_seq.
-                let sent_now = (egress && syscall).then(|| {
-                    let seq = self.sockets.get(key.key).and_then(|s| s.write_seq);
-                    (self.unix(ts_ns), seq)
-                });
+                // The call's bytes are all in the kernel now (a cleartext
+                // send; a Go TLS Write whose records its capturing send
+                // sent whole), at this write_seq.
+                let sent_now = if syscall {
+                    // Captured at its send: in the kernel already.
+                    let seq = sent.or_else(|| self.sockets.get(key.key).and_then(|s| s.write_seq));
+                    egress.then(|| (self.unix(ts_ns), seq))
+                } else {
+                    sent.filter(|_| egress)
+                        .map(|seq| (self.unix(ts_ns), Some(seq)))
+                };
+                if egress && let Some(seq) = sent {
+                    if !syscall {
+                        let mut events = Vec::new();
+                        self.sockets
+                            .on_written(key.key, key.tgid, seq, ts_ns, &mut events);
+                        for event in events {
+                            if let SocketEvent::Stall {
+                                sock,
+                                tgid,
+                                fd,
+                                stall,
+                            } = event
+                            {
+                                self.on_socket_stall(sock, tgid, fd, &stall, emit);
+                            }
+                        }
+                    }
+                    if let Some(t) = self.conns.get_mut(&key) {
+                        t.write_unsent = false;
+                    }
+                }
                 self.route(key, sent_now, emit);
             }
             StreamEvent::Gap {
@@ -711,9 +676,6 @@ impl Pipeline {
                 let Some(tracked) = self.conns.get_mut(&key) else {
                     return;
                 };
-                if egress {
-                    tracked.writes.on_gap();
-                }
                 tracked
                     .connection
                     .on_gap(egress, ts_ns, len, &mut self.scratch);
@@ -744,9 +706,6 @@ impl Pipeline {
                 self.timelines.on_close(conn, &mut self.scratch);
                 self.emit_settled(emit);
                 let tracked = self.conns.remove(&key).expect("present above");
-                if id.source() == Some(ChunkSource::GoTls) {
-                    self.unbind(key.tgid, key.key);
-                }
                 emit(OutputEvent::ConnClose {
                     ts: self.unix(ts_ns),
                     conn: tracked.id,
@@ -771,13 +730,6 @@ impl Pipeline {
             self.stats.evicted_connections += 1;
         }
         let key = id.conn;
-        let (sock, fd) = match id.source() {
-            Some(ChunkSource::GoTls) => match self.tls_socks.get(&(key.tgid, key.key)) {
-                Some(&(sock, fd)) => (Some(sock), Some(fd)),
-                None => (None, None),
-            },
-            _ => (Some(key.key), None),
-        };
         let tracked = Tracked {
             id: self.next_id,
             pid: key.tgid,
@@ -786,9 +738,8 @@ impl Pipeline {
             client: None,
             last_sample_ns: 0,
             addressed: false,
-            fd,
-            sock,
-            writes: TlsWrites::default(),
+            fd: None,
+            write_unsent: false,
         };
         self.next_id += 1;
         self.conns.insert(key, tracked);
@@ -796,9 +747,7 @@ impl Pipeline {
 
     fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
         let tracked = self.conns.get(&id.conn);
-        let socket = tracked
-            .and_then(|t| t.sock)
-            .and_then(|sock| self.sockets.get(sock));
+        let socket = self.sockets.get(id.conn.key);
         let fd = tracked
             .and_then(|t| t.fd)
             .or_else(|| socket.map(|s| s.fd).filter(|&fd| fd >= 0));
@@ -826,16 +775,6 @@ impl Pipeline {
             tls: id.source() == Some(ChunkSource::GoTls),
             role,
         }
-    }
-}
-
-/// Keeps what a chunk says of its connection's fd and socket.
-fn learn_place(tracked: &mut Tracked, place: Place) {
-    if place.fd >= 0 {
-        tracked.fd = Some(place.fd);
-    }
-    if place.sock != 0 {
-        tracked.sock = Some(place.sock);
     }
 }
 

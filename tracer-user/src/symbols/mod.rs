@@ -99,8 +99,9 @@ pub enum SymbolError {
         #[source]
         source: PclntabError,
     },
-    /// No cheap probe site for the decrypted records.
-    #[error("{path}: no probe site for decrypted TLS records in `{GO_TLS_READ_RECORD}`: {source}")]
+    /// No cheap probe site for the decrypted records, or Write does not
+    /// keep its buffer where its sends can find it.
+    #[error("{path}: cannot read Go TLS plaintext without a return probe: {source}")]
     RecordSite {
         /// The binary.
         path: PathBuf,
@@ -164,13 +165,11 @@ pub struct GoFunctionLocation {
 /// Where the Go TLS probes go in a binary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsProbeSites {
-    /// File offset of the probe on `crypto/tls.(*Conn).Write`'s body (after
-    /// its stack check): the plaintext written (see
-    /// [`record_site::write_site`]).
-    pub write: u64,
-    /// Whether the kernel emulates the instruction there; if not, each
-    /// Write costs a second trap.
-    pub write_emulated: bool,
+    /// `crypto/tls.(*Conn).Write`'s code, as file offsets: the send
+    /// tracepoint finds a Write's frame by a return address in it (mapped
+    /// into each process with [`crate::targets::runtime_range`]), with `b`
+    /// in its spill slots (checked).
+    pub write: std::ops::Range<u64>,
     /// File offsets in `readRecordOrCCS` where a decrypted record is read
     /// (see [`record_site`]).
     pub records: Vec<u64>,
@@ -312,36 +311,34 @@ impl GoBinary {
         })
     }
 
-    /// Where the Go TLS probes go: Write's body, and the sites in
-    /// `readRecordOrCCS` where a record has just been decrypted.
+    /// Where the Go TLS probes go: Write's range (its sends find its frame),
+    /// and the sites in `readRecordOrCCS` where a record has just been
+    /// decrypted.
     pub fn tls_probe_sites(&self) -> Result<TlsProbeSites, SymbolError> {
         let write = self.go_function(GO_TLS_WRITE)?;
         let read = self.go_function(GO_TLS_READ_RECORD)?;
         let decrypt = self.function(GO_TLS_DECRYPT)?;
         let file = self.parse()?;
-        let code_at = |address: u64, size: u64| {
+        let code_at = |symbol: &str, address: u64, size: u64| {
             image::bytes_at(&file, &self.data, address, size).ok_or(SymbolError::NoFileOffset {
-                symbol: GO_TLS_READ_RECORD.into(),
+                symbol: symbol.into(),
                 address,
             })
         };
-        let body = write.address + (write.body_file_offset - write.entry_file_offset);
-        let write_code = code_at(write.address, write.size)?;
-        let site = record_site::write_site(write_code, write.address, body);
-        let write_emulated = site.is_some();
-        let write_at = site.unwrap_or(body);
-        let read_code = code_at(read.address, read.size)?;
+        let site_error = |source| SymbolError::RecordSite {
+            path: self.path.clone(),
+            source,
+        };
+        let write_code = code_at(GO_TLS_WRITE, write.address, write.size)?;
+        record_site::check_write_frame(write_code, write.address).map_err(site_error)?;
+        let read_code = code_at(GO_TLS_READ_RECORD, read.address, read.size)?;
         let records = record_site::find_record_sites(read_code, read.address, decrypt.address)
-            .map_err(|source| SymbolError::RecordSite {
-                path: self.path.clone(),
-                source,
-            })?
+            .map_err(site_error)?
             .into_iter()
             .map(|site| read.entry_file_offset + (site - read.address))
             .collect();
         Ok(TlsProbeSites {
-            write: write.entry_file_offset + (write_at - write.address),
-            write_emulated,
+            write: write.entry_file_offset..write.entry_file_offset + write.size,
             records,
         })
     }

@@ -1,5 +1,6 @@
 //! Where a Go TLS conn's decrypted records can be read with one cheap
-//! uprobe, and whether a probe site is cheap at all.
+//! uprobe, whether a probe site is cheap at all, and whether Write keeps
+//! its buffer where its sends can find it.
 //!
 //! A uprobe is a trap. x86-64 kernels emulate a few instructions at the
 //! probe (`push` of a register, `jmp`/`jcc`/`call` with a relative target,
@@ -92,25 +93,6 @@ pub fn is_emulated(instruction: &Instruction, bytes: &[u8]) -> bool {
         },
         _ => false,
     }
-}
-
-/// Where `crypto/tls.(*Conn).Write`'s probe goes: at its body's first
-/// instruction (`body`, after the stack check) if the kernel emulates it
-/// (Go 1.21 on opens with `push rbp`), else at the first emulated
-/// instruction after it reached without a branch and with the arguments
-/// (RAX, RBX, RCX) and the goroutine (R14) untouched (older Go opens with
-/// `sub rsp`). `None`: no such site; the body's first instruction is then
-/// probed and single-stepped.
-pub fn write_site(code: &[u8], address: u64, body: u64) -> Option<u64> {
-    let from = usize::try_from(body.checked_sub(address)?).ok()?;
-    let instructions = decode_all(code.get(from..)?, body).ok()?;
-    const ARGS: [(Register, &str); 4] = [
-        (Register::RAX, "rax"),
-        (Register::RBX, "rbx"),
-        (Register::RCX, "rcx"),
-        (Register::R14, "r14"),
-    ];
-    first_emulated(&code[from..], body, &instructions, &ARGS).ok()
 }
 
 /// Addresses of the probe sites in `readRecordOrCCS` (its bytes `code` at
@@ -297,9 +279,19 @@ fn frame_slot(prologue: &[Instruction]) -> Result<i64, RecordSiteError> {
 /// RAX (the receiver) is stored to its ABI spill slot, and nothing else
 /// writes that slot.
 fn check_receiver(instructions: &[Instruction]) -> Result<(), RecordSiteError> {
-    let slot_via_rsp = frame_slot(&instructions[..instructions.len().min(8)])?;
+    check_spills(instructions, &[(Register::RAX, 0)])
+}
+
+/// Checks that each argument register in `spills` (with its slot's offset
+/// from the first argument's) is stored to its ABI spill slot, `[rbp+16]`
+/// plus that offset, and that nothing else writes those slots.
+fn check_spills(
+    instructions: &[Instruction],
+    spills: &[(Register, i64)],
+) -> Result<(), RecordSiteError> {
+    let first_slot = frame_slot(&instructions[..instructions.len().min(8)])?;
     let mut info = InstructionInfoFactory::new();
-    let mut spilled = false;
+    let mut spilled = vec![false; spills.len()];
     for instruction in instructions {
         for memory in info.info(instruction).used_memory() {
             if matches!(
@@ -308,32 +300,46 @@ fn check_receiver(instructions: &[Instruction]) -> Result<(), RecordSiteError> {
             ) {
                 continue;
             }
-            let displacement = memory.displacement() as i64;
-            let slot = memory.index() == Register::None
-                && ((memory.base() == Register::RSP && displacement == slot_via_rsp)
-                    || (memory.base() == Register::RBP && displacement == 16));
-            if !slot {
+            if memory.index() != Register::None {
                 continue;
             }
+            let displacement = memory.displacement() as i64;
+            let offset = match memory.base() {
+                Register::RSP => displacement - first_slot,
+                Register::RBP => displacement - 16,
+                _ => continue,
+            };
+            let Some(i) = spills.iter().position(|&(_, o)| o == offset) else {
+                continue;
+            };
             let spill = instruction.mnemonic() == Mnemonic::Mov
                 && instruction.op1_kind() == OpKind::Register
-                && instruction.op1_register() == Register::RAX;
+                && instruction.op1_register() == spills[i].0;
             if !spill {
                 return Err(RecordSiteError::Clobbered {
                     address: instruction.ip(),
-                    what: "the receiver's slot [rbp+16]",
+                    what: "an argument's spill slot",
                 });
             }
-            spilled = true;
+            spilled[i] = true;
         }
     }
-    if spilled {
+    if spilled.iter().all(|&s| s) {
         Ok(())
     } else {
         Err(RecordSiteError::Receiver {
-            why: "rax (the receiver) is never spilled to [rbp+16]",
+            why: "an argument is never spilled to its ABI slot",
         })
     }
+}
+
+/// Checks that `crypto/tls.(*Conn).Write(b []byte)` (its bytes `code` at
+/// `address`) keeps `b` in its ABI spill slots, `b.ptr` (RBX) at [rbp+24]
+/// and `b.len` (RCX) at [rbp+32], where the send tracepoint reads them
+/// from its frame.
+pub fn check_write_frame(code: &[u8], address: u64) -> Result<(), RecordSiteError> {
+    let instructions = decode_all(code, address)?;
+    check_spills(&instructions, &[(Register::RBX, 8), (Register::RCX, 16)])
 }
 
 #[cfg(test)]
@@ -420,20 +426,26 @@ mod tests {
     }
 
     #[test]
-    fn the_write_probe_sits_on_the_body_or_the_first_emulated_instruction_after() {
-        // Go 1.21 on: push rbp first.
-        let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x20, 0x55, 0x48, 0x89, 0xe5];
-        assert_eq!(write_site(&code, 0x1000, 0x1006), Some(0x1006));
-        // Older Go: sub rsp, 0x48; mov [rsp+0x40], rbp; lea rbp, [rsp+0x40];
-        // mov [rsp+0x50], rax; nop.
-        let old = [
-            0x48, 0x83, 0xec, 0x48, 0x48, 0x89, 0x6c, 0x24, 0x40, 0x48, 0x8d, 0x6c, 0x24, 0x40,
-            0x48, 0x89, 0x44, 0x24, 0x50, 0x90,
+    fn writes_b_must_stay_in_its_spill_slots() {
+        // push rbp; mov rbp, rsp; sub rsp, 0x20; mov [rsp+0x38], rbx;
+        // mov [rsp+0x40], rcx (slots 0x30 + 8, + 16).
+        let good = [
+            0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x20, 0x48, 0x89, 0x5c, 0x24, 0x38, 0x48,
+            0x89, 0x4c, 0x24, 0x40,
         ];
-        assert_eq!(write_site(&old, 0x2000, 0x2000), Some(0x2000 + 19));
-        // An argument overwritten first: no site.
-        let clobbered = [0x48, 0x83, 0xec, 0x48, 0x48, 0x31, 0xdb, 0x90];
-        assert_eq!(write_site(&clobbered, 0x3000, 0x3000), None);
+        assert_eq!(check_write_frame(&good, 0x1000), Ok(()));
+        // b.len's slot overwritten from rdx later.
+        let mut bad = good.to_vec();
+        bad.extend_from_slice(&[0x48, 0x89, 0x54, 0x24, 0x40]);
+        assert!(matches!(
+            check_write_frame(&bad, 0x1000),
+            Err(RecordSiteError::Clobbered { .. })
+        ));
+        // b.ptr never spilled.
+        assert!(matches!(
+            check_write_frame(&good[..13], 0x1000),
+            Err(RecordSiteError::Receiver { .. })
+        ));
     }
 
     #[test]
