@@ -1,38 +1,75 @@
-//! Tracepoint field offsets, read from tracefs `format` files at load time and
-//! handed to the kernel programs as read-only globals.
+//! Where the kernel programs find what they read, set at load time and
+//! handed to them as read-only globals: kernel struct member offsets from
+//! the kernel's BTF, and this architecture's syscall numbers.
 //!
-//! Hard-coding offsets would tie the object to one kernel build; the format
-//! files are the kernel's own statement of the layout.
+//! The programs attach to raw tracepoints, which pass the tracepoint's own
+//! arguments (a socket, a packet) without building a trace record; the
+//! arguments' order is checked against the kernel's BTF prototypes
+//! (`btf_trace_<name>`), and the fields are read from the structs at these
+//! offsets. Hard-coding them would tie the object to one kernel build.
 
-/// Field offsets of `sock:sock_send_length`, in bytes from the start of the
-/// tracepoint record.
+/// Member offsets inside kernel structs, from kernel BTF.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SockSendLengthLayout {
-    /// `void *sk`: the socket, used as the connection's kernel identity.
-    pub sk: u32,
-    /// `__u16 family`.
-    pub family: u32,
-    /// `__u16 protocol`.
-    pub protocol: u32,
-    /// `int ret`: bytes sent, or a negative errno.
-    pub ret: u32,
+pub struct KernelLayout {
+    /// `sk_buff.head` (pointer).
+    pub skb_head: u32,
+    /// `sk_buff.transport_header` (u16 offset from `head`).
+    pub skb_transport_header: u32,
+    /// `sk_buff.len` (u32).
+    pub skb_len: u32,
+    /// `sock.__sk_common.skc_family` (u16).
+    pub sk_family: u32,
+    /// `sock.sk_protocol` (u16).
+    pub sk_protocol: u32,
+    /// `sock.__sk_common.skc_num` (u16, the local port in host order).
+    pub sk_num: u32,
+    /// `sock.__sk_common.skc_dport` (__be16).
+    pub sk_dport: u32,
+    /// `sock.__sk_common.skc_rcv_saddr` (__be32).
+    pub sk_rcv_saddr: u32,
+    /// `sock.__sk_common.skc_daddr` (__be32).
+    pub sk_daddr: u32,
+    /// `sock.__sk_common.skc_v6_rcv_saddr` (16 bytes).
+    pub sk_v6_rcv_saddr: u32,
+    /// `sock.__sk_common.skc_v6_daddr` (16 bytes).
+    pub sk_v6_daddr: u32,
+    /// `tcp_sock.write_seq` (u32): sequence number after the last byte
+    /// queued by the application.
+    pub tcp_write_seq: u32,
+    /// `tcp_sock.snd_una`, `snd_nxt`, `snd_wnd`, `snd_cwnd`, `srtt_us`
+    /// (in 1/8 µs), `rcv_wnd` (u32 each).
+    pub tcp_snd_una: u32,
+    pub tcp_snd_nxt: u32,
+    pub tcp_snd_wnd: u32,
+    pub tcp_snd_cwnd: u32,
+    pub tcp_srtt_us: u32,
+    pub tcp_rcv_wnd: u32,
 }
 
-/// Offsets on Linux 6.18, used only as the object's placeholder value: the
-/// loader always overrides them with what tracefs says.
-pub const SOCK_SEND_LENGTH_LAYOUT_PLACEHOLDER: SockSendLengthLayout = SockSendLengthLayout {
-    sk: 8,
-    family: 16,
-    protocol: 18,
-    ret: 20,
+/// Placeholder for [`KernelLayout`]; always overridden by the loader.
+pub const KERNEL_LAYOUT_PLACEHOLDER: KernelLayout = KernelLayout {
+    skb_head: 192,
+    skb_transport_header: 182,
+    skb_len: 112,
+    sk_family: 16,
+    sk_protocol: 514,
+    sk_num: 14,
+    sk_dport: 12,
+    sk_rcv_saddr: 4,
+    sk_daddr: 0,
+    sk_v6_rcv_saddr: 72,
+    sk_v6_daddr: 56,
+    tcp_write_seq: 1576,
+    tcp_snd_una: 1608,
+    tcp_snd_nxt: 1560,
+    tcp_snd_wnd: 1640,
+    tcp_snd_cwnd: 1700,
+    tcp_srtt_us: 1660,
+    tcp_rcv_wnd: 1648,
 };
 
-const _: () = assert!(size_of::<SockSendLengthLayout>() == 16);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), four u32 fields, no padding: every bit pattern is valid.
-unsafe impl aya::Pod for SockSendLengthLayout {}
+const _: () = assert!(size_of::<KernelLayout>() == 72);
 
 /// This architecture's numbers of the syscalls that send or receive on a
 /// socket, from libc at build time of the userspace agent. The socket
@@ -68,117 +105,9 @@ pub const SYSCALL_NUMBERS_PLACEHOLDER: SyscallNumbers = SyscallNumbers {
 const _: () = assert!(size_of::<SyscallNumbers>() == 32);
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), u32 fields only, no padding.
-unsafe impl aya::Pod for SyscallNumbers {}
-
-/// Offsets inside kernel structs, from kernel BTF at load time.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelLayout {
-    /// `sk_buff.head` (pointer).
-    pub skb_head: u32,
-    /// `sk_buff.transport_header` (u16 offset from `head`).
-    pub skb_transport_header: u32,
-    /// `tcp_sock.write_seq` (u32): sequence number after the last byte
-    /// queued by the application.
-    pub tcp_write_seq: u32,
-    pub _pad0: u32,
-}
-
-/// Placeholder for [`KernelLayout`]; always overridden by the loader.
-pub const KERNEL_LAYOUT_PLACEHOLDER: KernelLayout = KernelLayout {
-    skb_head: 192,
-    skb_transport_header: 182,
-    tcp_write_seq: 1576,
-    _pad0: 0,
-};
-
-const _: () = assert!(size_of::<KernelLayout>() == 16);
-
-/// Field offsets of `tcp:tcp_probe`, from tracefs.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpProbeLayout {
-    pub saddr: u32,
-    pub daddr: u32,
-    pub sport: u32,
-    pub dport: u32,
-    pub family: u32,
-    pub data_len: u32,
-    pub snd_nxt: u32,
-    pub snd_una: u32,
-    pub snd_cwnd: u32,
-    pub snd_wnd: u32,
-    pub srtt: u32,
-    pub rcv_wnd: u32,
-    pub sock_cookie: u32,
-    pub skbaddr: u32,
-    pub skaddr: u32,
-    pub _pad0: u32,
-}
-
-/// Placeholder for [`TcpProbeLayout`] (Linux 6.18); always overridden.
-pub const TCP_PROBE_LAYOUT_PLACEHOLDER: TcpProbeLayout = TcpProbeLayout {
-    saddr: 8,
-    daddr: 36,
-    sport: 64,
-    dport: 66,
-    family: 68,
-    data_len: 76,
-    snd_nxt: 80,
-    snd_una: 84,
-    snd_cwnd: 88,
-    snd_wnd: 96,
-    srtt: 100,
-    rcv_wnd: 104,
-    sock_cookie: 112,
-    skbaddr: 120,
-    skaddr: 128,
-    _pad0: 0,
-};
-
-const _: () = assert!(size_of::<TcpProbeLayout>() == 64);
-
-/// Field offsets of `sock:inet_sock_set_state`, from tracefs.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SockStateLayout {
-    pub skaddr: u32,
-    pub oldstate: u32,
-    pub newstate: u32,
-    pub _pad0: u32,
-}
-
-/// Placeholder for [`SockStateLayout`]; always overridden.
-pub const SOCK_STATE_LAYOUT_PLACEHOLDER: SockStateLayout = SockStateLayout {
-    skaddr: 8,
-    oldstate: 16,
-    newstate: 20,
-    _pad0: 0,
-};
-
-/// Field offsets of `tcp:tcp_retransmit_skb`, from tracefs.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetransmitLayout {
-    pub skaddr: u32,
-    pub _pad0: u32,
-}
-
-/// Placeholder for [`RetransmitLayout`]; always overridden.
-pub const RETRANSMIT_LAYOUT_PLACEHOLDER: RetransmitLayout = RetransmitLayout {
-    skaddr: 16,
-    _pad0: 0,
-};
-
-#[cfg(feature = "user")]
-mod tcp_pod {
+mod pod {
     // SAFETY: repr(C), u32 fields only, no padding.
     unsafe impl aya::Pod for super::KernelLayout {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::TcpProbeLayout {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::SockStateLayout {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::RetransmitLayout {}
+    unsafe impl aya::Pod for super::SyscallNumbers {}
 }

@@ -33,12 +33,6 @@ pub const DEFAULT_MAX_TLS_CONNS: u32 = 65536;
 /// Default capacity of [`RECV_CANDIDATES`].
 pub const DEFAULT_MAX_RECV_CANDIDATES: u32 = 16384;
 
-/// Global holding the [`crate::layout::SockSendLengthLayout`] of
-/// `sock:sock_send_length`, read from tracefs.
-pub const SOCK_SEND_LENGTH_LAYOUT: &str = "SOCK_SEND_LENGTH_LAYOUT";
-/// Global holding the [`crate::layout::SockSendLengthLayout`] of
-/// `sock:sock_recv_length`.
-pub const SOCK_RECV_LENGTH_LAYOUT: &str = "SOCK_RECV_LENGTH_LAYOUT";
 /// Global holding the [`crate::layout::SyscallNumbers`].
 pub const SYSCALL_NUMBERS: &str = "SYSCALL_NUMBERS";
 /// Global `u64`: pending bytes in [`EVENTS`] past which a record wakes the
@@ -54,12 +48,6 @@ pub const KNOWN_SOCKS: &str = "KNOWN_SOCKS";
 pub const DEFAULT_MAX_SOCKS: u32 = 65536;
 /// Global holding the [`crate::layout::KernelLayout`] (from BTF).
 pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
-/// Global holding the [`crate::layout::TcpProbeLayout`].
-pub const TCP_PROBE_LAYOUT: &str = "TCP_PROBE_LAYOUT";
-/// Global holding the [`crate::layout::SockStateLayout`].
-pub const SOCK_STATE_LAYOUT: &str = "SOCK_STATE_LAYOUT";
-/// Global holding the [`crate::layout::RetransmitLayout`].
-pub const RETRANSMIT_LAYOUT: &str = "RETRANSMIT_LAYOUT";
 
 /// Default share of the ring's bytes pending before a record wakes the
 /// consumer (see [`RING_WAKEUP_BYTES`]): a quarter.
@@ -67,18 +55,18 @@ pub const RING_WAKEUP_DIVISOR: u32 = 4;
 
 /// Program names (the function names in `tracer-ebpf`).
 pub mod programs {
-    /// Tracepoint `sock:sock_send_length`.
+    /// Raw tracepoint `sock_send_length`.
     pub const SOCK_SEND_LENGTH: &str = "sock_send_length";
     /// Uprobe in Go's `crypto/tls.(*Conn).readRecordOrCCS`, where a record
     /// has just been decrypted.
     pub const GO_TLS_RECORD: &str = "go_tls_record";
-    /// Tracepoint `sock:sock_recv_length`.
+    /// Raw tracepoint `sock_recv_length`.
     pub const SOCK_RECV_LENGTH: &str = "sock_recv_length";
-    /// Tracepoint `tcp:tcp_probe`.
+    /// Raw tracepoint `tcp_probe`.
     pub const TCP_PROBE: &str = "tcp_probe";
-    /// Tracepoint `sock:inet_sock_set_state`.
+    /// Raw tracepoint `inet_sock_set_state`.
     pub const INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
-    /// Tracepoint `tcp:tcp_retransmit_skb`.
+    /// Raw tracepoint `tcp_retransmit_skb`.
     pub const TCP_RETRANSMIT_SKB: &str = "tcp_retransmit_skb";
 }
 

@@ -1,6 +1,8 @@
-//! Socket sends and receives from `sock:sock_send_length` and
-//! `sock:sock_recv_length`, which fire inside every send and receive on a
-//! socket with the result (bytes, or a negative errno such as -EAGAIN).
+//! Socket sends and receives from the raw tracepoints `sock_send_length`
+//! and `sock_recv_length` (`TP_PROTO(struct sock *sk, int ret, int flags)`),
+//! which fire inside every send and receive on a socket with the result
+//! (bytes, or a negative errno such as -EAGAIN). Raw: the kernel builds no
+//! trace record for them, for any socket on the host.
 //!
 //! The syscall that made the call is read from the task's saved user
 //! registers (number, fd, buffer, length), so no syscall tracepoint is
@@ -19,17 +21,14 @@
 use aya_ebpf::{
     Global,
     bindings::pt_regs,
-    helpers::{bpf_probe_read_user, generated::bpf_loop},
-    macros::{map, tracepoint},
+    helpers::{bpf_probe_read_kernel, bpf_probe_read_user, generated::bpf_loop},
+    macros::{map, raw_tracepoint},
     maps::HashMap,
-    programs::TracePointContext,
+    programs::RawTracePointContext,
 };
 use tracer_common::{
     counters::Counter,
-    layout::{
-        SOCK_SEND_LENGTH_LAYOUT_PLACEHOLDER, SYSCALL_NUMBERS_PLACEHOLDER, SockSendLengthLayout,
-        SyscallNumbers,
-    },
+    layout::{SYSCALL_NUMBERS_PLACEHOLDER, SyscallNumbers},
     record::{
         ChunkSource, Direction, RecordKind, SOCK_KIND_CLEAR, SOCK_KIND_TLS, SOCK_KIND_UNKNOWN,
         SockOwner, SockRecv, SockSend, TlsSent, WriteFrame,
@@ -40,7 +39,7 @@ use crate::{
     chunk::{emit_chunks, fresh_state, skip_bytes, stream_key, stream_state},
     go_tls::{note_tls_recv, tls_record_type},
     maps::{count, emit, header, target_tgid, user_regs},
-    tcp::{socket_owner, write_seq},
+    tcp::{KERNEL_LAYOUT, socket_owner, write_seq},
 };
 
 /// Where each target's `crypto/tls.(*Conn).Write` is (set by userspace
@@ -60,16 +59,6 @@ const TLS13_OVERHEAD: u64 = 22;
 /// (its smallest is about 1200 bytes): such a Write shows the overhead.
 const ONE_RECORD_MAX: u64 = 1000;
 
-/// Field offsets of `sock:sock_send_length`, set by the loader from tracefs.
-#[unsafe(no_mangle)]
-static SOCK_SEND_LENGTH_LAYOUT: Global<SockSendLengthLayout> =
-    Global::new(SOCK_SEND_LENGTH_LAYOUT_PLACEHOLDER);
-
-/// Field offsets of `sock:sock_recv_length` (the same shape), from tracefs.
-#[unsafe(no_mangle)]
-static SOCK_RECV_LENGTH_LAYOUT: Global<SockSendLengthLayout> =
-    Global::new(SOCK_SEND_LENGTH_LAYOUT_PLACEHOLDER);
-
 #[unsafe(no_mangle)]
 static SYSCALL_NUMBERS: Global<SyscallNumbers> = Global::new(SYSCALL_NUMBERS_PLACEHOLDER);
 
@@ -78,7 +67,7 @@ const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
 const EAGAIN: i32 = 11;
 
-/// The fields both tracepoints share.
+/// What both tracepoints give, with the socket's family and protocol.
 struct SockLength {
     sock: u64,
     family: u16,
@@ -86,17 +75,24 @@ struct SockLength {
     ret: i32,
 }
 
-fn read_fields(ctx: &TracePointContext, layout: SockSendLengthLayout) -> Result<SockLength, i32> {
-    // SAFETY: offsets come from the tracepoint's own format file; read_at
-    // uses bpf_probe_read_kernel, which fails cleanly on a bad offset.
-    unsafe {
-        Ok(SockLength {
-            sock: ctx.read_at::<u64>(layout.sk as usize)?,
-            family: ctx.read_at::<u16>(layout.family as usize)?,
-            protocol: ctx.read_at::<u16>(layout.protocol as usize)?,
-            ret: ctx.read_at::<i32>(layout.ret as usize)?,
-        })
-    }
+/// The arguments, and the socket's family and protocol from the socket.
+fn read_fields(ctx: &RawTracePointContext) -> Result<SockLength, i64> {
+    let sock: u64 = ctx.arg(0);
+    let ret: i32 = ctx.arg(1);
+    let l = KERNEL_LAYOUT.load();
+    // SAFETY: checked reads of kernel memory at offsets from kernel BTF.
+    let (family, protocol) = unsafe {
+        (
+            bpf_probe_read_kernel((sock + u64::from(l.sk_family)) as *const u16)?,
+            bpf_probe_read_kernel((sock + u64::from(l.sk_protocol)) as *const u16)?,
+        )
+    };
+    Ok(SockLength {
+        sock,
+        family,
+        protocol,
+        ret,
+    })
 }
 
 fn is_tcp(fields: &SockLength) -> bool {
@@ -140,8 +136,8 @@ fn syscall_of(regs: &pt_regs) -> Syscall {
     }
 }
 
-#[tracepoint]
-fn sock_send_length(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sock_send_length")]
+fn sock_send_length(ctx: RawTracePointContext) -> i32 {
     match try_sock_send_length(&ctx) {
         Ok(()) => 0,
         Err(_) => {
@@ -151,11 +147,11 @@ fn sock_send_length(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_sock_send_length(ctx: &TracePointContext) -> Result<(), i32> {
+fn try_sock_send_length(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some((tgid, tid)) = target_tgid() else {
         return Ok(());
     };
-    let fields = read_fields(ctx, SOCK_SEND_LENGTH_LAYOUT.load())?;
+    let fields = read_fields(ctx)?;
     if !is_tcp(&fields) {
         return Ok(());
     }
@@ -407,8 +403,8 @@ extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-#[tracepoint]
-fn sock_recv_length(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sock_recv_length")]
+fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
     match try_sock_recv_length(&ctx) {
         Ok(()) => 0,
         Err(_) => {
@@ -418,14 +414,18 @@ fn sock_recv_length(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_sock_recv_length(ctx: &TracePointContext) -> Result<(), i32> {
+fn try_sock_recv_length(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some((tgid, tid)) = target_tgid() else {
         return Ok(());
     };
-    let fields = read_fields(ctx, SOCK_RECV_LENGTH_LAYOUT.load())?;
     // Reads that find nothing (-EAGAIN on a non-blocking socket, Go's
     // normal way to wait) are not worth a record.
-    if !is_tcp(&fields) || fields.ret <= 0 {
+    let ret: i32 = ctx.arg(1);
+    if ret <= 0 {
+        return Ok(());
+    }
+    let fields = read_fields(ctx)?;
+    if !is_tcp(&fields) {
         return Ok(());
     }
     count(Counter::SockRecvs, 1);

@@ -1,7 +1,11 @@
-//! TCP state of the targets' sockets: ACK progress and window from
-//! `tcp:tcp_probe`, state changes (and the end of the streams a socket
-//! carried) from `sock:inet_sock_set_state`, retransmits from
-//! `tcp:tcp_retransmit_skb`.
+//! TCP state of the targets' sockets, from raw tracepoints: ACK progress
+//! and window from `tcp_probe` (`TP_PROTO(struct sock *sk, const struct
+//! sk_buff *skb)`, every incoming segment of an established connection on
+//! the host), state changes (and the end of the streams a socket carried)
+//! from `inet_sock_set_state` (`sk, oldstate, newstate`), retransmits from
+//! `tcp_retransmit_skb` (`sk, skb, ...`). Raw, the kernel builds no trace
+//! record for any of these segments; the programs read what they need from
+//! the socket and the packet, at offsets from kernel BTF.
 //!
 //! These fire in softirq context, in whatever task is running, so they
 //! cannot filter by tgid: they look the socket up in KNOWN_SOCKS, which the
@@ -10,17 +14,13 @@
 use aya_ebpf::{
     Global,
     helpers::bpf_probe_read_kernel,
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::LruHashMap,
-    programs::TracePointContext,
+    programs::RawTracePointContext,
 };
 use tracer_common::{
     counters::Counter,
-    layout::{
-        KERNEL_LAYOUT_PLACEHOLDER, KernelLayout, RETRANSMIT_LAYOUT_PLACEHOLDER, RetransmitLayout,
-        SOCK_STATE_LAYOUT_PLACEHOLDER, SockStateLayout, TCP_PROBE_LAYOUT_PLACEHOLDER,
-        TcpProbeLayout,
-    },
+    layout::{KERNEL_LAYOUT_PLACEHOLDER, KernelLayout},
     record::{
         ChunkSource, Direction, RecordKind, Retransmit, SOCK_KIND_UNKNOWN, SockClose, SockOwner,
         SockState, TCP_SAMPLE_PERIOD_NS, TcpAck, TcpSample,
@@ -33,14 +33,9 @@ use crate::{
     maps::{count, emit, header},
 };
 
+/// Kernel struct member offsets, set by the loader from kernel BTF.
 #[unsafe(no_mangle)]
-static KERNEL_LAYOUT: Global<KernelLayout> = Global::new(KERNEL_LAYOUT_PLACEHOLDER);
-#[unsafe(no_mangle)]
-static TCP_PROBE_LAYOUT: Global<TcpProbeLayout> = Global::new(TCP_PROBE_LAYOUT_PLACEHOLDER);
-#[unsafe(no_mangle)]
-static SOCK_STATE_LAYOUT: Global<SockStateLayout> = Global::new(SOCK_STATE_LAYOUT_PLACEHOLDER);
-#[unsafe(no_mangle)]
-static RETRANSMIT_LAYOUT: Global<RetransmitLayout> = Global::new(RETRANSMIT_LAYOUT_PLACEHOLDER);
+pub(crate) static KERNEL_LAYOUT: Global<KernelLayout> = Global::new(KERNEL_LAYOUT_PLACEHOLDER);
 
 /// Sockets of targets, by kernel address.
 #[map]
@@ -110,8 +105,8 @@ pub(crate) fn write_seq(sock: u64) -> u32 {
     unsafe { bpf_probe_read_kernel((sock + offset) as *const u32) }.unwrap_or(0)
 }
 
-#[tracepoint]
-fn tcp_probe(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "tcp_probe")]
+fn tcp_probe(ctx: RawTracePointContext) -> i32 {
     match try_tcp_probe(&ctx) {
         Ok(()) => 0,
         Err(_) => {
@@ -121,30 +116,39 @@ fn tcp_probe(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
-    let l = TCP_PROBE_LAYOUT.load();
-    // SAFETY: offsets come from the tracepoint's format file; read_at fails
-    // cleanly on a bad offset.
-    let sock = unsafe { ctx.read_at::<u64>(l.skaddr as usize) }.map_err(i64::from)?;
+/// A kernel value of type `T` at `base + offset`.
+///
+/// # Safety
+/// Every bit pattern must be a valid `T`.
+#[inline(always)]
+unsafe fn kernel<T>(base: u64, offset: u32) -> Result<T, i64> {
+    // SAFETY: bpf_probe_read_kernel checks the address; the caller vouches
+    // for T.
+    unsafe { bpf_probe_read_kernel((base + u64::from(offset)) as *const T) }.map_err(i64::from)
+}
+
+fn try_tcp_probe(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let sock: u64 = ctx.arg(0);
     let Some(owner) = KNOWN_SOCKS.get_ptr_mut(&sock) else {
         return Ok(());
     };
+    let skb: u64 = ctx.arg(1);
     let k = KERNEL_LAYOUT.load();
-    // The tracepoint fires before the segment is processed, so its snd_una
-    // lags; the segment's own ACK number is the fresh fact. Read it from the
-    // TCP header at skb->head + skb->transport_header.
-    // SAFETY: every read goes through bpf_probe_read_kernel, which checks
-    // the address; offsets come from kernel BTF.
-    let (ack_seq, window, flags) = unsafe {
-        let skb = ctx.read_at::<u64>(l.skbaddr as usize).map_err(i64::from)?;
-        let head: u64 = bpf_probe_read_kernel((skb + k.skb_head as u64) as *const u64)?;
-        let th_offset: u16 =
-            bpf_probe_read_kernel((skb + k.skb_transport_header as u64) as *const u16)?;
-        let th = head + th_offset as u64;
-        let ack: u32 = bpf_probe_read_kernel((th + 8) as *const u32)?;
-        let flags: u8 = bpf_probe_read_kernel((th + 13) as *const u8)?;
-        let window: u16 = bpf_probe_read_kernel((th + 14) as *const u16)?;
-        (u32::from_be(ack), u16::from_be(window), flags)
+    // The tracepoint fires before the segment is processed, so the socket's
+    // snd_una lags; the segment's own ACK number is the fresh fact. Read it
+    // from the TCP header at skb->head + skb->transport_header: bytes 8..16
+    // hold the ACK number, the header length, the flags and the window.
+    // SAFETY: checked reads of kernel memory; offsets from kernel BTF.
+    let (ack_seq, header_len, flags, window) = unsafe {
+        let head: u64 = kernel(skb, k.skb_head)?;
+        let th_offset: u16 = kernel(skb, k.skb_transport_header)?;
+        let th: [u8; 8] = kernel(head + u64::from(th_offset), 8)?;
+        (
+            u32::from_be_bytes([th[0], th[1], th[2], th[3]]),
+            u32::from(th[4] >> 4) * 4,
+            th[5],
+            u16::from_be_bytes([th[6], th[7]]),
+        )
     };
     if flags & TCP_FLAG_ACK == 0 {
         return Ok(());
@@ -179,38 +183,39 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: as for the reads above.
     let sample = unsafe {
-        let family = ctx.read_at::<u16>(l.family as usize).map_err(i64::from)?;
+        let family: u16 = kernel(sock, k.sk_family)?;
         let mut saddr = [0u8; 16];
         let mut daddr = [0u8; 16];
-        // sockaddr_in: address at +4; sockaddr_in6: at +8.
         if family == AF_INET {
-            let s: [u8; 4] = ctx.read_at(l.saddr as usize + 4).map_err(i64::from)?;
-            let d: [u8; 4] = ctx.read_at(l.daddr as usize + 4).map_err(i64::from)?;
+            let s: [u8; 4] = kernel(sock, k.sk_rcv_saddr)?;
+            let d: [u8; 4] = kernel(sock, k.sk_daddr)?;
             saddr[..4].copy_from_slice(&s);
             daddr[..4].copy_from_slice(&d);
         } else {
-            saddr = ctx.read_at(l.saddr as usize + 8).map_err(i64::from)?;
-            daddr = ctx.read_at(l.daddr as usize + 8).map_err(i64::from)?;
+            saddr = kernel(sock, k.sk_v6_rcv_saddr)?;
+            daddr = kernel(sock, k.sk_v6_daddr)?;
         }
+        let skb_len: u32 = kernel(skb, k.skb_len)?;
+        let srtt: u32 = kernel(sock, k.tcp_srtt_us)?;
         TcpSample {
             header: header(RecordKind::TcpSample, tgid, 0),
             sock,
-            sock_cookie: ctx
-                .read_at::<u64>(l.sock_cookie as usize)
-                .map_err(i64::from)?,
+            // Not read: only the tracepoint's record had it generated.
+            sock_cookie: 0,
             fd,
             ack_seq,
             window,
             family,
-            sport: ctx.read_at::<u16>(l.sport as usize).map_err(i64::from)?,
-            dport: ctx.read_at::<u16>(l.dport as usize).map_err(i64::from)?,
-            snd_una: ctx.read_at::<u32>(l.snd_una as usize).map_err(i64::from)?,
-            snd_nxt: ctx.read_at::<u32>(l.snd_nxt as usize).map_err(i64::from)?,
-            snd_wnd: ctx.read_at::<u32>(l.snd_wnd as usize).map_err(i64::from)?,
-            snd_cwnd: ctx.read_at::<u32>(l.snd_cwnd as usize).map_err(i64::from)?,
-            srtt_us: ctx.read_at::<u32>(l.srtt as usize).map_err(i64::from)?,
-            rcv_wnd: ctx.read_at::<u32>(l.rcv_wnd as usize).map_err(i64::from)?,
-            data_len: ctx.read_at::<u16>(l.data_len as usize).map_err(i64::from)?,
+            sport: kernel(sock, k.sk_num)?,
+            dport: u16::from_be(kernel(sock, k.sk_dport)?),
+            snd_una: kernel(sock, k.tcp_snd_una)?,
+            snd_nxt: kernel(sock, k.tcp_snd_nxt)?,
+            snd_wnd: kernel(sock, k.tcp_snd_wnd)?,
+            snd_cwnd: kernel(sock, k.tcp_snd_cwnd)?,
+            // Kept in 1/8 µs.
+            srtt_us: srtt >> 3,
+            rcv_wnd: kernel(sock, k.tcp_rcv_wnd)?,
+            data_len: skb_len.saturating_sub(header_len) as u16,
             _pad0: 0,
             saddr,
             daddr,
@@ -220,8 +225,8 @@ fn try_tcp_probe(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-#[tracepoint]
-fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     match try_inet_sock_set_state(&ctx) {
         Ok(()) => 0,
         Err(_) => {
@@ -231,21 +236,13 @@ fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<(), i32> {
-    let l = SOCK_STATE_LAYOUT.load();
-    // SAFETY: offsets from the format file; read_at fails cleanly.
-    let sock = unsafe { ctx.read_at::<u64>(l.skaddr as usize)? };
+fn try_inet_sock_set_state(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let sock: u64 = ctx.arg(0);
     // SAFETY: the value is copied out.
     let Some(owner) = (unsafe { KNOWN_SOCKS.get(&sock) }).copied() else {
         return Ok(());
     };
-    // SAFETY: as above.
-    let (oldstate, newstate) = unsafe {
-        (
-            ctx.read_at::<i32>(l.oldstate as usize)?,
-            ctx.read_at::<i32>(l.newstate as usize)?,
-        )
-    };
+    let (oldstate, newstate): (i32, i32) = (ctx.arg(1), ctx.arg(2));
     if newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV {
         // A new connection at this address: what was known of it belonged
         // to an earlier socket (one a late send revived after its close).
@@ -341,8 +338,8 @@ fn close_streams(sock: u64, owner: &SockOwner) {
     }
 }
 
-#[tracepoint]
-fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
+fn tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
     match try_tcp_retransmit_skb(&ctx) {
         Ok(()) => 0,
         Err(_) => {
@@ -352,9 +349,8 @@ fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<(), i32> {
-    // SAFETY: offset from the format file; read_at fails cleanly.
-    let sock = unsafe { ctx.read_at::<u64>(RETRANSMIT_LAYOUT.load().skaddr as usize)? };
+fn try_tcp_retransmit_skb(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let sock: u64 = ctx.arg(0);
     // SAFETY: the value is copied out.
     let Some(owner) = (unsafe { KNOWN_SOCKS.get(&sock) }).copied() else {
         return Ok(());

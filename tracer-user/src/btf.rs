@@ -1,14 +1,12 @@
-//! Member offsets of kernel structs, read from the kernel's BTF
-//! (/sys/kernel/btf/vmlinux) at load time.
+//! Kernel facts the programs depend on, read from the kernel's BTF
+//! (/sys/kernel/btf/vmlinux) at load time: member offsets of the structs
+//! they read (sockets, TCP state, packets), and the arguments of the raw
+//! tracepoints they attach to (`btf_trace_<name>`). Nothing tied to one
+//! kernel build is baked into the object.
 //!
-//! Tracepoints give most fields; a few facts only live in kernel structs
-//! (the ACK number of the segment behind `tcp:tcp_probe`, a socket's
-//! `write_seq`). Reading their offsets from BTF, like tracepoint layouts from
-//! tracefs, keeps the object free of offsets tied to one kernel build.
-//!
-//! Only what that needs is parsed: the type section's STRUCT/UNION members,
-//! searched through anonymous members, with every other kind skipped by its
-//! documented size.
+//! Only what that needs is parsed: STRUCT/UNION members, searched through
+//! anonymous members, FUNC_PROTO parameters and the types they name; every
+//! other kind is skipped by its documented size.
 
 use thiserror::Error;
 
@@ -29,6 +27,19 @@ pub enum BtfError {
     NoMember { strukt: String, member: String },
     #[error("member `{member}` of `{strukt}` is a bitfield")]
     Bitfield { strukt: String, member: String },
+    #[error("no raw tracepoint `{0}` in kernel BTF (no `btf_trace_{0}`)")]
+    NoTracepoint(String),
+}
+
+/// What a raw tracepoint argument is, as far as the programs care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgType {
+    /// A pointer to a struct of this name.
+    StructPtr(String),
+    /// An integer of this many bytes.
+    Int(u32),
+    /// Anything else.
+    Other,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +116,18 @@ impl Btf {
             let vlen = (info & 0xffff) as usize;
             let kind_flag = info >> 31 == 1;
             let mut members = Vec::new();
+            if kind == 13 {
+                // FUNC_PROTO: its parameters, as members without offsets.
+                for i in 0..vlen {
+                    let at = pos + 8 * i;
+                    members.push(Member {
+                        name_off: word(at)?,
+                        type_id: word(at + 4)?,
+                        bit_offset: 0,
+                        bitfield: false,
+                    });
+                }
+            }
             let extra = match kind {
                 1 => 4,                                      // INT
                 2 | 7 | 8 | 9 | 10 | 11 | 12 | 16 | 18 => 0, // PTR FWD TYPEDEF VOLATILE CONST RESTRICT FUNC FLOAT TYPE_TAG
@@ -171,6 +194,93 @@ impl Btf {
                 member: member.into(),
             }),
         }
+    }
+
+    /// Byte offset of a member reached through named members: `path[0]` in
+    /// `strukt`, `path[1]` in that member's struct, and so on.
+    pub fn member_path_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let mut offset = 0;
+        let mut current = strukt.to_owned();
+        for (i, member) in path.iter().enumerate() {
+            offset += self.member_offset(&current, member)?;
+            if i + 1 < path.len() {
+                current = self
+                    .member_struct_name(&current, member)
+                    .ok_or_else(|| BtfError::NoStruct(format!("{current}.{member}")))?;
+            }
+        }
+        Ok(offset)
+    }
+
+    /// The struct type name of `strukt.member`.
+    fn member_struct_name(&self, strukt: &str, member: &str) -> Option<String> {
+        let id = self.types.iter().position(|t| {
+            t.kind == 4 && self.name(t.name_off) == strukt.as_bytes() && !t.members.is_empty()
+        })?;
+        let m = self.types[id]
+            .members
+            .iter()
+            .find(|m| self.name(m.name_off) == member.as_bytes())?;
+        let target = self.resolve(m.type_id as usize)?;
+        Some(String::from_utf8_lossy(self.name(self.types[target].name_off)).into_owned())
+    }
+
+    /// The arguments of raw tracepoint `name` (its `TP_PROTO`), from the
+    /// `btf_trace_<name>` typedef (a pointer to a function whose first
+    /// parameter is the probe's data pointer, which is not an argument).
+    pub fn raw_tracepoint_args(&self, name: &str) -> Result<Vec<ArgType>, BtfError> {
+        let typedef = format!("btf_trace_{name}");
+        let missing = || BtfError::NoTracepoint(name.to_owned());
+        let id = self
+            .types
+            .iter()
+            .position(|t| t.kind == 8 && self.name(t.name_off) == typedef.as_bytes())
+            .ok_or_else(missing)?;
+        let ptr = self
+            .types
+            .get(self.types[id].type_ref as usize)
+            .ok_or_else(missing)?;
+        let proto = self.types.get(ptr.type_ref as usize).ok_or_else(missing)?;
+        if ptr.kind != 2 || proto.kind != 13 {
+            return Err(missing());
+        }
+        Ok(proto
+            .members
+            .iter()
+            .skip(1)
+            .map(|param| self.arg_type(param.type_id as usize))
+            .collect())
+    }
+
+    fn arg_type(&self, id: usize) -> ArgType {
+        let id = self.strip_qualifiers(id);
+        let Some(t) = self.types.get(id) else {
+            return ArgType::Other;
+        };
+        match t.kind {
+            1 => ArgType::Int(t.type_ref),
+            2 => {
+                let target = self.strip_qualifiers(t.type_ref as usize);
+                match self.types.get(target) {
+                    Some(s) if s.kind == 4 => ArgType::StructPtr(
+                        String::from_utf8_lossy(self.name(s.name_off)).into_owned(),
+                    ),
+                    _ => ArgType::Other,
+                }
+            }
+            _ => ArgType::Other,
+        }
+    }
+
+    /// Follows typedefs and qualifiers.
+    fn strip_qualifiers(&self, mut id: usize) -> usize {
+        for _ in 0..16 {
+            match self.types.get(id) {
+                Some(t) if matches!(t.kind, 8..=11 | 18) => id = t.type_ref as usize,
+                _ => break,
+            }
+        }
+        id
     }
 
     fn find(&self, id: usize, member: &[u8], base_bits: u32) -> Option<(u32, bool)> {
@@ -281,5 +391,29 @@ mod kernel_tests {
             let offset = btf.member_offset(strukt, member).unwrap();
             assert!(offset > 0, "{strukt}.{member}");
         }
+        // Through the named member that holds them.
+        assert_eq!(
+            btf.member_path_offset("sock", &["__sk_common", "skc_family"]),
+            btf.member_offset("sock_common", "skc_family")
+        );
+    }
+
+    #[test]
+    fn the_running_kernel_describes_the_raw_tracepoints() {
+        let data = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+        let btf = Btf::parse(&data).unwrap();
+        let args = btf.raw_tracepoint_args("inet_sock_set_state").unwrap();
+        assert_eq!(
+            args,
+            vec![
+                ArgType::StructPtr("sock".into()),
+                ArgType::Int(4),
+                ArgType::Int(4)
+            ]
+        );
+        assert!(matches!(
+            btf.raw_tracepoint_args("no_such_tracepoint"),
+            Err(BtfError::NoTracepoint(_))
+        ));
     }
 }

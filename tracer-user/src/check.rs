@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::{
+    btf::Btf,
     host::{self, Privileges, Support},
-    tracefs, tracepoints,
+    tracepoints,
 };
 
 /// Whether watchtrace needs a feature.
@@ -55,48 +56,34 @@ impl Report {
         push("task registers", Need::Required, host::task_pt_regs());
         push("kprobes", Need::NotUsed, host::pmu("kprobe"));
         push("fentry/fexit", Need::NotUsed, host::fentry("tcp_sendmsg"));
-        let root = if privileged {
-            tracefs::ensure_mounted()
-        } else {
-            tracefs::find_root().ok_or_else(|| tracefs::TracefsError::NotMounted {
-                source: std::io::Error::other(if tracefs::is_mounted() {
-                    "mounted but not readable by this user (tracefs is root-only)"
-                } else {
-                    "not mounted, and mounting needs privileges"
-                }),
-            })
-        };
-        match root {
-            Ok(root) => {
-                push(
-                    "tracefs",
-                    Need::Required,
-                    Support::Available(root.display().to_string()),
-                );
-                for tp in tracepoints::used() {
-                    let name = format!("tracepoint {}:{}", tp.category, tp.name);
-                    let support = match tracefs::read_format(&root, tp.category, tp.name) {
-                        Ok(format) => match tracepoints::check_fields(tp, &format) {
-                            Ok(()) => Support::Available(
-                                tp.fields
-                                    .iter()
-                                    .filter_map(|(f, _)| format.field(f).ok())
-                                    .map(|f| format!("{}@{}/{}", f.name, f.offset, f.size))
-                                    .collect::<Vec<_>>()
-                                    .join(" "),
-                            ),
-                            Err(e) => Support::Unavailable(e.to_string()),
-                        },
-                        Err(e) => Support::Unavailable(e.to_string()),
-                    };
-                    push(&name, Need::Required, support);
-                }
-            }
-            Err(e) => push(
-                "tracefs",
-                Need::Required,
-                Support::Unavailable(e.to_string()),
-            ),
+        // Prototypes from kernel BTF: the programs read these arguments.
+        let btf = std::fs::read("/sys/kernel/btf/vmlinux")
+            .map_err(|e| e.to_string())
+            .and_then(|data| Btf::parse(&data).map_err(|e| e.to_string()));
+        for tp in tracepoints::used() {
+            let name = format!("raw tracepoint {}:{}", tp.category, tp.name);
+            let support = match &btf {
+                Err(e) => Support::Unavailable(format!("no kernel BTF: {e}")),
+                Ok(btf) => match tracepoints::check_prototype(btf, tp) {
+                    Err(e) => Support::Unavailable(e.to_string()),
+                    Ok(()) if !privileged => Support::Unavailable(
+                        "attaching needs privileges (see the privileges line)".into(),
+                    ),
+                    Ok(()) => match host::raw_tracepoint(tp.name) {
+                        Support::Available(_) => Support::Available(format!(
+                            "{}({}) attached",
+                            tp.name,
+                            tp.args
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                        unavailable => unavailable,
+                    },
+                },
+            };
+            push(&name, Need::Required, support);
         }
         Self {
             kernel: host::kernel_release(),
@@ -148,7 +135,7 @@ impl Report {
 /// - BPF: load programs, create maps;
 /// - PERFMON: attach tracepoints (perf events);
 /// - SYS_ADMIN: create uprobes (the kernel asks for it, found by test);
-/// - DAC_READ_SEARCH: read tracefs (root-only) and the target's binary;
+/// - DAC_READ_SEARCH: read the target's binary;
 /// - SYS_PTRACE: resolve /proc/PID/exe of processes owned by other users.
 ///
 /// No SYS_RESOURCE: on Linux >= 5.11 BPF memory is charged to the cgroup,

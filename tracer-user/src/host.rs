@@ -2,7 +2,11 @@
 //! operation (a map create, a program load, a PMU lookup) rather than
 //! guessing from the kernel version.
 
-use std::{fs, io, path::Path};
+use std::{
+    fs, io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::Path,
+};
 
 /// CAP_SYS_ADMIN: covers everything below on kernels without CAP_BPF.
 const CAP_SYS_ADMIN: u32 = 21;
@@ -54,7 +58,7 @@ impl Privileges {
 
     /// Whether watchtrace can load and attach its programs: CAP_BPF plus
     /// CAP_PERFMON, or CAP_SYS_ADMIN (which implies both on older kernels).
-    /// Reading tracefs and other users' binaries also needs DAC access,
+    /// Reading other users' binaries also needs DAC access,
     /// which root has.
     pub fn sufficient(&self) -> Support {
         let bpf = self.has(CAP_BPF) && self.has(CAP_PERFMON);
@@ -99,7 +103,8 @@ pub fn pmu(name: &str) -> Support {
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
-const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 // Helper ids (uapi/linux/bpf.h `__BPF_FUNC_MAPPER`).
 const BPF_FUNC_GET_CURRENT_TASK_BTF: u64 = 158;
@@ -134,6 +139,10 @@ impl BpfAttr {
     }
     /// Runs bpf(cmd, attr); returns the new fd, closed again at once.
     fn call(&mut self, cmd: libc::c_long) -> io::Result<()> {
+        self.open(cmd).map(drop)
+    }
+    /// Runs bpf(cmd, attr) and returns the new fd.
+    fn open(&mut self, cmd: libc::c_long) -> io::Result<OwnedFd> {
         // SAFETY: attr points to 128 initialised bytes that outlive the call,
         // and the size passed matches.
         let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, self.0.as_mut_ptr(), self.0.len()) };
@@ -141,8 +150,7 @@ impl BpfAttr {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd was just returned by the kernel and is owned here.
-        unsafe { libc::close(fd as libc::c_int) };
-        Ok(())
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
     }
 }
 
@@ -158,9 +166,9 @@ pub fn ringbuf() -> Support {
     }
 }
 
-/// Loads (and closes) a tracepoint program that reads the current task's
-/// saved user registers, as the socket tracepoints do to tell which
-/// goroutine made a syscall (the Go TLS fd binding). Linux 5.15+.
+/// Loads (and closes) a raw tracepoint program that reads the current
+/// task's saved user registers, as the socket tracepoints do to read the
+/// syscall's arguments and the sender's stack. Linux 5.15+.
 pub fn task_pt_regs() -> Support {
     // call bpf_get_current_task_btf; r1 = r0; call bpf_task_pt_regs;
     // r0 = 0; exit
@@ -172,11 +180,33 @@ pub fn task_pt_regs() -> Support {
         0x0000_0000_0000_00b7,
         0x0000_0000_0000_0095,
     ];
-    match BpfAttr::program(BPF_PROG_TYPE_TRACEPOINT, &insns).call(BPF_PROG_LOAD) {
-        Ok(()) => Support::Available("bpf_task_pt_regs in a tracepoint program".into()),
+    match BpfAttr::program(BPF_PROG_TYPE_RAW_TRACEPOINT, &insns).call(BPF_PROG_LOAD) {
+        Ok(()) => Support::Available("bpf_task_pt_regs in a raw tracepoint program".into()),
         Err(e) => Support::Unavailable(format!(
-            "BPF_PROG_LOAD(tracepoint calling bpf_task_pt_regs): {e} (needs Linux 5.15+)"
+            "BPF_PROG_LOAD(raw tracepoint calling bpf_task_pt_regs): {e} (needs Linux 5.15+)"
         )),
+    }
+}
+
+/// Loads a do-nothing raw tracepoint program and attaches it to `name` for
+/// a moment (BPF_RAW_TRACEPOINT_OPEN): what attaching the real one needs.
+pub fn raw_tracepoint(name: &str) -> Support {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Support::Unavailable(format!("bad tracepoint name {name:?}"));
+    };
+    // r0 = 0; exit
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let program = match BpfAttr::program(BPF_PROG_TYPE_RAW_TRACEPOINT, &insns).open(BPF_PROG_LOAD) {
+        Ok(fd) => fd,
+        Err(e) => return Support::Unavailable(format!("BPF_PROG_LOAD(raw tracepoint): {e}")),
+    };
+    let result = BpfAttr::new()
+        .put_u64(0, c_name.as_ptr() as u64) // raw_tracepoint.name
+        .put_u32(8, program.as_raw_fd() as u32) // raw_tracepoint.prog_fd
+        .call(BPF_RAW_TRACEPOINT_OPEN);
+    match result {
+        Ok(()) => Support::Available(format!("attached to {name}")),
+        Err(e) => Support::Unavailable(format!("BPF_RAW_TRACEPOINT_OPEN({name}): {e}")),
     }
 }
 

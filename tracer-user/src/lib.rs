@@ -1,7 +1,7 @@
 //! watchtrace: where Kubernetes API-server WATCH traffic loses time.
 //!
 //! Pure modules (no aya, no tokio, no clocks): [`capture`] (record decoding),
-//! [`tracefs`]'s format parser, [`tracepoints`], [`model`] (the live
+//! [`btf`] and [`tracepoints`] (kernel facts from BTF), [`model`] (the live
 //! aggregate of events), [`metrics`] (its Prometheus text). I/O edges:
 //! [`loader`] (aya), [`host`] and [`check`] (probing this machine),
 //! [`symbols`] (reading binaries), [`http`] (`/metrics`), [`cli`].
@@ -26,7 +26,6 @@ pub mod recording;
 pub mod sockdiag;
 pub mod symbols;
 pub mod targets;
-pub mod tracefs;
 pub mod tracepoints;
 pub mod tui;
 pub mod watch;

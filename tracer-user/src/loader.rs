@@ -1,5 +1,5 @@
-//! Loads the embedded eBPF object, sizes its maps, hands it the tracefs
-//! layouts, and attaches programs. The only module that talks to aya's
+//! Loads the embedded eBPF object, sizes its maps, hands it the kernel
+//! layout from BTF, and attaches programs. The only module that talks to aya's
 //! program API.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::path::Path;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{TracePoint, UProbe, uprobe::UProbeScope},
+    programs::{RawTracePoint, UProbe, uprobe::UProbeScope},
 };
 use thiserror::Error;
 use tracer_common::{
@@ -18,7 +18,7 @@ use tracer_common::{
 
 use crate::{
     symbols::{GoBinary, SymbolError},
-    tracepoints::{self, Layouts, TracepointUse},
+    tracepoints::{self, TracepointUse},
 };
 
 /// The eBPF object, built in release mode with BTF by build.rs.
@@ -104,7 +104,7 @@ pub struct Tracer {
 
 impl Tracer {
     /// Loads the embedded object. Nothing is attached yet.
-    pub fn load(options: LoadOptions, layouts: &Layouts) -> Result<Self, LoadError> {
+    pub fn load(options: LoadOptions) -> Result<Self, LoadError> {
         if OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
@@ -120,16 +120,6 @@ impl Tracer {
             .map_max_entries(maps::CONN_SOCKS, options.max_tls_conns)
             .map_max_entries(maps::RECV_CANDIDATES, options.max_recv_candidates)
             .map_max_entries(maps::WRITE_FRAMES, options.max_targets)
-            .override_global(
-                maps::SOCK_SEND_LENGTH_LAYOUT,
-                &layouts.sock_send_length,
-                true,
-            )
-            .override_global(
-                maps::SOCK_RECV_LENGTH_LAYOUT,
-                &layouts.sock_recv_length,
-                true,
-            )
             .override_global(maps::SYSCALL_NUMBERS, &tracepoints::syscall_numbers(), true)
             .override_global(
                 maps::RING_WAKEUP_BYTES,
@@ -137,9 +127,6 @@ impl Tracer {
                 true,
             )
             .map_max_entries(maps::KNOWN_SOCKS, options.max_socks)
-            .override_global(maps::TCP_PROBE_LAYOUT, &layouts.tcp_probe, true)
-            .override_global(maps::SOCK_STATE_LAYOUT, &layouts.sock_state, true)
-            .override_global(maps::RETRANSMIT_LAYOUT, &layouts.retransmit, true)
             .override_global(maps::KERNEL_LAYOUT, &kernel, true)
             .load(OBJECT)?;
         Ok(Self {
@@ -253,13 +240,14 @@ impl Tracer {
         })
     }
 
-    /// Loads and attaches the program of a tracepoint.
+    /// Loads and attaches the program of a raw tracepoint (its prototype was
+    /// checked against kernel BTF by [`Tracer::load`]).
     pub fn attach_tracepoint(&mut self, tp: &TracepointUse) -> Result<(), LoadError> {
         let err = |source| LoadError::Program {
             program: tp.program,
             source,
         };
-        let program: &mut TracePoint = self
+        let program: &mut RawTracePoint = self
             .ebpf
             .program_mut(tp.program)
             .ok_or(LoadError::Program {
@@ -271,7 +259,7 @@ impl Tracer {
         if program.fd().is_err() {
             program.load().map_err(err)?;
         }
-        program.attach(tp.category, tp.name).map_err(err)?;
+        program.attach(tp.name).map_err(err)?;
         Ok(())
     }
 
@@ -467,11 +455,15 @@ pub struct GoTlsAttachment {
     pub write: std::ops::Range<u64>,
 }
 
-/// Struct member offsets from the running kernel's BTF.
+/// Struct member offsets from the running kernel's BTF, after checking that
+/// every tracepoint passes the arguments its program reads.
 fn kernel_layout() -> Result<tracer_common::layout::KernelLayout, LoadError> {
     let data =
         std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| LoadError::Btf(e.to_string()))?;
     let btf = crate::btf::Btf::parse(&data).map_err(|e| LoadError::Btf(e.to_string()))?;
+    for tp in tracepoints::used() {
+        tracepoints::check_prototype(&btf, tp).map_err(|e| LoadError::Btf(e.to_string()))?;
+    }
     tracepoints::kernel_layout(&btf).map_err(|e| LoadError::Btf(e.to_string()))
 }
 

@@ -24,8 +24,7 @@ use crate::{
     host::{Privileges, Support},
     loader::{LoadOptions, Tracer},
     recording::TargetInfo,
-    sockdiag, targets, tracefs,
-    tracepoints::{self, Layouts},
+    sockdiag, targets, tracepoints,
 };
 
 /// How a session is set up.
@@ -139,13 +138,7 @@ impl Session {
                 REQUIRED_CAPABILITIES.join(", ")
             );
         }
-        let root = tracefs::ensure_mounted()
-            .context("tracefs (in a container, mount the host's /sys/kernel/tracing)")?;
-        let layouts = Layouts::read(&root).context(
-            "reading tracepoint layouts: watchtrace needs every tracepoint `watchtrace check` \
-             lists, with the fields it reads",
-        )?;
-        let mut tracer = Tracer::load(options.load, &layouts)
+        let mut tracer = Tracer::load(options.load)
             .context("loading eBPF programs (run `watchtrace check` for what is missing)")?;
         for tp in tracepoints::used() {
             tracer

@@ -14,8 +14,6 @@ use aya::maps::{MapData, RingBuf};
 use watchtrace::{
     capture::{Record, decode},
     loader::{LoadOptions, Tracer},
-    tracefs,
-    tracepoints::Layouts,
 };
 
 /// Why a test cannot run, stated instead of passing silently.
@@ -27,9 +25,7 @@ pub(crate) fn load(options: LoadOptions) -> Tracer {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "eBPF tests need root: {RUN_THROUGH_XTASK}");
-    let root = tracefs::ensure_mounted().expect("tracefs");
-    let layouts = Layouts::read(&root).expect("tracepoint layouts");
-    Tracer::load(options, &layouts).expect("load eBPF object")
+    Tracer::load(options).expect("load eBPF object")
 }
 
 /// A testbed binary built by `cargo xtask test` (testbed/bin).
