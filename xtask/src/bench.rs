@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-use crate::{bench_decode, bench_overhead, process, setup, testbed, workspace_root};
+use crate::{bench_agent, bench_decode, bench_overhead, process, setup, testbed, workspace_root};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -54,6 +54,9 @@ enum Which {
     /// event and its throughput, untraced and traced windows alternating,
     /// the agent's CPU and the probes' cost per watch event.
     Overhead(bench_overhead::OverheadArgs),
+    /// The agent's CPU per watch event: the overhead load recorded, then
+    /// replayed through what `watchtrace run` does with each record.
+    Agent(bench_agent::AgentArgs),
     /// Throughput of a Go TLS server with and without watchtrace attached.
     Capture {
         /// Number of Write calls.
@@ -83,6 +86,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             per_conn,
         } => watch(write_rate, object_size, seconds, conns, per_conn),
         Which::Overhead(ref overhead) => bench_overhead::run(overhead),
+        Which::Agent(ref agent) => bench_agent::run(agent),
         Which::Decode(_) => unreachable!("handled above"),
     }
 }

@@ -38,7 +38,17 @@ pub(crate) struct OverheadArgs {
     /// Seconds per window.
     #[arg(long, default_value_t = 10)]
     window: u64,
-    /// Seconds of load before the first window.
+    #[command(flatten)]
+    workload: Workload,
+    /// Extra flags for `watchtrace run` (repeatable), e.g. `--agent-arg=--events=/dev/null`.
+    #[arg(long = "agent-arg", allow_hyphen_values = true)]
+    agent_args: Vec<String>,
+}
+
+/// The watch load both `bench overhead` and `bench agent` run.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct Workload {
+    /// Seconds of load before measuring.
     #[arg(long, default_value_t = 8)]
     warmup: u64,
     /// Client connections (client-go shares one per apiserver for all of a
@@ -55,9 +65,68 @@ pub(crate) struct OverheadArgs {
     /// to a few KB).
     #[arg(long, default_value_t = 1000)]
     object_size: u32,
-    /// Extra flags for `watchtrace run` (repeatable), e.g. `--agent-arg=--events=/dev/null`.
-    #[arg(long = "agent-arg", allow_hyphen_values = true)]
-    agent_args: Vec<String>,
+}
+
+impl Workload {
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "fake-apiserver over TLS (etcd over TLS), {} connections x {} watches of configmaps \
+             (JSON and protobuf), {}-byte objects, {} writes/s",
+            self.conns, self.per_conn, self.object_size, self.write_rate
+        )
+    }
+}
+
+/// The load running: the testbed, its server's pid, and where its ground
+/// truth is.
+pub(crate) struct Running {
+    bed: Testbed,
+    pub(crate) server: u32,
+    pub(crate) ground_truth: PathBuf,
+}
+
+impl Running {
+    /// Starts the testbed under `dir` and waits for the load to run and
+    /// warm up.
+    pub(crate) fn start(dir: &Path, w: &Workload) -> anyhow::Result<Self> {
+        let bed = Testbed(
+            Command::new(testbed::bin_dir().join("testbed-run"))
+                .arg("-dir")
+                .arg(dir.join("bed"))
+                .args(["-etcd-tls", "-keep-running", "-verify=false", "--"])
+                .args(["-conns", &w.conns.to_string()])
+                .args(["-watches-per-conn", &w.per_conn.to_string()])
+                .args(["-resources", "configmaps", "-namespaces", "ns-0"])
+                .args([
+                    "-write-resources",
+                    "configmaps",
+                    "-write-namespaces",
+                    "ns-0",
+                ])
+                .args(["-format", "mixed"])
+                .args(["-object-size", &w.object_size.to_string()])
+                .args(["-write-rate", &w.write_rate.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting testbed-run")?,
+        );
+        let state_dir = dir.join("bed/state");
+        let server = wait_for_server(&state_dir)?;
+        let ground_truth = state_dir.join("ground-truth.jsonl");
+        wait_for_writes(&ground_truth)?;
+        std::thread::sleep(Duration::from_secs(w.warmup));
+        Ok(Self {
+            bed,
+            server,
+            ground_truth,
+        })
+    }
+
+    /// Stops the load (its ground truth stays).
+    pub(crate) fn stop(self) {
+        drop(self.bed);
+    }
 }
 
 /// CPU seconds of a process so far (all threads, user + system).
@@ -193,33 +262,9 @@ pub(crate) fn run(args: &OverheadArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let watchtrace = workspace_root().join("target/release/watchtrace");
 
-    let bed = Testbed(
-        Command::new(testbed::bin_dir().join("testbed-run"))
-            .arg("-dir")
-            .arg(dir.join("bed"))
-            .args(["-etcd-tls", "-keep-running", "-verify=false", "--"])
-            .args(["-conns", &args.conns.to_string()])
-            .args(["-watches-per-conn", &args.per_conn.to_string()])
-            .args(["-resources", "configmaps", "-namespaces", "ns-0"])
-            .args([
-                "-write-resources",
-                "configmaps",
-                "-write-namespaces",
-                "ns-0",
-            ])
-            .args(["-format", "mixed"])
-            .args(["-object-size", &args.object_size.to_string()])
-            .args(["-write-rate", &args.write_rate.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting testbed-run")?,
-    );
-    let state_dir = dir.join("bed/state");
-    let server = wait_for_server(&state_dir)?;
-    let gt_path = state_dir.join("ground-truth.jsonl");
-    wait_for_writes(&gt_path)?;
-    std::thread::sleep(Duration::from_secs(args.warmup));
+    let load = Running::start(&dir, &args.workload)?;
+    let server = load.server;
+    let gt_path = load.ground_truth.clone();
 
     let mut windows = Vec::new();
     for i in 0..=2 * args.pairs {
@@ -254,7 +299,7 @@ pub(crate) fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         stats_window.server_cpu
     );
     windows.push(stats_window);
-    drop(bed);
+    load.stop();
     count_events(&gt_path, &mut windows)?;
     let stats_window = windows.pop().expect("pushed above");
     report(args, &windows, &stats_window)?;
@@ -431,13 +476,9 @@ fn report(args: &OverheadArgs, windows: &[Window], stats: &Window) -> anyhow::Re
         );
     }
     println!(
-        "overhead bench: fake-apiserver over TLS (etcd over TLS), {} connections x {} watches of \
-         configmaps (JSON and protobuf), {}-byte objects, {} writes/s; {} traced windows of {} s, \
+        "overhead bench: {}; {} traced windows of {} s, \
          each between untraced ones; traced by `watchtrace run --pid` (metrics on, no --events{})",
-        args.conns,
-        args.per_conn,
-        args.object_size,
-        args.write_rate,
+        args.workload.describe(),
         args.pairs,
         args.window,
         if args.agent_args.is_empty() {

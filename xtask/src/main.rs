@@ -4,6 +4,7 @@
 //! other command runs first, so the README's two commands work on their own.
 
 mod bench;
+mod bench_agent;
 mod bench_decode;
 mod bench_overhead;
 mod demo;
