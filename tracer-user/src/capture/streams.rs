@@ -6,7 +6,7 @@
 //! difference; a close record carries the final offsets, so losses at the
 //! very end are counted too.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use tracer_common::record::{ChunkHeader, ChunkSource, Direction, SockClose};
 

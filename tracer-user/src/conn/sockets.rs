@@ -1,6 +1,8 @@
 //! The table of the targets' TCP sockets, fed with socket records.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use tracer_common::record::{
     Retransmit, SockAnchor, SockRecv, SockSend, SockState, TcpAck, TcpSample,

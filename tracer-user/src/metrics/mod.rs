@@ -236,10 +236,15 @@ pub fn render(model: &Model) -> String {
 }
 
 /// A histogram family with one histogram per resource.
-fn histograms(e: &mut Encoder, name: &str, help: &str, by_resource: &BTreeMap<String, Histogram>) {
+fn histograms<K: AsRef<str>>(
+    e: &mut Encoder,
+    name: &str,
+    help: &str,
+    by_resource: &BTreeMap<K, Histogram>,
+) {
     e.family(name, Kind::Histogram, help);
     for (resource, h) in by_resource {
-        e.histogram(name, &[("resource", resource)], h);
+        e.histogram(name, &[("resource", resource.as_ref())], h);
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the model keeps per connection.
 
-use super::rolling::RollingSum;
+use super::{labels::Label, rolling::RollingSum};
 
 #[derive(Clone, Debug)]
 pub(crate) struct ConnState {
@@ -9,7 +9,7 @@ pub(crate) struct ConnState {
     pub(crate) peer: Option<String>,
     pub(crate) tls: bool,
     /// Client label of the most recent request seen on it.
-    pub(crate) client: Option<String>,
+    pub(crate) client: Option<Label>,
     /// Plaintext bytes each way, from the deltas of `conn_sample`s.
     pub(crate) tx: RollingSum,
     pub(crate) rx: RollingSum,

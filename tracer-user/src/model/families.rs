@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::histogram::Histogram;
+use super::{histogram::Histogram, labels::Label};
 
 /// `(resource, event_type, client)`.
-pub type EventKey = (String, String, String);
+pub type EventKey = (Label, &'static str, Label);
 /// `(verb, resource_version_kind, client)`.
 pub type RequestKey = (String, String, String);
 
@@ -17,15 +17,15 @@ pub struct Families {
     /// Events the traced processes sent (served).
     pub watch_events: BTreeMap<EventKey, u64>,
     /// Events they received as a client, by resource.
-    pub watch_events_received: BTreeMap<String, u64>,
+    pub watch_events_received: BTreeMap<Label, u64>,
     /// `(resource, client)`.
-    pub watch_event_bytes: BTreeMap<(String, String), u64>,
+    pub watch_event_bytes: BTreeMap<(Label, Label), u64>,
     /// By resource.
-    pub apiserver_time_span: BTreeMap<String, Histogram>,
-    pub socket_queue: BTreeMap<String, Histogram>,
-    pub wire_client: BTreeMap<String, Histogram>,
+    pub apiserver_time_span: BTreeMap<Label, Histogram>,
+    pub socket_queue: BTreeMap<Label, Histogram>,
+    pub wire_client: BTreeMap<Label, Histogram>,
     /// `(resource, missing)`.
-    pub timeline_incomplete: BTreeMap<(String, String), u64>,
+    pub timeline_incomplete: BTreeMap<(Label, &'static str), u64>,
     /// By cause.
     pub stalls: BTreeMap<String, u64>,
     pub stall_ns: BTreeMap<String, u64>,
@@ -33,12 +33,12 @@ pub struct Families {
     pub stall_delay_ns: BTreeMap<(String, String), u64>,
     pub requests: BTreeMap<RequestKey, u64>,
     /// `(resource, code)`.
-    pub watch_errors: BTreeMap<(String, String), u64>,
+    pub watch_errors: BTreeMap<(Label, Label), u64>,
     /// By client.
     pub forced_closes: BTreeMap<String, u64>,
     pub goaways: u64,
     /// By resource.
-    pub bookmarks: BTreeMap<String, u64>,
+    pub bookmarks: BTreeMap<Label, u64>,
     /// By direction (`in`, `out`).
     pub lost_bytes: BTreeMap<String, u64>,
 }

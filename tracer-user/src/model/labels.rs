@@ -2,18 +2,24 @@
 //! values; later newcomers are folded into `other` (and counted), so a
 //! client or resource flood cannot grow the exposition without bound.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 /// The value for labels past the bound.
 pub const OTHER: &str = "other";
 /// The client of a stream whose request was never seen.
 pub const UNKNOWN: &str = "unknown";
 
+/// A label value, shared: every event names one, and a copy per event
+/// (and per family it is counted in) was a good part of the agent's CPU.
+pub(crate) type Label = Arc<str>;
+
 /// A bounded set of label values.
 #[derive(Clone, Debug)]
 pub(crate) struct LabelSet {
     cap: usize,
-    known: BTreeSet<String>,
+    known: BTreeSet<Label>,
+    other: Label,
+    unknown: Label,
     /// Values folded into `other` because the set was full.
     folded: u64,
 }
@@ -23,21 +29,35 @@ impl LabelSet {
         Self {
             cap,
             known: BTreeSet::new(),
+            other: OTHER.into(),
+            unknown: UNKNOWN.into(),
             folded: 0,
         }
     }
 
     /// `value` itself while it is known or there is room, else `other`.
-    pub(crate) fn label(&mut self, value: &str) -> String {
-        if value == OTHER || value == UNKNOWN || self.known.contains(value) {
-            return value.to_owned();
+    pub(crate) fn label(&mut self, value: &str) -> Label {
+        if value == OTHER {
+            return self.other.clone();
+        }
+        if value == UNKNOWN {
+            return self.unknown.clone();
+        }
+        if let Some(known) = self.known.get(value) {
+            return known.clone();
         }
         if self.known.len() < self.cap {
-            self.known.insert(value.to_owned());
-            return value.to_owned();
+            let label: Label = value.into();
+            self.known.insert(label.clone());
+            return label;
         }
         self.folded += 1;
-        OTHER.to_owned()
+        self.other.clone()
+    }
+
+    /// The label of a stream or connection whose client is not known.
+    pub(crate) fn unknown(&self) -> Label {
+        self.unknown.clone()
     }
 
     pub(crate) fn folded(&self) -> u64 {
@@ -80,12 +100,12 @@ mod tests {
     #[test]
     fn past_the_cap_new_values_become_other() {
         let mut set = LabelSet::new(2);
-        assert_eq!(set.label("a"), "a");
-        assert_eq!(set.label("b"), "b");
-        assert_eq!(set.label("c"), OTHER);
-        assert_eq!(set.label("a"), "a", "known values keep their label");
-        assert_eq!(set.label(UNKNOWN), UNKNOWN, "not counted against the cap");
-        assert_eq!(set.label("d"), OTHER);
+        assert_eq!(&*set.label("a"), "a");
+        assert_eq!(&*set.label("b"), "b");
+        assert_eq!(&*set.label("c"), OTHER);
+        assert_eq!(&*set.label("a"), "a", "known values keep their label");
+        assert_eq!(&*set.label(UNKNOWN), UNKNOWN, "not counted against the cap");
+        assert_eq!(&*set.label("d"), OTHER);
         assert_eq!(set.folded(), 2);
     }
 }

@@ -29,7 +29,7 @@ pub use snapshot::{ConnRow, Snapshot, StallRow, Totals, WatchRow};
 use self::{
     conn::ConnState,
     families::add,
-    labels::{LabelSet, program_name},
+    labels::{Label, LabelSet, program_name},
     rolling::RollingSum,
     stall_log::StallLog,
     stream::{RV_UNKNOWN, StreamState},
@@ -171,11 +171,8 @@ impl Model {
     pub fn connections_by_client(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         for (_, c) in self.conns.iter() {
-            add(
-                &mut out,
-                c.client.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
-                1,
-            );
+            let client = c.client.as_deref().unwrap_or(UNKNOWN);
+            add(&mut out, client.to_owned(), 1);
         }
         out
     }
@@ -184,7 +181,7 @@ impl Model {
     pub fn watch_streams_by_client(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         for (_, s) in self.streams.iter().filter(|(_, s)| s.watch) {
-            add(&mut out, s.client.clone(), 1);
+            add(&mut out, s.client.to_string(), 1);
         }
         out
     }
@@ -292,14 +289,14 @@ impl Model {
                 // is still the one program that opened it.
                 let client = client
                     .or_else(|| c.client.clone())
-                    .unwrap_or_else(|| UNKNOWN.to_owned());
+                    .unwrap_or_else(|| self.clients.unknown());
                 if verb == "list" || verb == "watch" {
                     add(
                         &mut self.families.requests,
                         (
                             verb.clone(),
                             (*resource_version_kind).to_owned(),
-                            client.clone(),
+                            client.to_string(),
                         ),
                         1,
                     );
@@ -313,7 +310,7 @@ impl Model {
                 s.timeout_seconds = *timeout_seconds;
                 s.resource = match resource {
                     Some(r) => self.resources.label(r),
-                    None => String::new(),
+                    None => "".into(),
                 };
                 // Empty stays "not known" (no request seen); a request
                 // without a namespace spans them all.
@@ -447,15 +444,12 @@ impl Model {
         let now = self.now;
         let resource = self.resources.label(e.resource);
         let conn_client = self.conn(key.0, ts).client.clone();
+        let unknown = self.clients.unknown();
         let window_samples = self.config.watch_window_samples;
         let evicted = self.streams.ensure(&key, ts, || {
             // A watch opened before we attached: no request, so its
             // client is the connection's, if another request named it.
-            let mut s = StreamState::new(
-                ts,
-                conn_client.unwrap_or_else(|| UNKNOWN.to_owned()),
-                window_samples,
-            );
+            let mut s = StreamState::new(ts, conn_client.unwrap_or(unknown), window_samples);
             s.resource.clone_from(&resource);
             s.rv_kind = RV_UNKNOWN.to_owned();
             s
@@ -468,7 +462,9 @@ impl Model {
         let client = s.client.clone();
         s.events.add(ts, 1, now);
         s.bytes.add(ts, e.bytes, now);
-        s.last_resource_version = e.resource_version.to_owned();
+        // Reuses the buffer: one allocation less per event.
+        s.last_resource_version.clear();
+        s.last_resource_version.push_str(e.resource_version);
         if e.received {
             // The traced process read it as a client (the apiserver
             // proxying an aggregated API's watch, or a traced controller):
@@ -486,15 +482,15 @@ impl Model {
             s.delay_ns.push(ts, acked.saturating_sub(from), now);
         }
 
-        let event_type = if EVENT_TYPES.contains(&e.event_type) {
-            e.event_type
-        } else {
-            OTHER
-        };
+        let event_type: &'static str = EVENT_TYPES
+            .iter()
+            .find(|t| **t == e.event_type)
+            .copied()
+            .unwrap_or(OTHER);
         let f = &mut self.families;
         add(
             &mut f.watch_events,
-            (resource.clone(), event_type.to_owned(), client.clone()),
+            (resource.clone(), event_type, client.clone()),
             1,
         );
         add(
@@ -507,7 +503,7 @@ impl Model {
             "ERROR" => {
                 let code = match e.error_code {
                     Some(c) => self.error_codes.label(&c.to_string()),
-                    None => UNKNOWN.to_owned(),
+                    None => self.error_codes.unknown(),
                 };
                 add(&mut f.watch_errors, (resource.clone(), code), 1);
             }
@@ -533,11 +529,7 @@ impl Model {
                 .observe_ns(w);
         }
         for missing in &t.missing {
-            add(
-                &mut f.timeline_incomplete,
-                (resource.clone(), (*missing).to_owned()),
-                1,
-            );
+            add(&mut f.timeline_incomplete, (resource.clone(), *missing), 1);
         }
         self.events.add(ts, 1, now);
         self.bytes.add(ts, e.bytes, now);
@@ -579,7 +571,7 @@ impl Model {
             _ => true,
         };
         if early {
-            add(&mut self.families.forced_closes, s.client, 1);
+            add(&mut self.families.forced_closes, s.client.to_string(), 1);
         }
     }
 
@@ -607,8 +599,8 @@ impl Model {
             let who = stall
                 .conn
                 .and_then(|c| self.streams.get(&(c, h.stream)))
-                .map(|s| s.client.clone())
-                .or_else(|| client.clone())
+                .map(|s| s.client.to_string())
+                .or_else(|| client.as_deref().map(str::to_owned))
                 .unwrap_or_else(|| UNKNOWN.to_owned());
             add(
                 &mut f.stall_delay_ns,
@@ -624,7 +616,7 @@ impl Model {
             stream: stall.stream,
             duration_ns: stall.duration_ns,
             ongoing: false,
-            client,
+            client: client.as_deref().map(str::to_owned),
             peer,
             held: stall.held.iter().map(|h| (h.stream, h.delay_ns)).collect(),
             filled_by: stall.filled_by,
@@ -647,9 +639,9 @@ impl Model {
             watches.push(WatchRow {
                 conn,
                 stream,
-                resource: s.resource.clone(),
+                resource: s.resource.to_string(),
                 namespace: s.namespace.clone(),
-                client: Some(s.client.clone()).filter(|c| c != UNKNOWN),
+                client: Some(s.client.to_string()).filter(|c| c != UNKNOWN),
                 resource_version_kind: s.rv_kind.clone(),
                 events_per_s: s.events.rate(now),
                 bytes_per_s: s.bytes.rate(now),
@@ -668,7 +660,7 @@ impl Model {
                     pid: c.pid,
                     comm: c.comm.clone(),
                     peer: c.peer.clone(),
-                    client: c.client.clone(),
+                    client: c.client.as_deref().map(str::to_owned),
                     tls: c.tls,
                     streams,
                     watches,
@@ -719,7 +711,7 @@ impl Model {
                             cause: cause.to_owned(),
                             stream,
                             duration_ns: now.saturating_sub(start),
-                            client: c.and_then(|c| c.client.clone()),
+                            client: c.and_then(|c| c.client.as_deref().map(str::to_owned)),
                             peer: c.and_then(|c| c.peer.clone()),
                             held: Vec::new(),
                             filled_by: None,
@@ -755,7 +747,7 @@ struct Stall<'a> {
     stream: Option<u32>,
     duration_ns: u64,
     /// Client label, when the event named one.
-    client: Option<String>,
+    client: Option<Label>,
     peer: Option<String>,
     held: &'a [StreamDelay],
     filled_by: Option<u32>,

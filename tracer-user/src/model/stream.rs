@@ -1,6 +1,6 @@
 //! What the model keeps per HTTP/2 stream (watches and other requests).
 
-use super::{rolling::RollingSum, window::Window};
+use super::{labels::Label, rolling::RollingSum, window::Window};
 
 /// The resource-version kind of a watch whose request was not seen.
 pub(crate) const RV_UNKNOWN: &str = "unknown";
@@ -14,11 +14,11 @@ pub(crate) struct StreamState {
     pub(crate) request_seen: bool,
     /// The request's `timeoutSeconds`.
     pub(crate) timeout_seconds: Option<i64>,
-    /// Resource label.
-    pub(crate) resource: String,
+    /// Resource label (empty: not known).
+    pub(crate) resource: Label,
     pub(crate) namespace: String,
     /// Client label.
-    pub(crate) client: String,
+    pub(crate) client: Label,
     /// `absent`, `zero`, `exact` or `unknown`.
     pub(crate) rv_kind: String,
     pub(crate) events: RollingSum,
@@ -31,13 +31,13 @@ pub(crate) struct StreamState {
 }
 
 impl StreamState {
-    pub(crate) fn new(opened: u64, client: String, window_samples: usize) -> Self {
+    pub(crate) fn new(opened: u64, client: Label, window_samples: usize) -> Self {
         Self {
             opened,
             watch: false,
             request_seen: false,
             timeout_seconds: None,
-            resource: String::new(),
+            resource: "".into(),
             namespace: String::new(),
             client,
             rv_kind: RV_UNKNOWN.to_owned(),

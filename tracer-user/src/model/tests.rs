@@ -298,7 +298,7 @@ fn a_stream_without_a_request_is_an_unknown_watch() {
     assert_eq!(snap.watches[0].client, None);
     assert_eq!(snap.watches[0].resource, "pods");
     assert_eq!(
-        m.families().watch_events[&("pods".into(), "MODIFIED".into(), UNKNOWN.into())],
+        m.families().watch_events[&("pods".into(), "MODIFIED", UNKNOWN.into())],
         1
     );
     // Once a request on the connection names its client, later unknown
@@ -306,7 +306,7 @@ fn a_stream_without_a_request_is_an_unknown_watch() {
     m.on_event(&request(T0 + 2 * S, 1, 5, "list", Some("kube-proxy/v1")));
     m.on_event(&watch_event(T0 + 3 * S, 1, 7, "ADDED", 200));
     assert_eq!(
-        m.families().watch_events[&("pods".into(), "ADDED".into(), "kube-proxy".into())],
+        m.families().watch_events[&("pods".into(), "ADDED", "kube-proxy".into())],
         1
     );
     assert_eq!(
@@ -481,10 +481,7 @@ fn errors_bookmarks_requests_and_lost_bytes() {
     let f = m.families();
     assert_eq!(f.bookmarks["pods"], 1);
     assert_eq!(f.watch_errors[&("pods".into(), "410".into())], 1);
-    assert_eq!(
-        f.watch_events[&("pods".into(), OTHER.into(), "kubelet".into())],
-        1
-    );
+    assert_eq!(f.watch_events[&("pods".into(), OTHER, "kubelet".into())], 1);
     assert_eq!(
         f.requests.keys().cloned().collect::<Vec<_>>(),
         [
@@ -576,10 +573,7 @@ fn timeline_parts_not_measured_are_counted_by_name() {
     m.on_event(&e);
     m.on_event(&e);
     let f = m.families();
-    assert_eq!(
-        f.timeline_incomplete[&("pods".into(), "t_source".into())],
-        2
-    );
-    assert_eq!(f.timeline_incomplete[&("pods".into(), "t_acked".into())], 2);
+    assert_eq!(f.timeline_incomplete[&("pods".into(), "t_source")], 2);
+    assert_eq!(f.timeline_incomplete[&("pods".into(), "t_acked")], 2);
     assert!(f.apiserver_time_span.is_empty());
 }

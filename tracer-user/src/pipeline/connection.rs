@@ -2,7 +2,7 @@
 //! request and the decoder of its body (watch events or etcd watch
 //! responses).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::{
     etcd::{self, EtcdDecoderConfig, EtcdItem, EtcdWatchDecoder},
@@ -70,6 +70,9 @@ struct State {
     flushing_reverse: bool,
     items: Vec<WatchItem>,
     etcd_items: Vec<EtcdItem>,
+    /// The last object kind an event's resource was derived from, and that
+    /// resource (watches opened before attach: no request names it).
+    kind_resource: (String, String),
 }
 
 /// A connection being decoded.
@@ -100,6 +103,7 @@ impl Connection {
                 flushing_reverse: false,
                 items: Vec::new(),
                 etcd_items: Vec::new(),
+                kind_resource: (String::new(), String::new()),
             },
             bytes_out: 0,
             bytes_in: 0,
@@ -346,9 +350,17 @@ impl State {
         let sent = self.flushing_reverse == (self.role == Role::Client);
         for item in self.items.drain(..) {
             if let WatchItem::Event(e) = item {
-                let resource = resource_of_request
-                    .clone()
-                    .unwrap_or_else(|| resource_of_kind(&e.object_kind));
+                let resource = match &resource_of_request {
+                    Some(resource) => resource.clone(),
+                    None => {
+                        let (kind, resource) = &mut self.kind_resource;
+                        if *kind != e.object_kind {
+                            kind.clone_from(&e.object_kind);
+                            *resource = resource_of_kind(kind);
+                        }
+                        resource.clone()
+                    }
+                };
                 self.out.push(OutputEvent::watch_event(
                     self.conn,
                     stream,

@@ -8,7 +8,7 @@ mod http1;
 pub mod output;
 mod timeline;
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use tracer_common::record::{ChunkSource, Direction};
 
@@ -94,6 +94,9 @@ pub struct Pipeline {
     next_id: u64,
     stats: PipelineStats,
     scratch: Vec<OutputEvent>,
+    /// `route`'s output, kept between calls: a fresh vector of events per
+    /// record is a large allocation each time.
+    routed: Vec<OutputEvent>,
     /// What an evicted connection still held (events waiting for their
     /// ack, stall reports settling): written with the record that evicted
     /// it, never dropped.
@@ -116,6 +119,7 @@ impl Pipeline {
             next_id: 1,
             stats: PipelineStats::default(),
             scratch: Vec::new(),
+            routed: Vec::new(),
             released: Vec::new(),
         }
     }
@@ -290,12 +294,7 @@ impl Pipeline {
             return;
         };
         let (tgid, unacked) = (info.tgid, info.unacked_bytes());
-        let addresses = info
-            .local
-            .zip(info.peer)
-            .map(|((lip, lport), (pip, pport))| {
-                (format!("{lip}:{lport}"), format!("{pip}:{pport}"))
-            });
+        let endpoints = info.local.zip(info.peer);
         let Some(key) = self.conn_of_sock(tgid, sock) else {
             return;
         };
@@ -305,14 +304,14 @@ impl Pipeline {
         };
         let conn = tracked.id;
         if !tracked.addressed
-            && let Some((local, peer)) = addresses
+            && let Some(((lip, lport), (pip, pport))) = endpoints
         {
             tracked.addressed = true;
             emit(OutputEvent::ConnAddress {
                 ts,
                 conn,
-                local,
-                peer,
+                local: format!("{lip}:{lport}"),
+                peer: format!("{pip}:{pport}"),
             });
         }
         let sample = sample
@@ -472,7 +471,7 @@ impl Pipeline {
         emit: &mut impl FnMut(OutputEvent),
     ) {
         let mut produced = std::mem::take(&mut self.scratch);
-        let mut ready = Vec::new();
+        let mut ready = std::mem::take(&mut self.routed);
         for event in produced.drain(..) {
             let Some(tracked) = self.conns.get_mut(&key) else {
                 emit(event);
@@ -559,7 +558,8 @@ impl Pipeline {
             }
         }
         self.scratch = produced;
-        ready.into_iter().for_each(emit);
+        ready.drain(..).for_each(emit);
+        self.routed = ready;
     }
 
     fn on_stream_event(&mut self, event: StreamEvent<'_>, emit: &mut impl FnMut(OutputEvent)) {

@@ -27,7 +27,9 @@
 //! the stall began. A stream-level window stall holds its own stream only;
 //! a connection-level one holds the streams that were open.
 
-use std::collections::{HashMap, VecDeque};
+use std::{collections::VecDeque, sync::Arc};
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use super::output::{OutputEvent, StreamDelay, Timeline};
 
@@ -73,9 +75,9 @@ pub struct TimelineStats {
 
 /// A decoded watch event waiting for the rest of its timeline.
 struct Pending {
+    /// A [`OutputEvent::WatchEvent`].
     event: OutputEvent,
     stream: u32,
-    resource: String,
     /// When it was read from etcd, if that was seen.
     t_source: Option<u64>,
     /// When it started waiting: its source time (not before its watch
@@ -93,7 +95,7 @@ struct Pending {
 #[derive(Clone)]
 struct Sent {
     stream: u32,
-    resource: String,
+    resource: Arc<str>,
     /// Its source time, else its first byte: when it started waiting.
     t_from: u64,
     t_sent: u64,
@@ -117,6 +119,30 @@ struct ConnTimeline {
     settling: Vec<SettlingStall>,
     /// When each open watch stream's request was seen.
     opened: HashMap<u32, u64>,
+    /// The resource of the last event sent: a connection's events name
+    /// few resources, so [`Sent`] shares this one rather than copy it.
+    last_resource: Option<Arc<str>>,
+}
+
+impl ConnTimeline {
+    fn resource_label(&mut self, resource: &str) -> Arc<str> {
+        match &self.last_resource {
+            Some(label) if **label == *resource => label.clone(),
+            _ => {
+                let label: Arc<str> = resource.into();
+                self.last_resource = Some(label.clone());
+                label
+            }
+        }
+    }
+}
+
+/// The resource of a pending [`OutputEvent::WatchEvent`].
+fn resource_of(event: &OutputEvent) -> &str {
+    match event {
+        OutputEvent::WatchEvent { resource, .. } => resource,
+        _ => "",
+    }
 }
 
 /// A socket stall whose report is held for [`STALL_SETTLE_NS`].
@@ -233,7 +259,6 @@ impl Timelines {
             out.push(event);
             return;
         };
-        let resource = resource.clone();
         let max = self.config.max_pending_per_conn;
         let t_source = resource_version
             .parse::<i64>()
@@ -257,7 +282,7 @@ impl Timelines {
                 charge(
                     &mut stall.held,
                     stream,
-                    &resource,
+                    resource,
                     overlap(t_from, t_first_byte, stall.start, stall.end),
                 );
             }
@@ -265,7 +290,6 @@ impl Timelines {
         let pending = Pending {
             event,
             stream,
-            resource,
             t_source,
             t_from,
             replayed,
@@ -309,11 +333,12 @@ impl Timelines {
         while let Some(mut p) = timeline.unsent.pop_front() {
             p.t_sent = Some(t);
             p.seq_end = seq_end;
+            let resource = timeline.resource_label(resource_of(&p.event));
             push_recent(
                 timeline,
                 Sent {
                     stream: p.stream,
-                    resource: p.resource.clone(),
+                    resource,
                     t_from: p.t_from,
                     t_sent: t,
                     bytes: event_bytes(&p.event),
@@ -356,7 +381,7 @@ impl Timelines {
                 charge(
                     &mut stall.held,
                     p.stream,
-                    &p.resource,
+                    resource_of(&p.event),
                     overlap(p.t_from, t, stall.start, stall.end),
                 );
             }
@@ -478,7 +503,7 @@ impl Timelines {
             charge(
                 &mut held,
                 p.stream,
-                &p.resource,
+                resource_of(&p.event),
                 overlap(p.t_from, end, start, end),
             );
         }
