@@ -21,17 +21,11 @@ pub const DEFAULT_MAX_STREAMS: u32 = 65536;
 /// LRU hash `(tgid, *tls.Conn) -> (socket, fd)`: the socket each Go TLS
 /// conn reads, for its decrypted records.
 pub const CONN_SOCKS: &str = "CONN_SOCKS";
-/// Hash `tgid -> WriteFrame`: where each target's Go TLS Write is, for the
-/// frame walk from its sends.
-pub const WRITE_FRAMES: &str = "WRITE_FRAMES";
-/// LRU hash `(tgid, goroutine) -> (socket, fd)`: a goroutine whose latest
-/// receive on an unbound socket began with a TLS record; the conn whose
-/// record it decrypts next is bound to that socket.
-pub const RECV_CANDIDATES: &str = "RECV_CANDIDATES";
+/// Hash `tgid -> TlsFrames`: where each target's Go TLS Write and
+/// readRecordOrCCS are, for the frame walks from its sends and receives.
+pub const TLS_FRAMES: &str = "TLS_FRAMES";
 /// Default capacity of [`CONN_SOCKS`].
 pub const DEFAULT_MAX_TLS_CONNS: u32 = 65536;
-/// Default capacity of [`RECV_CANDIDATES`].
-pub const DEFAULT_MAX_RECV_CANDIDATES: u32 = 16384;
 
 /// Global holding the [`crate::layout::SyscallNumbers`].
 pub const SYSCALL_NUMBERS: &str = "SYSCALL_NUMBERS";

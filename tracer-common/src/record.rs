@@ -282,18 +282,24 @@ pub const SOCK_KIND_TLS: u32 = 1;
 /// [`SockOwner::kind`]: cleartext, captured from the syscalls.
 pub const SOCK_KIND_CLEAR: u32 = 2;
 
-/// Where a target's `crypto/tls.(*Conn).Write` is in its address space:
-/// the frame whose return address falls in `[start, end)` belongs to a
-/// Write's callee, so the next saved frame pointer is the Write's, with
-/// `b`'s pointer and length in its ABI spill slots at +24 and +32.
+/// Where a target's Go TLS functions are in its address space, for the
+/// frame walks up from its socket calls: a frame whose return address falls
+/// in a range belongs to a callee of that function, so the next saved frame
+/// pointer is the function's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteFrame {
-    pub start: u64,
-    pub end: u64,
+pub struct TlsFrames {
+    /// `crypto/tls.(*Conn).Write`: `b`'s pointer and length are in its ABI
+    /// spill slots at +24 and +32.
+    pub write_start: u64,
+    pub write_end: u64,
+    /// `crypto/tls.(*Conn).readRecordOrCCS`: its receiver (the conn) is in
+    /// its ABI spill slot at +16.
+    pub read_start: u64,
+    pub read_end: u64,
 }
 
-const _: () = assert!(size_of::<WriteFrame>() == 16);
+const _: () = assert!(size_of::<TlsFrames>() == 32);
 
 /// The last record of a Go TLS Write left for the socket: every byte the
 /// Write carried is in the kernel (`t_sent`). A Write sent whole by the
@@ -525,5 +531,5 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TlsSent {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::WriteFrame {}
+    unsafe impl aya::Pod for super::TlsFrames {}
 }

@@ -17,8 +17,12 @@
 //!   emulated instruction userspace picked (`symbols::record_site`).
 //!
 //! Both directions are keyed by the socket. A record's conn (the method's
-//! receiver) is joined to its socket by the receive its goroutine made
-//! before decrypting it.
+//! receiver) is joined to its socket by a receive on the socket made under
+//! `readRecordOrCCS`: the receive tracepoint walks up to that frame while
+//! the socket's conn is not known (`sock::read_conn`). A goroutine may
+//! decrypt bytes another one received (Go's http2 server reads the client
+//! preface in a goroutine of its own, from bytes the handshake read), so
+//! the goroutine is no key.
 
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
@@ -39,13 +43,7 @@ use crate::{
 
 /// The socket each Go TLS conn reads, by (tgid, conn).
 #[map]
-pub(crate) static CONN_SOCKS: LruHashMap<ConnKey, Candidate> = LruHashMap::with_max_entries(0, 0);
-
-/// Goroutines whose latest receive on a TLS socket whose conn is not known
-/// began with a TLS record: the conn whose record they decrypt next reads
-/// that socket.
-#[map]
-static RECV_CANDIDATES: LruHashMap<GoroutineKey, Candidate> = LruHashMap::with_max_entries(0, 0);
+pub(crate) static CONN_SOCKS: LruHashMap<ConnKey, BoundSocket> = LruHashMap::with_max_entries(0, 0);
 
 /// A `*tls.Conn` of a process.
 #[repr(C)]
@@ -56,19 +54,10 @@ pub(crate) struct ConnKey {
     pub(crate) conn: u64,
 }
 
-/// A goroutine in a process.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct GoroutineKey {
-    tgid: u32,
-    _pad0: u32,
-    goroutine: u64,
-}
-
 /// A socket and the fd it was used through.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub(crate) struct Candidate {
+pub(crate) struct BoundSocket {
     sock: u64,
     fd: i32,
     _pad0: u32,
@@ -113,25 +102,11 @@ fn try_go_tls_record(ctx: &ProbeContext) -> Result<(), i64> {
         conn,
     };
     // SAFETY: the value is copied out.
-    let socket = match unsafe { CONN_SOCKS.get(&key) }.copied() {
-        Some(socket) => socket,
-        None => {
-            let goroutine = GoroutineKey {
-                tgid,
-                _pad0: 0,
-                goroutine: regs.r14,
-            };
-            // SAFETY: the value is copied out.
-            let Some(candidate) = (unsafe { RECV_CANDIDATES.get(&goroutine) }).copied() else {
-                // Read from buffers filled before attach: no socket to
-                // file it under.
-                count(Counter::TlsUnboundBytes, len);
-                return Ok(());
-            };
-            let _ = RECV_CANDIDATES.remove(&goroutine);
-            bind(tgid, tid, conn, candidate);
-            candidate
-        }
+    let Some(socket) = (unsafe { CONN_SOCKS.get(&key) }).copied() else {
+        // Read from buffers filled before attach: no socket to file it
+        // under.
+        count(Counter::TlsUnboundBytes, len);
+        return Ok(());
     };
     let stream = stream_key(
         tgid,
@@ -147,18 +122,11 @@ fn try_go_tls_record(ctx: &ProbeContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// Called by `sock_recv_length` for a receive on a TLS socket whose conn is
-/// not known, that began with a TLS record: the next record the goroutine
-/// decrypts is this socket's.
+/// Joins `conn` to the socket a receive under its `readRecordOrCCS` read
+/// (see `sock::read_conn`).
 #[inline(always)]
-pub(crate) fn note_tls_recv(tgid: u32, goroutine: u64, sock: u64, fd: i32) {
-    let key = GoroutineKey {
-        tgid,
-        _pad0: 0,
-        goroutine,
-    };
-    let candidate = Candidate { sock, fd, _pad0: 0 };
-    let _ = RECV_CANDIDATES.insert(&key, &candidate, 0);
+pub(crate) fn bind_read_frame(tgid: u32, tid: u32, conn: u64, sock: u64, fd: i32) {
+    bind(tgid, tid, conn, BoundSocket { sock, fd, _pad0: 0 });
 }
 
 /// Whether the user bytes at `buf` begin a TLS record: a content type
@@ -177,7 +145,7 @@ pub(crate) fn tls_record_type(buf: u64) -> Option<u8> {
 
 /// Joins `conn` to its socket and says so.
 #[inline(always)]
-fn bind(tgid: u32, tid: u32, conn: u64, socket: Candidate) {
+fn bind(tgid: u32, tid: u32, conn: u64, socket: BoundSocket) {
     let key = ConnKey {
         tgid,
         _pad0: 0,

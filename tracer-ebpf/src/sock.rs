@@ -31,24 +31,25 @@ use tracer_common::{
     layout::{SYSCALL_NUMBERS_PLACEHOLDER, SyscallNumbers},
     record::{
         ChunkSource, Direction, RecordKind, SOCK_KIND_CLEAR, SOCK_KIND_TLS, SOCK_KIND_UNKNOWN,
-        SockOwner, SockRecv, SockSend, TlsSent, WriteFrame,
+        SockOwner, SockRecv, SockSend, TlsFrames, TlsSent,
     },
 };
 
 use crate::{
     chunk::{emit_chunks, fresh_state, skip_bytes, stream_key, stream_state},
-    go_tls::{note_tls_recv, tls_record_type},
+    go_tls::{bind_read_frame, tls_record_type},
     maps::{count, emit, header, target_tgid, user_regs},
     tcp::{KERNEL_LAYOUT, socket_owner, write_seq},
 };
 
-/// Where each target's `crypto/tls.(*Conn).Write` is (set by userspace
-/// when it attaches to the target).
+/// Where each target's `crypto/tls.(*Conn).Write` and `readRecordOrCCS`
+/// are (set by userspace when it attaches to the target).
 #[map]
-static WRITE_FRAMES: HashMap<u32, WriteFrame> = HashMap::with_max_entries(0, 0);
+static TLS_FRAMES: HashMap<u32, TlsFrames> = HashMap::with_max_entries(0, 0);
 
-/// Frames walked up from a send looking for the Write's: the syscall is
-/// about ten calls below it in net/http2, more where conns are wrapped.
+/// Frames walked up from a socket call looking for a Go TLS function's:
+/// the syscall is about ten calls below it in net/http2, more where conns
+/// are wrapped.
 const MAX_FRAMES: u32 = 24;
 /// A TLS application-data record's content type.
 const APPLICATION_DATA: u8 = 0x17;
@@ -108,8 +109,6 @@ struct Syscall {
     buf: u64,
     /// Its length argument (flat buffers), else 0.
     len: u64,
-    /// Go's goroutine pointer (R14) at the syscall.
-    goroutine: u64,
     /// The frame pointer (RBP) at the syscall.
     frame: u64,
 }
@@ -131,7 +130,6 @@ fn syscall_of(regs: &pt_regs) -> Syscall {
         },
         buf: if flat { regs.rsi } else { 0 },
         len: if flat { regs.rdx } else { 0 },
-        goroutine: regs.r14,
         frame: regs.rbp,
     }
 }
@@ -320,65 +318,75 @@ struct Walk {
 }
 
 /// Walks the frame-pointer chain up from `frame` (the syscall's RBP) to
-/// the process's TLS Write. Each frame holds its caller's frame pointer at
-/// `[rbp]` and the return address into its caller at `[rbp+8]`; a return
-/// address inside Write means the next frame up is the Write's, whose `b`
-/// Go keeps in its ABI spill slots at `[rbp+24]` and `[rbp+32]` (userspace
-/// checked that Write spills it there). `delta` caches where the callee's
-/// frame was relative to `frame`: tried first, it costs one read.
+/// the process's TLS Write, whose `b` Go keeps in its ABI spill slots at
+/// `[rbp+24]` and `[rbp+32]` (userspace checked that Write spills it
+/// there). `delta` caches where the Write's callee's frame was relative to
+/// `frame`: tried first, it costs one read.
 #[inline(always)]
 fn write_frame(tgid: u32, frame: u64, delta: &mut u64) -> Option<Write> {
     // SAFETY: the value is copied out.
-    let range = unsafe { WRITE_FRAMES.get(&tgid) }.copied()?;
-    let mut found = 0;
+    let frames = unsafe { TLS_FRAMES.get(&tgid) }.copied()?;
+    let found = caller_frame_in(frame, frames.write_start..frames.write_end, delta)?;
+    // SAFETY: a checked read of the user stack.
+    let b: [u64; 2] = unsafe { bpf_probe_read_user((found + 24) as *const [u64; 2]) }.ok()?;
+    (b[1] > 0).then_some(Write {
+        buf: b[0],
+        len: b[1],
+        frame: found,
+    })
+}
+
+/// Walks the frame-pointer chain up from `frame` (the syscall's RBP) to
+/// the process's `readRecordOrCCS` and returns its receiver: the conn whose
+/// record this receive reads.
+#[inline(always)]
+fn read_conn(tgid: u32, frame: u64) -> Option<u64> {
+    // SAFETY: the value is copied out.
+    let frames = unsafe { TLS_FRAMES.get(&tgid) }.copied()?;
+    let found = caller_frame_in(frame, frames.read_start..frames.read_end, &mut 0)?;
+    // SAFETY: a checked read of the user stack.
+    let conn: u64 = unsafe { bpf_probe_read_user((found + 16) as *const u64) }.ok()?;
+    (conn != 0).then_some(conn)
+}
+
+/// The frame pointer of the first function up the chain from `frame` whose
+/// code is `code`. Each frame holds its caller's frame pointer at `[rbp]`
+/// and the return address into its caller at `[rbp+8]`; a return address
+/// in `code` means the next frame up is that function's. `delta` caches
+/// where the callee's frame was relative to `frame` (0: unknown).
+#[inline(always)]
+fn caller_frame_in(frame: u64, code: core::ops::Range<u64>, delta: &mut u64) -> Option<u64> {
     if *delta != 0 {
         let callee = frame.wrapping_add(*delta);
         // SAFETY: a checked read of the user stack.
         if let Ok([caller_frame, ret]) = unsafe { bpf_probe_read_user(callee as *const [u64; 2]) }
-            && ret >= range.start
-            && ret < range.end
+            && code.contains(&ret)
         {
-            found = caller_frame;
+            return Some(caller_frame);
         }
     }
-    if found == 0 {
-        let mut walk = Walk {
-            frame,
-            start: range.start,
-            end: range.end,
-            found: 0,
-            callee: 0,
-        };
-        // SAFETY: walk_step has the callback signature bpf_loop expects, and
-        // `walk` outlives the call.
-        unsafe {
-            bpf_loop(
-                MAX_FRAMES,
-                walk_step as *mut core::ffi::c_void,
-                core::ptr::addr_of_mut!(walk).cast(),
-                0,
-            );
-        }
-        if walk.found == 0 {
-            return None;
-        }
-        found = walk.found;
-        *delta = walk.callee.wrapping_sub(frame);
-    }
-    let walk = Walk {
-        frame: 0,
-        start: 0,
-        end: 0,
-        found,
+    let mut walk = Walk {
+        frame,
+        start: code.start,
+        end: code.end,
+        found: 0,
         callee: 0,
     };
-    // SAFETY: a checked read of the user stack.
-    let b: [u64; 2] = unsafe { bpf_probe_read_user((walk.found + 24) as *const [u64; 2]) }.ok()?;
-    (b[1] > 0).then_some(Write {
-        buf: b[0],
-        len: b[1],
-        frame: walk.found,
-    })
+    // SAFETY: walk_step has the callback signature bpf_loop expects, and
+    // `walk` outlives the call.
+    unsafe {
+        bpf_loop(
+            MAX_FRAMES,
+            walk_step as *mut core::ffi::c_void,
+            core::ptr::addr_of_mut!(walk).cast(),
+            0,
+        );
+    }
+    if walk.found == 0 {
+        return None;
+    }
+    *delta = walk.callee.wrapping_sub(frame);
+    Some(walk.found)
 }
 
 /// One frame of the walk. Returns 1 to stop.
@@ -447,10 +455,14 @@ fn try_sock_recv_length(ctx: &RawTracePointContext) -> Result<(), i64> {
         };
     }
     if o.kind == SOCK_KIND_TLS {
-        // Ciphertext: the plaintext comes from the record probe, which
-        // learns the socket of a conn from its goroutine's receive.
-        if o.conn == 0 && call.buf != 0 && tls_record_type(call.buf).is_some() {
-            note_tls_recv(tgid, call.goroutine, fields.sock, call.fd);
+        // Ciphertext: the plaintext comes from the record probe, keyed by
+        // conn. Until this socket's conn is known, each receive looks for
+        // the readRecordOrCCS it serves: whichever goroutine later
+        // decrypts what it read, the conn is the same.
+        if o.conn == 0
+            && let Some(conn) = read_conn(tgid, call.frame)
+        {
+            bind_read_frame(tgid, tid, conn, fields.sock, call.fd);
         }
         return Ok(());
     }

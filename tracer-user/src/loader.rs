@@ -13,7 +13,7 @@ use thiserror::Error;
 use tracer_common::{
     counters::Counter,
     maps,
-    record::{RecordHeader, RecordKind, SockClose, StreamKey, StreamState, WriteFrame},
+    record::{RecordHeader, RecordKind, SockClose, StreamKey, StreamState, TlsFrames},
 };
 
 use crate::{
@@ -36,7 +36,6 @@ pub struct LoadOptions {
     /// Capacity of the Go TLS conn-to-socket table.
     pub max_tls_conns: u32,
     /// Capacity of the table of receives waiting to name their conn.
-    pub max_recv_candidates: u32,
     /// Capacity of the known-socket table.
     pub max_socks: u32,
 }
@@ -48,7 +47,6 @@ impl Default for LoadOptions {
             max_targets: maps::DEFAULT_MAX_TARGETS,
             max_streams: maps::DEFAULT_MAX_STREAMS,
             max_tls_conns: maps::DEFAULT_MAX_TLS_CONNS,
-            max_recv_candidates: maps::DEFAULT_MAX_RECV_CANDIDATES,
             max_socks: maps::DEFAULT_MAX_SOCKS,
         }
     }
@@ -118,8 +116,7 @@ impl Tracer {
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
             .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
             .map_max_entries(maps::CONN_SOCKS, options.max_tls_conns)
-            .map_max_entries(maps::RECV_CANDIDATES, options.max_recv_candidates)
-            .map_max_entries(maps::WRITE_FRAMES, options.max_targets)
+            .map_max_entries(maps::TLS_FRAMES, options.max_targets)
             .override_global(maps::SYSCALL_NUMBERS, &tracepoints::syscall_numbers(), true)
             .override_global(
                 maps::RING_WAKEUP_BYTES,
@@ -165,61 +162,59 @@ impl Tracer {
                 });
             }
         }
-        match self.write_frames()?.remove(&tgid) {
+        match self.tls_frames()?.remove(&tgid) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(source) => Err(LoadError::Map {
-                map: maps::WRITE_FRAMES,
+                map: maps::TLS_FRAMES,
                 source,
             }),
         }
     }
 
-    /// Tells the kernel where a target's Go TLS Write is in its address
-    /// space (`write`: virtual addresses): what its sends look for on their
-    /// stack.
-    pub fn set_write_frame(
-        &mut self,
-        tgid: u32,
-        write: std::ops::Range<u64>,
-    ) -> Result<(), LoadError> {
-        let frame = WriteFrame {
-            start: write.start,
-            end: write.end,
-        };
-        self.write_frames()?
-            .insert(tgid, frame, 0)
+    /// Tells the kernel where a target's Go TLS Write and readRecordOrCCS
+    /// are in its address space (virtual addresses): what its sends and
+    /// receives look for on their stack.
+    pub fn set_tls_frames(&mut self, tgid: u32, frames: TlsFrames) -> Result<(), LoadError> {
+        self.tls_frames()?
+            .insert(tgid, frames, 0)
             .map_err(|source| LoadError::Map {
-                map: maps::WRITE_FRAMES,
+                map: maps::TLS_FRAMES,
                 source,
             })
     }
 
-    /// Tells the kernel where Write is in process `tgid`, given its code's
-    /// file offsets in the process's executable (from
-    /// [`Tracer::attach_go_tls`]). Returns whether the process maps them.
-    pub fn watch_go_writes(
-        &mut self,
-        tgid: u32,
-        write: std::ops::Range<u64>,
-    ) -> Result<bool, LoadError> {
-        match crate::targets::runtime_range(tgid, write) {
-            Some(range) => self.set_write_frame(tgid, range).map(|()| true),
-            None => Ok(false),
+    /// Tells the kernel where Write and readRecordOrCCS are in process
+    /// `tgid`, given their code's file offsets in the process's executable
+    /// (from [`Tracer::attach_go_tls`]). Returns whether the process maps
+    /// them.
+    pub fn watch_go_tls(&mut self, tgid: u32, code: &GoTlsCode) -> Result<bool, LoadError> {
+        let runtime =
+            |range: &std::ops::Range<u64>| crate::targets::runtime_range(tgid, range.clone());
+        match (runtime(&code.write), runtime(&code.read)) {
+            (Some(write), Some(read)) => self
+                .set_tls_frames(
+                    tgid,
+                    TlsFrames {
+                        write_start: write.start,
+                        write_end: write.end,
+                        read_start: read.start,
+                        read_end: read.end,
+                    },
+                )
+                .map(|()| true),
+            _ => Ok(false),
         }
     }
 
-    fn write_frames(&mut self) -> Result<HashMap<&mut MapData, u32, WriteFrame>, LoadError> {
-        let map = self
-            .ebpf
-            .map_mut(maps::WRITE_FRAMES)
-            .ok_or(LoadError::Map {
-                map: maps::WRITE_FRAMES,
-                source: aya::maps::MapError::InvalidName {
-                    name: maps::WRITE_FRAMES.into(),
-                },
-            })?;
+    fn tls_frames(&mut self) -> Result<HashMap<&mut MapData, u32, TlsFrames>, LoadError> {
+        let map = self.ebpf.map_mut(maps::TLS_FRAMES).ok_or(LoadError::Map {
+            map: maps::TLS_FRAMES,
+            source: aya::maps::MapError::InvalidName {
+                name: maps::TLS_FRAMES.into(),
+            },
+        })?;
         HashMap::try_from(map).map_err(|source| LoadError::Map {
-            map: maps::WRITE_FRAMES,
+            map: maps::TLS_FRAMES,
             source,
         })
     }
@@ -299,7 +294,7 @@ impl Tracer {
     /// Attaches the Go TLS probes to `binary`: the decrypted-record sites
     /// in `readRecordOrCCS` (see [`crate::symbols::record_site`]), none at
     /// a RET (the kernel cannot emulate its uprobe). Writes need no probe:
-    /// the send tracepoint finds their frame, once [`Tracer::set_write_frame`]
+    /// the send tracepoint finds their frame, once [`Tracer::watch_go_tls`]
     /// says where Write is in each process. Works on stripped binaries
     /// through Go's pclntab.
     pub fn attach_go_tls(&mut self, binary: &Path) -> Result<GoTlsAttachment, LoadError> {
@@ -309,7 +304,10 @@ impl Tracer {
         Ok(GoTlsAttachment {
             go_version: image.go_version(),
             record_sites: sites.records.len(),
-            write: sites.write,
+            code: GoTlsCode {
+                write: sites.write,
+                read: sites.read,
+            },
         })
     }
 
@@ -450,9 +448,19 @@ pub struct GoTlsAttachment {
     pub go_version: Option<String>,
     /// Sites in `readRecordOrCCS` with a decrypted-record uprobe.
     pub record_sites: usize,
-    /// `crypto/tls.(*Conn).Write`'s code as file offsets, for
-    /// [`Tracer::set_write_frame`] once mapped into a process.
+    /// Where the frame walks look, for [`Tracer::watch_go_tls`] once mapped
+    /// into a process.
+    pub code: GoTlsCode,
+}
+
+/// Code of a Go binary's TLS functions, as file offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoTlsCode {
+    /// `crypto/tls.(*Conn).Write`: its sends find its frame.
     pub write: std::ops::Range<u64>,
+    /// `crypto/tls.(*Conn).readRecordOrCCS`: receives made under it join
+    /// its conn to the socket.
+    pub read: std::ops::Range<u64>,
 }
 
 /// Struct member offsets from the running kernel's BTF, after checking that

@@ -92,7 +92,7 @@ fn traced_tls_writes(writes: usize, base: u64, step: u64) -> (Vec<Vec<u8>>, Trac
     ]);
     let pid = writer.pid;
     tracer.add_target(pid).unwrap();
-    assert!(tracer.watch_go_writes(pid, attached.write).unwrap());
+    assert!(tracer.watch_go_tls(pid, &attached.code).unwrap());
     let mut events = tracer.take_events().unwrap();
     writer.go();
     let expected: u64 = (0..writes as u64).map(|i| base + i * step).sum();
@@ -231,7 +231,7 @@ fn a_write_parked_before_its_syscall_does_not_claim_another_goroutines_socket() 
     ]);
     tracer.add_target(writer.pid).unwrap();
     let probes = tracer.attach_go_tls(&testbed_bin("tls-writer")).unwrap();
-    assert!(tracer.watch_go_writes(writer.pid, probes.write).unwrap());
+    assert!(tracer.watch_go_tls(writer.pid, &probes.code).unwrap());
     let mut events = tracer.take_events().unwrap();
 
     writer.go();

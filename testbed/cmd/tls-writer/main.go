@@ -8,6 +8,13 @@
 // the last being the time from the first Write until the server had read
 // everything.
 //
+// With -handoff the tracer attaches before the handshake: "ready" comes
+// first, and after "go" the client dials, handshakes and writes at once,
+// while the server delays its handshake reads (100 ms each) so that the
+// read bringing the client's Finished also brings its first records. The
+// server then decrypts those in another goroutine than the one that read
+// them, as Go's http2 server does with a client's preface.
+//
 // With -park it instead reproduces a goroutine parking inside a Write
 // before its first syscall, to check that the tracer does not bind the TLS
 // conn to a socket another goroutine then writes on the same thread. On one
@@ -43,6 +50,7 @@ func main() {
 	base := flag.Int("base", 100, "size of the first write in bytes")
 	step := flag.Int("step", 7, "size increment per write in bytes")
 	park := flag.Bool("park", false, "park a Write on its conn's lock while other sockets are written (see the package doc)")
+	handoff := flag.Bool("handoff", false, "handshake after \"go\"; the server decrypts in another goroutine the records its handshake read (see the package doc)")
 	flag.Parse()
 	if *park {
 		parked(*n, *base, *step)
@@ -51,31 +59,57 @@ func main() {
 
 	cert, err := selfSigned()
 	check(err)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	config := &tls.Config{Certificates: []tls.Certificate{cert}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
 	received := make(chan int64, 1)
 	start := make(chan struct{})
 	go func() {
-		c, err := ln.Accept()
+		raw, err := ln.Accept()
 		check(err)
-		// Finish the handshake now, and start reading only after "go", so
-		// no Read is in flight while a tracer attaches its probes.
-		check(c.(*tls.Conn).Handshake())
-		<-start
-		got, _ := io.Copy(io.Discard, c) // the server side never writes application data
+		if !*handoff {
+			// Finish the handshake now, and start reading only after "go",
+			// so no Read is in flight while a tracer attaches its probes.
+			c := tls.Server(raw, config)
+			check(c.Handshake())
+			<-start
+			got, _ := io.Copy(io.Discard, c) // the server side never writes application data
+			check(c.Close())
+			received <- got
+			return
+		}
+		slow := &slowReads{Conn: raw, delay: 100 * time.Millisecond}
+		c := tls.Server(slow, config)
+		check(c.Handshake())
+		slow.delay = 0
+		reader := make(chan int64)
+		go func() {
+			got, _ := io.Copy(io.Discard, c)
+			reader <- got
+		}()
+		got := <-reader
 		check(c.Close())
 		received <- got
-
 	}()
-	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	check(err)
-	check(conn.Handshake())
+	dial := func() *tls.Conn {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		check(err)
+		check(conn.Handshake())
+		return conn
+	}
+	var conn *tls.Conn
+	if !*handoff {
+		conn = dial()
+	}
 
 	fmt.Printf("ready %d\n", os.Getpid())
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		check(err)
 	}
 	close(start)
+	if *handoff {
+		conn = dial()
+	}
 
 	var total int
 	began := time.Now()
@@ -180,6 +214,17 @@ func parked(n, base, step int) {
 		check(fmt.Errorf("TLS server received %d bytes", got))
 	}
 	fmt.Printf("done %d %d 0\n", n, total)
+}
+
+// slowReads waits delay before each Read (set while one goroutine uses it).
+type slowReads struct {
+	net.Conn
+	delay time.Duration
+}
+
+func (s *slowReads) Read(b []byte) (int, error) {
+	time.Sleep(s.delay)
+	return s.Conn.Read(b)
 }
 
 // sysfd is the socket's fd.

@@ -22,7 +22,7 @@ use crate::{
     cli::TargetArgs,
     clock,
     host::{Privileges, Support},
-    loader::{LoadOptions, Tracer},
+    loader::{GoTlsCode, LoadOptions, Tracer},
     recording::TargetInfo,
     sockdiag, targets, tracepoints,
 };
@@ -80,7 +80,7 @@ pub async fn until_stopped(seconds: Option<f64>) {
 #[derive(Clone, Debug)]
 struct GoTls {
     go_version: Option<String>,
-    write: std::ops::Range<u64>,
+    code: GoTlsCode,
 }
 
 /// How long without any target before `run` says how to find one.
@@ -205,12 +205,13 @@ impl Session {
                 None => None,
             };
             if let Some(tls) = &go_tls {
-                // Where Write is in this process, for its sends' frame walk.
-                if !self.tracer.watch_go_writes(target.pid, tls.write.clone())? {
+                // Where Write and readRecordOrCCS are in this process, for
+                // the frame walks of its sends and receives.
+                if !self.tracer.watch_go_tls(target.pid, &tls.code)? {
                     tracing::warn!(
                         pid = target.pid,
-                        "crypto/tls.(*Conn).Write is not mapped in the process: what it \
-                         writes over TLS is not captured"
+                        "crypto/tls is not mapped in the process: what it writes and \
+                         reads over TLS is not captured"
                     );
                 }
             }
@@ -307,7 +308,7 @@ impl Session {
                 );
                 Some(GoTls {
                     go_version: attached.go_version,
-                    write: attached.write,
+                    code: attached.code,
                 })
             }
             Err(e) => {

@@ -170,6 +170,10 @@ pub struct TlsProbeSites {
     /// into each process with [`crate::targets::runtime_range`]), with `b`
     /// in its spill slots (checked).
     pub write: std::ops::Range<u64>,
+    /// `crypto/tls.(*Conn).readRecordOrCCS`'s code, as file offsets: a
+    /// receive under it joins its receiver (kept at [rbp+16], checked) to
+    /// the socket.
+    pub read: std::ops::Range<u64>,
     /// File offsets in `readRecordOrCCS` where a decrypted record is read
     /// (see [`record_site`]).
     pub records: Vec<u64>,
@@ -339,6 +343,7 @@ impl GoBinary {
             .collect();
         Ok(TlsProbeSites {
             write: write.entry_file_offset..write.entry_file_offset + write.size,
+            read: read.entry_file_offset..read.entry_file_offset + read.size,
             records,
         })
     }
