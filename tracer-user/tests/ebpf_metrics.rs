@@ -181,18 +181,20 @@ fn metrics_agree_with_the_events_of_the_same_run() {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // By executable, not by comm: only this test's apiserver, even if
     // another testbed runs on the machine.
-    let mut agent = Command::new(WATCHTRACE)
-        .arg("run")
-        .arg("--exe")
-        .arg(testbed_bin("fake-apiserver"))
-        .arg("--metrics-addr")
-        .arg(addr.to_string())
-        .arg("--events")
-        .arg(&events)
-        .stdout(Stdio::piped())
-        .stderr(File::create(dir.join("agent.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut agent = support::KillOnDrop(
+        Command::new(WATCHTRACE)
+            .arg("run")
+            .arg("--exe")
+            .arg(testbed_bin("fake-apiserver"))
+            .arg("--metrics-addr")
+            .arg(addr.to_string())
+            .arg("--events")
+            .arg(&events)
+            .stdout(Stdio::piped())
+            .stderr(File::create(dir.join("agent.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     // The agent serves health as soon as its loop runs.
     let started = Instant::now();
     loop {

@@ -70,18 +70,20 @@ fn plain(line: &str) -> String {
 
 /// `watchtrace record` running in the background, its log collected.
 struct Recorder {
-    child: Child,
+    child: support::KillOnDrop,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
     fn start(comm: &str, output: &Path) -> Self {
-        let mut child = Command::new(WATCHTRACE)
-            .args(["record", "--comm", comm, "--wait", "-o"])
-            .arg(output)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = support::KillOnDrop(
+            Command::new(WATCHTRACE)
+                .args(["record", "--comm", comm, "--wait", "-o"])
+                .arg(output)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let log = Arc::new(Mutex::new(Vec::new()));
         let lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let sink = Arc::clone(&log);

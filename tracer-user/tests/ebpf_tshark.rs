@@ -510,14 +510,16 @@ fn h2c_frames_match_tshark_frame_by_frame() {
     // By executable, not by name: other testbeds may run on this machine.
     let exe = std::fs::canonicalize(testbed_bin("fake-apiserver")).unwrap();
     let recorder_log = File::create(dir.join("record.log")).unwrap();
-    let mut recorder = Command::new(WATCHTRACE)
-        .args(["record", "--exe"])
-        .arg(&exe)
-        .args(["--wait", "-o"])
-        .arg(&recording)
-        .stderr(recorder_log)
-        .spawn()
-        .unwrap();
+    let mut recorder = support::KillOnDrop(
+        Command::new(WATCHTRACE)
+            .args(["record", "--exe"])
+            .arg(&exe)
+            .args(["--wait", "-o"])
+            .arg(&recording)
+            .stderr(recorder_log)
+            .spawn()
+            .unwrap(),
+    );
     thread::sleep(Duration::from_secs(1));
     // The load starts 4 s after fake-apiserver: time for tshark to start
     // capturing and for the recorder (rescanning every second) to attach,

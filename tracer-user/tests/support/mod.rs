@@ -16,6 +16,31 @@ use watchtrace::{
     loader::{LoadOptions, Tracer},
 };
 
+/// A child process killed and reaped when dropped: a test that fails while
+/// its agent runs leaves no agent behind to trace the next tests' processes.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Already exited and reaped on the passing path: both fail quietly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Why a test cannot run, stated instead of passing silently.
 pub(crate) const RUN_THROUGH_XTASK: &str =
     "run through `cargo xtask test` (needs root, the testbed binaries and WATCHTRACE_TESTBED_BIN)";
