@@ -58,8 +58,8 @@ fn replay(recording: &Path) -> Vec<Seen> {
                 && event_type != "BOOKMARK"
             {
                 seen.push(Seen {
-                    resource,
-                    rv: resource_version,
+                    resource: resource.to_string(),
+                    rv: resource_version.to_string(),
                     t_last: t_last_byte,
                     span: timeline.apiserver_time_span_ns,
                     replayed: timeline.replayed,

@@ -115,8 +115,8 @@ fn replay(path: &Path) -> Decoded {
                 ..
             } => match paths.contains_key(&(conn, stream)) {
                 true => streams.entry((conn, stream)).or_default().push((
-                    event_type,
-                    resource_version,
+                    event_type.to_string(),
+                    resource_version.to_string(),
                     bytes,
                 )),
                 false => d.unmatched += 1,

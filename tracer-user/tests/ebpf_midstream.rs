@@ -93,7 +93,7 @@ fn attaching_to_a_streaming_apiserver_decodes_everything_after_attach() {
                 first_ts = first_ts.min(t_first_byte);
                 last_ts = last_ts.max(t_last_byte);
                 *ours
-                    .entry((event_type, resource_version, bytes))
+                    .entry((event_type.to_string(), resource_version.to_string(), bytes))
                     .or_default() += 1;
             }
             OutputEvent::EtcdEvent {

@@ -404,8 +404,8 @@ fn kubectl_watch_decoded_on_its_side_matches_the_ground_truth() {
             } => {
                 assert_eq!(*direction, "in", "kubectl reads its watch events");
                 decoded.entry((*conn, *stream)).or_default().push((
-                    event_type.clone(),
-                    resource_version.clone(),
+                    event_type.to_string(),
+                    resource_version.to_string(),
                     *bytes,
                 ));
             }

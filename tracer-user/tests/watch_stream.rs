@@ -58,11 +58,11 @@ impl Expect {
     fn from_event(e: &WatchEvent) -> Self {
         Self {
             event_type: e.event_type.clone(),
-            kind: e.object_kind.clone(),
-            api_version: e.api_version.clone(),
-            namespace: e.namespace.clone(),
-            name: e.name.clone(),
-            resource_version: e.resource_version.clone(),
+            kind: e.object_kind.to_string(),
+            api_version: e.api_version.to_string(),
+            namespace: e.namespace.to_string(),
+            name: e.name.to_string(),
+            resource_version: e.resource_version.to_string(),
             error_code: e.error_code,
             error_reason: e.error_reason.clone(),
             initial_events_end: e.initial_events_end,

@@ -75,7 +75,7 @@ fn watch_event(ts: u64, conn: u64, stream: u32, event_type: &str, bytes: u64) ->
         name: "p".into(),
         event_type: event_type.into(),
         object_kind: "Pod".into(),
-        resource_version: format!("{ts}"),
+        resource_version: format!("{ts}").into(),
         error_code: None,
         initial_events_end: false,
         bytes,

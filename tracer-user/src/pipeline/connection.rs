@@ -10,7 +10,9 @@ use crate::{
         Attach, Direction, EventSink, HeaderField, Http2Config, Http2Connection, Http2Event,
         StreamEndCause, WindowScope,
     },
-    watch::{ApiRequest, DecoderConfig, Verb, WatchItem, WatchStreamDecoder, WireFormat},
+    watch::{
+        ApiRequest, DecoderConfig, MetaString, Verb, WatchItem, WatchStreamDecoder, WireFormat,
+    },
 };
 
 use super::{
@@ -72,7 +74,7 @@ struct State {
     etcd_items: Vec<EtcdItem>,
     /// The last object kind an event's resource was derived from, and that
     /// resource (watches opened before attach: no request names it).
-    kind_resource: (String, String),
+    kind_resource: (MetaString, MetaString),
 }
 
 /// A connection being decoded.
@@ -103,7 +105,7 @@ impl Connection {
                 flushing_reverse: false,
                 items: Vec::new(),
                 etcd_items: Vec::new(),
-                kind_resource: (String::new(), String::new()),
+                kind_resource: (MetaString::default(), MetaString::default()),
             },
             bytes_out: 0,
             bytes_in: 0,
@@ -346,7 +348,7 @@ impl State {
             .get(&stream)
             .and_then(|s| s.request.as_ref())
             .and_then(|r| r.target.as_ref())
-            .map(|t| t.resource.clone());
+            .map(|t| MetaString::from(t.resource.as_str()));
         let sent = self.flushing_reverse == (self.role == Role::Client);
         for item in self.items.drain(..) {
             if let WatchItem::Event(e) = item {
@@ -356,7 +358,7 @@ impl State {
                         let (kind, resource) = &mut self.kind_resource;
                         if *kind != e.object_kind {
                             kind.clone_from(&e.object_kind);
-                            *resource = resource_of_kind(kind);
+                            *resource = resource_of_kind(kind).into();
                         }
                         resource.clone()
                     }

@@ -464,7 +464,7 @@ impl Http1Connection {
             out.push(OutputEvent::watch_event(
                 self.conn,
                 current.stream,
-                resource,
+                resource.into(),
                 e,
                 self.offset_ns,
                 self.role == Role::Server,

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::watch::{ApiRequest, ResourceVersion, Verb};
+use crate::watch::{ApiRequest, MetaString, ResourceVersion, Verb};
 
 /// One output line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -63,12 +63,12 @@ pub enum OutputEvent {
         conn: u64,
         stream: u32,
         /// From the request when it was seen, else from the object's kind.
-        resource: String,
-        namespace: String,
-        name: String,
-        event_type: String,
-        object_kind: String,
-        resource_version: String,
+        resource: MetaString,
+        namespace: MetaString,
+        name: MetaString,
+        event_type: MetaString,
+        object_kind: MetaString,
+        resource_version: MetaString,
         /// Status code of an ERROR event (410: too old resourceVersion).
         error_code: Option<i32>,
         initial_events_end: bool,
@@ -250,7 +250,7 @@ impl OutputEvent {
     pub(crate) fn watch_event(
         conn: u64,
         stream: u32,
-        resource: String,
+        resource: MetaString,
         e: crate::watch::WatchEvent,
         offset_ns: i128,
         sent: bool,
@@ -263,7 +263,7 @@ impl OutputEvent {
             resource,
             namespace: e.namespace,
             name: e.name,
-            event_type: e.event_type.as_str().to_owned(),
+            event_type: MetaString::from(e.event_type.as_str()),
             object_kind: e.object_kind,
             resource_version: e.resource_version,
             error_code: e.error_code,

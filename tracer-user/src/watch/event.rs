@@ -101,6 +101,11 @@ impl fmt::Display for EventType {
     }
 }
 
+/// A metadata string: kept inline up to 24 bytes (kinds, API versions,
+/// namespaces, resourceVersions and most names), so an event's metadata
+/// costs no allocation.
+pub type MetaString = compact_str::CompactString;
+
 /// One watch event, reduced to metadata.
 ///
 /// Never holds object contents: watches carry Secrets. Every string here is
@@ -110,15 +115,15 @@ impl fmt::Display for EventType {
 pub struct WatchEvent {
     pub event_type: EventType,
     /// `kind` of the embedded object (`Pod`, `Status`, ...); empty if absent.
-    pub object_kind: String,
+    pub object_kind: MetaString,
     /// `apiVersion` of the embedded object (`v1`, `apps/v1`); empty if absent.
-    pub api_version: String,
+    pub api_version: MetaString,
     /// `metadata.namespace`; empty for cluster-scoped objects.
-    pub namespace: String,
+    pub namespace: MetaString,
     /// `metadata.name`; empty for BOOKMARK and ERROR events.
-    pub name: String,
+    pub name: MetaString,
     /// `metadata.resourceVersion` (decimal etcd revision as a string).
-    pub resource_version: String,
+    pub resource_version: MetaString,
     /// For an ERROR event (a `Status` object): its `code`, e.g. 410.
     pub error_code: Option<i32>,
     /// For an ERROR event: the Status `reason` (`Expired`, `Gone`, ...).
@@ -154,11 +159,11 @@ impl WatchEvent {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct EventMeta {
     pub(crate) event_type: Option<EventType>,
-    pub(crate) kind: String,
-    pub(crate) api_version: String,
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) resource_version: String,
+    pub(crate) kind: MetaString,
+    pub(crate) api_version: MetaString,
+    pub(crate) namespace: MetaString,
+    pub(crate) name: MetaString,
+    pub(crate) resource_version: MetaString,
     pub(crate) error_code: Option<i32>,
     pub(crate) error_reason: Option<String>,
     pub(crate) initial_events_end: bool,

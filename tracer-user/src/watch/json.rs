@@ -10,7 +10,7 @@
 //! right after `metadata`.
 
 use super::{
-    event::{EventMeta, EventType, MAX_FIELD_BYTES},
+    event::{EventMeta, EventType, MAX_FIELD_BYTES, MetaString},
     json_scan::{Cursor, Invalid, RawStr, Res},
 };
 
@@ -104,7 +104,9 @@ fn object(c: &mut Cursor<'_>, m: &mut EventMeta) -> Res<()> {
             // as core Events, have a `reason` of their own); `into_event`
             // filters once the kind is known.
             b"code" => m.error_code = c.int_or_skip()?.and_then(|v| i32::try_from(v).ok()),
-            b"reason" => m.error_reason = keep(c, &mut m.fields_too_long)?,
+            b"reason" => {
+                m.error_reason = keep(c, &mut m.fields_too_long)?.map(MetaString::into_string);
+            }
             _ => c.skip_value()?,
         }
         // Stop early once the identity is known, unless this is a Status
@@ -195,15 +197,15 @@ fn each_member<'a>(
 
 /// Reads a string value: `None` if the value is not a string, empty (and
 /// counted in `too_long`) if it is longer than a metadata string can be.
-fn keep(c: &mut Cursor<'_>, too_long: &mut u32) -> Res<Option<String>> {
+fn keep(c: &mut Cursor<'_>, too_long: &mut u32) -> Res<Option<MetaString>> {
     let Some(s) = c.string_or_skip()? else {
         return Ok(None);
     };
     if s.raw.len() > MAX_FIELD_BYTES {
         *too_long += 1;
-        return Ok(Some(String::new()));
+        return Ok(Some(MetaString::default()));
     }
-    s.decode().map(Some)
+    s.decode_meta().map(Some)
 }
 
 #[cfg(test)]

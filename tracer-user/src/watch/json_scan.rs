@@ -32,6 +32,17 @@ impl RawStr<'_> {
         }
     }
 
+    /// The decoded value, inline when short (no allocation).
+    pub(crate) fn decode_meta(&self) -> Res<crate::watch::event::MetaString> {
+        if self.escaped {
+            self.decode().map(Into::into)
+        } else {
+            std::str::from_utf8(self.raw)
+                .map(Into::into)
+                .map_err(|_| Invalid)
+        }
+    }
+
     /// The decoded value.
     pub(crate) fn decode(&self) -> Res<String> {
         if self.escaped {

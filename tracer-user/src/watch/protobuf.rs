@@ -13,7 +13,7 @@
 //! the path to the metadata, not to the event's size.
 
 use super::{
-    event::{EventMeta, EventType, MAX_FIELD_BYTES},
+    event::{EventMeta, EventType, MAX_FIELD_BYTES, MetaString},
     json::INITIAL_EVENTS_END,
 };
 
@@ -396,12 +396,17 @@ impl Walker {
     /// not UTF-8 (Kubernetes names are ASCII: such bytes are not a real
     /// event).
     pub(crate) fn take_meta(&mut self) -> Option<EventMeta> {
-        let mut take = |slot: Slot| -> Option<String> {
-            let b = std::mem::take(&mut self.bufs[slot as usize]);
-            if b.len() > MAX_FIELD_BYTES {
-                return Some(String::new());
-            }
-            String::from_utf8(b).ok()
+        // Each slot's buffer keeps its capacity for the next event; short
+        // strings are kept inline.
+        let mut take = |slot: Slot| -> Option<MetaString> {
+            let b = &mut self.bufs[slot as usize];
+            let s = if b.len() > MAX_FIELD_BYTES {
+                Some(MetaString::default())
+            } else {
+                std::str::from_utf8(b).ok().map(MetaString::from)
+            };
+            b.clear();
+            s
         };
         let t = take(Slot::Type)?;
         let meta = EventMeta {
@@ -412,7 +417,7 @@ impl Walker {
             namespace: take(Slot::Namespace)?,
             resource_version: take(Slot::ResourceVersion)?,
             error_reason: if self.seen[Slot::Reason as usize] {
-                Some(take(Slot::Reason)?)
+                Some(take(Slot::Reason)?.into_string())
             } else {
                 None
             },

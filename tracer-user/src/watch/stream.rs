@@ -592,7 +592,7 @@ mod tests {
     fn names(out: &[WatchItem]) -> Vec<String> {
         out.iter()
             .filter_map(|i| match i {
-                WatchItem::Event(e) => Some(e.name.clone()),
+                WatchItem::Event(e) => Some(e.name.to_string()),
                 _ => None,
             })
             .collect()
