@@ -92,6 +92,10 @@ const NO_TARGET_HINT_AFTER: Duration = Duration::from_secs(30);
 /// quarter of its size wakes the consumer sooner.
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(20);
 
+/// How long after untargeting every process the ring is drained a last
+/// time: probes that had passed their target check are done by then.
+const STOP_SETTLE: Duration = Duration::from_millis(10);
+
 /// What the drain loop feeds.
 pub trait Consumer {
     /// One record: the raw bytes the kernel wrote, borrowed from the ring.
@@ -371,6 +375,14 @@ impl Session {
                 () = &mut stop => break,
             }
         }
+        // Stop tracing first, so nothing is written after the last drain:
+        // what the sweep then finds beyond the drained offsets was lost,
+        // not merely still in the ring. A probe already past its target
+        // check finishes within microseconds.
+        for &pid in self.traced.keys() {
+            self.tracer.remove_target(pid)?;
+        }
+        tokio::time::sleep(STOP_SETTLE).await;
         // Whatever is still in the ring, then every stream's end.
         drain_into(ring.get_mut(), consumer);
         let closes = self
