@@ -50,6 +50,7 @@
 //!   and how a caller that knows resource scopes can settle ambiguities).
 
 mod decoder;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 mod key;
 mod request;

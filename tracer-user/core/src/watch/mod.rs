@@ -62,6 +62,7 @@
 mod chunked;
 mod event;
 mod find;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 mod http1;
 mod json;

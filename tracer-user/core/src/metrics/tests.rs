@@ -13,7 +13,7 @@ const MS: u64 = 1_000_000;
 const S: u64 = 1_000 * MS;
 const T0: u64 = 1_700_000_000 * S;
 
-const DOC: &str = include_str!("../../../docs/metrics.md");
+const DOC: &str = include_str!("../../../../docs/metrics.md");
 
 /// `(name, type, label names)` of each row of the docs' table.
 fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
