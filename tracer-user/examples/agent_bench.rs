@@ -10,6 +10,7 @@
 
 use std::{fs::File, io::BufReader, time::Duration};
 
+use tracer_common::record::Direction;
 use watchtrace::{
     metrics,
     model::{Model, ModelConfig},
@@ -102,7 +103,7 @@ fn replay(records: &[Vec<u8>], offset: i128) -> u64 {
             if matches!(
                 event,
                 OutputEvent::WatchEvent {
-                    direction: "out",
+                    direction: Direction::Egress,
                     ..
                 }
             ) {

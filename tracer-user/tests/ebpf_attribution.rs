@@ -21,6 +21,7 @@ use std::{
     time::Duration,
 };
 
+use tracer_common::record::Direction;
 use watchtrace::{
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     recording::Reader,
@@ -51,7 +52,7 @@ fn replay(recording: &Path) -> Vec<Seen> {
                 resource_version,
                 event_type,
                 t_last_byte,
-                direction: "out",
+                direction: Direction::Egress,
                 timeline,
                 ..
             } = event

@@ -402,7 +402,11 @@ fn kubectl_watch_decoded_on_its_side_matches_the_ground_truth() {
                 direction,
                 ..
             } => {
-                assert_eq!(*direction, "in", "kubectl reads its watch events");
+                assert_eq!(
+                    *direction,
+                    tracer_common::record::Direction::Ingress,
+                    "kubectl reads its watch events"
+                );
                 decoded.entry((*conn, *stream)).or_default().push((
                     event_type.to_string(),
                     resource_version.to_string(),

@@ -27,7 +27,7 @@ use std::{
 
 use watchtrace::{
     capture::{Record, decode},
-    pipeline::{OutputEvent, Pipeline, PipelineConfig, StreamDelay},
+    pipeline::{OutputEvent, Pipeline, PipelineConfig, StallCause, StallScope, StreamDelay},
     recording::Reader,
 };
 
@@ -35,13 +35,7 @@ use watchtrace::{
 const TOLERANCE_NS: i64 = 10_000_000;
 
 /// A socket stall's (fd, cause, held, filled_by, conn).
-type HeldBy = (
-    i32,
-    &'static str,
-    Vec<StreamDelay>,
-    Option<u32>,
-    Option<u64>,
-);
+type HeldBy = (i32, StallCause, Vec<StreamDelay>, Option<u32>, Option<u64>);
 
 /// The end (t_after) of the longest blocked write, and how long it blocked.
 type Blocked = (u64, u64);
@@ -149,7 +143,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let mut window_stalls = Vec::new();
     let mut paths: HashMap<(u64, u32), String> = HashMap::new();
     let mut held_by_stall: Vec<HeldBy> = Vec::new();
-    let mut window_held: Vec<(u64, &'static str, Vec<StreamDelay>)> = Vec::new();
+    let mut window_held: Vec<(u64, StallScope, Vec<StreamDelay>)> = Vec::new();
     // Per (conn, stream): the largest socket and flow-control waits of its
     // events.
     let mut waits: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
@@ -245,12 +239,12 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     );
     let full = on_stalled
         .iter()
-        .filter(|s| s.1 == "send_buffer_full")
+        .filter(|s| s.1 == StallCause::SendBufferFull)
         .max_by_key(|s| s.3)
         .expect("a send_buffer_full stall on the stalled connection");
     let zero = on_stalled
         .iter()
-        .filter(|s| s.1 == "peer_zero_window")
+        .filter(|s| s.1 == StallCause::PeerZeroWindow)
         .max_by_key(|s| s.3)
         .expect("a peer_zero_window stall on the stalled connection");
     let full_end = (full.2 + full.3) as i64;
@@ -279,9 +273,9 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         stream_blocked > 500_000_000,
         "the stream stall blocked its writes ({stream_blocked} ns)"
     );
-    let stream_stall = window_stalls
-        .iter()
-        .find(|s| s.1 == "stream" && s.2.is_some_and(|id| paths.get(&(s.0, id)) == Some(path)));
+    let stream_stall = window_stalls.iter().find(|s| {
+        s.1 == StallScope::Stream && s.2.is_some_and(|id| paths.get(&(s.0, id)) == Some(path))
+    });
     let stream_stall = stream_stall
         .unwrap_or_else(|| panic!("a stream window stall on {path}: {window_stalls:?}"));
     let stall_end = (stream_stall.3 + stream_stall.4) as i64;
@@ -301,7 +295,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     // blocked in the ground truth.
     let (_, _, held, filled_by, stalled_conn) = held_by_stall
         .iter()
-        .filter(|s| s.1 == "send_buffer_full" && peer_of_fd.get(&s.0) == Some(&port))
+        .filter(|s| s.1 == StallCause::SendBufferFull && peer_of_fd.get(&s.0) == Some(&port))
         .max_by_key(|s| s.2.iter().map(|d| d.delay_ns).max())
         .expect("the stalled connection's stall");
     let stalled_conn = stalled_conn.expect("the stall is on a traced connection");
@@ -353,7 +347,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let (stream_conn, stream_id) = (stream_stall.0, stream_stall.2.unwrap());
     let held = window_held
         .iter()
-        .filter(|(c, scope, _)| *c == stream_conn && *scope == "stream")
+        .filter(|(c, scope, _)| *c == stream_conn && *scope == StallScope::Stream)
         .flat_map(|(_, _, h)| h)
         .collect::<Vec<_>>();
     assert!(

@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
+use tracer_common::record::Direction;
+
 use watchtrace::{
     metrics,
     model::{Model, ModelConfig},
-    pipeline::{OutputEvent, Role, Timeline},
+    pipeline::{OutputEvent, ResourceVersionKind, Role, Timeline},
 };
 
 const S: u64 = 1_000_000_000;
@@ -43,7 +45,7 @@ fn model_throughput() {
                 name: None,
                 watch: true,
                 resource_version: None,
-                resource_version_kind: "exact",
+                resource_version_kind: ResourceVersionKind::Exact,
                 resource_version_match: None,
                 allow_watch_bookmarks: true,
                 send_initial_events: None,
@@ -76,7 +78,7 @@ fn model_throughput() {
                 bytes: 1200,
                 t_first_byte: ts,
                 t_last_byte: ts,
-                direction: "out",
+                direction: Direction::Egress,
                 timeline: Timeline {
                     t_source: Some(ts - (i % 997) * 10_000),
                     t_sent: Some(ts + 1000),

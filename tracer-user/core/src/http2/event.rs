@@ -11,8 +11,10 @@ use super::{
     stream::{SideState, StreamOrigin},
 };
 
-/// A direction of a connection, by HTTP/2 role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A direction of a connection, by HTTP/2 role (serialised
+/// `client_to_server`, `server_to_client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Bytes the client sends.
     ClientToServer,

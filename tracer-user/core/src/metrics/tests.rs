@@ -4,9 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
+use tracer_common::record::Direction;
+
 use crate::{
     model::{CaptureFigures, ModelConfig, ProbeFigures},
-    pipeline::{OutputEvent, Role, StreamDelay, Timeline},
+    pipeline::{
+        Ending, OutputEvent, ResourceVersionKind, Role, StallCause, StreamDelay, Timeline,
+        TimelinePart,
+    },
 };
 
 const MS: u64 = 1_000_000;
@@ -130,7 +135,7 @@ fn request(ts: u64, conn: u64, stream: u32, verb: &str, ua: &str) -> OutputEvent
         name: None,
         watch: verb == "watch",
         resource_version: None,
-        resource_version_kind: "absent",
+        resource_version_kind: ResourceVersionKind::Absent,
         resource_version_match: None,
         allow_watch_bookmarks: false,
         send_initial_events: None,
@@ -159,7 +164,7 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
         bytes: 1000,
         t_first_byte: ts,
         t_last_byte: ts,
-        direction: "out",
+        direction: Direction::Egress,
         timeline: Timeline {
             t_source: span_ns.map(|s| ts - s),
             t_sent: Some(ts + MS),
@@ -170,9 +175,9 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
             flow_control_wait_ns: 0,
             socket_buffer_wait_ns: 0,
             missing: if span_ns.is_some() {
-                vec!["t_acked"]
+                vec![TimelinePart::TAcked]
             } else {
-                vec!["t_source", "t_acked"]
+                vec![TimelinePart::TSource, TimelinePart::TAcked]
             },
             replayed: false,
         },
@@ -182,7 +187,7 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
 /// `event` as the traced process received it (direction `in`).
 fn received(mut event: OutputEvent) -> OutputEvent {
     if let OutputEvent::WatchEvent { direction, .. } = &mut event {
-        *direction = "in";
+        *direction = Direction::Ingress;
     }
     event
 }
@@ -208,7 +213,7 @@ fn rich_model() -> Model {
         OutputEvent::Gap {
             ts: T0 + S,
             conn: 1,
-            direction: "out",
+            direction: Direction::Egress,
             offset: 0,
             len: 64,
         },
@@ -217,7 +222,7 @@ fn rich_model() -> Model {
             conn: Some(1),
             pid: 42,
             fd: 7,
-            cause: "peer_zero_window",
+            cause: StallCause::PeerZeroWindow,
             start: T0 + S + 500 * MS,
             duration_ns: 500 * MS,
             client: None,
@@ -233,9 +238,9 @@ fn rich_model() -> Model {
             ts: T0 + 3 * S,
             conn: 1,
             stream: 5,
-            how: "goaway",
+            how: Ending::Goaway,
             code: Some(0),
-            by: Some("server"),
+            by: Some(Role::Server),
         },
     ];
     for e in &events {

@@ -36,7 +36,11 @@ use self::{
     table::Table,
     window::Window,
 };
-use crate::pipeline::{OutputEvent, StreamDelay, Timeline};
+use tracer_common::record::Direction;
+
+use crate::pipeline::{
+    Ending, OutputEvent, Role, StallCause, StallScope, StreamDelay, Timeline, direction_name,
+};
 
 const SECOND_NS: u64 = 1_000_000_000;
 const MINUTE_NS: u64 = 60 * SECOND_NS;
@@ -261,7 +265,7 @@ impl Model {
                 ..
             } => {
                 let c = self.conn(*conn, ts);
-                if *sender == "server" && max_concurrent_streams.is_some() {
+                if *sender == Role::Server && max_concurrent_streams.is_some() {
                     c.max_concurrent_streams = *max_concurrent_streams;
                 }
             }
@@ -295,7 +299,7 @@ impl Model {
                         &mut self.families.requests,
                         (
                             verb.clone(),
-                            (*resource_version_kind).to_owned(),
+                            resource_version_kind.as_str().to_owned(),
                             client.to_string(),
                         ),
                         1,
@@ -315,7 +319,7 @@ impl Model {
                 // Empty stays "not known" (no request seen); a request
                 // without a namespace spans them all.
                 s.namespace = namespace.clone().unwrap_or_else(|| "(all)".to_owned());
-                s.rv_kind = (*resource_version_kind).to_owned();
+                s.rv_kind = resource_version_kind.as_str().to_owned();
                 if let Some((_, old)) = self.streams.insert((*conn, *stream), ts, s) {
                     self.ended_window_evictions += window_evictions(&old);
                 }
@@ -343,7 +347,7 @@ impl Model {
                     bytes: *bytes,
                     t_first_byte: *t_first_byte,
                     timeline,
-                    received: *direction == "in",
+                    received: *direction == Direction::Ingress,
                 },
             ),
             OutputEvent::StreamEnd {
@@ -352,9 +356,13 @@ impl Model {
                 how,
                 by,
                 ..
-            } => self.on_stream_end((*conn, *stream), ts, how, *by),
+            } => self.on_stream_end((*conn, *stream), ts, *how, *by),
             OutputEvent::Gap { direction, len, .. } => {
-                add(&mut self.families.lost_bytes, (*direction).to_owned(), *len);
+                add(
+                    &mut self.families.lost_bytes,
+                    direction_name(*direction).to_owned(),
+                    *len,
+                );
             }
             OutputEvent::SocketStall {
                 conn,
@@ -370,7 +378,7 @@ impl Model {
                 self.on_stall(Stall {
                     ts,
                     conn: *conn,
-                    cause,
+                    cause: cause.as_str(),
                     stream: None,
                     duration_ns: *duration_ns,
                     client,
@@ -389,10 +397,9 @@ impl Model {
             } => self.on_stall(Stall {
                 ts,
                 conn: Some(*conn),
-                cause: if *scope == "connection" {
-                    "connection_window"
-                } else {
-                    "stream_window"
+                cause: match scope {
+                    StallScope::Connection => StallCause::ConnectionWindow.as_str(),
+                    StallScope::Stream => StallCause::StreamWindow.as_str(),
                 },
                 stream: *stream,
                 duration_ns: *duration_ns,
@@ -417,7 +424,8 @@ impl Model {
                 {
                     self.open_stalls.remove(&oldest);
                 }
-                self.open_stalls.insert((*conn, *cause, *stream), ts);
+                self.open_stalls
+                    .insert((*conn, cause.as_str(), *stream), ts);
             }
             OutputEvent::EtcdEvent { .. } | OutputEvent::HpackKnown { .. } => {}
         }
@@ -529,14 +537,18 @@ impl Model {
                 .observe_ns(w);
         }
         for missing in &t.missing {
-            add(&mut f.timeline_incomplete, (resource.clone(), *missing), 1);
+            add(
+                &mut f.timeline_incomplete,
+                (resource.clone(), missing.as_str()),
+                1,
+            );
         }
         self.events.add(ts, 1, now);
         self.bytes.add(ts, e.bytes, now);
     }
 
-    fn on_stream_end(&mut self, key: (u64, u32), ts: u64, how: &str, by: Option<&str>) {
-        if how == "goaway" {
+    fn on_stream_end(&mut self, key: (u64, u32), ts: u64, how: Ending, by: Option<Role>) {
+        if how == Ending::Goaway {
             let c = self.conn(key.0, ts);
             if c.last_goaway_ts != Some(ts) {
                 c.last_goaway_ts = Some(ts);
@@ -552,9 +564,9 @@ impl Model {
         // reset or GOAWAY says who sent it. A closed connection says
         // nothing about who closed it, and eviction is ours.
         let by_server = match how {
-            "end_stream" => true,
-            "rst_stream" | "goaway" => by == Some("server"),
-            _ => false,
+            Ending::EndStream => true,
+            Ending::RstStream | Ending::Goaway => by == Some(Role::Server),
+            Ending::ConnectionClosed | Ending::Evicted => false,
         };
         // Only watches whose request we saw: the timeout of an older one
         // is unknown, so its end may have been on time.

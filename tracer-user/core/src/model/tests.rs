@@ -1,7 +1,9 @@
 //! The model fed hand-built event sequences.
 
 use super::*;
-use crate::pipeline::Role;
+use tracer_common::record::Direction;
+
+use crate::pipeline::{Ending, ResourceVersionKind, Role, StallCause, StallScope, TimelinePart};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000 * MS;
@@ -35,7 +37,7 @@ fn request(ts: u64, conn: u64, stream: u32, verb: &str, ua: Option<&str>) -> Out
         name: None,
         watch: verb == "watch",
         resource_version: Some("100".into()),
-        resource_version_kind: "exact",
+        resource_version_kind: ResourceVersionKind::Exact,
         resource_version_match: None,
         allow_watch_bookmarks: true,
         send_initial_events: None,
@@ -81,7 +83,7 @@ fn watch_event(ts: u64, conn: u64, stream: u32, event_type: &str, bytes: u64) ->
         bytes,
         t_first_byte: ts,
         t_last_byte: ts,
-        direction: "out",
+        direction: Direction::Egress,
         timeline: Timeline::default(),
     }
 }
@@ -100,13 +102,7 @@ fn timed_event(ts: u64, conn: u64, stream: u32, span_ns: u64) -> OutputEvent {
     e
 }
 
-fn stream_end(
-    ts: u64,
-    conn: u64,
-    stream: u32,
-    how: &'static str,
-    by: Option<&'static str>,
-) -> OutputEvent {
+fn stream_end(ts: u64, conn: u64, stream: u32, how: Ending, by: Option<Role>) -> OutputEvent {
     OutputEvent::StreamEnd {
         ts,
         conn,
@@ -226,14 +222,14 @@ fn forced_closes_are_server_ends_before_the_timeout() {
     feed(
         &mut m,
         &[
-            stream_end(T0 + 10 * S, 1, 1, "end_stream", None),
-            stream_end(T0 + 300 * S, 1, 3, "end_stream", None),
-            stream_end(T0 + 20 * S, 1, 5, "rst_stream", Some("client")),
-            stream_end(T0 + 30 * S, 1, 7, "goaway", Some("server")),
-            stream_end(T0 + 30 * S, 1, 9, "rst_stream", Some("server")),
-            stream_end(T0 + 30 * S, 1, 11, "end_stream", None),
-            stream_end(T0 + 30 * S, 1, 13, "connection_closed", None),
-            stream_end(T0 + 30 * S, 1, 15, "end_stream", None),
+            stream_end(T0 + 10 * S, 1, 1, Ending::EndStream, None),
+            stream_end(T0 + 300 * S, 1, 3, Ending::EndStream, None),
+            stream_end(T0 + 20 * S, 1, 5, Ending::RstStream, Some(Role::Client)),
+            stream_end(T0 + 30 * S, 1, 7, Ending::Goaway, Some(Role::Server)),
+            stream_end(T0 + 30 * S, 1, 9, Ending::RstStream, Some(Role::Server)),
+            stream_end(T0 + 30 * S, 1, 11, Ending::EndStream, None),
+            stream_end(T0 + 30 * S, 1, 13, Ending::ConnectionClosed, None),
+            stream_end(T0 + 30 * S, 1, 15, Ending::EndStream, None),
         ],
     );
     assert_eq!(
@@ -252,9 +248,21 @@ fn one_goaway_ending_many_streams_counts_once() {
         m.on_event(&watch_request(T0, 1, stream, None));
     }
     for stream in [1, 3, 5] {
-        m.on_event(&stream_end(T0 + S, 1, stream, "goaway", Some("server")));
+        m.on_event(&stream_end(
+            T0 + S,
+            1,
+            stream,
+            Ending::Goaway,
+            Some(Role::Server),
+        ));
     }
-    m.on_event(&stream_end(T0 + 2 * S, 1, 7, "goaway", Some("server")));
+    m.on_event(&stream_end(
+        T0 + 2 * S,
+        1,
+        7,
+        Ending::Goaway,
+        Some(Role::Server),
+    ));
     assert_eq!(m.families().goaways, 2);
 }
 
@@ -354,9 +362,9 @@ fn full_tables_evict_and_count() {
         m.on_event(&OutputEvent::WindowStall {
             ts: T0 + (4 + i) * S,
             conn: 2,
-            scope: "stream",
+            scope: StallScope::Stream,
             stream: Some(1),
-            sender: "server",
+            sender: Role::Server,
             start: T0 + (4 + i) * S - MS,
             duration_ns: MS,
             open_streams: vec![],
@@ -381,7 +389,7 @@ fn stalls_are_counted_logged_and_their_delay_charged_to_the_held_client() {
                 conn: Some(1),
                 pid: 42,
                 fd: 7,
-                cause: "send_buffer_full",
+                cause: StallCause::SendBufferFull,
                 start: T0 + S,
                 duration_ns: S,
                 client: Some("kube-scheduler".into()),
@@ -403,9 +411,9 @@ fn stalls_are_counted_logged_and_their_delay_charged_to_the_held_client() {
             OutputEvent::WindowStall {
                 ts: T0 + 3 * S,
                 conn: 1,
-                scope: "connection",
+                scope: StallScope::Connection,
                 stream: None,
-                sender: "server",
+                sender: Role::Server,
                 start: T0 + 3 * S - 200 * MS,
                 duration_ns: 200 * MS,
                 open_streams: vec![1, 3],
@@ -469,7 +477,11 @@ fn errors_bookmarks_requests_and_lost_bytes() {
     }
     m.on_event(&error);
     m.on_event(&watch_event(T0 + S, 1, 5, "SOMETHING", 80));
-    for (direction, len) in [("out", 100), ("in", 7), ("out", 5)] {
+    for (direction, len) in [
+        (Direction::Egress, 100),
+        (Direction::Ingress, 7),
+        (Direction::Egress, 5),
+    ] {
         m.on_event(&OutputEvent::Gap {
             ts: T0 + 2 * S,
             conn: 1,
@@ -524,14 +536,14 @@ fn connection_samples_give_byte_rates_and_settings_the_stream_limit() {
     m.on_event(&OutputEvent::Settings {
         ts: T0 + 3 * S,
         conn: 1,
-        sender: "client",
+        sender: Role::Client,
         max_concurrent_streams: Some(7),
         initial_window_size: None,
     });
     m.on_event(&OutputEvent::Settings {
         ts: T0 + 3 * S,
         conn: 1,
-        sender: "server",
+        sender: Role::Server,
         max_concurrent_streams: Some(250),
         initial_window_size: Some(65_535),
     });
@@ -568,7 +580,7 @@ fn timeline_parts_not_measured_are_counted_by_name() {
     let mut m = model();
     let mut e = watch_event(T0, 1, 1, "ADDED", 10);
     if let OutputEvent::WatchEvent { timeline, .. } = &mut e {
-        timeline.missing = vec!["t_source", "t_acked"];
+        timeline.missing = vec![TimelinePart::TSource, TimelinePart::TAcked];
     }
     m.on_event(&e);
     m.on_event(&e);

@@ -17,6 +17,7 @@ use crate::{
 
 use super::{
     http1::{self, Http1Connection},
+    kinds::{Ending, StallCause, StallScope},
     output::{OutputEvent, Role},
 };
 
@@ -410,16 +411,14 @@ impl State {
             self.flush_items(stream);
             self.streams.remove(&stream);
         }
-        let side = |d: Direction| match d {
-            Direction::ClientToServer => "client",
-            Direction::ServerToClient => "server",
-        };
         let (how, code, by) = match cause {
-            StreamEndCause::Complete => ("end_stream", None, None),
-            StreamEndCause::Reset { by, code } => ("rst_stream", code, Some(side(by))),
-            StreamEndCause::GoAway { by, code, .. } => ("goaway", Some(code), Some(side(by))),
-            StreamEndCause::Evicted => ("evicted", None, None),
-            StreamEndCause::ConnectionClosed => ("connection_closed", None, None),
+            StreamEndCause::Complete => (Ending::EndStream, None, None),
+            StreamEndCause::Reset { by, code } => (Ending::RstStream, code, Some(Role::sender(by))),
+            StreamEndCause::GoAway { by, code, .. } => {
+                (Ending::Goaway, Some(code), Some(Role::sender(by)))
+            }
+            StreamEndCause::Evicted => (Ending::Evicted, None, None),
+            StreamEndCause::ConnectionClosed => (Ending::ConnectionClosed, None, None),
         };
         self.out.push(OutputEvent::StreamEnd {
             ts: self.ts(ts),
@@ -484,8 +483,8 @@ impl EventSink for State {
             } => {
                 self.stall_starts.insert((sender, scope), open_streams);
                 let (cause, stream) = match scope {
-                    WindowScope::Connection => ("connection_window", None),
-                    WindowScope::Stream(id) => ("stream_window", Some(id)),
+                    WindowScope::Connection => (StallCause::ConnectionWindow, None),
+                    WindowScope::Stream(id) => (StallCause::StreamWindow, Some(id)),
                 };
                 self.out.push(OutputEvent::StallStart {
                     ts: self.ts(ts_ns),
@@ -506,18 +505,15 @@ impl EventSink for State {
                     .remove(&(sender, scope))
                     .unwrap_or_default();
                 let (scope, stream) = match scope {
-                    WindowScope::Connection => ("connection", None),
-                    WindowScope::Stream(id) => ("stream", Some(id)),
+                    WindowScope::Connection => (StallScope::Connection, None),
+                    WindowScope::Stream(id) => (StallScope::Stream, Some(id)),
                 };
                 self.out.push(OutputEvent::WindowStall {
                     ts: self.ts(ts_ns),
                     conn: self.conn,
                     scope,
                     stream,
-                    sender: match sender {
-                        Direction::ClientToServer => "client",
-                        Direction::ServerToClient => "server",
-                    },
+                    sender: Role::sender(sender),
                     start: self.ts(start_ts_ns),
                     duration_ns: ts_ns.saturating_sub(start_ts_ns),
                     open_streams,
@@ -529,10 +525,7 @@ impl EventSink for State {
                 self.out.push(OutputEvent::Settings {
                     ts: self.ts(ts_ns),
                     conn: self.conn,
-                    sender: match dir {
-                        Direction::ClientToServer => "client",
-                        Direction::ServerToClient => "server",
-                    },
+                    sender: Role::sender(dir),
                     max_concurrent_streams: value(SETTINGS_MAX_CONCURRENT_STREAMS),
                     initial_window_size: value(SETTINGS_INITIAL_WINDOW_SIZE),
                 });
@@ -541,10 +534,7 @@ impl EventSink for State {
                 self.out.push(OutputEvent::HpackKnown {
                     ts: self.ts(ts_ns),
                     conn: self.conn,
-                    direction: match dir {
-                        Direction::ClientToServer => "client_to_server",
-                        Direction::ServerToClient => "server_to_client",
-                    },
+                    direction: dir,
                 });
             }
             _ => {}

@@ -30,6 +30,7 @@ use crate::watch::{
 
 use super::{
     connection::resource_of_kind,
+    kinds::Ending,
     output::{OutputEvent, Role},
 };
 
@@ -239,7 +240,7 @@ impl Http1Connection {
         if !request {
             self.flush(out);
             if ended {
-                self.end_response(ts, "end_stream", out);
+                self.end_response(ts, Ending::EndStream, out);
             }
         } else if ended {
             self.requests.phase = Phase::Head(Vec::new());
@@ -255,24 +256,24 @@ impl Http1Connection {
                 if let Some(w) = watch {
                     w.finish(ts, &mut self.items);
                 }
-                "end_stream"
+                Ending::EndStream
             }
             Phase::Body(Body::Length { watch: Some(w), .. }) => {
                 w.finish(ts, &mut self.items);
-                "connection_closed"
+                Ending::ConnectionClosed
             }
             Phase::Body(Body::ChunkedWatch(w)) => {
                 w.finish(ts, &mut self.items);
-                "connection_closed"
+                Ending::ConnectionClosed
             }
-            _ => "connection_closed",
+            _ => Ending::ConnectionClosed,
         };
         self.flush(out);
         if self.responses.current.is_some() {
             self.end_response(ts, how, out);
         }
         while let Some(p) = self.pending.pop_front() {
-            out.push(self.stream_end(p.stream, ts, "connection_closed"));
+            out.push(self.stream_end(p.stream, ts, Ending::ConnectionClosed));
         }
     }
 
@@ -365,7 +366,7 @@ impl Http1Connection {
         self.responses.current = Some(pending);
         match body {
             Some(body) => self.responses.phase = Phase::Body(body),
-            None => self.end_response(ts, "end_stream", out),
+            None => self.end_response(ts, Ending::EndStream, out),
         }
     }
 
@@ -425,19 +426,19 @@ impl Http1Connection {
         if !request {
             self.flush(out);
             if done {
-                self.end_response(ts, "end_stream", out);
+                self.end_response(ts, Ending::EndStream, out);
             }
         }
         used
     }
 
-    fn end_response(&mut self, ts: u64, how: &'static str, out: &mut Vec<OutputEvent>) {
+    fn end_response(&mut self, ts: u64, how: Ending, out: &mut Vec<OutputEvent>) {
         if let Some(p) = self.responses.current.take() {
             out.push(self.stream_end(p.stream, ts, how));
         }
     }
 
-    fn stream_end(&self, stream: u32, ts: u64, how: &'static str) -> OutputEvent {
+    fn stream_end(&self, stream: u32, ts: u64, how: Ending) -> OutputEvent {
         OutputEvent::StreamEnd {
             ts: self.ts(ts),
             conn: self.conn,
@@ -644,7 +645,9 @@ mod tests {
                 } => format!(
                     "event {stream} {resource} {event_type} {name} {resource_version} {bytes}"
                 ),
-                OutputEvent::StreamEnd { stream, how, .. } => format!("end {stream} {how}"),
+                OutputEvent::StreamEnd { stream, how, .. } => {
+                    format!("end {stream} {}", how.as_str())
+                }
                 other => format!("{other:?}"),
             })
             .collect()

@@ -5,6 +5,7 @@
 
 mod connection;
 mod http1;
+pub mod kinds;
 pub mod output;
 mod timeline;
 
@@ -18,6 +19,9 @@ use crate::{
 };
 use connection::Connection;
 pub use connection::resource_of_kind;
+pub use kinds::{
+    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, direction_name,
+};
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
 use timeline::Timelines;
 pub use timeline::{TimelineConfig, TimelineStats};
@@ -254,8 +258,8 @@ impl Pipeline {
             pid: tgid,
             fd,
             cause: match stall.kind {
-                StallKind::SendBufferFull => "send_buffer_full",
-                StallKind::PeerZeroWindow => "peer_zero_window",
+                StallKind::SendBufferFull => StallCause::SendBufferFull,
+                StallKind::PeerZeroWindow => StallCause::PeerZeroWindow,
             },
             start,
             duration_ns: stall.duration_ns(),
@@ -433,8 +437,8 @@ impl Pipeline {
             .map(|t| t.id);
         for (kind, start) in info.open_stalls() {
             let (cause, new) = match kind {
-                StallKind::SendBufferFull => ("send_buffer_full", opened.0),
-                StallKind::PeerZeroWindow => ("peer_zero_window", opened.1),
+                StallKind::SendBufferFull => (StallCause::SendBufferFull, opened.0),
+                StallKind::PeerZeroWindow => (StallCause::PeerZeroWindow, opened.1),
             };
             if new {
                 emit(OutputEvent::StallStart {
@@ -480,7 +484,8 @@ impl Pipeline {
             let conn = tracked.id;
             match event {
                 OutputEvent::WatchEvent {
-                    direction: "out", ..
+                    direction: Direction::Egress,
+                    ..
                 } => {
                     self.timelines
                         .on_watch_event(conn, event, sent_now, &mut ready);
@@ -489,7 +494,11 @@ impl Pipeline {
                     // Received by a traced client: the apiserver's side of
                     // its timeline is not visible here.
                     if let OutputEvent::WatchEvent { timeline, .. } = &mut received {
-                        timeline.missing = vec!["t_source", "t_sent", "t_acked"];
+                        timeline.missing = vec![
+                            TimelinePart::TSource,
+                            TimelinePart::TSent,
+                            TimelinePart::TAcked,
+                        ];
                     }
                     ready.push(received);
                 }
@@ -532,7 +541,7 @@ impl Pipeline {
                     ..
                 } => {
                     // Only the traced process's own sends are its delay.
-                    let own = (sender == "server") == (tracked.connection.role() == Role::Server);
+                    let own = sender == tracked.connection.role();
                     let mut held = if own {
                         self.timelines
                             .on_window_stall(conn, start, ts, stream, &open_streams)
@@ -683,7 +692,11 @@ impl Pipeline {
                 emit(OutputEvent::Gap {
                     ts: self.unix(ts_ns),
                     conn,
-                    direction: if egress { "out" } else { "in" },
+                    direction: if egress {
+                        Direction::Egress
+                    } else {
+                        Direction::Ingress
+                    },
                     offset,
                     len,
                 });

@@ -4,8 +4,15 @@
 //! no object contents, no etcd values.
 
 use serde::Serialize;
+use tracer_common::record::Direction;
 
-use crate::watch::{ApiRequest, MetaString, ResourceVersion, Verb};
+use super::kinds::{
+    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, serialize_direction,
+};
+use crate::{
+    http2,
+    watch::{ApiRequest, MetaString, ResourceVersion, Verb},
+};
 
 /// One output line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -45,8 +52,7 @@ pub enum OutputEvent {
         name: Option<String>,
         watch: bool,
         resource_version: Option<String>,
-        /// `absent`, `zero` or `exact`.
-        resource_version_kind: &'static str,
+        resource_version_kind: ResourceVersionKind,
         resource_version_match: Option<String>,
         allow_watch_bookmarks: bool,
         send_initial_events: Option<bool>,
@@ -77,7 +83,8 @@ pub enum OutputEvent {
         t_last_byte: u64,
         /// `out`: the traced process sent it (the apiserver side); `in`: it
         /// received it (a traced client).
-        direction: &'static str,
+        #[serde(serialize_with = "serialize_direction")]
+        direction: Direction,
         /// The event's timeline (docs/events.md, "Timeline").
         #[serde(flatten)]
         timeline: Timeline,
@@ -86,12 +93,10 @@ pub enum OutputEvent {
         ts: u64,
         conn: u64,
         stream: u32,
-        /// `end_stream`, `rst_stream`, `goaway`, `connection_closed`,
-        /// `evicted`.
-        how: &'static str,
+        how: Ending,
         code: Option<u32>,
-        /// Which side ended it: `client` or `server`.
-        by: Option<&'static str>,
+        /// Which side ended it.
+        by: Option<Role>,
     },
     EtcdEvent {
         ts: u64,
@@ -109,7 +114,8 @@ pub enum OutputEvent {
         ts: u64,
         conn: u64,
         /// `out` (written by the traced process) or `in`.
-        direction: &'static str,
+        #[serde(serialize_with = "serialize_direction")]
+        direction: Direction,
         offset: u64,
         len: u64,
     },
@@ -119,7 +125,7 @@ pub enum OutputEvent {
         pid: u32,
         fd: i32,
         /// `send_buffer_full` or `peer_zero_window`.
-        cause: &'static str,
+        cause: StallCause,
         start: u64,
         duration_ns: u64,
         /// The client on the connection: its user-agent's program name.
@@ -134,10 +140,10 @@ pub enum OutputEvent {
     WindowStall {
         ts: u64,
         conn: u64,
-        /// `connection` or `stream`.
-        scope: &'static str,
+        scope: StallScope,
         stream: Option<u32>,
-        sender: &'static str,
+        /// The side whose sending the window held.
+        sender: Role,
         start: u64,
         duration_ns: u64,
         open_streams: Vec<u32>,
@@ -159,9 +165,7 @@ pub enum OutputEvent {
     StallStart {
         ts: u64,
         conn: Option<u64>,
-        /// `send_buffer_full`, `peer_zero_window`, `connection_window`,
-        /// `stream_window`.
-        cause: &'static str,
+        cause: StallCause,
         stream: Option<u32>,
     },
     /// A connection's TCP state, at most once a second while it is busy.
@@ -182,24 +186,44 @@ pub enum OutputEvent {
     Settings {
         ts: u64,
         conn: u64,
-        /// `server` or `client`.
-        sender: &'static str,
+        sender: Role,
         max_concurrent_streams: Option<u32>,
         initial_window_size: Option<u32>,
     },
     HpackKnown {
         ts: u64,
         conn: u64,
-        direction: &'static str,
+        direction: http2::Direction,
     },
 }
 
-/// The traced process's role on a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// A side of a connection by its HTTP role: the traced process's role on
+/// it (`conn_open`), or the side that sent something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Server,
     Client,
+}
+
+impl Role {
+    /// As the JSON lines spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Client => "client",
+        }
+    }
+
+    /// The side that sends in `direction`.
+    #[must_use]
+    pub fn sender(direction: http2::Direction) -> Self {
+        match direction {
+            http2::Direction::ClientToServer => Self::Client,
+            http2::Direction::ServerToClient => Self::Server,
+        }
+    }
 }
 
 /// Where a watch event's time went. Times are Unix epoch ns; a part that
@@ -225,9 +249,8 @@ pub struct Timeline {
     pub flow_control_wait_ns: u64,
     /// Time in the same span its connection's send buffer was full.
     pub socket_buffer_wait_ns: u64,
-    /// The parts that could not be measured: `t_source`, `t_sent`,
-    /// `t_acked`.
-    pub missing: Vec<&'static str>,
+    /// The parts that could not be measured.
+    pub missing: Vec<TimelinePart>,
     /// Its revision was read from etcd before its watch was opened: the
     /// watch cache replayed it (initial events, or a resumed
     /// resourceVersion). Its ApiserverTimeSpan would be its age, not a
@@ -271,7 +294,11 @@ impl OutputEvent {
             bytes: e.bytes,
             t_first_byte: unix(e.t_first_byte),
             t_last_byte: unix(e.t_last_byte),
-            direction: if sent { "out" } else { "in" },
+            direction: if sent {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
             timeline: Timeline::default(),
         }
     }
@@ -289,9 +316,9 @@ impl OutputEvent {
         let target = request.target.as_ref();
         let options = &request.options;
         let (rv, rv_kind) = match &options.resource_version {
-            ResourceVersion::Absent => (None, "absent"),
-            ResourceVersion::Zero => (Some("0".to_owned()), "zero"),
-            ResourceVersion::Exact(v) => (Some(v.clone()), "exact"),
+            ResourceVersion::Absent => (None, ResourceVersionKind::Absent),
+            ResourceVersion::Zero => (Some("0".to_owned()), ResourceVersionKind::Zero),
+            ResourceVersion::Exact(v) => (Some(v.clone()), ResourceVersionKind::Exact),
         };
         OutputEvent::Request {
             ts,

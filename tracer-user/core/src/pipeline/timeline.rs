@@ -31,7 +31,10 @@ use std::{collections::VecDeque, sync::Arc};
 
 use foldhash::{HashMap, HashMapExt as _};
 
-use super::output::{OutputEvent, StreamDelay, Timeline};
+use super::{
+    kinds::TimelinePart,
+    output::{OutputEvent, StreamDelay, Timeline},
+};
 
 /// How long an event waits for its ack before it is written without one.
 pub(crate) const PENDING_LIMIT_NS: u64 = 30_000_000_000;
@@ -583,13 +586,13 @@ fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent 
             .sum();
         let mut missing = Vec::new();
         if t_source.is_none() {
-            missing.push("t_source");
+            missing.push(TimelinePart::TSource);
         }
         if p.t_sent.is_none() {
-            missing.push("t_sent");
+            missing.push(TimelinePart::TSent);
         }
         if t_acked.is_none() {
-            missing.push("t_acked");
+            missing.push(TimelinePart::TAcked);
         }
         *timeline = Timeline {
             t_source,
@@ -610,7 +613,9 @@ fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use tracer_common::record::Direction;
+
+    use super::{super::kinds::StallCause, *};
 
     fn event(stream: u32, rv: &str, t_first: u64, t_last: u64, bytes: u64) -> OutputEvent {
         OutputEvent::WatchEvent {
@@ -628,7 +633,7 @@ mod tests {
             bytes,
             t_first_byte: t_first,
             t_last_byte: t_last,
-            direction: "out",
+            direction: Direction::Egress,
             timeline: Timeline::default(),
         }
     }
@@ -693,7 +698,10 @@ mod tests {
         t.on_sent(7, 30, None, &mut out);
         assert_eq!(out.len(), 1);
         let tl = timeline_of(&out[0]);
-        assert_eq!(tl.missing, vec!["t_source", "t_acked"]);
+        assert_eq!(
+            tl.missing,
+            vec![TimelinePart::TSource, TimelinePart::TAcked]
+        );
         assert_eq!(tl.apiserver_time_span_ns, None);
         assert_eq!(tl.t_sent, Some(30));
         // A connection that closes first: what it has.
@@ -701,7 +709,11 @@ mod tests {
         t.on_close(7, &mut out);
         assert_eq!(
             timeline_of(&out[1]).missing,
-            vec!["t_source", "t_sent", "t_acked"]
+            vec![
+                TimelinePart::TSource,
+                TimelinePart::TSent,
+                TimelinePart::TAcked
+            ]
         );
     }
 
@@ -732,7 +744,10 @@ mod tests {
         }
         assert_eq!(out.len(), 1, "the oldest of three is written early");
         assert_eq!(t.stats().evicted_pending, 1);
-        assert_eq!(timeline_of(&out[0]).missing, vec!["t_sent", "t_acked"]);
+        assert_eq!(
+            timeline_of(&out[0]).missing,
+            vec![TimelinePart::TSent, TimelinePart::TAcked]
+        );
         assert_eq!(timeline_of(&out[0]).t_source, Some(5));
     }
 
@@ -747,7 +762,10 @@ mod tests {
         t.expire(20 + PENDING_LIMIT_NS, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(t.stats().expired_pending, 1);
-        assert_eq!(timeline_of(&out[0]).missing, vec!["t_source", "t_acked"]);
+        assert_eq!(
+            timeline_of(&out[0]).missing,
+            vec![TimelinePart::TSource, TimelinePart::TAcked]
+        );
     }
 
     fn stall_report() -> OutputEvent {
@@ -756,7 +774,7 @@ mod tests {
             conn: Some(7),
             pid: 1,
             fd: 3,
-            cause: "send_buffer_full",
+            cause: StallCause::SendBufferFull,
             start: 200,
             duration_ns: 300,
             client: None,

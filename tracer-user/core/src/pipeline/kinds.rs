@@ -1,0 +1,203 @@
+//! The closed sets of values an output line's fields take, as types: the
+//! stages after the pipeline match on them instead of comparing strings,
+//! and serde spells them as the JSON lines always have (docs/events.md).
+
+use serde::{Serialize, Serializer};
+use tracer_common::record::Direction;
+
+/// How a stream ended (`stream_end`'s `how`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// END_STREAM (both sides, as far as they are known).
+    EndStream,
+    RstStream,
+    /// A GOAWAY whose last stream id is below it.
+    Goaway,
+    ConnectionClosed,
+    /// Dropped from a bounded table.
+    Evicted,
+}
+
+/// Why a connection or stream stopped sending (`socket_stall`'s and
+/// `stall_start`'s `cause`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallCause {
+    /// The traced process's send buffer was full.
+    SendBufferFull,
+    /// The peer advertised a zero TCP window.
+    PeerZeroWindow,
+    /// The HTTP/2 connection window was exhausted.
+    ConnectionWindow,
+    /// An HTTP/2 stream window was exhausted.
+    StreamWindow,
+}
+
+/// Which HTTP/2 window a `window_stall` exhausted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallScope {
+    Connection,
+    Stream,
+}
+
+/// What a request's `resourceVersion` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceVersionKind {
+    /// Absent or empty: the most recent state (a quorum read).
+    Absent,
+    /// `0`: any state, from the watch cache.
+    Zero,
+    /// A given revision.
+    Exact,
+}
+
+/// An instant of a watch event's timeline that could not be measured
+/// (`missing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelinePart {
+    TSource,
+    TSent,
+    TAcked,
+}
+
+impl Ending {
+    /// As the JSON lines spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndStream => "end_stream",
+            Self::RstStream => "rst_stream",
+            Self::Goaway => "goaway",
+            Self::ConnectionClosed => "connection_closed",
+            Self::Evicted => "evicted",
+        }
+    }
+}
+
+impl StallCause {
+    /// As the JSON lines and the metrics' `cause` label spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SendBufferFull => "send_buffer_full",
+            Self::PeerZeroWindow => "peer_zero_window",
+            Self::ConnectionWindow => "connection_window",
+            Self::StreamWindow => "stream_window",
+        }
+    }
+}
+
+impl ResourceVersionKind {
+    /// As the JSON lines and the metrics spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Zero => "zero",
+            Self::Exact => "exact",
+        }
+    }
+}
+
+impl TimelinePart {
+    /// As the JSON lines and the metrics' `missing` label spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TSource => "t_source",
+            Self::TSent => "t_sent",
+            Self::TAcked => "t_acked",
+        }
+    }
+}
+
+/// A [`Direction`] as the JSON lines spell it: `out` (written by the
+/// traced process) or `in` (read by it).
+#[must_use]
+pub fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Egress => "out",
+        Direction::Ingress => "in",
+    }
+}
+
+/// Serialises a [`Direction`] field as [`direction_name`] spells it.
+pub(crate) fn serialize_direction<S: Serializer>(
+    direction: &Direction,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(direction_name(*direction))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// serde's spelling and `as_str` must agree: metrics use one, the JSON
+    /// lines the other.
+    #[test]
+    fn serde_and_as_str_spell_every_value_alike() {
+        let json = |v: &dyn erased::Ser| v.json();
+        for e in [
+            Ending::EndStream,
+            Ending::RstStream,
+            Ending::Goaway,
+            Ending::ConnectionClosed,
+            Ending::Evicted,
+        ] {
+            assert_eq!(json(&e), format!("\"{}\"", e.as_str()));
+        }
+        for c in [
+            StallCause::SendBufferFull,
+            StallCause::PeerZeroWindow,
+            StallCause::ConnectionWindow,
+            StallCause::StreamWindow,
+        ] {
+            assert_eq!(json(&c), format!("\"{}\"", c.as_str()));
+        }
+        for k in [
+            ResourceVersionKind::Absent,
+            ResourceVersionKind::Zero,
+            ResourceVersionKind::Exact,
+        ] {
+            assert_eq!(json(&k), format!("\"{}\"", k.as_str()));
+        }
+        for p in [
+            TimelinePart::TSource,
+            TimelinePart::TSent,
+            TimelinePart::TAcked,
+        ] {
+            assert_eq!(json(&p), format!("\"{}\"", p.as_str()));
+        }
+        // The fields typed without an `as_str` keep their old spelling too.
+        assert_eq!(json(&StallScope::Connection), "\"connection\"");
+        assert_eq!(json(&StallScope::Stream), "\"stream\"");
+        assert_eq!(
+            json(&crate::http2::Direction::ClientToServer),
+            "\"client_to_server\""
+        );
+        assert_eq!(
+            json(&crate::http2::Direction::ServerToClient),
+            "\"server_to_client\""
+        );
+        for r in [super::super::Role::Server, super::super::Role::Client] {
+            assert_eq!(json(&r), format!("\"{}\"", r.as_str()));
+        }
+    }
+
+    mod erased {
+        /// Any serialisable value, as JSON.
+        pub(super) trait Ser {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
+    }
+}
