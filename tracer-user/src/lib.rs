@@ -6,7 +6,8 @@
 //! purity is the compiler's to check. Here: [`btf`] and [`tracepoints`]
 //! (kernel facts from BTF), and the I/O edges: [`loader`] (aya), [`host`]
 //! and [`check`] (probing this machine), [`symbols`] (reading binaries),
-//! [`http`] (`/metrics`), [`cli`], [`agent`], [`commands`], [`tui`].
+//! [`metrics_server`] (`/metrics`, `/healthz`), [`cli`], [`agent`], [`commands`],
+//! [`tui`].
 
 pub use watchtrace_core::{capture, conn, etcd, http2, metrics, model, pipeline, recording, watch};
 
@@ -17,8 +18,8 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod host;
-pub mod http;
 pub mod loader;
+pub mod metrics_server;
 pub mod sockdiag;
 pub mod symbols;
 pub mod targets;

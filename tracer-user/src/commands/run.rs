@@ -16,9 +16,8 @@ use tracer_common::counters::Counter;
 use crate::{
     agent::{Consumer, Session, SessionOptions, until_stopped},
     cli::{MetricsAddr, RunArgs},
-    clock,
-    http::{self, Health},
-    metrics,
+    clock, metrics,
+    metrics_server::{self, Health},
     model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
 };
@@ -38,13 +37,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (model, _server) = match args.metrics_addr {
         MetricsAddr::Off => (None, None),
         MetricsAddr::At(addr) => {
-            let listener = http::bind(addr)
+            let listener = metrics_server::bind(addr)
                 .await
                 .with_context(|| format!("listening on --metrics-addr {addr}"))?;
             let model = Arc::new(Mutex::new(Model::new(ModelConfig::default())));
             let served = model.clone();
             let render = Arc::new(move || metrics::render(&lock(&served)));
-            let server = AbortOnDrop(tokio::spawn(http::serve(
+            let server = AbortOnDrop(tokio::spawn(metrics_server::serve(
                 listener,
                 render,
                 metrics::CONTENT_TYPE,
