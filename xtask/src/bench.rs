@@ -57,6 +57,27 @@ enum Which {
     /// The agent's CPU per watch event: the overhead load recorded, then
     /// replayed through what `watchtrace run` does with each record.
     Agent(bench_agent::AgentArgs),
+    /// The agent at control-plane scale: a generated record stream of
+    /// 2,000 connections, 10,000 watch streams and 50,000 watch events a
+    /// second, through what `watchtrace run` does with each record: CPU
+    /// cores and peak RSS per second of recorded traffic.
+    Scale {
+        /// Seconds of recorded traffic.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// HTTP/2 connections.
+        #[arg(long, default_value_t = 2000)]
+        conns: u64,
+        /// Watch streams, spread over the connections.
+        #[arg(long, default_value_t = 10_000)]
+        streams: u64,
+        /// Watch events per second of recorded traffic.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Throughput of a Go TLS server with and without watchtrace attached.
     Capture {
         /// Number of Write calls.
@@ -73,6 +94,26 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Which::Decode(decode) = &args.which {
         return bench_decode::run(decode);
     }
+    if let Which::Scale {
+        seconds,
+        conns,
+        streams,
+        rate,
+        seed,
+    } = args.which
+    {
+        // No root, no testbed: the traffic is generated.
+        return process::run(
+            Command::new("cargo")
+                .args(["run", "--release", "--quiet", "--package", "tracer-user"])
+                .args(["--example", "scale_bench", "--"])
+                .args(["--seconds", &seconds.to_string()])
+                .args(["--conns", &conns.to_string()])
+                .args(["--streams", &streams.to_string()])
+                .args(["--rate", &rate.to_string()])
+                .args(["--seed", &seed.to_string()]),
+        );
+    }
     setup::run()?;
     testbed::build()?;
     process::run(Command::new("cargo").args(["build", "--release", "--package", "tracer-user"]))?;
@@ -87,7 +128,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         } => watch(write_rate, object_size, seconds, conns, per_conn),
         Which::Overhead(ref overhead) => bench_overhead::run(overhead),
         Which::Agent(ref agent) => bench_agent::run(agent),
-        Which::Decode(_) => unreachable!("handled above"),
+        Which::Decode(_) | Which::Scale { .. } => unreachable!("handled above"),
     }
 }
 

@@ -169,11 +169,14 @@ pub fn encode_chunk(header: &ChunkHeader, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Records userspace makes itself.
+/// Records userspace makes itself (and generators of test and benchmark
+/// traffic): types with explicit padding only, so every byte is set.
 pub trait UserRecord: Copy {}
 impl UserRecord for SockClose {}
 impl UserRecord for SockAnchor {}
 impl UserRecord for ProcessInfo {}
+impl UserRecord for TcpAck {}
+impl UserRecord for TcpSample {}
 
 /// A NUL-padded fixed-size field from a string (truncated to fit).
 pub fn fixed<const N: usize>(text: &str) -> [u8; N] {
