@@ -441,6 +441,9 @@ impl Pipeline {
                 StallKind::PeerZeroWindow => (StallCause::PeerZeroWindow, opened.1),
             };
             if new {
+                if let Some(conn) = conn {
+                    self.timelines.on_socket_stall_start(conn, self.unix(start));
+                }
                 emit(OutputEvent::StallStart {
                     ts: self.unix(start),
                     conn,

@@ -43,6 +43,11 @@ pub(crate) const PENDING_LIMIT_NS: u64 = 30_000_000_000;
 /// stall is over, and only then say when they arrived from etcd.
 pub(crate) const STALL_SETTLE_NS: u64 = 1_000_000_000;
 
+/// How long an acked event stays in a connection's recent events while no
+/// socket stall is open: a stall's start can be learnt a little after it
+/// (its record comes through the ring with others), never a second after.
+pub(crate) const RECENT_KEEP_NS: u64 = 1_000_000_000;
+
 /// Bounds of the timeline tables.
 #[derive(Clone, Copy, Debug)]
 pub struct TimelineConfig {
@@ -112,7 +117,13 @@ struct ConnTimeline {
     unsent: VecDeque<Pending>,
     /// In the kernel, waiting for the peer's ack, in `seq_end` order.
     unacked: VecDeque<Pending>,
+    /// Sent events a socket stall may yet be charged with: the unacked,
+    /// and the acked since [`RECENT_KEEP_NS`] ago or since the oldest open
+    /// socket stall began (at most `max_recent_per_conn`).
     recent: VecDeque<Sent>,
+    /// Socket stalls begun and not yet ended, and the oldest one's start.
+    open_stalls: u32,
+    open_stall_since: Option<u64>,
     /// Window stalls that ended: (start, end, stream or None for the
     /// connection window).
     window_stalls: VecDeque<(u64, u64, Option<u32>)>,
@@ -399,6 +410,27 @@ impl Timelines {
             }
             out.push(finish(timeline, p, Some(t)));
         }
+        // What no stall can be charged with any more: acked before every
+        // open stall began, or (none open) well before now. Acks come in
+        // send order, so these are at the front.
+        let keep_from = timeline
+            .open_stall_since
+            .unwrap_or(t.saturating_sub(RECENT_KEEP_NS));
+        while timeline
+            .recent
+            .front()
+            .is_some_and(|s| s.t_acked.is_some_and(|a| a < keep_from))
+        {
+            timeline.recent.pop_front();
+        }
+    }
+
+    /// A socket stall on `conn` began at `start`: the events acked from
+    /// then on are kept for its report.
+    pub(crate) fn on_socket_stall_start(&mut self, conn: u64, start: u64) {
+        let timeline = self.conns.entry(conn).or_default();
+        timeline.open_stalls += 1;
+        timeline.open_stall_since = Some(timeline.open_stall_since.map_or(start, |s| s.min(start)));
     }
 
     /// Writes out what waited too long for its ack, and the stall reports
@@ -483,6 +515,10 @@ impl Timelines {
     ) {
         let max = self.config.max_recent_per_conn;
         let timeline = self.conns.entry(conn).or_default();
+        timeline.open_stalls = timeline.open_stalls.saturating_sub(1);
+        if timeline.open_stalls == 0 {
+            timeline.open_stall_since = None;
+        }
         if timeline.socket_stalls.len() >= max {
             timeline.socket_stalls.pop_front();
         }
@@ -843,6 +879,39 @@ mod tests {
             held_of(&out[0]),
             (vec![(1, 300), (3, 300), (9, 150)], Some(1))
         );
+    }
+
+    fn recent_streams(t: &Timelines, conn: u64) -> Vec<u32> {
+        t.conns[&conn].recent.iter().map(|s| s.stream).collect()
+    }
+
+    #[test]
+    fn acked_events_leave_the_recent_table_unless_an_open_stall_may_be_charged_with_them() {
+        fn send(t: &mut Timelines, stream: u32, rv: &str, at: u64, seq: u32, acked_at: u64) {
+            let mut out = Vec::new();
+            t.on_watch_event(7, event(stream, rv, at, at, 100), None, &mut out);
+            t.on_sent(7, at, Some(seq), &mut out);
+            t.on_ack(7, seq, acked_at, &mut out);
+        }
+        let mut t = Timelines::new(TimelineConfig::default());
+        let s = RECENT_KEEP_NS;
+        // Acked at 1 s, then another acked 2 s later: the first is gone.
+        send(&mut t, 1, "1", s, 100, s);
+        send(&mut t, 3, "2", 3 * s, 200, 3 * s + 1);
+        assert_eq!(recent_streams(&t, 7), [3]);
+        // A stall opens at 4 s: what is acked from then on stays, however
+        // long the stall lasts; what was acked before it goes.
+        t.on_socket_stall_start(7, 4 * s);
+        send(&mut t, 5, "3", 4 * s, 300, 5 * s);
+        send(&mut t, 9, "4", 9 * s, 400, 9 * s);
+        assert_eq!(recent_streams(&t, 7), [5, 9]);
+        let mut out = Vec::new();
+        t.on_socket_stall(7, 4 * s, 10 * s, stall_report(), &mut out);
+        t.expire(10 * s + STALL_SETTLE_NS, &mut out);
+        assert_eq!(held_of(&out[0]).0, [(5, s)], "stream 5 waited 4-5 s");
+        // Closed: the next ack trims again.
+        send(&mut t, 11, "5", 12 * s, 500, 12 * s);
+        assert_eq!(recent_streams(&t, 7), [11]);
     }
 
     #[test]
