@@ -8,7 +8,10 @@
 //! first), or directly:
 //! `cargo run --release -p tracer-user --example agent_bench -- FILE [--reps N]`.
 
-use std::{fs::File, io::BufReader, time::Duration};
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use std::{fs::File, io::BufReader};
 
 use tracer_common::record::Direction;
 use watchtrace::{
@@ -49,9 +52,9 @@ fn main() -> anyhow::Result<()> {
     let mut times = Vec::new();
     let mut events = 0;
     for _ in 0..reps {
-        let start = thread_cpu();
+        let start = cpu::thread_cpu();
         events = replay(&records, offset);
-        times.push(thread_cpu() - start);
+        times.push(cpu::thread_cpu() - start);
     }
     times.sort();
     let median = times[times.len() / 2];
@@ -124,14 +127,4 @@ fn ts(record: &[u8]) -> u64 {
     record
         .get(..8)
         .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-}
-
-fn thread_cpu() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }

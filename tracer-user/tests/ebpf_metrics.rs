@@ -174,6 +174,28 @@ fn counted_from_events(path: &Path) -> (Counts, usize) {
     (out, lines)
 }
 
+/// The agent's stdout once it has exited (successfully).
+fn finish(mut agent: support::KillOnDrop) -> String {
+    let mut stdout = String::new();
+    agent
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(agent.wait().unwrap().success());
+    stdout
+}
+
+/// The `key=value` counters of the agent's closing summary.
+fn summary(stdout: &str) -> BTreeMap<&str, f64> {
+    stdout
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect()
+}
+
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn metrics_agree_with_the_events_of_the_same_run() {
@@ -182,7 +204,7 @@ fn metrics_agree_with_the_events_of_the_same_run() {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // By executable, not by comm: only this test's apiserver, even if
     // another testbed runs on the machine.
-    let mut agent = support::KillOnDrop(
+    let agent = support::KillOnDrop(
         Command::new(WATCHTRACE)
             .arg("run")
             .arg("--exe")
@@ -292,19 +314,8 @@ fn metrics_agree_with_the_events_of_the_same_run() {
     // SAFETY: kill has no memory preconditions; the pid is our child's.
     let rc = unsafe { libc::kill(agent.id() as i32, libc::SIGINT) };
     assert_eq!(rc, 0);
-    let mut stdout = String::new();
-    agent
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert!(agent.wait().unwrap().success());
-    let printed: BTreeMap<&str, f64> = stdout
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-        .collect();
+    let stdout = finish(agent);
+    let printed = summary(&stdout);
     let lost: f64 = fin
         .iter()
         .filter(|((m, _), _)| m == "watchtrace_capture_lost_bytes_total")
@@ -360,28 +371,13 @@ fn a_clean_stop_under_load_reports_no_loss() {
             .spawn()
             .unwrap(),
     );
-    let output = {
-        let mut agent = agent;
-        let mut stdout = String::new();
-        agent
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        assert!(agent.wait().unwrap().success());
-        stdout
-    };
+    let output = finish(agent);
     assert!(testbed.wait().unwrap().success(), "testbed-run failed");
-    let summary: BTreeMap<&str, u64> = output
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-        .collect();
-    assert!(summary["tls_writes"] > 10_000, "under load: {output}");
+    let summary = summary(&output);
+    assert!(summary["tls_writes"] > 10_000.0, "under load: {output}");
     assert_eq!(
         (summary["gaps"], summary["gap_bytes"], summary["lost_bytes"]),
-        (0, 0, 0),
+        (0.0, 0.0, 0.0),
         "{output}"
     );
     let (counted, _) = counted_from_events(&events);

@@ -21,6 +21,9 @@
 #[path = "../../tests/http2_support.rs"]
 mod support;
 
+#[path = "../support/cpu.rs"]
+mod cpu;
+
 use std::time::Duration;
 
 use support::{Enc, data, headers, preface, settings, settings_ack, window_update};
@@ -131,6 +134,22 @@ struct Conn {
     streams: usize,
 }
 
+impl Conn {
+    /// The peer's ack of everything sent, if anything is not yet acked.
+    fn ack(&mut self, ts: u64, out: &mut Vec<Vec<u8>>) {
+        if self.acked != self.seq {
+            out.push(encode(&TcpAck {
+                header: header(RecordKind::TcpAck, ts),
+                sock: self.sock,
+                ack_seq: self.seq,
+                window: 512,
+                _pad0: 0,
+            }));
+            self.acked = self.seq;
+        }
+    }
+}
+
 struct Generator {
     rng: Rng,
     conns: Vec<Conn>,
@@ -212,17 +231,7 @@ impl Generator {
         let i = self.rng.below(self.conns.len() as u64) as usize;
         let s = self.rng.below(self.conns[i].streams as u64) as usize;
         let index = self.conns[i].first_stream + s;
-        let c = &self.conns[i];
-        if c.acked != c.seq {
-            out.push(encode(&TcpAck {
-                header: header(RecordKind::TcpAck, ts),
-                sock: c.sock,
-                ack_seq: c.seq,
-                window: 512,
-                _pad0: 0,
-            }));
-            self.conns[i].acked = self.conns[i].seq;
-        }
+        self.conns[i].ack(ts, out);
         self.rv += 1;
         let (_, kind) = RESOURCES[index % RESOURCES.len()];
         let event_type = match self.rng.below(10) {
@@ -261,16 +270,7 @@ impl Generator {
     /// Acks of every connection's last send, as the recorded time ends.
     fn ack_all(&mut self, ts: u64, out: &mut Vec<Vec<u8>>) {
         for c in &mut self.conns {
-            if c.acked != c.seq {
-                out.push(encode(&TcpAck {
-                    header: header(RecordKind::TcpAck, ts),
-                    sock: c.sock,
-                    ack_seq: c.seq,
-                    window: 512,
-                    _pad0: 0,
-                }));
-                c.acked = c.seq;
-            }
+            c.ack(ts, out);
         }
     }
 
@@ -459,19 +459,19 @@ fn main() -> anyhow::Result<()> {
             generated += 1;
         }
         record_count += records.len() as u64;
-        let t = thread_cpu();
+        let t = cpu::thread_cpu();
         consumer.records(&records);
         consumer.batch_done(start + BATCH_NS);
-        cpu += thread_cpu() - t;
+        cpu += cpu::thread_cpu() - t;
         records.clear();
     }
     let end = T0 + batches * BATCH_NS;
     generator.ack_all(end, &mut records);
     record_count += records.len() as u64;
-    let t = thread_cpu();
+    let t = cpu::thread_cpu();
     consumer.records(&records);
     consumer.batch_done(end);
-    cpu += thread_cpu() - t;
+    cpu += cpu::thread_cpu() - t;
     records.clear();
     std::hint::black_box(consumer.rendered);
     let stats = consumer.pipeline.stats();
@@ -513,14 +513,4 @@ fn peak_rss_kb() -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/self/status"))
-}
-
-fn thread_cpu() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
