@@ -177,6 +177,7 @@ impl UserRecord for SockAnchor {}
 impl UserRecord for ProcessInfo {}
 impl UserRecord for TcpAck {}
 impl UserRecord for TcpSample {}
+impl UserRecord for TlsBind {}
 
 /// A NUL-padded fixed-size field from a string (truncated to fit).
 pub fn fixed<const N: usize>(text: &str) -> [u8; N] {

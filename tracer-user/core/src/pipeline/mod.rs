@@ -7,6 +7,8 @@ mod connection;
 mod http1;
 pub mod kinds;
 pub mod output;
+#[cfg(test)]
+mod tests;
 mod timeline;
 
 use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
