@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use watchtrace::etcd::{Direction, EtcdDecoderConfig, EtcdItem, EtcdStats, EtcdWatchDecoder};
+use watchtrace::etcd::{Flow, EtcdDecoderConfig, EtcdItem, EtcdStats, EtcdWatchDecoder};
 
 fn pieces(data: &[u8]) -> (u8, Vec<&[u8]>) {
     let (head, body) = data.split_at(data.len().min(3));
@@ -39,9 +39,9 @@ fn accounted(s: &EtcdStats) -> u64 {
 fuzz_target!(|data: &[u8]| {
     let (mode, pieces) = pieces(data);
     let dir = if mode & 2 != 0 {
-        Direction::Requests
+        Flow::ClientToServer
     } else {
-        Direction::Responses
+        Flow::ServerToClient
     };
     let cfg = EtcdDecoderConfig {
         max_message_bytes: if mode & 4 != 0 { 300 } else { 1 << 20 },

@@ -13,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use watchtrace::http2::{
-    Attach, Direction, Http2Config, Http2Connection, Http2Event, WindowScope, frame::PREFACE,
+    Attach, Flow, Http2Config, Http2Connection, Http2Event, WindowScope, frame::PREFACE,
 };
 
 fn config(tiny: bool) -> Http2Config {
@@ -35,17 +35,17 @@ fn config(tiny: bool) -> Http2Config {
 }
 
 enum Op<'a> {
-    Bytes(Direction, &'a [u8]),
-    Gap(Direction, u64),
+    Bytes(Flow, &'a [u8]),
+    Gap(Flow, u64),
 }
 
 fn ops(mut rest: &[u8]) -> Vec<Op<'_>> {
     let mut out = Vec::new();
     while let [op, n, tail @ ..] = rest {
         let dir = if op & 1 == 0 {
-            Direction::ClientToServer
+            Flow::ClientToServer
         } else {
-            Direction::ServerToClient
+            Flow::ServerToClient
         };
         let n = usize::from(*n);
         if op & 2 != 0 {
@@ -89,7 +89,7 @@ fn run(attach: Attach, tiny: bool, ops: &[Op<'_>]) -> (Vec<Http2Event<'static>>,
             Op::Gap(dir, n) => conn.on_gap(dir, ts as u64, n, &mut events),
         }
         // Exercise the queries between calls.
-        for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        for dir in [Flow::ClientToServer, Flow::ServerToClient] {
             let _ = conn.can_send(dir, 1);
             let _ = conn.window(dir, WindowScope::Connection);
             let _ = conn.settings(dir);
@@ -111,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
     let mut ops = ops(rest);
     if attach == Attach::FromStart && opts & 4 == 0 {
         // Mostly start with a valid preface, so frames get decoded.
-        ops.insert(0, Op::Bytes(Direction::ClientToServer, PREFACE));
+        ops.insert(0, Op::Bytes(Flow::ClientToServer, PREFACE));
     }
     let (events, mut conn) = run(attach, tiny, &ops);
     let stats = conn.stats();
@@ -139,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
         })
     };
     if attach == Attach::FromStart && !gaps && !resynced(&events) {
-        let mut merged: Vec<(Direction, Vec<u8>)> = Vec::new();
+        let mut merged: Vec<(Flow, Vec<u8>)> = Vec::new();
         for op in &ops {
             if let Op::Bytes(dir, b) = op {
                 match merged.last_mut() {

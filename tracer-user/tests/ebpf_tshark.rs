@@ -29,7 +29,7 @@ use support::testbed_bin;
 use tracer_common::record::Direction as Wire;
 use watchtrace::{
     capture::{Record, StreamEvent, Streams, decode},
-    http2::{Attach, Direction, FieldText, Http2Config, Http2Connection, Http2Event},
+    http2::{Attach, FieldText, Flow, Http2Config, Http2Connection, Http2Event},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     recording::Reader,
 };
@@ -93,10 +93,10 @@ struct Frames {
     prefaces: Vec<u16>,
 }
 
-fn dir_name(d: Direction) -> &'static str {
+fn dir_name(d: Flow) -> &'static str {
     match d {
-        Direction::ClientToServer => "client->server",
-        Direction::ServerToClient => "server->client",
+        Flow::ClientToServer => "client->server",
+        Flow::ServerToClient => "server->client",
     }
 }
 
@@ -311,9 +311,9 @@ fn decode_events(
                 // decoded the wrong way round and dropped.)
                 let egress = id.direction() == Some(Wire::Egress);
                 let dir = if egress {
-                    Direction::ServerToClient
+                    Flow::ServerToClient
                 } else {
-                    Direction::ClientToServer
+                    Flow::ClientToServer
                 };
                 let first = !std::mem::replace(&mut conn.started[usize::from(egress)], true);
                 conn.from_start &= !first || offset == 0;
@@ -424,9 +424,9 @@ fn tsharks(json: &[u8], server_port: u16) -> Frames {
         let src = number(field(&layers["tcp"], "tcp.srcport")) as u16;
         let dst = number(field(&layers["tcp"], "tcp.dstport")) as u16;
         let (port, dir) = if src == server_port {
-            (dst, Direction::ServerToClient)
+            (dst, Flow::ServerToClient)
         } else {
-            (src, Direction::ClientToServer)
+            (src, Flow::ClientToServer)
         };
         for layer in one_or_many(layers.get("http2")) {
             for f in one_or_many(layer.get("http2.stream")) {

@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use watchtrace::etcd::{
-    Direction, EtcdDecoderConfig, EtcdDropReason, EtcdEventType, EtcdItem, EtcdWatchDecoder,
-    KeyRange, WatchFilter, WatchRequestInfo, WatchResponseInfo,
+    EtcdDecoderConfig, EtcdDropReason, EtcdEventType, EtcdItem, EtcdWatchDecoder, Flow, KeyRange,
+    WatchFilter, WatchRequestInfo, WatchResponseInfo,
     fixture::{EventSpec, ResponseSpec, encode_grpc, encode_response},
     parse_registry_key,
 };
@@ -89,12 +89,7 @@ fn messages(items: &[EtcdItem]) -> Vec<Value> {
         .collect()
 }
 
-fn decode(
-    dir: Direction,
-    mid: bool,
-    data: &[u8],
-    split: usize,
-) -> (Vec<EtcdItem>, EtcdWatchDecoder) {
+fn decode(dir: Flow, mid: bool, data: &[u8], split: usize) -> (Vec<EtcdItem>, EtcdWatchDecoder) {
     let cfg = EtcdDecoderConfig::default();
     let mut d = if mid {
         EtcdWatchDecoder::mid_stream(dir, cfg)
@@ -108,9 +103,9 @@ fn decode(
     (out, d)
 }
 
-const FIXTURES: [(&str, Direction); 2] = [
-    ("responses", Direction::Responses),
-    ("requests", Direction::Requests),
+const FIXTURES: [(&str, Flow); 2] = [
+    ("responses", Flow::ServerToClient),
+    ("requests", Flow::ClientToServer),
 ];
 
 #[test]
@@ -174,7 +169,7 @@ fn compressed_messages_are_counted_and_skipped() {
     let b = encode_grpc(&encode_response(&resp(1, 11, 1)));
     let data = [a.clone(), comp.clone(), b.clone()].concat();
     for split in 1..data.len() {
-        let (out, d) = decode(Direction::Responses, false, &data, split);
+        let (out, d) = decode(Flow::ServerToClient, false, &data, split);
         let revs: Vec<i64> = out
             .iter()
             .filter_map(|i| match i {
@@ -209,7 +204,7 @@ fn oversized_and_malformed_messages_resync() {
     let cfg = EtcdDecoderConfig {
         max_message_bytes: 1000,
     };
-    let mut d = EtcdWatchDecoder::from_start(Direction::Responses, cfg);
+    let mut d = EtcdWatchDecoder::from_start(Flow::ServerToClient, cfg);
     let mut out = Vec::new();
     for ch in data.chunks(11) {
         d.push(ch, 1, &mut out);
@@ -371,7 +366,7 @@ proptest! {
         let data = msgs.concat();
         let mut cuts: Vec<usize> = raw_cuts.iter().map(|c| c % (data.len() + 1)).collect();
         cuts.sort_unstable();
-        let mut d = EtcdWatchDecoder::from_start(Direction::Responses, EtcdDecoderConfig::default());
+        let mut d = EtcdWatchDecoder::from_start(Flow::ServerToClient, EtcdDecoderConfig::default());
         let mut out = Vec::new();
         let mut p = 0;
         for c in cuts.into_iter().chain([data.len()]) {
@@ -398,7 +393,7 @@ proptest! {
         let msgs: Vec<Vec<u8>> = specs.iter().map(|s| encode_grpc(&encode_response(s))).collect();
         let data = msgs.concat();
         let k = (data.len() as f64 * k_frac) as usize;
-        let (out, _) = decode(Direction::Responses, true, &data[k..], split);
+        let (out, _) = decode(Flow::ServerToClient, true, &data[k..], split);
         let mut at = 0;
         let want: Vec<Value> = specs.iter().zip(&msgs).filter_map(|(s, m)| {
             let start = at;
@@ -420,7 +415,7 @@ proptest! {
         let data = msgs.concat();
         let p = (data.len() as f64 * p_frac) as usize;
         let q = (p + g).min(data.len());
-        let mut d = EtcdWatchDecoder::from_start(Direction::Responses, EtcdDecoderConfig::default());
+        let mut d = EtcdWatchDecoder::from_start(Flow::ServerToClient, EtcdDecoderConfig::default());
         let mut out = Vec::new();
         for c in data[..p].chunks(split) {
             d.push(c, 1, &mut out);

@@ -12,7 +12,7 @@ use support::{
     push_promise, rst, settings, settings_ack, text, window_update,
 };
 use watchtrace::http2::{
-    Attach, BlockLoss, CanSend, Direction, FieldText, Http2Config, Http2Connection, Http2Error,
+    Attach, BlockLoss, CanSend, FieldText, Flow, Http2Config, Http2Connection, Http2Error,
     Http2Event, SideState, StallEndCause, StreamEndCause, StreamOrigin, TableSizeBasis,
     WindowScope,
 };
@@ -503,7 +503,7 @@ fn mid_stream_attach_is_explicit_about_unknowns() {
         ev[0],
         Http2Event::Resynced {
             skipped: 37,
-            dir: Direction::ServerToClient,
+            dir: Flow::ServerToClient,
             ..
         }
     ));
@@ -542,7 +542,7 @@ fn mid_stream_attach_is_explicit_about_unknowns() {
     assert!(ev.iter().any(|e| matches!(
         e,
         Http2Event::HpackFullyKnown {
-            dir: Direction::ClientToServer,
+            dir: Flow::ClientToServer,
             basis: TableSizeBasis::SizeUpdate,
             ..
         }
@@ -773,7 +773,7 @@ fn close_ends_everything() {
 }
 
 /// The `Frame` events of `ev`: (dir, type, flags, stream, len, ts).
-fn frames(ev: &[Http2Event<'static>]) -> Vec<(Direction, u8, u8, u32, u32, u64)> {
+fn frames(ev: &[Http2Event<'static>]) -> Vec<(Flow, u8, u8, u32, u32, u64)> {
     ev.iter()
         .filter_map(|e| match *e {
             Http2Event::Frame {
@@ -866,10 +866,10 @@ fn frame_events_report_every_header_in_wire_order() {
 /// Frame headers with their times: the one starting at byte `cut` or
 /// later of a stream cut there arrives at time 2, the others at time 1.
 fn with_times(
-    list: &[(Direction, u8, u8, u32, u32)],
+    list: &[(Flow, u8, u8, u32, u32)],
     mut at: usize,
     cut: usize,
-) -> Vec<(Direction, u8, u8, u32, u32, u64)> {
+) -> Vec<(Flow, u8, u8, u32, u32, u64)> {
     list.iter()
         .map(|&(d, t, f, s, l)| {
             let ts = if at < cut { 1 } else { 2 };

@@ -441,7 +441,7 @@ fn captured_etcd_watch_stream_of_one_frame_per_read_synchronises() {
                         .entry(*stream)
                         .or_insert_with(|| {
                             EtcdWatchDecoder::mid_stream(
-                                etcd::Direction::Responses,
+                                etcd::Flow::ServerToClient,
                                 EtcdDecoderConfig::default(),
                             )
                         })

@@ -13,7 +13,7 @@ use support::{
     C2S, Enc, S2C, canonical, data, data_padded, frame, goaway, headers_split, ping, preface, rst,
     settings, settings_ack, text, window_update,
 };
-use watchtrace::http2::{Attach, Direction, Http2Config, Http2Connection, Http2Error, Http2Event};
+use watchtrace::http2::{Attach, Flow, Http2Config, Http2Connection, Http2Error, Http2Event};
 
 /// Static entries used by the generator, with what they decode to.
 const STATIC: &[(usize, &str, &str)] = &[
@@ -192,8 +192,8 @@ fn bytes(s: &Spec) -> Vec<u8> {
 
 /// Consecutive frames of one direction, fed as one run (cross-direction
 /// order is preserved at run granularity; splitting happens within runs).
-fn runs(frames: &[(bool, Spec)]) -> Vec<(Direction, Vec<u8>)> {
-    let mut out: Vec<(Direction, Vec<u8>)> = vec![(C2S, preface())];
+fn runs(frames: &[(bool, Spec)]) -> Vec<(Flow, Vec<u8>)> {
+    let mut out: Vec<(Flow, Vec<u8>)> = vec![(C2S, preface())];
     for (server, s) in frames {
         let dir = if *server { S2C } else { C2S };
         match out.last_mut() {
@@ -204,7 +204,7 @@ fn runs(frames: &[(bool, Spec)]) -> Vec<(Direction, Vec<u8>)> {
     out
 }
 
-fn feed(runs: &[(Direction, Vec<u8>)], cuts: &[Index]) -> Vec<Http2Event<'static>> {
+fn feed(runs: &[(Flow, Vec<u8>)], cuts: &[Index]) -> Vec<Http2Event<'static>> {
     let mut conn = Http2Connection::new(Http2Config::default(), Attach::FromStart);
     let mut events = Vec::new();
     for (i, (dir, b)) in runs.iter().enumerate() {

@@ -6,12 +6,12 @@
 use std::fmt::Write as _;
 
 use watchtrace::http2::{
-    Attach, Direction, EventSink, FieldText, Http2Config, Http2Connection, Http2Event,
+    Attach, EventSink, FieldText, Flow, Http2Config, Http2Connection, Http2Event,
     frame::{FrameHeader, PREFACE},
 };
 
-pub(crate) const C2S: Direction = Direction::ClientToServer;
-pub(crate) const S2C: Direction = Direction::ServerToClient;
+pub(crate) const C2S: Flow = Flow::ClientToServer;
+pub(crate) const S2C: Flow = Flow::ServerToClient;
 
 pub(crate) fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let mut v = FrameHeader {
@@ -183,7 +183,7 @@ pub(crate) fn preface() -> Vec<u8> {
 /// Feeds `(dir, ts, bytes)` chunks to a new connection, collecting events.
 pub(crate) fn run(
     attach: Attach,
-    feeds: &[(Direction, u64, Vec<u8>)],
+    feeds: &[(Flow, u64, Vec<u8>)],
 ) -> (Http2Connection, Vec<Http2Event<'static>>) {
     let mut conn = Http2Connection::new(Http2Config::default(), attach);
     let mut events = Vec::new();
@@ -196,7 +196,7 @@ pub(crate) fn run(
 /// Feeds one direction's bytes in chunks cut at `cuts`.
 pub(crate) fn feed_split(
     conn: &mut Http2Connection,
-    dir: Direction,
+    dir: Flow,
     ts: u64,
     bytes: &[u8],
     cuts: &[usize],
@@ -221,7 +221,7 @@ pub(crate) fn text(t: &FieldText) -> String {
 /// Events with DATA pieces of one frame merged, as one line each.
 pub(crate) fn canonical(events: &[Http2Event<'static>]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut pending: Option<(Direction, u32, Vec<u8>)> = None;
+    let mut pending: Option<(Flow, u32, Vec<u8>)> = None;
     for e in events {
         if let Http2Event::Data {
             dir,

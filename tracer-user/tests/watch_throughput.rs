@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use watchtrace::{
     etcd::{
-        Direction, EtcdDecoderConfig, EtcdWatchDecoder,
+        EtcdDecoderConfig, EtcdWatchDecoder, Flow,
         fixture::{encode_grpc, response_with_puts},
     },
     watch::{
@@ -63,7 +63,7 @@ fn etcd_decoder_throughput() {
     let b = one.repeat((32 << 20) / one.len());
     for piece in [1 << 20, 16 << 10, 1500] {
         let mut d =
-            EtcdWatchDecoder::from_start(Direction::Responses, EtcdDecoderConfig::default());
+            EtcdWatchDecoder::from_start(Flow::ServerToClient, EtcdDecoderConfig::default());
         let mut out = Vec::new();
         let t = Instant::now();
         for c in b.chunks(piece) {

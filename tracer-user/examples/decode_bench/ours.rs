@@ -19,7 +19,7 @@ use tracer_common::record::{
 };
 use watchtrace::{
     capture::encode_chunk,
-    http2::{Attach, Direction, Http2Config, Http2Connection, Http2Event},
+    http2::{Attach, Flow, Http2Config, Http2Connection, Http2Event},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
     watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat},
 };
@@ -40,7 +40,7 @@ pub(crate) struct Found {
 fn connection(capture: &Capture) -> Http2Connection {
     let mut conn = Http2Connection::new(Http2Config::default(), Attach::FromStart);
     conn.on_bytes(
-        Direction::ClientToServer,
+        Flow::ClientToServer,
         0,
         &capture.client,
         &mut |_: Http2Event<'_>| {},
@@ -58,7 +58,7 @@ pub(crate) fn framing(capture: &Capture, server: &[u8]) -> Found {
         }
     };
     for (i, piece) in server.chunks(PIECE).enumerate() {
-        conn.on_bytes(Direction::ServerToClient, i as u64, piece, &mut sink);
+        conn.on_bytes(Flow::ServerToClient, i as u64, piece, &mut sink);
     }
     let stats = conn.stats();
     assert_eq!((stats.protocol_errors, stats.resyncs), (0, 0));
@@ -73,7 +73,7 @@ pub(crate) fn events(capture: &Capture, server: &[u8]) -> Found {
     let mut items = Vec::with_capacity(64);
     let mut sink = |e: Http2Event<'_>| match e {
         Http2Event::Headers {
-            dir: Direction::ServerToClient,
+            dir: Flow::ServerToClient,
             stream,
             fields,
             ..
@@ -110,7 +110,7 @@ pub(crate) fn events(capture: &Capture, server: &[u8]) -> Found {
         _ => {}
     };
     for (i, piece) in server.chunks(PIECE).enumerate() {
-        conn.on_bytes(Direction::ServerToClient, i as u64, piece, &mut sink);
+        conn.on_bytes(Flow::ServerToClient, i as u64, piece, &mut sink);
     }
     found
 }

@@ -3,6 +3,8 @@
 //! server) or WatchResponses (server to client), with content-based
 //! resynchronisation.
 
+use crate::http2::Flow;
+
 use super::{
     request::{WatchRequestInfo, decode_watch_request},
     response::{WatchResponseInfo, decode_header, decode_watch_response},
@@ -14,15 +16,6 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
 /// A seek buffer whose consumed front exceeds this is compacted.
 const COMPACT_BYTES: usize = 64 << 10;
-
-/// Which way the stream flows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Client to server: `WatchRequest`s.
-    Requests,
-    /// Server to client: `WatchResponse`s.
-    Responses,
-}
 
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +114,7 @@ enum Mode {
 ///
 /// `Debug` shows state and counters only: the buffers may hold values.
 pub struct EtcdWatchDecoder {
-    dir: Direction,
+    dir: Flow,
     cfg: EtcdDecoderConfig,
     mode: Mode,
     stats: EtcdStats,
@@ -166,7 +159,7 @@ impl std::fmt::Debug for EtcdWatchDecoder {
 }
 
 impl EtcdWatchDecoder {
-    fn new(dir: Direction, cfg: EtcdDecoderConfig, mode: Mode) -> Self {
+    fn new(dir: Flow, cfg: EtcdDecoderConfig, mode: Mode) -> Self {
         Self {
             dir,
             cfg,
@@ -191,13 +184,13 @@ impl EtcdWatchDecoder {
 
     /// A stream seen from its first byte.
     #[must_use]
-    pub fn from_start(dir: Direction, cfg: EtcdDecoderConfig) -> Self {
+    pub fn from_start(dir: Flow, cfg: EtcdDecoderConfig) -> Self {
         Self::new(dir, cfg, Mode::Aligned)
     }
 
     /// A stream joined at an unknown offset.
     #[must_use]
-    pub fn mid_stream(dir: Direction, cfg: EtcdDecoderConfig) -> Self {
+    pub fn mid_stream(dir: Flow, cfg: EtcdDecoderConfig) -> Self {
         Self::new(dir, cfg, Mode::Seek)
     }
 
@@ -313,7 +306,7 @@ impl EtcdWatchDecoder {
     /// confirm a boundary found by content.
     fn parse(&self, body: &[u8], strict: bool) -> Option<Parsed> {
         match self.dir {
-            Direction::Responses => {
+            Flow::ServerToClient => {
                 let r = decode_watch_response(body).ok()?;
                 // A boundary guessed from content must look like what etcd
                 // sends: a full header (cluster and member ids are random
@@ -330,7 +323,7 @@ impl EtcdWatchDecoder {
                 }
                 Some(Parsed::Response(r))
             }
-            Direction::Requests => decode_watch_request(body).ok().map(Parsed::Request),
+            Flow::ClientToServer => decode_watch_request(body).ok().map(Parsed::Request),
         }
     }
 
@@ -601,7 +594,7 @@ const MAX_HEADER: u64 = 44;
 /// Whether a gRPC message carrying a Watch message plausibly starts at
 /// `w[0]`, judging from its first bytes. The caller confirms by parsing the
 /// whole message.
-fn probe(w: &[u8], dir: Direction, cap: u64) -> Probe {
+fn probe(w: &[u8], dir: Flow, cap: u64) -> Probe {
     if w.len() < 7 {
         return Probe::NeedMore;
     }
@@ -614,7 +607,7 @@ fn probe(w: &[u8], dir: Direction, cap: u64) -> Probe {
     }
     let body = &w[5..];
     match dir {
-        Direction::Responses => {
+        Flow::ServerToClient => {
             // The header (field 1) comes first and holds a revision.
             if body[0] != 0x0A {
                 return Probe::No;
@@ -638,7 +631,7 @@ fn probe(w: &[u8], dir: Direction, cap: u64) -> Probe {
             }
             Probe::Match(n)
         }
-        Direction::Requests => {
+        Flow::ClientToServer => {
             // One oneof member spanning the whole message.
             if !matches!(body[0], 0x0A | 0x12 | 0x1A) {
                 return Probe::No;
@@ -692,7 +685,7 @@ mod tests {
         let mut m = vec![0, 0, 0, 0, 11, 0x0A];
         m.extend([0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
         assert_eq!(
-            probe(&m, Direction::Requests, DEFAULT_MAX_MESSAGE_BYTES),
+            probe(&m, Flow::ClientToServer, DEFAULT_MAX_MESSAGE_BYTES),
             Probe::No
         );
     }
@@ -701,12 +694,12 @@ mod tests {
     fn probe_matches_real_responses_only() {
         let m = encode_grpc(&response_with_puts(7, 100, &["/registry/pods/a/b"]));
         assert_eq!(
-            probe(&m, Direction::Responses, DEFAULT_MAX_MESSAGE_BYTES),
+            probe(&m, Flow::ServerToClient, DEFAULT_MAX_MESSAGE_BYTES),
             Probe::Match(m.len() as u64 - 5)
         );
         for k in 0..12 {
             assert_eq!(
-                probe(&m[..k], Direction::Responses, DEFAULT_MAX_MESSAGE_BYTES),
+                probe(&m[..k], Flow::ServerToClient, DEFAULT_MAX_MESSAGE_BYTES),
                 Probe::NeedMore,
                 "{k}"
             );
@@ -714,12 +707,12 @@ mod tests {
         let mut c = m.clone();
         c[0] = 1;
         assert_eq!(
-            probe(&c, Direction::Responses, DEFAULT_MAX_MESSAGE_BYTES),
+            probe(&c, Flow::ServerToClient, DEFAULT_MAX_MESSAGE_BYTES),
             Probe::No
         );
-        assert_eq!(probe(&m, Direction::Responses, 10), Probe::No);
+        assert_eq!(probe(&m, Flow::ServerToClient, 10), Probe::No);
         assert_eq!(
-            probe(&m, Direction::Requests, DEFAULT_MAX_MESSAGE_BYTES),
+            probe(&m, Flow::ClientToServer, DEFAULT_MAX_MESSAGE_BYTES),
             Probe::No
         );
     }
@@ -759,7 +752,7 @@ mod stream_tests {
         let body = [MSG, MSG].concat();
         for split in 1..body.len() {
             let mut d =
-                EtcdWatchDecoder::from_start(Direction::Responses, EtcdDecoderConfig::default());
+                EtcdWatchDecoder::from_start(Flow::ServerToClient, EtcdDecoderConfig::default());
             let mut out = Vec::new();
             for (i, c) in body.chunks(split).enumerate() {
                 d.push(c, i as u64, &mut out);
@@ -781,7 +774,7 @@ mod stream_tests {
         let mut body = vec![0xFF, 0, 0, 0, 0, 2, 0x0A, 0x00];
         body.extend_from_slice(MSG);
         let mut d =
-            EtcdWatchDecoder::mid_stream(Direction::Responses, EtcdDecoderConfig::default());
+            EtcdWatchDecoder::mid_stream(Flow::ServerToClient, EtcdDecoderConfig::default());
         let mut out = Vec::new();
         for c in body.chunks(3) {
             d.push(c, 9, &mut out);
@@ -804,7 +797,8 @@ mod stream_tests {
     fn requests_direction() {
         // progress_request{}
         let body = [0u8, 0, 0, 0, 2, 0x1A, 0x00];
-        let mut d = EtcdWatchDecoder::mid_stream(Direction::Requests, EtcdDecoderConfig::default());
+        let mut d =
+            EtcdWatchDecoder::mid_stream(Flow::ClientToServer, EtcdDecoderConfig::default());
         let mut out = Vec::new();
         d.push(&body, 1, &mut out);
         assert!(matches!(
@@ -820,7 +814,7 @@ mod stream_tests {
     #[test]
     fn gap_and_finish() {
         let mut d =
-            EtcdWatchDecoder::from_start(Direction::Responses, EtcdDecoderConfig::default());
+            EtcdWatchDecoder::from_start(Flow::ServerToClient, EtcdDecoderConfig::default());
         let mut out = Vec::new();
         d.push(&MSG[..10], 1, &mut out);
         d.gap(100, 2, &mut out);

@@ -57,8 +57,11 @@ mod request;
 mod response;
 mod wire;
 
+/// Which way a gRPC stream flows: etcd's Watch streams are HTTP/2 streams,
+/// requests client to server, responses server to client.
+pub use crate::http2::Flow;
 pub use decoder::{
-    DEFAULT_MAX_MESSAGE_BYTES, Direction, EtcdDecoderConfig, EtcdDropReason, EtcdItem, EtcdStats,
+    DEFAULT_MAX_MESSAGE_BYTES, EtcdDecoderConfig, EtcdDropReason, EtcdItem, EtcdStats,
     EtcdWatchDecoder, Framed,
 };
 pub use key::{

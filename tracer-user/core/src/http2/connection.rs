@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::{
     decoder::{DecoderLimits, FrameDecoder, FrameEvent, FrameVisitor, Start},
     error::Http2Error,
-    event::{Direction, EventSink, Http2Event, Setting, StreamEndCause},
+    event::{EventSink, Flow, Http2Event, Setting, StreamEndCause},
     flow::{StallChange, StallEndCause, Window, WindowScope},
     frame::{DEFAULT_WINDOW, FrameHeader, FrameType, flags, setting_value_ok, settings_params},
     hpack::{self, HeaderField},
@@ -194,20 +194,14 @@ impl Http2Connection {
     }
 
     /// Decodes `bytes` captured at `ts_ns` in direction `dir`.
-    pub fn on_bytes<S: EventSink>(
-        &mut self,
-        dir: Direction,
-        ts_ns: u64,
-        bytes: &[u8],
-        sink: &mut S,
-    ) {
+    pub fn on_bytes<S: EventSink>(&mut self, dir: Flow, ts_ns: u64, bytes: &[u8], sink: &mut S) {
         let Self { decoders, state } = self;
         let mut ctx = Ctx { dir, state, sink };
         decoders[dir.idx()].push(bytes, ts_ns, &mut ctx);
     }
 
     /// `lost` bytes of `dir` were not captured, at `ts_ns`.
-    pub fn on_gap<S: EventSink>(&mut self, dir: Direction, ts_ns: u64, lost: u64, sink: &mut S) {
+    pub fn on_gap<S: EventSink>(&mut self, dir: Flow, ts_ns: u64, lost: u64, sink: &mut S) {
         let Self { decoders, state } = self;
         state.stats.gaps += 1;
         state.stats.lost_bytes += lost;
@@ -228,14 +222,14 @@ impl Http2Connection {
         for id in st.streams.ids() {
             st.end_stream(id, StreamEndCause::ConnectionClosed, ts_ns, sink);
         }
-        for sender in [Direction::ClientToServer, Direction::ServerToClient] {
+        for sender in [Flow::ClientToServer, Flow::ServerToClient] {
             let change = st.conn_window[sender.idx()].close(StallEndCause::ConnectionClosed);
             st.stall_event(sender, WindowScope::Connection, change, ts_ns, sink);
         }
     }
 
     /// Whether `sender` could send DATA on `stream` now.
-    pub fn can_send(&self, sender: Direction, stream: u32) -> CanSend {
+    pub fn can_send(&self, sender: Flow, stream: u32) -> CanSend {
         let conn = self.state.conn_window[sender.idx()].value();
         let strm = self
             .state
@@ -254,7 +248,7 @@ impl Http2Connection {
     }
 
     /// `sender`'s send window (`None`: unknown or untracked stream).
-    pub fn window(&self, sender: Direction, scope: WindowScope) -> Option<i64> {
+    pub fn window(&self, sender: Flow, scope: WindowScope) -> Option<i64> {
         match scope {
             WindowScope::Connection => self.state.conn_window[sender.idx()].value(),
             WindowScope::Stream(id) => self
@@ -266,7 +260,7 @@ impl Http2Connection {
     }
 
     /// Settings announced by `announcer`, as in effect for its peer.
-    pub fn settings(&self, announcer: Direction) -> SettingsValues {
+    pub fn settings(&self, announcer: Flow) -> SettingsValues {
         self.state.settings[announcer.idx()].values
     }
 
@@ -274,8 +268,8 @@ impl Http2Connection {
     pub fn stream(&self, id: u32) -> Option<StreamInfo> {
         self.state.streams.get(id).map(|e| StreamInfo {
             origin: e.origin,
-            client: e.side(Direction::ClientToServer),
-            server: e.side(Direction::ServerToClient),
+            client: e.side(Flow::ClientToServer),
+            server: e.side(Flow::ServerToClient),
             client_window: e.window[0].value(),
             server_window: e.window[1].value(),
         })
@@ -287,17 +281,17 @@ impl Http2Connection {
     }
 
     /// Whether the HPACK table of header blocks sent in `dir` is fully known.
-    pub fn hpack_complete(&self, dir: Direction) -> bool {
+    pub fn hpack_complete(&self, dir: Flow) -> bool {
         self.state.hpack[dir.idx()].is_complete()
     }
 
     /// HPACK table entries evicted (or forgotten) in `dir`.
-    pub fn hpack_evictions(&self, dir: Direction) -> u64 {
+    pub fn hpack_evictions(&self, dir: Flow) -> u64 {
         self.state.hpack[dir.idx()].evictions()
     }
 
     /// Whether `dir` is hunting for a frame boundary.
-    pub fn is_resyncing(&self, dir: Direction) -> bool {
+    pub fn is_resyncing(&self, dir: Flow) -> bool {
         self.decoders[dir.idx()].is_resyncing()
     }
 
@@ -312,7 +306,7 @@ impl Http2Connection {
 /// The visitor a frame decoder calls: the connection state, seen from one
 /// direction, plus the user's sink.
 struct Ctx<'a, S> {
-    dir: Direction,
+    dir: Flow,
     state: &'a mut State,
     sink: &'a mut S,
 }
@@ -335,7 +329,7 @@ impl State {
         clippy::too_many_lines,
         reason = "one arm per frame event; splitting would only scatter it"
     )]
-    fn on_frame<S: EventSink>(&mut self, dir: Direction, event: FrameEvent<'_>, sink: &mut S) {
+    fn on_frame<S: EventSink>(&mut self, dir: Flow, event: FrameEvent<'_>, sink: &mut S) {
         match event {
             FrameEvent::Preface { ts } => sink.event(Http2Event::Preface { ts_ns: ts }),
             FrameEvent::Frame { header, ts } => sink.event(Http2Event::Frame {
@@ -430,7 +424,7 @@ impl State {
                     self.streams.note_opened(promised);
                     let mut side = [SideState::Open; 2];
                     // A pushed stream is half-closed for the client.
-                    side[Direction::ClientToServer.idx()] = SideState::Ended;
+                    side[Flow::ClientToServer.idx()] = SideState::Ended;
                     self.start_stream(promised, StreamOrigin::Pushed, side, first_ts, sink);
                 }
                 sink.event(Http2Event::PushPromise {
@@ -522,10 +516,11 @@ impl State {
                 });
                 // Streams the *other* side opened above `last_stream` will
                 // not be processed by `dir`.
-                let refused =
-                    self.streams.ids().into_iter().filter(|&id| {
-                        id > last_stream && Direction::initiator_of(id) == dir.peer()
-                    });
+                let refused = self
+                    .streams
+                    .ids()
+                    .into_iter()
+                    .filter(|&id| id > last_stream && Flow::initiator_of(id) == dir.peer());
                 for id in refused.collect::<Vec<_>>() {
                     let cause = StreamEndCause::GoAway {
                         by: dir,
@@ -574,7 +569,7 @@ impl State {
         }
     }
 
-    fn error<S: EventSink>(&mut self, dir: Direction, error: Http2Error, ts: u64, sink: &mut S) {
+    fn error<S: EventSink>(&mut self, dir: Flow, error: Http2Error, ts: u64, sink: &mut S) {
         self.stats.protocol_errors += 1;
         sink.event(Http2Event::ProtocolError {
             dir,
@@ -586,7 +581,7 @@ impl State {
     /// Decodes a header block; on failure reports it and forgets the table.
     fn decode_block<S: EventSink>(
         &mut self,
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         block: &[u8],
         end_stream: bool,
@@ -630,9 +625,9 @@ impl State {
 
     /// A HEADERS block from `dir` on `stream`: opens the stream if `dir`
     /// initiates it and it is new, else marks it active.
-    fn headers_seen<S: EventSink>(&mut self, dir: Direction, stream: u32, ts: u64, sink: &mut S) {
+    fn headers_seen<S: EventSink>(&mut self, dir: Flow, stream: u32, ts: u64, sink: &mut S) {
         if self.streams.get(stream).is_none()
-            && Direction::initiator_of(stream) == dir
+            && Flow::initiator_of(stream) == dir
             && self.streams.classify(stream) == Untracked::New
         {
             self.streams.note_opened(stream);
@@ -645,7 +640,7 @@ impl State {
 
     /// Activity from `dir` on `stream`: track it if its opening was missed,
     /// mark `dir`'s half open and the stream active.
-    fn touch<S: EventSink>(&mut self, dir: Direction, stream: u32, ts: u64, sink: &mut S) {
+    fn touch<S: EventSink>(&mut self, dir: Flow, stream: u32, ts: u64, sink: &mut S) {
         if stream == 0 {
             return;
         }
@@ -680,7 +675,7 @@ impl State {
         let mut window = [Window::unknown(); 2];
         let mut changes = [None; 2];
         if origin != StreamOrigin::PreExisting {
-            for sender in [Direction::ClientToServer, Direction::ServerToClient] {
+            for sender in [Flow::ClientToServer, Flow::ServerToClient] {
                 let initial = self.settings[sender.peer().idx()]
                     .values
                     .initial_window_size
@@ -706,7 +701,7 @@ impl State {
             origin,
             ts_ns: ts,
         });
-        for sender in [Direction::ClientToServer, Direction::ServerToClient] {
+        for sender in [Flow::ClientToServer, Flow::ServerToClient] {
             self.stall_event(
                 sender,
                 WindowScope::Stream(id),
@@ -718,7 +713,7 @@ impl State {
     }
 
     /// `dir` sent END_STREAM on `stream`.
-    fn side_ended<S: EventSink>(&mut self, dir: Direction, stream: u32, ts: u64, sink: &mut S) {
+    fn side_ended<S: EventSink>(&mut self, dir: Flow, stream: u32, ts: u64, sink: &mut S) {
         let Some(e) = self.streams.get_mut(stream) else {
             return;
         };
@@ -749,7 +744,7 @@ impl State {
         ts: u64,
         sink: &mut S,
     ) {
-        for sender in [Direction::ClientToServer, Direction::ServerToClient] {
+        for sender in [Flow::ClientToServer, Flow::ServerToClient] {
             let change = e.window[sender.idx()].close(StallEndCause::StreamClosed);
             self.stall_event(sender, WindowScope::Stream(e.id), change, ts, sink);
         }
@@ -757,15 +752,15 @@ impl State {
             stream: e.id,
             origin: e.origin,
             cause,
-            client: e.side(Direction::ClientToServer),
-            server: e.side(Direction::ServerToClient),
+            client: e.side(Flow::ClientToServer),
+            server: e.side(Flow::ServerToClient),
             ts_ns: ts,
         });
     }
 
     fn stall_event<S: EventSink>(
         &mut self,
-        sender: Direction,
+        sender: Flow,
         scope: WindowScope,
         change: Option<StallChange>,
         ts: u64,
@@ -806,7 +801,7 @@ impl State {
     }
 
     /// A DATA frame header: track the stream, charge the windows.
-    fn data_start<S: EventSink>(&mut self, dir: Direction, h: &FrameHeader, ts: u64, sink: &mut S) {
+    fn data_start<S: EventSink>(&mut self, dir: Flow, h: &FrameHeader, ts: u64, sink: &mut S) {
         self.stats.frames += 1;
         self.touch(dir, h.stream, ts, sink);
         // Flow control counts the whole payload, padding included (§6.1).
@@ -831,7 +826,7 @@ impl State {
     /// WINDOW_UPDATE sent by `dir` credits its peer's send window.
     fn window_update<S: EventSink>(
         &mut self,
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         increment: u32,
         ts: u64,
@@ -865,7 +860,7 @@ impl State {
     }
 
     /// SETTINGS (not ACK) announced by `dir`.
-    fn settings<S: EventSink>(&mut self, dir: Direction, payload: &[u8], ts: u64, sink: &mut S) {
+    fn settings<S: EventSink>(&mut self, dir: Flow, payload: &[u8], ts: u64, sink: &mut S) {
         let mut params = Vec::with_capacity(payload.len() / 6);
         for (id, value) in settings_params(payload) {
             if setting_value_ok(id, value) {
@@ -886,7 +881,7 @@ impl State {
     }
 
     /// `dir` acknowledged its peer's SETTINGS: they now govern `dir`.
-    fn settings_ack<S: EventSink>(&mut self, dir: Direction, ts: u64, sink: &mut S) {
+    fn settings_ack<S: EventSink>(&mut self, dir: Flow, ts: u64, sink: &mut S) {
         let side = &mut self.settings[dir.peer().idx()];
         let before = side.values;
         let outcome = side.ack(ts);
@@ -906,7 +901,7 @@ impl State {
     /// Applies a change of the settings governing `dir`'s sending.
     fn apply_settings<S: EventSink>(
         &mut self,
-        dir: Direction,
+        dir: Flow,
         before: SettingsValues,
         after: SettingsValues,
         cause: StallEndCause,
@@ -942,7 +937,7 @@ impl State {
     }
 
     /// A non-DATA frame from `dir` whose payload was partly lost.
-    fn frame_lost<S: EventSink>(&mut self, dir: Direction, h: &FrameHeader, ts: u64, sink: &mut S) {
+    fn frame_lost<S: EventSink>(&mut self, dir: Flow, h: &FrameHeader, ts: u64, sink: &mut S) {
         self.stats.frames += 1;
         sink.event(Http2Event::FrameLost {
             dir,
@@ -977,7 +972,7 @@ impl State {
 
     /// Bytes of `dir` whose frames are unknown were lost or skipped: forget
     /// whatever they could have changed.
-    fn sync_lost<S: EventSink>(&mut self, dir: Direction, ts: u64, sink: &mut S) {
+    fn sync_lost<S: EventSink>(&mut self, dir: Flow, ts: u64, sink: &mut S) {
         self.stats.sync_losses += 1;
         let peer = dir.peer();
         self.hpack[dir.idx()].forget();
@@ -1019,30 +1014,30 @@ mod tests {
         let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         // SETTINGS: INITIAL_WINDOW_SIZE = 1000.
         client.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0x03, 0xe8]);
-        c.on_bytes(Direction::ClientToServer, 1, &client, &mut ev);
+        c.on_bytes(Flow::ClientToServer, 1, &client, &mut ev);
         assert_eq!(
             ev,
             [
                 Http2Event::Preface { ts_ns: 1 },
                 Http2Event::Settings {
-                    dir: Direction::ClientToServer,
+                    dir: Flow::ClientToServer,
                     params: vec![Setting { id: 4, value: 1000 }],
                     ts_ns: 1
                 }
             ]
         );
         assert_eq!(
-            c.settings(Direction::ClientToServer).initial_window_size,
+            c.settings(Flow::ClientToServer).initial_window_size,
             Some(65_535)
         );
         c.on_bytes(
-            Direction::ServerToClient,
+            Flow::ServerToClient,
             2,
             &[0, 0, 0, 4, 1, 0, 0, 0, 0],
             &mut ev,
         );
         assert_eq!(
-            c.settings(Direction::ClientToServer).initial_window_size,
+            c.settings(Flow::ClientToServer).initial_window_size,
             Some(1000)
         );
     }
@@ -1051,15 +1046,12 @@ mod tests {
     #[test]
     fn mid_stream_knows_nothing() {
         let c = Http2Connection::new(Http2Config::default(), Attach::MidStream);
+        assert_eq!(c.settings(Flow::ServerToClient), SettingsValues::UNKNOWN);
         assert_eq!(
-            c.settings(Direction::ServerToClient),
-            SettingsValues::UNKNOWN
-        );
-        assert_eq!(
-            c.window(Direction::ServerToClient, WindowScope::Connection),
+            c.window(Flow::ServerToClient, WindowScope::Connection),
             None
         );
-        assert!(!c.hpack_complete(Direction::ClientToServer));
-        assert!(c.is_resyncing(Direction::ClientToServer));
+        assert!(!c.hpack_complete(Flow::ClientToServer));
+        assert!(c.is_resyncing(Flow::ClientToServer));
     }
 }

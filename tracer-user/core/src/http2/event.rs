@@ -15,14 +15,14 @@ use super::{
 /// `client_to_server`, `server_to_client`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Direction {
+pub enum Flow {
     /// Bytes the client sends.
     ClientToServer,
     /// Bytes the server sends.
     ServerToClient,
 }
 
-impl Direction {
+impl Flow {
     /// The other direction.
     pub fn peer(self) -> Self {
         match self {
@@ -63,11 +63,11 @@ pub enum StreamEndCause {
     /// unknown; see [`Http2Event::StreamEnd`]'s side states).
     Complete,
     /// RST_STREAM from `by`; `code` is `None` if the frame was partly lost.
-    Reset { by: Direction, code: Option<u32> },
+    Reset { by: Flow, code: Option<u32> },
     /// `by` sent GOAWAY with a last stream id below this stream, which the
     /// other side had opened: it will not be processed.
     GoAway {
-        by: Direction,
+        by: Flow,
         last_stream: u32,
         code: u32,
     },
@@ -92,7 +92,7 @@ pub enum Http2Event<'a> {
     /// `len` is the payload length (padding included); `ts_ns` is when the
     /// header's first byte was captured.
     Frame {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         frame_type: u8,
         flags: u8,
@@ -107,7 +107,7 @@ pub enum Http2Event<'a> {
     },
     /// A decoded header block (HEADERS plus CONTINUATIONs).
     Headers {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         fields: Vec<HeaderField>,
         end_stream: bool,
@@ -119,7 +119,7 @@ pub enum Http2Event<'a> {
     },
     /// A decoded PUSH_PROMISE header block.
     PushPromise {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         promised: u32,
         fields: Vec<HeaderField>,
@@ -129,7 +129,7 @@ pub enum Http2Event<'a> {
     /// A header block that could not be decoded or assembled. The HPACK
     /// table of `dir` is unknown from here on.
     HeadersLost {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         /// The HEADERS frame's END_STREAM, if its header was read.
         end_stream: Option<bool>,
@@ -141,7 +141,7 @@ pub enum Http2Event<'a> {
     /// per frame has `frame_end` set (possibly with no bytes), carrying the
     /// frame's END_STREAM.
     Data {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         bytes: Cow<'a, [u8]>,
         frame_end: bool,
@@ -151,7 +151,7 @@ pub enum Http2Event<'a> {
     /// DATA payload bytes not captured (a gap inside a DATA frame). `len`
     /// may include padding of a padded frame.
     DataLost {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         len: u64,
         frame_end: bool,
@@ -159,13 +159,13 @@ pub enum Http2Event<'a> {
         ts_ns: u64,
     },
     Priority {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         spec: PrioritySpec,
         ts_ns: u64,
     },
     RstStream {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         code: u32,
         ts_ns: u64,
@@ -173,25 +173,25 @@ pub enum Http2Event<'a> {
     /// SETTINGS announced by `dir` (in effect for the other side once it
     /// acknowledges).
     Settings {
-        dir: Direction,
+        dir: Flow,
         params: Vec<Setting>,
         ts_ns: u64,
     },
     /// A SETTINGS acknowledgement sent by `dir`. `matched`: it matched a
     /// SETTINGS we saw, now in effect for `dir`.
     SettingsAck {
-        dir: Direction,
+        dir: Flow,
         matched: bool,
         ts_ns: u64,
     },
     Ping {
-        dir: Direction,
+        dir: Flow,
         ack: bool,
         payload: [u8; 8],
         ts_ns: u64,
     },
     GoAway {
-        dir: Direction,
+        dir: Flow,
         last_stream: u32,
         code: u32,
         /// Debug data, truncated to the control-frame buffer.
@@ -199,14 +199,14 @@ pub enum Http2Event<'a> {
         ts_ns: u64,
     },
     WindowUpdate {
-        dir: Direction,
+        dir: Flow,
         stream: u32,
         increment: u32,
         ts_ns: u64,
     },
     /// `sender`'s window reached 0 or less.
     WindowStallStart {
-        sender: Direction,
+        sender: Flow,
         scope: WindowScope,
         /// For a connection-level stall: the tracked streams on which
         /// `sender` had not ended its half, ascending.
@@ -215,7 +215,7 @@ pub enum Http2Event<'a> {
     },
     /// `sender`'s window is positive again (or no longer tracked).
     WindowStallEnd {
-        sender: Direction,
+        sender: Flow,
         scope: WindowScope,
         start_ts_ns: u64,
         cause: StallEndCause,
@@ -233,7 +233,7 @@ pub enum Http2Event<'a> {
     },
     /// An extension frame, skipped.
     UnknownFrame {
-        dir: Direction,
+        dir: Flow,
         frame_type: u8,
         len: u32,
         ts_ns: u64,
@@ -241,7 +241,7 @@ pub enum Http2Event<'a> {
     /// A non-DATA frame whose payload was partly lost in a gap (its effects
     /// are unknown; see the module docs).
     FrameLost {
-        dir: Direction,
+        dir: Flow,
         frame_type: u8,
         stream: u32,
         ts_ns: u64,
@@ -250,29 +250,25 @@ pub enum Http2Event<'a> {
     /// ended within the frame it started in, so decoding continues exactly;
     /// otherwise the decoder resyncs.
     Gap {
-        dir: Direction,
+        dir: Flow,
         lost: u64,
         kept_boundaries: bool,
         ts_ns: u64,
     },
     /// Frame boundaries found again after `skipped` bytes that were seen but
     /// could not be decoded (since joining, a gap, or a framing error).
-    Resynced {
-        dir: Direction,
-        skipped: u64,
-        ts_ns: u64,
-    },
+    Resynced { dir: Flow, skipped: u64, ts_ns: u64 },
     /// The HPACK dynamic table of `dir` is fully known again (joined late or
     /// lost a header block before).
     HpackFullyKnown {
-        dir: Direction,
+        dir: Flow,
         basis: TableSizeBasis,
         ts_ns: u64,
     },
     /// A protocol violation (or sign of lost sync); counted, decoding goes
     /// on (framing errors are followed by a resync).
     ProtocolError {
-        dir: Direction,
+        dir: Flow,
         error: Http2Error,
         ts_ns: u64,
     },
@@ -570,7 +566,7 @@ mod tests {
     fn into_owned_copies_borrowed_bytes() {
         let buf = vec![1, 2, 3];
         let e = Http2Event::Data {
-            dir: Direction::ServerToClient,
+            dir: Flow::ServerToClient,
             stream: 1,
             bytes: Cow::Borrowed(&buf[1..]),
             frame_end: true,
@@ -588,8 +584,8 @@ mod tests {
     // Invariant: odd stream ids are client-initiated.
     #[test]
     fn initiator_by_parity() {
-        assert_eq!(Direction::initiator_of(1), Direction::ClientToServer);
-        assert_eq!(Direction::initiator_of(2), Direction::ServerToClient);
-        assert_eq!(Direction::ClientToServer.peer(), Direction::ServerToClient);
+        assert_eq!(Flow::initiator_of(1), Flow::ClientToServer);
+        assert_eq!(Flow::initiator_of(2), Flow::ServerToClient);
+        assert_eq!(Flow::ClientToServer.peer(), Flow::ServerToClient);
     }
 }

@@ -14,7 +14,7 @@
 //!   that direction were not captured;
 //! * [`Http2Connection::close`] when the connection goes away.
 //!
-//! [`Direction`] names HTTP/2 roles (`ClientToServer`, `ServerToClient`);
+//! [`Flow`] names HTTP/2 roles (`ClientToServer`, `ServerToClient`);
 //! the caller knows which side of the socket is the client.
 //!
 //! Results go to an [`EventSink`], called synchronously with
@@ -143,7 +143,7 @@ pub use self::{
     connection::{Attach, CanSend, Http2Config, Http2Connection, Http2Stats, StreamInfo},
     decoder::BlockLoss,
     error::Http2Error,
-    event::{Direction, EventSink, Http2Event, Setting, StreamEndCause},
+    event::{EventSink, Flow, Http2Event, Setting, StreamEndCause},
     flow::{StallEndCause, WindowScope},
     frame::PrioritySpec,
     hpack::{FieldText, HeaderField, TableSizeBasis},

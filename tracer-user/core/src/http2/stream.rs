@@ -28,7 +28,7 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
 };
 
-use super::{event::Direction, flow::Window};
+use super::{event::Flow, flow::Window};
 
 /// How a tracked stream started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,7 +58,7 @@ pub enum SideState {
 pub(crate) struct StreamEntry {
     pub(crate) id: u32,
     pub(crate) origin: StreamOrigin,
-    /// Indexed by [`Direction::idx`] of the sending side.
+    /// Indexed by [`Flow::idx`] of the sending side.
     pub(crate) side: [SideState; 2],
     /// Send windows, indexed by sender.
     pub(crate) window: [Window; 2],
@@ -73,7 +73,7 @@ impl StreamEntry {
         !self.side.contains(&SideState::Open) && self.side.contains(&SideState::Ended)
     }
 
-    pub(crate) fn side(&self, dir: Direction) -> SideState {
+    pub(crate) fn side(&self, dir: Flow) -> SideState {
         self.side[dir.idx()]
     }
 }

@@ -7,7 +7,7 @@ use foldhash::{HashMap, HashMapExt as _};
 use crate::{
     etcd::{self, EtcdDecoderConfig, EtcdItem, EtcdWatchDecoder},
     http2::{
-        Attach, Direction, EventSink, HeaderField, Http2Config, Http2Connection, Http2Event,
+        Attach, EventSink, Flow, HeaderField, Http2Config, Http2Connection, Http2Event,
         StreamEndCause, WindowScope,
     },
     watch::{
@@ -65,7 +65,7 @@ struct State {
     conn: u64,
     offset_ns: i128,
     streams: HashMap<u32, StreamState>,
-    stall_starts: HashMap<(Direction, WindowScope), Vec<u32>>,
+    stall_starts: HashMap<(Flow, WindowScope), Vec<u32>>,
     out: Vec<OutputEvent>,
     /// The process's role (a copy of the connection's, for the sink).
     role: Role,
@@ -124,10 +124,10 @@ impl Connection {
     }
 
     /// The HTTP/2 direction of bytes the process wrote (`egress`) or read.
-    fn direction(&self, egress: bool) -> Direction {
+    fn direction(&self, egress: bool) -> Flow {
         match (self.role, egress) {
-            (Role::Server, true) | (Role::Client, false) => Direction::ServerToClient,
-            _ => Direction::ClientToServer,
+            (Role::Server, true) | (Role::Client, false) => Flow::ServerToClient,
+            _ => Flow::ClientToServer,
         }
     }
 
@@ -214,7 +214,7 @@ impl State {
         (i128::from(ns) + self.offset_ns).max(0) as u64
     }
 
-    fn on_headers(&mut self, dir: Direction, stream: u32, fields: &[HeaderField], ts: u64) {
+    fn on_headers(&mut self, dir: Flow, stream: u32, fields: &[HeaderField], ts: u64) {
         let text = |name: &str| -> Option<String> {
             fields
                 .iter()
@@ -225,7 +225,7 @@ impl State {
         let unknown = fields.iter().filter(|f| !f.is_known()).count();
         let state = self.streams.entry(stream).or_default();
         match dir {
-            Direction::ClientToServer => {
+            Flow::ClientToServer => {
                 let (Some(method), Some(path)) = (text(":method"), text(":path")) else {
                     return;
                 };
@@ -252,13 +252,13 @@ impl State {
                 ));
                 state.request = Some(request);
             }
-            Direction::ServerToClient => {
+            Flow::ServerToClient => {
                 if state.response.is_some() {
                     return; // trailers
                 }
                 if state.etcd_watch {
                     let decoder = EtcdWatchDecoder::from_start(
-                        etcd::Direction::Responses,
+                        Flow::ServerToClient,
                         EtcdDecoderConfig::default(),
                     );
                     state.response = Some(Body::Etcd(Box::new(decoder)));
@@ -301,7 +301,7 @@ impl State {
                 DecoderConfig::default(),
             )),
             etcd: Box::new(EtcdWatchDecoder::mid_stream(
-                etcd::Direction::Responses,
+                Flow::ServerToClient,
                 EtcdDecoderConfig::default(),
             )),
             seen: 0,
@@ -448,10 +448,10 @@ impl EventSink for State {
                 ts_ns,
                 ..
             } => {
-                self.on_response_data(stream, &bytes, ts_ns, dir == Direction::ClientToServer);
+                self.on_response_data(stream, &bytes, ts_ns, dir == Flow::ClientToServer);
             }
             Http2Event::DataLost {
-                dir: Direction::ServerToClient,
+                dir: Flow::ServerToClient,
                 stream,
                 len,
                 ts_ns,

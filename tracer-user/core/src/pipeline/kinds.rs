@@ -177,11 +177,11 @@ mod tests {
         assert_eq!(json(&StallScope::Connection), "\"connection\"");
         assert_eq!(json(&StallScope::Stream), "\"stream\"");
         assert_eq!(
-            json(&crate::http2::Direction::ClientToServer),
+            json(&crate::http2::Flow::ClientToServer),
             "\"client_to_server\""
         );
         assert_eq!(
-            json(&crate::http2::Direction::ServerToClient),
+            json(&crate::http2::Flow::ServerToClient),
             "\"server_to_client\""
         );
         for r in [super::super::Role::Server, super::super::Role::Client] {

@@ -193,7 +193,7 @@ pub enum OutputEvent {
     HpackKnown {
         ts: u64,
         conn: u64,
-        direction: http2::Direction,
+        direction: http2::Flow,
     },
 }
 
@@ -218,10 +218,10 @@ impl Role {
 
     /// The side that sends in `direction`.
     #[must_use]
-    pub fn sender(direction: http2::Direction) -> Self {
+    pub fn sender(direction: http2::Flow) -> Self {
         match direction {
-            http2::Direction::ClientToServer => Self::Client,
-            http2::Direction::ServerToClient => Self::Server,
+            http2::Flow::ClientToServer => Self::Client,
+            http2::Flow::ServerToClient => Self::Server,
         }
     }
 }
