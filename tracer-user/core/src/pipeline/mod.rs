@@ -3,6 +3,7 @@
 //! responses, turned into [`OutputEvent`]s. The live agent and `replay` feed
 //! it the same records, so a recording reproduces a run exactly.
 
+mod conn_table;
 mod connection;
 mod http1;
 pub mod kinds;
@@ -11,7 +12,7 @@ pub mod output;
 mod tests;
 mod timeline;
 
-use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
+use foldhash::{HashMap, HashMapExt as _};
 
 use tracer_common::record::{ChunkSource, Direction};
 
@@ -19,7 +20,7 @@ use crate::{
     capture::{ConnId, Record, StreamEvent, StreamId, Streams, decode, unfixed},
     conn::{SocketEvent, Sockets, StallKind},
 };
-use connection::Connection;
+use conn_table::{ConnKey, ConnTable};
 pub use connection::resource_of_kind;
 pub use kinds::{
     Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, direction_name,
@@ -64,40 +65,16 @@ pub struct PipelineStats {
     pub timeline: TimelineStats,
 }
 
-/// A connection's identity: its socket, with where its bytes come from.
-type ConnKey = ConnId;
-
-struct Tracked {
-    id: u64,
-    pid: u32,
-    connection: Connection,
-    last_ns: u64,
-    /// The client's program name (its user-agent up to the first `/`).
-    client: Option<String>,
-    /// When a `conn_sample` was last written.
-    last_sample_ns: u64,
-    /// Its addresses were written (in `conn_open` or `conn_address`).
-    addressed: bool,
-    /// The fd, once known.
-    fd: Option<i32>,
-    /// A Go TLS connection's latest Write is not reported sent yet.
-    write_unsent: bool,
-}
-
 /// The pipeline.
 pub struct Pipeline {
-    config: PipelineConfig,
     offset_ns: i128,
     streams: Streams,
     sockets: Sockets,
     comms: HashMap<u32, String>,
-    conns: HashMap<ConnKey, Tracked>,
-    /// Syscall streams that began with a TLS handshake: ciphertext, whose
-    /// plaintext comes from the Go TLS probes as another connection.
-    tls_handshakes: HashSet<ConnKey>,
+    /// Which connection a record belongs to.
+    table: ConnTable,
     timelines: Timelines,
     last_expire_ns: u64,
-    next_id: u64,
     stats: PipelineStats,
     scratch: Vec<OutputEvent>,
     /// `route`'s output, kept between calls: a fresh vector of events per
@@ -113,16 +90,13 @@ impl Pipeline {
     /// `offset_ns`: Unix time minus the records' monotonic clock.
     pub fn new(config: PipelineConfig, offset_ns: i128) -> Self {
         Self {
-            config,
             offset_ns,
             streams: Streams::new(config.max_streams),
             sockets: Sockets::new(config.max_sockets),
             comms: HashMap::new(),
-            conns: HashMap::new(),
-            tls_handshakes: HashSet::new(),
+            table: ConnTable::new(config.max_connections),
             timelines: Timelines::new(config.timeline),
             last_expire_ns: 0,
-            next_id: 1,
             stats: PipelineStats::default(),
             scratch: Vec::new(),
             routed: Vec::new(),
@@ -173,7 +147,7 @@ impl Pipeline {
                     self.on_stream_event(event, emit);
                 }
                 // A handshake's ciphertext stream never opened a connection.
-                self.tls_handshakes.remove(&ConnId {
+                self.table.forget_handshake(&ConnId {
                     tgid: close.header.tgid,
                     source: ChunkSource::Syscall as u8,
                     key: close.sock,
@@ -247,8 +221,9 @@ impl Pipeline {
     ) {
         let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
         let tracked = self
-            .conn_of_sock(tgid, sock)
-            .and_then(|k| self.conns.get(&k));
+            .table
+            .of_sock(tgid, sock)
+            .and_then(|k| self.table.get(&k));
         let peer = self
             .sockets
             .get(sock)
@@ -301,11 +276,11 @@ impl Pipeline {
         };
         let (tgid, unacked) = (info.tgid, info.unacked_bytes());
         let endpoints = info.local.zip(info.peer);
-        let Some(key) = self.conn_of_sock(tgid, sock) else {
+        let Some(key) = self.table.of_sock(tgid, sock) else {
             return;
         };
         let ts = self.unix(ts_ns);
-        let Some(tracked) = self.conns.get_mut(&key) else {
+        let Some(tracked) = self.table.get_mut(&key) else {
             return;
         };
         let conn = tracked.id;
@@ -352,7 +327,7 @@ impl Pipeline {
         write_seq: u32,
         emit: &mut impl FnMut(OutputEvent),
     ) {
-        let Some(tracked) = self.conns.get_mut(&key) else {
+        let Some(tracked) = self.table.get_mut(&key) else {
             return;
         };
         tracked.write_unsent = false;
@@ -378,7 +353,7 @@ impl Pipeline {
             source: ChunkSource::GoTls as u8,
             key: b.sock,
         };
-        if let Some(tracked) = self.conns.get_mut(&key)
+        if let Some(tracked) = self.table.get_mut(&key)
             && b.fd >= 0
         {
             tracked.fd = Some(b.fd);
@@ -388,8 +363,8 @@ impl Pipeline {
             source: ChunkSource::Syscall as u8,
             key: b.sock,
         };
-        self.tls_handshakes.remove(&ghost_key);
-        if let Some(ghost) = self.conns.remove(&ghost_key) {
+        self.table.forget_handshake(&ghost_key);
+        if let Some(ghost) = self.table.remove(&ghost_key) {
             self.timelines.on_close(ghost.id, &mut self.scratch);
             self.scratch.clear();
             if ghost.connection.bytes_out + ghost.connection.bytes_in > 0 {
@@ -434,8 +409,9 @@ impl Pipeline {
             return;
         };
         let conn = self
-            .conn_of_sock(info.tgid, sock)
-            .and_then(|k| self.conns.get(&k))
+            .table
+            .of_sock(info.tgid, sock)
+            .and_then(|k| self.table.get(&k))
             .map(|t| t.id);
         for (kind, start) in info.open_stalls() {
             let (cause, new) = match kind {
@@ -456,19 +432,6 @@ impl Pipeline {
         }
     }
 
-    /// The connection a socket carries, if one carries captured bytes: its
-    /// Go TLS plaintext, else its own payload.
-    fn conn_of_sock(&self, tgid: u32, sock: u64) -> Option<ConnKey> {
-        [ChunkSource::GoTls, ChunkSource::Syscall]
-            .into_iter()
-            .map(|source| ConnId {
-                tgid,
-                source: source as u8,
-                key: sock,
-            })
-            .find(|key| self.conns.contains_key(key))
-    }
-
     /// Routes what a connection's decoder produced: watch events wait in
     /// the timelines, etcd events feed them, stalls get attributed.
     /// `sent_now`: the bytes just decoded are already in the kernel
@@ -482,7 +445,7 @@ impl Pipeline {
         let mut produced = std::mem::take(&mut self.scratch);
         let mut ready = std::mem::take(&mut self.routed);
         for event in produced.drain(..) {
-            let Some(tracked) = self.conns.get_mut(&key) else {
+            let Some(tracked) = self.table.get_mut(&key) else {
                 emit(event);
                 continue;
             };
@@ -580,7 +543,7 @@ impl Pipeline {
         match event {
             StreamEvent::Start { id, ts_ns } => {
                 let key = id.conn;
-                if !self.conns.contains_key(&key) && !self.tls_handshakes.contains(&key) {
+                if !self.table.contains(&key) && !self.table.is_handshake(&key) {
                     self.open(id, ts_ns);
                 }
             }
@@ -594,26 +557,23 @@ impl Pipeline {
                 sent,
             } => {
                 let key = id.conn;
-                if self.tls_handshakes.contains(&key) {
+                if self.table.is_handshake(&key) {
                     return;
                 }
                 let syscall = id.source() == Some(ChunkSource::Syscall);
                 // A TLS record (handshake, version 3.x) at offset 0: the
                 // socket's ciphertext, before the kernel knew it was TLS.
                 if syscall && offset == 0 && bytes.starts_with(&[0x16, 0x03]) {
-                    self.conns.remove(&key);
-                    if self.tls_handshakes.len() >= self.config.max_connections {
-                        self.tls_handshakes.clear();
+                    if self.table.mark_handshake(key) {
                         self.stats.evicted_connections += 1;
                     }
-                    self.tls_handshakes.insert(key);
                     return;
                 }
-                if !self.conns.contains_key(&key) {
+                if !self.table.contains(&key) {
                     self.open(id, ts_ns);
                 }
                 let egress = id.direction() == Some(Direction::Egress);
-                let tracked = self.conns.get_mut(&key).expect("opened above");
+                let tracked = self.table.get_mut(&key).expect("opened above");
                 tracked.last_ns = ts_ns;
                 if place.fd >= 0 {
                     tracked.fd = Some(place.fd);
@@ -628,7 +588,7 @@ impl Pipeline {
                         self.scratch.drain(..).for_each(&mut *emit);
                     }
                 }
-                let tracked = self.conns.get_mut(&key).expect("opened above");
+                let tracked = self.table.get_mut(&key).expect("opened above");
                 tracked
                     .connection
                     .on_data(egress, offset, ts_ns, bytes, &mut self.scratch);
@@ -639,7 +599,7 @@ impl Pipeline {
                 if first {
                     let open = self.conn_open(id_num, pid, &id, ts_ns, role);
                     if let OutputEvent::ConnOpen { peer: Some(_), .. } = open
-                        && let Some(t) = self.conns.get_mut(&key)
+                        && let Some(t) = self.table.get_mut(&key)
                     {
                         t.addressed = true;
                     }
@@ -673,7 +633,7 @@ impl Pipeline {
                             }
                         }
                     }
-                    if let Some(t) = self.conns.get_mut(&key) {
+                    if let Some(t) = self.table.get_mut(&key) {
                         t.write_unsent = false;
                     }
                 }
@@ -687,7 +647,7 @@ impl Pipeline {
             } => {
                 let key = id.conn;
                 let egress = id.direction() == Some(Direction::Egress);
-                let Some(tracked) = self.conns.get_mut(&key) else {
+                let Some(tracked) = self.table.get_mut(&key) else {
                     return;
                 };
                 tracked
@@ -709,13 +669,13 @@ impl Pipeline {
             }
             StreamEvent::End { id, ts_ns, .. } => {
                 let key = id.conn;
-                if self.tls_handshakes.remove(&key) {
-                    self.conns.remove(&key);
+                if self.table.forget_handshake(&key) {
+                    self.table.remove(&key);
                     return;
                 }
                 // One direction's end is the connection's end: the kernel
                 // ends both streams of an fd together.
-                let Some(tracked) = self.conns.get_mut(&key) else {
+                let Some(tracked) = self.table.get_mut(&key) else {
                     return;
                 };
                 tracked.connection.close(ts_ns, &mut self.scratch);
@@ -723,7 +683,7 @@ impl Pipeline {
                 self.route(key, None, emit);
                 self.timelines.on_close(conn, &mut self.scratch);
                 self.emit_settled(emit);
-                let tracked = self.conns.remove(&key).expect("present above");
+                let tracked = self.table.remove(&key).expect("present above");
                 emit(OutputEvent::ConnClose {
                     ts: self.unix(ts_ns),
                     conn: tracked.id,
@@ -735,36 +695,14 @@ impl Pipeline {
     }
 
     fn open(&mut self, id: StreamId, ts_ns: u64) {
-        if self.conns.len() >= self.config.max_connections
-            && let Some(idle) = self
-                .conns
-                .iter()
-                .min_by_key(|(_, t)| t.last_ns)
-                .map(|(k, _)| *k)
-        {
-            if let Some(evicted) = self.conns.remove(&idle) {
-                self.timelines.on_close(evicted.id, &mut self.released);
-            }
+        if let Some(evicted) = self.table.open(id.conn, ts_ns, self.offset_ns) {
+            self.timelines.on_close(evicted.id, &mut self.released);
             self.stats.evicted_connections += 1;
         }
-        let key = id.conn;
-        let tracked = Tracked {
-            id: self.next_id,
-            pid: key.tgid,
-            connection: Connection::new(self.next_id, self.offset_ns),
-            last_ns: ts_ns,
-            client: None,
-            last_sample_ns: 0,
-            addressed: false,
-            fd: None,
-            write_unsent: false,
-        };
-        self.next_id += 1;
-        self.conns.insert(key, tracked);
     }
 
     fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
-        let tracked = self.conns.get(&id.conn);
+        let tracked = self.table.get(&id.conn);
         let socket = self.sockets.get(id.conn.key);
         let fd = tracked
             .and_then(|t| t.fd)
