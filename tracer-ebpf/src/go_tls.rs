@@ -32,13 +32,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counters::Counter,
-    record::{ChunkSource, Direction, RecordKind, SOCK_KIND_TLS, TlsBind},
+    record::{ChunkSource, Direction, RecordKind, SockOwner, TlsBind},
 };
 
 use crate::{
     chunk::{emit_chunks, fresh_state, stream_key, stream_state},
     maps::{count, emit, header, target_tgid},
-    tcp::socket_owner,
 };
 
 /// The socket each Go TLS conn reads, by (tgid, conn).
@@ -122,13 +121,6 @@ fn try_go_tls_record(ctx: &ProbeContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// Joins `conn` to the socket a receive under its `readRecordOrCCS` read
-/// (see `sock::read_conn`).
-#[inline(always)]
-pub(crate) fn bind_read_frame(tgid: u32, tid: u32, conn: u64, sock: u64, fd: i32) {
-    bind(tgid, tid, conn, BoundSocket { sock, fd, _pad0: 0 });
-}
-
 /// Whether the user bytes at `buf` begin a TLS record: a content type
 /// (change_cipher_spec, alert, handshake, application_data) and version
 /// 3.1 to 3.4. Returns the content type.
@@ -143,27 +135,23 @@ pub(crate) fn tls_record_type(buf: u64) -> Option<u8> {
     }
 }
 
-/// Joins `conn` to its socket and says so.
+/// Joins `conn` to `sock` (whose owner entry is `owner`), read through
+/// `fd` by a receive under the conn's `readRecordOrCCS` (see
+/// `sock::read_conn`), and says so.
 #[inline(always)]
-fn bind(tgid: u32, tid: u32, conn: u64, socket: BoundSocket) {
+pub(crate) fn bind(tgid: u32, tid: u32, conn: u64, sock: u64, fd: i32, owner: &mut SockOwner) {
     let key = ConnKey {
         tgid,
         _pad0: 0,
         conn,
     };
-    let _ = CONN_SOCKS.insert(&key, &socket, 0);
-    if let Some(owner) = socket_owner(socket.sock, tgid, socket.fd, true) {
-        // SAFETY: the pointer comes from a successful map lookup.
-        unsafe {
-            (*owner).conn = conn;
-            (*owner).kind = SOCK_KIND_TLS;
-        }
-    }
+    let _ = CONN_SOCKS.insert(&key, &BoundSocket { sock, fd, _pad0: 0 }, 0);
+    owner.conn = conn;
     emit(TlsBind {
         header: header(RecordKind::TlsBind, tgid, tid),
         conn,
-        sock: socket.sock,
-        fd: socket.fd,
+        sock,
+        fd,
         _pad0: 0,
     });
 }

@@ -97,8 +97,9 @@ pub(crate) fn emit<T: 'static>(record: T) -> bool {
 }
 
 /// The user registers the kernel saved when the current task entered the
-/// kernel: inside a syscall, its number (`orig_ax`) and arguments (`di`,
-/// `si`, `dx`), and Go's goroutine pointer (`r14`). `None` if unreadable.
+/// kernel: inside a syscall, its number (`orig_ax`), arguments (`di`,
+/// `si`, `dx`) and the caller's frame pointer (`bp`). `None` if
+/// unreadable.
 #[inline(always)]
 pub(crate) fn user_regs() -> Option<pt_regs> {
     // SAFETY: both helpers take and return kernel pointers the verifier

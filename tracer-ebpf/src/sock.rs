@@ -37,7 +37,7 @@ use tracer_common::{
 
 use crate::{
     chunk::{emit_chunks, fresh_state, skip_bytes, stream_key, stream_state},
-    go_tls::{bind_read_frame, tls_record_type},
+    go_tls::{bind, tls_record_type},
     maps::{count, emit, header, target_tgid, user_regs},
     tcp::{KERNEL_LAYOUT, socket_owner, write_seq},
 };
@@ -308,12 +308,13 @@ struct Write {
 struct Walk {
     /// The frame pointer to read next.
     frame: u64,
+    /// The code looked for.
     start: u64,
     end: u64,
-    /// The Write's frame pointer, once found.
+    /// Its function's frame pointer, once found.
     found: u64,
-    /// The frame pointer of the Write's callee (the frame holding a return
-    /// address into Write).
+    /// The frame pointer of that function's callee (the frame holding a
+    /// return address into the code).
     callee: u64,
 }
 
@@ -392,7 +393,7 @@ fn caller_frame_in(frame: u64, code: core::ops::Range<u64>, delta: &mut u64) -> 
 /// One frame of the walk. Returns 1 to stop.
 #[inline(never)]
 extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: bpf_loop passes back the pointer write_frame gave it.
+    // SAFETY: bpf_loop passes back the pointer caller_frame_in gave it.
     let walk = unsafe { &mut *ctx.cast::<Walk>() };
     if walk.frame == 0 {
         return 1;
@@ -462,7 +463,7 @@ fn try_sock_recv_length(ctx: &RawTracePointContext) -> Result<(), i64> {
         if o.conn == 0
             && let Some(conn) = read_conn(tgid, call.frame)
         {
-            bind_read_frame(tgid, tid, conn, fields.sock, call.fd);
+            bind(tgid, tid, conn, fields.sock, call.fd, o);
         }
         return Ok(());
     }

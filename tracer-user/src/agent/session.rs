@@ -380,7 +380,11 @@ impl Session {
         // not merely still in the ring. A probe already past its target
         // check finishes within microseconds.
         for &pid in self.traced.keys() {
-            self.tracer.remove_target(pid)?;
+            // Failing that, its last records still come out; only what it
+            // writes meanwhile may show as a gap.
+            if let Err(e) = self.tracer.remove_target(pid) {
+                tracing::warn!(pid, "untargeting at stop: {e}");
+            }
         }
         tokio::time::sleep(STOP_SETTLE).await;
         // Whatever is still in the ring, then every stream's end.
