@@ -8,23 +8,18 @@
 //! first), or directly:
 //! `cargo run --release -p tracer-user --example agent_bench -- FILE [--reps N]`.
 
+#[path = "support/agent_path.rs"]
+mod agent_path;
 #[path = "support/cpu.rs"]
 mod cpu;
 
 use std::{fs::File, io::BufReader};
 
-use tracer_common::record::Direction;
-use watchtrace::{
-    metrics,
-    model::{Model, ModelConfig},
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
-    recording::Reader,
-};
+use agent_path::AgentPath;
+use watchtrace::recording::Reader;
 
 /// The agent drains the ring at least this often (agent/session.rs).
 const BATCH_NS: u64 = 20_000_000;
-const TICK_NS: u64 = 1_000_000_000;
-const SCRAPE_NS: u64 = 15_000_000_000;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -76,50 +71,22 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One pass over the records as `watchtrace run` consumes them; returns the
-/// watch events the traced process sent.
+/// One pass over the records as `watchtrace run` consumes them, a drain
+/// every [`BATCH_NS`] of recorded time; returns the watch events the traced
+/// process sent.
 fn replay(records: &[Vec<u8>], offset: i128) -> u64 {
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), offset);
-    let mut model = Model::new(ModelConfig::default());
-    let mut batch: Vec<OutputEvent> = Vec::new();
-    let mut sent = 0;
-    let (mut next_batch, mut next_tick, mut next_scrape) = (0, 0, 0);
-    let mut rendered = 0;
+    let mut agent = AgentPath::new(offset);
+    let mut next_batch = 0;
     for record in records {
         let now = ts(record);
         if now >= next_batch {
-            for event in &batch {
-                model.on_event(event);
-            }
-            batch.clear();
+            agent.batch_done(now);
             next_batch = now + BATCH_NS;
         }
-        if now >= next_tick {
-            model.advance((i128::from(now) + offset).max(0) as u64);
-            next_tick = now + TICK_NS;
-        }
-        if now >= next_scrape {
-            rendered += metrics::render(&model).len();
-            next_scrape = now + SCRAPE_NS;
-        }
-        pipeline.on_record(record, &mut |event| {
-            if matches!(
-                event,
-                OutputEvent::WatchEvent {
-                    direction: Direction::Egress,
-                    ..
-                }
-            ) {
-                sent += 1;
-            }
-            batch.push(event);
-        });
+        agent.record(record);
     }
-    for event in &batch {
-        model.on_event(event);
-    }
-    std::hint::black_box(rendered);
-    sent
+    agent.batch_done(records.last().map_or(0, |r| ts(r)));
+    agent.sent
 }
 
 /// A record's timestamp (the first field of its header).

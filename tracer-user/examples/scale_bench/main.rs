@@ -21,11 +21,14 @@
 #[path = "../../tests/http2_support.rs"]
 mod support;
 
+#[path = "../support/agent_path.rs"]
+mod agent_path;
 #[path = "../support/cpu.rs"]
 mod cpu;
 
 use std::time::Duration;
 
+use agent_path::AgentPath;
 use support::{Enc, data, headers, preface, settings, settings_ack, window_update};
 use tracer_common::record::{
     CHUNK_DATA_MAX, CHUNK_FLAG_CALL_START, CHUNK_FLAG_SENT, CHUNK_FLAG_STREAM_START, ChunkHeader,
@@ -33,18 +36,17 @@ use tracer_common::record::{
 };
 use watchtrace::{
     capture::{encode, encode_chunk},
-    metrics,
-    model::{Model, ModelConfig},
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
     watch::fixture::{ObjectSpec, encode_json_line, encode_protobuf_frame},
 };
 
 /// The agent drains the ring at least this often (agent/session.rs).
 const BATCH_NS: u64 = 20_000_000;
-const TICK_NS: u64 = 1_000_000_000;
-const SCRAPE_NS: u64 = 15_000_000_000;
-/// Recorded time starts here (monotonic ns, as the kernel stamps).
+/// A TCP sample per connection this often.
+const SAMPLE_NS: u64 = 1_000_000_000;
+/// Recorded time starts here (monotonic ns, as the kernel stamps)...
 const T0: u64 = 1_000_000_000_000;
+/// ...which is this Unix time (ns).
+const UNIX_AT_T0: i128 = 1_800_000_000_000_000_000;
 const TGID: u32 = 4242;
 
 struct Args {
@@ -376,69 +378,10 @@ fn content_type(index: usize) -> &'static str {
     }
 }
 
-/// What `watchtrace run` does with the records: the pipeline, the model a
-/// batch at a time, a tick every second, a scrape every 15 s.
-struct Consumer {
-    pipeline: Pipeline,
-    model: Model,
-    batch: Vec<OutputEvent>,
-    next_tick: u64,
-    next_scrape: u64,
-    rendered: usize,
-    sent: u64,
-}
-
-impl Consumer {
-    fn records(&mut self, records: &[Vec<u8>]) {
-        for record in records {
-            let batch = &mut self.batch;
-            let sent = &mut self.sent;
-            self.pipeline.on_record(record, &mut |event| {
-                if matches!(
-                    event,
-                    OutputEvent::WatchEvent {
-                        direction: Direction::Egress,
-                        ..
-                    }
-                ) {
-                    *sent += 1;
-                }
-                batch.push(event);
-            });
-        }
-    }
-
-    fn batch_done(&mut self, now: u64) {
-        for event in &self.batch {
-            self.model.on_event(event);
-        }
-        self.batch.clear();
-        if now >= self.next_tick {
-            self.model.advance(now - T0 + 1_800_000_000_000_000_000);
-            self.next_tick = now + TICK_NS;
-        }
-        if now >= self.next_scrape {
-            self.rendered += metrics::render(&self.model).len();
-            self.next_scrape = now + SCRAPE_NS;
-        }
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse()?;
     let mut generator = Generator::new(&args);
-    let mut consumer = Consumer {
-        pipeline: Pipeline::new(
-            PipelineConfig::default(),
-            1_800_000_000_000_000_000 - T0 as i128,
-        ),
-        model: Model::new(ModelConfig::default()),
-        batch: Vec::new(),
-        next_tick: 0,
-        next_scrape: 0,
-        rendered: 0,
-        sent: 0,
-    };
+    let mut agent = AgentPath::new(UNIX_AT_T0 - T0 as i128);
     let mut records = Vec::new();
     let mut cpu = Duration::ZERO;
     let (mut generated, mut record_count, mut bytes) = (0u64, 0u64, 0u64);
@@ -450,7 +393,7 @@ fn main() -> anyhow::Result<()> {
         let start = T0 + b * BATCH_NS;
         if start >= next_sample {
             generator.samples(start, &mut records);
-            next_sample += TICK_NS;
+            next_sample += SAMPLE_NS;
         }
         let until = total * (b + 1) / batches;
         while generated < until {
@@ -459,31 +402,22 @@ fn main() -> anyhow::Result<()> {
             generated += 1;
         }
         record_count += records.len() as u64;
-        let t = cpu::thread_cpu();
-        consumer.records(&records);
-        consumer.batch_done(start + BATCH_NS);
-        cpu += cpu::thread_cpu() - t;
-        records.clear();
+        cpu += feed(&mut agent, &mut records, start + BATCH_NS);
     }
     let end = T0 + batches * BATCH_NS;
     generator.ack_all(end, &mut records);
     record_count += records.len() as u64;
-    let t = cpu::thread_cpu();
-    consumer.records(&records);
-    consumer.batch_done(end);
-    cpu += cpu::thread_cpu() - t;
-    records.clear();
-    std::hint::black_box(consumer.rendered);
-    let stats = consumer.pipeline.stats();
+    cpu += feed(&mut agent, &mut records, end);
+    let stats = agent.pipeline().stats();
     anyhow::ensure!(
         stats.undecodable_records == 0,
         "{} undecodable records",
         stats.undecodable_records
     );
     anyhow::ensure!(
-        consumer.sent == generated,
+        agent.sent == generated,
         "the pipeline reported {} watch events of {generated} generated",
-        consumer.sent
+        agent.sent
     );
     let rss_mb = peak_rss_kb()? as f64 / 1024.0;
     let recorded = args.seconds as f64;
@@ -503,6 +437,18 @@ fn main() -> anyhow::Result<()> {
         cpu.as_secs_f64() * 1e6 / generated as f64,
     );
     Ok(())
+}
+
+/// One drain of `records` (then emptied), ending at `now`: its CPU time.
+fn feed(agent: &mut AgentPath, records: &mut Vec<Vec<u8>>, now: u64) -> Duration {
+    let t = cpu::thread_cpu();
+    for record in records.iter() {
+        agent.record(record);
+    }
+    agent.batch_done(now);
+    let spent = cpu::thread_cpu() - t;
+    records.clear();
+    spent
 }
 
 /// The process's peak resident set (VmHWM), in KiB.

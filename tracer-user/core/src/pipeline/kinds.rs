@@ -137,11 +137,14 @@ pub(crate) fn serialize_direction<S: Serializer>(
 mod tests {
     use super::*;
 
+    fn json(value: &impl Serialize) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
     /// serde's spelling and `as_str` must agree: metrics use one, the JSON
     /// lines the other.
     #[test]
     fn serde_and_as_str_spell_every_value_alike() {
-        let json = |v: &dyn erased::Ser| v.json();
         for e in [
             Ending::EndStream,
             Ending::RstStream,
@@ -186,18 +189,6 @@ mod tests {
         );
         for r in [super::super::Role::Server, super::super::Role::Client] {
             assert_eq!(json(&r), format!("\"{}\"", r.as_str()));
-        }
-    }
-
-    mod erased {
-        /// Any serialisable value, as JSON.
-        pub(super) trait Ser {
-            fn json(&self) -> String;
-        }
-        impl<T: serde::Serialize> Ser for T {
-            fn json(&self) -> String {
-                serde_json::to_string(self).unwrap()
-            }
         }
     }
 }
