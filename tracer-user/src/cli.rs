@@ -105,6 +105,56 @@ pub struct RunArgs {
     /// this address (`ip:port`; port 0 picks one), or `off`.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_addr: MetricsAddr,
+    /// Threads that decode connections (the sockets split among them), or
+    /// `auto`: 1 (decoding inline, on the drain thread) on hosts with
+    /// fewer than 16 CPUs, else 2. Any number gives the same events.
+    #[arg(long, default_value = "auto")]
+    pub workers: Workers,
+}
+
+/// How many decoding threads to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    Auto,
+    Exactly(usize),
+}
+
+impl Workers {
+    /// CPUs from which `auto` takes a second decoding thread. One decodes
+    /// about 150,000 watch events a second (`cargo xtask bench scale`),
+    /// more than a large control plane's apiserver sends; a second helps
+    /// only when the drain thread has a core of its own to spare.
+    pub const AUTO_SECOND_FROM_CPUS: usize = 16;
+
+    /// The number for this host.
+    #[must_use]
+    pub fn count(self) -> usize {
+        match self {
+            Self::Exactly(n) => n,
+            Self::Auto => {
+                let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+                if cpus >= Self::AUTO_SECOND_FROM_CPUS {
+                    2
+                } else {
+                    1
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Workers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            s => match s.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => Ok(Self::Exactly(n)),
+                _ => Err(format!("{s:?}: expected auto or a number from 1 to 64")),
+            },
+        }
+    }
 }
 
 /// Where `run` serves its metrics, if anywhere.
@@ -156,6 +206,10 @@ pub struct ReplayArgs {
     /// Write the events as JSON lines to this file (`-` for stdout).
     #[arg(long)]
     pub events: Option<PathBuf>,
+    /// Threads that decode connections; the events are the same for any
+    /// number (see `run --workers`).
+    #[arg(long, default_value = "1")]
+    pub workers: Workers,
 }
 
 /// Which processes to trace. Several selectors may be combined.

@@ -30,7 +30,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
     let events = EventsOut::open(args.events.as_deref())?;
     let offset = clock::realtime_offset_ns();
-    let pipeline = Pipeline::new(PipelineConfig::default(), offset);
+    let workers = args.workers.count();
+    let pipeline = Pipeline::new(
+        PipelineConfig {
+            workers,
+            ..PipelineConfig::default()
+        },
+        offset,
+    );
     let health = Arc::new(Health::new(STALE_AFTER));
 
     // The model exists only to be served.
@@ -57,7 +64,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let stop = until_stopped(args.duration);
-    tracing::info!(targets = %args.targets.describe(), "running; waiting for targets");
+    tracing::info!(targets = %args.targets.describe(), workers, "running; waiting for targets");
     health.set_running(true);
     let mut agent = Agent {
         pipeline,
@@ -120,6 +127,9 @@ impl Consumer for Agent {
     }
 
     fn batch_done(&mut self) {
+        // With decoding workers: what they still hold of this drain.
+        let batch = &mut self.batch;
+        self.pipeline.flush(&mut |event| batch.push(event));
         if self.batch.is_empty() {
             return;
         }

@@ -1,11 +1,10 @@
 //! Which connection a record belongs to: the table of tracked connections,
-//! keyed by socket and source, with their ids, the sockets whose bytes are
-//! TLS ciphertext (no connection of their own), and eviction at its cap.
+//! keyed by socket and source, with their ids, and eviction at its cap.
 
-use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
+use foldhash::{HashMap, HashMapExt as _};
 use tracer_common::record::ChunkSource;
 
-use super::connection::Connection;
+use super::output::Role;
 use crate::capture::ConnId;
 
 /// A connection's identity: its socket, with where its bytes come from.
@@ -15,7 +14,10 @@ pub(crate) type ConnKey = ConnId;
 pub(crate) struct Tracked {
     pub(crate) id: u64,
     pub(crate) pid: u32,
-    pub(crate) connection: Connection,
+    /// The process's role on it, decided by its decoder.
+    pub(crate) role: Role,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
     pub(crate) last_ns: u64,
     /// The client's program name (its user-agent up to the first `/`).
     pub(crate) client: Option<String>,
@@ -29,12 +31,9 @@ pub(crate) struct Tracked {
     pub(crate) write_unsent: bool,
 }
 
-/// The tracked connections (at most `cap`) and the ciphertext streams.
+/// The tracked connections, at most `cap`.
 pub(crate) struct ConnTable {
     conns: HashMap<ConnKey, Tracked>,
-    /// Syscall streams that began with a TLS handshake: ciphertext, whose
-    /// plaintext comes from the Go TLS probes as another connection.
-    handshakes: HashSet<ConnKey>,
     next_id: u64,
     cap: usize,
 }
@@ -43,7 +42,6 @@ impl ConnTable {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
             conns: HashMap::new(),
-            handshakes: HashSet::new(),
             next_id: 1,
             cap,
         }
@@ -68,7 +66,7 @@ impl ConnTable {
     /// Starts tracking `key` with the next id. At the cap the connection
     /// idle longest (the oldest id among equals) makes room: it is
     /// returned for its owner to close.
-    pub(crate) fn open(&mut self, key: ConnKey, ts_ns: u64, offset_ns: i128) -> Option<Tracked> {
+    pub(crate) fn open(&mut self, key: ConnKey, ts_ns: u64) -> Option<Tracked> {
         let mut evicted = None;
         if self.conns.len() >= self.cap
             && let Some(idle) = self
@@ -84,7 +82,9 @@ impl ConnTable {
             Tracked {
                 id: self.next_id,
                 pid: key.tgid,
-                connection: Connection::new(self.next_id, offset_ns),
+                role: Role::Server,
+                bytes_out: 0,
+                bytes_in: 0,
                 last_ns: ts_ns,
                 client: None,
                 last_sample_ns: 0,
@@ -109,28 +109,6 @@ impl ConnTable {
             })
             .find(|key| self.conns.contains_key(key))
     }
-
-    /// `key`'s bytes are a TLS handshake: ciphertext, no connection of its
-    /// own (any tracked one is dropped). Returns whether the handshake set
-    /// was full and had to be emptied first.
-    pub(crate) fn mark_handshake(&mut self, key: ConnKey) -> bool {
-        self.conns.remove(&key);
-        let full = self.handshakes.len() >= self.cap;
-        if full {
-            self.handshakes.clear();
-        }
-        self.handshakes.insert(key);
-        full
-    }
-
-    pub(crate) fn is_handshake(&self, key: &ConnKey) -> bool {
-        self.handshakes.contains(key)
-    }
-
-    /// Forgets that `key` was ciphertext; returns whether it was.
-    pub(crate) fn forget_handshake(&mut self, key: &ConnKey) -> bool {
-        self.handshakes.remove(key)
-    }
 }
 
 #[cfg(test)]
@@ -148,43 +126,26 @@ mod tests {
     #[test]
     fn ids_count_up_and_the_idlest_connection_makes_room_at_the_cap() {
         let mut t = ConnTable::new(2);
-        assert!(t.open(key(ChunkSource::Syscall, 1), 50, 0).is_none());
-        assert!(t.open(key(ChunkSource::Syscall, 2), 50, 0).is_none());
+        assert!(t.open(key(ChunkSource::Syscall, 1), 50).is_none());
+        assert!(t.open(key(ChunkSource::Syscall, 2), 50).is_none());
         t.get_mut(&key(ChunkSource::Syscall, 1)).unwrap().last_ns = 90;
         // Socket 2 idles longest.
-        let evicted = t.open(key(ChunkSource::Syscall, 3), 100, 0).unwrap();
+        let evicted = t.open(key(ChunkSource::Syscall, 3), 100).unwrap();
         assert_eq!(evicted.id, 2);
         assert_eq!(t.get(&key(ChunkSource::Syscall, 3)).unwrap().id, 3);
         // Equally idle: the older id goes.
         t.get_mut(&key(ChunkSource::Syscall, 1)).unwrap().last_ns = 100;
-        let evicted = t.open(key(ChunkSource::Syscall, 4), 100, 0).unwrap();
+        let evicted = t.open(key(ChunkSource::Syscall, 4), 100).unwrap();
         assert_eq!(evicted.id, 1);
     }
 
     #[test]
     fn a_socket_with_go_tls_plaintext_is_that_connection() {
         let mut t = ConnTable::new(8);
-        t.open(key(ChunkSource::Syscall, 1), 0, 0);
+        t.open(key(ChunkSource::Syscall, 1), 0);
         assert_eq!(t.of_sock(7, 1), Some(key(ChunkSource::Syscall, 1)));
-        t.open(key(ChunkSource::GoTls, 1), 0, 0);
+        t.open(key(ChunkSource::GoTls, 1), 0);
         assert_eq!(t.of_sock(7, 1), Some(key(ChunkSource::GoTls, 1)));
         assert_eq!(t.of_sock(8, 1), None, "another process's socket");
-    }
-
-    #[test]
-    fn a_handshake_stream_is_no_connection_and_its_set_is_bounded() {
-        let mut t = ConnTable::new(2);
-        let k = key(ChunkSource::Syscall, 1);
-        t.open(k, 0, 0);
-        assert!(!t.mark_handshake(k));
-        assert!(!t.contains(&k) && t.is_handshake(&k));
-        assert!(!t.mark_handshake(key(ChunkSource::Syscall, 2)));
-        assert!(
-            t.mark_handshake(key(ChunkSource::Syscall, 3)),
-            "full: emptied"
-        );
-        assert!(!t.is_handshake(&k));
-        assert!(t.forget_handshake(&key(ChunkSource::Syscall, 3)));
-        assert!(!t.forget_handshake(&key(ChunkSource::Syscall, 3)));
     }
 }

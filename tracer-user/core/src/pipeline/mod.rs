@@ -5,40 +5,43 @@
 
 mod conn_table;
 mod connection;
+mod decoding;
 mod http1;
+mod join;
 pub mod kinds;
 pub mod output;
 #[cfg(test)]
 mod tests;
 mod timeline;
-
-use foldhash::{HashMap, HashMapExt as _};
-
-use tracer_common::record::{ChunkSource, Direction};
+mod workers;
 
 use crate::{
-    capture::{ConnId, Record, StreamEvent, StreamId, Streams, decode, unfixed},
-    conn::{SocketEvent, Sockets, StallKind},
+    capture::{StreamStats, decode},
+    conn::Sockets,
 };
-use conn_table::{ConnKey, ConnTable};
 pub use connection::resource_of_kind;
+use decoding::{Batch, Decoding, DecodingStats};
+use join::Join;
 pub use kinds::{
     Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, direction_name,
 };
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
-use timeline::Timelines;
 pub use timeline::{TimelineConfig, TimelineStats};
+use workers::Workers;
 
-/// How often a busy connection's TCP state is reported.
-const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
-
-/// Bounds of the pipeline's tables.
+/// Bounds of the pipeline's tables, and its threads.
 #[derive(Clone, Copy, Debug)]
 pub struct PipelineConfig {
+    /// Byte streams reassembled, per decoding shard.
     pub max_streams: usize,
     pub max_sockets: usize,
+    /// Connections tracked; also the decoders kept per decoding shard.
     pub max_connections: usize,
     pub timeline: TimelineConfig,
+    /// Threads that decode connections (each a shard of the sockets). 1:
+    /// decoding runs inline, on the caller's thread. Whatever the number,
+    /// the output is the same.
+    pub workers: usize,
 }
 
 impl Default for PipelineConfig {
@@ -48,6 +51,7 @@ impl Default for PipelineConfig {
             max_sockets: 1 << 16,
             max_connections: 1 << 15,
             timeline: TimelineConfig::default(),
+            workers: 1,
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct PipelineStats {
     pub records: u64,
     pub undecodable_records: u64,
     pub evicted_connections: u64,
+    /// Connection decoders a decoding shard dropped at its cap (the
+    /// connection's next bytes are decoded as joined mid-way).
+    pub evicted_decoders: u64,
     /// Go TLS Writes never reported sent before the next one began (the
     /// kernel's record count did not add up): their events have no
     /// `t_sent`.
@@ -65,671 +72,88 @@ pub struct PipelineStats {
     pub timeline: TimelineStats,
 }
 
-/// The pipeline.
+/// The pipeline: each record's bytes decoded per connection (inline, or on
+/// worker threads by socket), then joined in record order.
 pub struct Pipeline {
-    offset_ns: i128,
-    streams: Streams,
-    sockets: Sockets,
-    comms: HashMap<u32, String>,
-    /// Which connection a record belongs to.
-    table: ConnTable,
-    timelines: Timelines,
-    last_expire_ns: u64,
-    stats: PipelineStats,
-    scratch: Vec<OutputEvent>,
-    /// `route`'s output, kept between calls: a fresh vector of events per
-    /// record is a large allocation each time.
-    routed: Vec<OutputEvent>,
-    /// What an evicted connection still held (events waiting for their
-    /// ack, stall reports settling): written with the record that evicted
-    /// it, never dropped.
-    released: Vec<OutputEvent>,
+    records: u64,
+    undecodable_records: u64,
+    decoding: Decoding,
+    /// Set with more than one worker; `decoding` is then unused.
+    workers: Option<Workers>,
+    join: Join,
+    batch: Batch,
 }
 
 impl Pipeline {
     /// `offset_ns`: Unix time minus the records' monotonic clock.
     pub fn new(config: PipelineConfig, offset_ns: i128) -> Self {
+        let decoding = || Decoding::new(config.max_streams, config.max_connections, offset_ns);
+        let workers = (config.workers > 1).then(|| Workers::spawn(config.workers, decoding));
         Self {
-            offset_ns,
-            streams: Streams::new(config.max_streams),
-            sockets: Sockets::new(config.max_sockets),
-            comms: HashMap::new(),
-            table: ConnTable::new(config.max_connections),
-            timelines: Timelines::new(config.timeline),
-            last_expire_ns: 0,
-            stats: PipelineStats::default(),
-            scratch: Vec::new(),
-            routed: Vec::new(),
-            released: Vec::new(),
+            records: 0,
+            undecodable_records: 0,
+            decoding: decoding(),
+            workers,
+            join: Join::new(
+                config.max_sockets,
+                config.max_connections,
+                config.timeline,
+                offset_ns,
+            ),
+            batch: Batch::default(),
         }
     }
 
     pub fn stats(&self) -> PipelineStats {
+        let join = self.join.stats();
         PipelineStats {
-            timeline: self.timelines.stats(),
-            ..self.stats
+            records: self.records,
+            undecodable_records: self.undecodable_records,
+            evicted_connections: join.evicted_connections,
+            evicted_decoders: self.decoding_stats().evicted_decoders,
+            tls_writes_unsent: join.tls_writes_unsent,
+            timeline: join.timeline,
         }
     }
 
     pub fn sockets(&self) -> &Sockets {
-        &self.sockets
+        self.join.sockets()
     }
 
-    pub fn stream_stats(&self) -> crate::capture::StreamStats {
-        self.streams.stats()
+    pub fn stream_stats(&self) -> StreamStats {
+        self.decoding_stats().streams
     }
 
-    fn unix(&self, ns: u64) -> u64 {
-        (i128::from(ns) + self.offset_ns).max(0) as u64
+    fn decoding_stats(&self) -> DecodingStats {
+        match &self.workers {
+            Some(workers) => workers.stats(),
+            None => self.decoding.stats(),
+        }
     }
 
-    /// Feeds one record's bytes; output goes to `emit`.
+    /// Feeds one record's bytes; output goes to `emit`. With workers, a
+    /// record's output may come with a later record's, or with
+    /// [`Pipeline::flush`].
     pub fn on_record(&mut self, bytes: &[u8], emit: &mut impl FnMut(OutputEvent)) {
-        self.stats.records += 1;
+        self.records += 1;
         let Ok(record) = decode(bytes) else {
-            self.stats.undecodable_records += 1;
+            self.undecodable_records += 1;
             return;
         };
-        let mut socket_events = Vec::new();
-        let ts_ns = record.header().ts_ns;
-        match record {
-            Record::Chunk(header, data) => {
-                let mut events = Vec::new();
-                self.streams.on_chunk(&header, data, &mut events);
-                for event in events {
-                    self.on_stream_event(event, emit);
-                }
-            }
-            Record::SockClose(close) => {
-                let mut events = Vec::new();
-                self.streams.on_close(&close, &mut events);
-                for event in events {
-                    self.on_stream_event(event, emit);
-                }
-                // A handshake's ciphertext stream never opened a connection.
-                self.table.forget_handshake(&ConnId {
-                    tgid: close.header.tgid,
-                    source: ChunkSource::Syscall as u8,
-                    key: close.sock,
-                });
-            }
-            Record::TlsSent(r) => {
-                let mut events = Vec::new();
-                self.sockets
-                    .on_written(r.sock, r.header.tgid, r.write_seq, ts_ns, &mut events);
-                socket_events.extend(events);
-                let key = ConnId {
-                    tgid: r.header.tgid,
-                    source: ChunkSource::GoTls as u8,
-                    key: r.sock,
-                };
-                self.on_write_sent(key, ts_ns, r.write_seq, emit);
-            }
-            Record::TlsBind(b) => self.on_tls_bind(&b, emit),
-            Record::ProcessInfo(p) => {
-                self.comms.insert(p.header.tgid, unfixed(&p.comm));
-            }
-            Record::SockSend(r) => {
-                let before = self.open_stall_kinds(r.sock);
-                self.sockets.on_send(&r, &mut socket_events);
-                self.stall_starts(r.sock, before, emit);
-            }
-            Record::SockRecv(r) => self.sockets.on_recv(&r, &mut socket_events),
-            Record::TcpSample(r) => {
-                let before = self.open_stall_kinds(r.sock);
-                self.sockets.on_sample(&r, &mut socket_events);
-                self.stall_starts(r.sock, before, emit);
-                self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, Some(&r), emit);
-            }
-            Record::TcpAck(r) => {
-                let before = self.open_stall_kinds(r.sock);
-                self.sockets.on_ack(&r, &mut socket_events);
-                self.stall_starts(r.sock, before, emit);
-                self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, None, emit);
-            }
-            Record::SockState(r) => self.sockets.on_state(&r, &mut socket_events),
-            Record::Retransmit(r) => self.sockets.on_retransmit(&r, &mut socket_events),
-            Record::SockAnchor(r) => self.sockets.on_anchor(&r, &mut socket_events),
-        }
-        for event in socket_events {
-            if let SocketEvent::Stall {
-                sock,
-                tgid,
-                fd,
-                stall,
-            } = event
-            {
-                self.on_socket_stall(sock, tgid, fd, &stall, emit);
-            }
-        }
-        self.released.drain(..).for_each(&mut *emit);
-        if ts_ns.saturating_sub(self.last_expire_ns) >= CONN_SAMPLE_PERIOD_NS {
-            self.last_expire_ns = ts_ns;
-            let now = self.unix(ts_ns);
-            self.timelines.expire(now, &mut self.scratch);
-            self.emit_settled(emit);
-        }
-    }
-
-    fn on_socket_stall(
-        &mut self,
-        sock: u64,
-        tgid: u32,
-        fd: i32,
-        stall: &crate::conn::SocketStall,
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
-        let tracked = self
-            .table
-            .of_sock(tgid, sock)
-            .and_then(|k| self.table.get(&k));
-        let peer = self
-            .sockets
-            .get(sock)
-            .and_then(|s| s.peer)
-            .map(|(ip, port)| format!("{ip}:{port}"));
-        let report = OutputEvent::SocketStall {
-            ts: end,
-            conn: tracked.map(|t| t.id),
-            pid: tgid,
-            fd,
-            cause: match stall.kind {
-                StallKind::SendBufferFull => StallCause::SendBufferFull,
-                StallKind::PeerZeroWindow => StallCause::PeerZeroWindow,
-            },
-            start,
-            duration_ns: stall.duration_ns(),
-            client: tracked.and_then(|t| t.client.clone()),
-            peer,
-            held: Vec::new(),
-            filled_by: None,
-        };
-        match tracked.map(|t| t.id) {
-            // Reported once it has settled (see `timeline`).
-            Some(conn) => {
-                self.timelines
-                    .on_socket_stall(conn, start, end, report, &mut self.scratch);
-                self.emit_settled(emit);
-            }
-            None => emit(report),
-        }
-    }
-
-    /// Writes what the timelines released.
-    fn emit_settled(&mut self, emit: &mut impl FnMut(OutputEvent)) {
-        self.scratch.drain(..).for_each(emit);
-    }
-
-    /// Acks for the connection's pending events, and (from a full sample)
-    /// its TCP state once a second.
-    fn on_tcp_ack(
-        &mut self,
-        sock: u64,
-        ack_seq: u32,
-        ts_ns: u64,
-        sample: Option<&tracer_common::record::TcpSample>,
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let Some(info) = self.sockets.get(sock) else {
-            return;
-        };
-        let (tgid, unacked) = (info.tgid, info.unacked_bytes());
-        let endpoints = info.local.zip(info.peer);
-        let Some(key) = self.table.of_sock(tgid, sock) else {
-            return;
-        };
-        let ts = self.unix(ts_ns);
-        let Some(tracked) = self.table.get_mut(&key) else {
-            return;
-        };
-        let conn = tracked.id;
-        if !tracked.addressed
-            && let Some(((lip, lport), (pip, pport))) = endpoints
-        {
-            tracked.addressed = true;
-            emit(OutputEvent::ConnAddress {
-                ts,
-                conn,
-                local: format!("{lip}:{lport}"),
-                peer: format!("{pip}:{pport}"),
-            });
-        }
-        let sample = sample
-            .filter(|_| ts_ns.saturating_sub(tracked.last_sample_ns) >= CONN_SAMPLE_PERIOD_NS)
-            .map(|r| {
-                tracked.last_sample_ns = ts_ns;
-                OutputEvent::ConnSample {
-                    ts,
-                    conn,
-                    bytes_out: tracked.connection.bytes_out,
-                    bytes_in: tracked.connection.bytes_in,
-                    unacked_bytes: unacked,
-                    srtt_us: Some(r.srtt_us),
-                    snd_wnd: Some(r.snd_wnd),
-                    snd_cwnd: Some(r.snd_cwnd),
-                    rcv_wnd: Some(r.rcv_wnd),
-                }
-            });
-        self.timelines.on_ack(conn, ack_seq, ts, &mut self.scratch);
-        self.scratch.drain(..).for_each(&mut *emit);
-        if let Some(sample) = sample {
-            emit(sample);
-        }
-    }
-
-    /// A Go TLS connection's latest Write reached the kernel at `ts_ns`,
-    /// the socket's `write_seq` then being `write_seq`.
-    fn on_write_sent(
-        &mut self,
-        key: ConnKey,
-        ts_ns: u64,
-        write_seq: u32,
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let Some(tracked) = self.table.get_mut(&key) else {
-            return;
-        };
-        tracked.write_unsent = false;
-        let id = tracked.id;
-        let t = self.unix(ts_ns);
-        self.timelines
-            .on_sent(id, t, Some(write_seq), &mut self.scratch);
-        self.scratch.drain(..).for_each(emit);
-    }
-
-    /// A Go TLS conn's socket became known (from its reads): the
-    /// connection learns its fd, and ciphertext captured from the socket
-    /// before it was known to carry TLS (a connection joined mid-way) was
-    /// not a connection of its own.
-    fn on_tls_bind(
-        &mut self,
-        b: &tracer_common::record::TlsBind,
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let tgid = b.header.tgid;
-        let key = ConnId {
-            tgid,
-            source: ChunkSource::GoTls as u8,
-            key: b.sock,
-        };
-        if let Some(tracked) = self.table.get_mut(&key)
-            && b.fd >= 0
-        {
-            tracked.fd = Some(b.fd);
-        }
-        let ghost_key = ConnId {
-            tgid,
-            source: ChunkSource::Syscall as u8,
-            key: b.sock,
-        };
-        self.table.forget_handshake(&ghost_key);
-        if let Some(ghost) = self.table.remove(&ghost_key) {
-            self.timelines.on_close(ghost.id, &mut self.scratch);
-            self.scratch.clear();
-            if ghost.connection.bytes_out + ghost.connection.bytes_in > 0 {
-                emit(OutputEvent::ConnClose {
-                    ts: self.unix(b.header.ts_ns),
-                    conn: ghost.id,
-                    bytes_out: ghost.connection.bytes_out,
-                    bytes_in: ghost.connection.bytes_in,
-                });
+        match &mut self.workers {
+            Some(workers) => workers.on_record(bytes, &record, &mut self.join, emit),
+            None => {
+                self.decoding.on_record(&record, &mut self.batch);
+                self.join.on_record(&record, &mut self.batch, emit);
             }
         }
     }
 
-    /// Which stall kinds are open on a socket: (buffer full, zero window).
-    fn open_stall_kinds(&self, sock: u64) -> (bool, bool) {
-        let Some(info) = self.sockets.get(sock) else {
-            return (false, false);
-        };
-        let mut open = (false, false);
-        for (kind, _) in info.open_stalls() {
-            match kind {
-                StallKind::SendBufferFull => open.0 = true,
-                StallKind::PeerZeroWindow => open.1 = true,
-            }
-        }
-        open
-    }
-
-    /// A `stall_start` for each stall kind a record opened on a socket.
-    fn stall_starts(
-        &mut self,
-        sock: u64,
-        before: (bool, bool),
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let after = self.open_stall_kinds(sock);
-        let opened = (after.0 && !before.0, after.1 && !before.1);
-        if opened == (false, false) {
-            return;
-        }
-        let Some(info) = self.sockets.get(sock) else {
-            return;
-        };
-        let conn = self
-            .table
-            .of_sock(info.tgid, sock)
-            .and_then(|k| self.table.get(&k))
-            .map(|t| t.id);
-        for (kind, start) in info.open_stalls() {
-            let (cause, new) = match kind {
-                StallKind::SendBufferFull => (StallCause::SendBufferFull, opened.0),
-                StallKind::PeerZeroWindow => (StallCause::PeerZeroWindow, opened.1),
-            };
-            if new {
-                if let Some(conn) = conn {
-                    self.timelines.on_socket_stall_start(conn, self.unix(start));
-                }
-                emit(OutputEvent::StallStart {
-                    ts: self.unix(start),
-                    conn,
-                    cause,
-                    stream: None,
-                });
-            }
-        }
-    }
-
-    /// Routes what a connection's decoder produced: watch events wait in
-    /// the timelines, etcd events feed them, stalls get attributed.
-    /// `sent_now`: the bytes just decoded are already in the kernel
-    /// (cleartext egress), at this time and `write_seq`.
-    fn route(
-        &mut self,
-        key: ConnKey,
-        sent_now: Option<(u64, Option<u32>)>,
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let mut produced = std::mem::take(&mut self.scratch);
-        let mut ready = std::mem::take(&mut self.routed);
-        for event in produced.drain(..) {
-            let Some(tracked) = self.table.get_mut(&key) else {
-                emit(event);
-                continue;
-            };
-            let conn = tracked.id;
-            match event {
-                OutputEvent::WatchEvent {
-                    direction: Direction::Egress,
-                    ..
-                } => {
-                    self.timelines
-                        .on_watch_event(conn, event, sent_now, &mut ready);
-                }
-                mut received @ OutputEvent::WatchEvent { .. } => {
-                    // Received by a traced client: the apiserver's side of
-                    // its timeline is not visible here.
-                    if let OutputEvent::WatchEvent { timeline, .. } = &mut received {
-                        timeline.missing = vec![
-                            TimelinePart::TSource,
-                            TimelinePart::TSent,
-                            TimelinePart::TAcked,
-                        ];
-                    }
-                    ready.push(received);
-                }
-                OutputEvent::EtcdEvent {
-                    revision,
-                    t_received,
-                    ..
-                } => {
-                    self.timelines.on_etcd(revision, t_received);
-                    ready.push(event);
-                }
-                OutputEvent::Request {
-                    ref user_agent,
-                    watch,
-                    stream,
-                    ts,
-                    ..
-                } => {
-                    if let Some(ua) = user_agent {
-                        tracked.client = Some(client_name(ua));
-                    }
-                    if watch {
-                        self.timelines.on_stream_open(conn, stream, ts);
-                    }
-                    ready.push(event);
-                }
-                OutputEvent::StreamEnd { stream, .. } => {
-                    self.timelines.on_stream_end(conn, stream);
-                    ready.push(event);
-                }
-                OutputEvent::WindowStall {
-                    ts,
-                    conn,
-                    scope,
-                    stream,
-                    sender,
-                    start,
-                    duration_ns,
-                    open_streams,
-                    ..
-                } => {
-                    // Only the traced process's own sends are its delay.
-                    let own = sender == tracked.connection.role();
-                    let mut held = if own {
-                        self.timelines
-                            .on_window_stall(conn, start, ts, stream, &open_streams)
-                    } else {
-                        Vec::new()
-                    };
-                    for d in &mut held {
-                        d.resource = tracked.connection.resource_of(d.stream);
-                    }
-                    ready.push(OutputEvent::WindowStall {
-                        ts,
-                        conn,
-                        scope,
-                        stream,
-                        sender,
-                        start,
-                        duration_ns,
-                        open_streams,
-                        held,
-                    });
-                }
-                other => ready.push(other),
-            }
-        }
-        self.scratch = produced;
-        ready.drain(..).for_each(emit);
-        self.routed = ready;
-    }
-
-    fn on_stream_event(&mut self, event: StreamEvent<'_>, emit: &mut impl FnMut(OutputEvent)) {
-        match event {
-            StreamEvent::Start { id, ts_ns } => {
-                let key = id.conn;
-                if !self.table.contains(&key) && !self.table.is_handshake(&key) {
-                    self.open(id, ts_ns);
-                }
-            }
-            StreamEvent::Data {
-                id,
-                offset,
-                ts_ns,
-                bytes,
-                place,
-                call_start,
-                sent,
-            } => {
-                let key = id.conn;
-                if self.table.is_handshake(&key) {
-                    return;
-                }
-                let syscall = id.source() == Some(ChunkSource::Syscall);
-                // A TLS record (handshake, version 3.x) at offset 0: the
-                // socket's ciphertext, before the kernel knew it was TLS.
-                if syscall && offset == 0 && bytes.starts_with(&[0x16, 0x03]) {
-                    if self.table.mark_handshake(key) {
-                        self.stats.evicted_connections += 1;
-                    }
-                    return;
-                }
-                if !self.table.contains(&key) {
-                    self.open(id, ts_ns);
-                }
-                let egress = id.direction() == Some(Direction::Egress);
-                let tracked = self.table.get_mut(&key).expect("opened above");
-                tracked.last_ns = ts_ns;
-                if place.fd >= 0 {
-                    tracked.fd = Some(place.fd);
-                }
-                if egress && !syscall && call_start {
-                    // A Write begins: one before it never reported sent
-                    // never will (the kernel's record count did not add up).
-                    let unsent = std::mem::replace(&mut tracked.write_unsent, sent.is_none());
-                    if unsent {
-                        self.stats.tls_writes_unsent += 1;
-                        self.timelines.on_unsent(tracked.id, &mut self.scratch);
-                        self.scratch.drain(..).for_each(&mut *emit);
-                    }
-                }
-                let tracked = self.table.get_mut(&key).expect("opened above");
-                tracked
-                    .connection
-                    .on_data(egress, offset, ts_ns, bytes, &mut self.scratch);
-                let role = tracked.connection.role();
-                let (id_num, pid) = (tracked.id, tracked.pid);
-                let first = tracked.connection.bytes_out + tracked.connection.bytes_in
-                    == bytes.len() as u64;
-                if first {
-                    let open = self.conn_open(id_num, pid, &id, ts_ns, role);
-                    if let OutputEvent::ConnOpen { peer: Some(_), .. } = open
-                        && let Some(t) = self.table.get_mut(&key)
-                    {
-                        t.addressed = true;
-                    }
-                    emit(open);
-                }
-                // The call's bytes are all in the kernel now (a cleartext
-                // send; a Go TLS Write whose records its capturing send
-                // sent whole), at this write_seq.
-                let sent_now = if syscall {
-                    // Captured at its send: in the kernel already.
-                    let seq = sent.or_else(|| self.sockets.get(key.key).and_then(|s| s.write_seq));
-                    egress.then(|| (self.unix(ts_ns), seq))
-                } else {
-                    sent.filter(|_| egress)
-                        .map(|seq| (self.unix(ts_ns), Some(seq)))
-                };
-                if egress && let Some(seq) = sent {
-                    if !syscall {
-                        let mut events = Vec::new();
-                        self.sockets
-                            .on_written(key.key, key.tgid, seq, ts_ns, &mut events);
-                        for event in events {
-                            if let SocketEvent::Stall {
-                                sock,
-                                tgid,
-                                fd,
-                                stall,
-                            } = event
-                            {
-                                self.on_socket_stall(sock, tgid, fd, &stall, emit);
-                            }
-                        }
-                    }
-                    if let Some(t) = self.table.get_mut(&key) {
-                        t.write_unsent = false;
-                    }
-                }
-                self.route(key, sent_now, emit);
-            }
-            StreamEvent::Gap {
-                id,
-                offset,
-                len,
-                ts_ns,
-            } => {
-                let key = id.conn;
-                let egress = id.direction() == Some(Direction::Egress);
-                let Some(tracked) = self.table.get_mut(&key) else {
-                    return;
-                };
-                tracked
-                    .connection
-                    .on_gap(egress, ts_ns, len, &mut self.scratch);
-                let conn = tracked.id;
-                emit(OutputEvent::Gap {
-                    ts: self.unix(ts_ns),
-                    conn,
-                    direction: if egress {
-                        Direction::Egress
-                    } else {
-                        Direction::Ingress
-                    },
-                    offset,
-                    len,
-                });
-                self.route(key, None, emit);
-            }
-            StreamEvent::End { id, ts_ns, .. } => {
-                let key = id.conn;
-                if self.table.forget_handshake(&key) {
-                    self.table.remove(&key);
-                    return;
-                }
-                // One direction's end is the connection's end: the kernel
-                // ends both streams of an fd together.
-                let Some(tracked) = self.table.get_mut(&key) else {
-                    return;
-                };
-                tracked.connection.close(ts_ns, &mut self.scratch);
-                let conn = tracked.id;
-                self.route(key, None, emit);
-                self.timelines.on_close(conn, &mut self.scratch);
-                self.emit_settled(emit);
-                let tracked = self.table.remove(&key).expect("present above");
-                emit(OutputEvent::ConnClose {
-                    ts: self.unix(ts_ns),
-                    conn: tracked.id,
-                    bytes_out: tracked.connection.bytes_out,
-                    bytes_in: tracked.connection.bytes_in,
-                });
-            }
-        }
-    }
-
-    fn open(&mut self, id: StreamId, ts_ns: u64) {
-        if let Some(evicted) = self.table.open(id.conn, ts_ns, self.offset_ns) {
-            self.timelines.on_close(evicted.id, &mut self.released);
-            self.stats.evicted_connections += 1;
-        }
-    }
-
-    fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
-        let tracked = self.table.get(&id.conn);
-        let socket = self.sockets.get(id.conn.key);
-        let fd = tracked
-            .and_then(|t| t.fd)
-            .or_else(|| socket.map(|s| s.fd).filter(|&fd| fd >= 0));
-        // A socket that existed before attach is known by its fd (from
-        // sock_diag) until the probes name it.
-        let socket = socket.filter(|s| s.local.is_some()).or_else(|| {
-            fd.and_then(|fd| {
-                self.sockets
-                    .iter()
-                    .find(|s| s.tgid == id.conn.tgid && s.fd == fd && s.local.is_some())
-            })
-        });
-        OutputEvent::ConnOpen {
-            ts: self.unix(ts_ns),
-            conn,
-            pid,
-            comm: self.comms.get(&pid).cloned().unwrap_or_default(),
-            fd,
-            local: socket
-                .and_then(|s| s.local)
-                .map(|(ip, port)| format!("{ip}:{port}")),
-            peer: socket
-                .and_then(|s| s.peer)
-                .map(|(ip, port)| format!("{ip}:{port}")),
-            tls: id.source() == Some(ChunkSource::GoTls),
-            role,
+    /// Writes the output of every record fed so far (with workers, waits
+    /// for them).
+    pub fn flush(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        if let Some(workers) = &mut self.workers {
+            workers.flush(&mut self.join, emit);
         }
     }
 }

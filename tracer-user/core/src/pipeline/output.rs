@@ -268,6 +268,27 @@ pub struct StreamDelay {
 }
 
 impl OutputEvent {
+    /// Names the connection the event belongs to. A connection's decoder
+    /// runs apart from the table that numbers connections (possibly on
+    /// another thread), so its events are numbered when they are joined.
+    pub(crate) fn set_conn(&mut self, id: u64) {
+        match self {
+            Self::ConnOpen { conn, .. }
+            | Self::ConnClose { conn, .. }
+            | Self::Request { conn, .. }
+            | Self::WatchEvent { conn, .. }
+            | Self::StreamEnd { conn, .. }
+            | Self::EtcdEvent { conn, .. }
+            | Self::Gap { conn, .. }
+            | Self::WindowStall { conn, .. }
+            | Self::ConnAddress { conn, .. }
+            | Self::ConnSample { conn, .. }
+            | Self::Settings { conn, .. }
+            | Self::HpackKnown { conn, .. } => *conn = id,
+            Self::SocketStall { conn, .. } | Self::StallStart { conn, .. } => *conn = Some(id),
+        }
+    }
+
     /// The `watch_event` line of a decoded event on `stream`, with times
     /// moved to Unix ns by `offset_ns`; its timeline is filled later.
     pub(crate) fn watch_event(

@@ -436,7 +436,11 @@ impl Timelines {
     /// Writes out what waited too long for its ack, and the stall reports
     /// that have settled (as of `now`).
     pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<OutputEvent>) {
-        for timeline in self.conns.values_mut() {
+        // In connection order: the output does not depend on a hash seed.
+        let mut conns: Vec<u64> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            let timeline = self.conns.get_mut(&conn).expect("listed above");
             let (done, settling): (Vec<_>, Vec<_>) = std::mem::take(&mut timeline.settling)
                 .into_iter()
                 .partition(|s| s.end + STALL_SETTLE_NS <= now);

@@ -1,0 +1,711 @@
+//! The ordered half of the pipeline: what joins connections to their
+//! sockets and to each other, fed every record in order with what its
+//! socket's decoding produced (see `decoding`). It numbers connections,
+//! matches acks and sends to events, reads etcd revisions for every watch,
+//! and attributes stalls.
+
+use foldhash::{HashMap, HashMapExt as _};
+
+use tracer_common::record::{ChunkSource, Direction};
+
+use super::{
+    TimelinePart,
+    conn_table::{ConnKey, ConnTable},
+    decoding::{Batch, Decoded},
+    kinds::StallCause,
+    output::{OutputEvent, Role},
+    timeline::{TimelineConfig, TimelineStats, Timelines},
+};
+use crate::{
+    capture::{ConnId, Record, StreamId, unfixed},
+    conn::{SocketEvent, Sockets, StallKind},
+};
+
+/// How often a busy connection's TCP state is reported.
+const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
+
+/// Counters of the join.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct JoinStats {
+    pub(crate) evicted_connections: u64,
+    pub(crate) tls_writes_unsent: u64,
+    pub(crate) timeline: TimelineStats,
+}
+
+/// The join.
+pub(crate) struct Join {
+    offset_ns: i128,
+    sockets: Sockets,
+    comms: HashMap<u32, String>,
+    /// Which connection a record belongs to.
+    table: ConnTable,
+    timelines: Timelines,
+    last_expire_ns: u64,
+    stats: JoinStats,
+    scratch: Vec<OutputEvent>,
+    /// `route`'s output, kept between calls: a fresh vector of events per
+    /// record is a large allocation each time.
+    routed: Vec<OutputEvent>,
+    /// What an evicted connection still held (events waiting for their
+    /// ack, stall reports settling): written with the record that evicted
+    /// it, never dropped.
+    released: Vec<OutputEvent>,
+}
+
+impl Join {
+    /// `offset_ns`: Unix time minus the records' monotonic clock.
+    pub(crate) fn new(
+        max_sockets: usize,
+        max_connections: usize,
+        timeline: TimelineConfig,
+        offset_ns: i128,
+    ) -> Self {
+        Self {
+            offset_ns,
+            sockets: Sockets::new(max_sockets),
+            comms: HashMap::new(),
+            table: ConnTable::new(max_connections),
+            timelines: Timelines::new(timeline),
+            last_expire_ns: 0,
+            stats: JoinStats::default(),
+            scratch: Vec::new(),
+            routed: Vec::new(),
+            released: Vec::new(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> JoinStats {
+        JoinStats {
+            timeline: self.timelines.stats(),
+            ..self.stats
+        }
+    }
+
+    pub(crate) fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+
+    fn unix(&self, ns: u64) -> u64 {
+        (i128::from(ns) + self.offset_ns).max(0) as u64
+    }
+
+    /// One record, with what its socket's decoding made of it (`decoded`,
+    /// consumed); output goes to `emit`.
+    pub(crate) fn on_record(
+        &mut self,
+        record: &Record<'_>,
+        decoded: &mut Batch,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let mut socket_events = Vec::new();
+        let ts_ns = record.header().ts_ns;
+        self.on_decoded(decoded, emit);
+        match record {
+            Record::Chunk(..) | Record::SockClose(_) => {}
+            Record::TlsSent(r) => {
+                let mut events = Vec::new();
+                self.sockets
+                    .on_written(r.sock, r.header.tgid, r.write_seq, ts_ns, &mut events);
+                socket_events.extend(events);
+                let key = ConnId {
+                    tgid: r.header.tgid,
+                    source: ChunkSource::GoTls as u8,
+                    key: r.sock,
+                };
+                self.on_write_sent(key, ts_ns, r.write_seq, emit);
+            }
+            Record::TlsBind(b) => self.on_tls_bind(b, emit),
+            Record::ProcessInfo(p) => {
+                self.comms.insert(p.header.tgid, unfixed(&p.comm));
+            }
+            Record::SockSend(r) => {
+                let before = self.open_stall_kinds(r.sock);
+                self.sockets.on_send(r, &mut socket_events);
+                self.stall_starts(r.sock, before, emit);
+            }
+            Record::SockRecv(r) => self.sockets.on_recv(r, &mut socket_events),
+            Record::TcpSample(r) => {
+                let before = self.open_stall_kinds(r.sock);
+                self.sockets.on_sample(r, &mut socket_events);
+                self.stall_starts(r.sock, before, emit);
+                self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, Some(r), emit);
+            }
+            Record::TcpAck(r) => {
+                let before = self.open_stall_kinds(r.sock);
+                self.sockets.on_ack(r, &mut socket_events);
+                self.stall_starts(r.sock, before, emit);
+                self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, None, emit);
+            }
+            Record::SockState(r) => self.sockets.on_state(r, &mut socket_events),
+            Record::Retransmit(r) => self.sockets.on_retransmit(r, &mut socket_events),
+            Record::SockAnchor(r) => self.sockets.on_anchor(r, &mut socket_events),
+        }
+        for event in socket_events {
+            if let SocketEvent::Stall {
+                sock,
+                tgid,
+                fd,
+                stall,
+            } = event
+            {
+                self.on_socket_stall(sock, tgid, fd, &stall, emit);
+            }
+        }
+        self.released.drain(..).for_each(&mut *emit);
+        if ts_ns.saturating_sub(self.last_expire_ns) >= CONN_SAMPLE_PERIOD_NS {
+            self.last_expire_ns = ts_ns;
+            let now = self.unix(ts_ns);
+            self.timelines.expire(now, &mut self.scratch);
+            self.emit_settled(emit);
+        }
+    }
+
+    /// What a record's decoding produced, item by item with its events.
+    fn on_decoded(&mut self, decoded: &mut Batch, emit: &mut impl FnMut(OutputEvent)) {
+        let mut events = decoded.events.drain(..);
+        for item in decoded.items.drain(..) {
+            let produced = match item {
+                Decoded::Data { events: n, .. }
+                | Decoded::Gap { events: n, .. }
+                | Decoded::End { events: n, .. } => n,
+                Decoded::Start { .. } | Decoded::Ciphertext { .. } => 0,
+            };
+            self.scratch.extend(events.by_ref().take(produced));
+            self.on_item(item, &decoded.resources, emit);
+            // Events of a connection the table no longer holds.
+            self.scratch.clear();
+        }
+    }
+
+    fn on_socket_stall(
+        &mut self,
+        sock: u64,
+        tgid: u32,
+        fd: i32,
+        stall: &crate::conn::SocketStall,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
+        let tracked = self
+            .table
+            .of_sock(tgid, sock)
+            .and_then(|k| self.table.get(&k));
+        let peer = self
+            .sockets
+            .get(sock)
+            .and_then(|s| s.peer)
+            .map(|(ip, port)| format!("{ip}:{port}"));
+        let report = OutputEvent::SocketStall {
+            ts: end,
+            conn: tracked.map(|t| t.id),
+            pid: tgid,
+            fd,
+            cause: match stall.kind {
+                StallKind::SendBufferFull => StallCause::SendBufferFull,
+                StallKind::PeerZeroWindow => StallCause::PeerZeroWindow,
+            },
+            start,
+            duration_ns: stall.duration_ns(),
+            client: tracked.and_then(|t| t.client.clone()),
+            peer,
+            held: Vec::new(),
+            filled_by: None,
+        };
+        match tracked.map(|t| t.id) {
+            // Reported once it has settled (see `timeline`).
+            Some(conn) => {
+                self.timelines
+                    .on_socket_stall(conn, start, end, report, &mut self.scratch);
+                self.emit_settled(emit);
+            }
+            None => emit(report),
+        }
+    }
+
+    /// Writes what the timelines released.
+    fn emit_settled(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.scratch.drain(..).for_each(emit);
+    }
+
+    /// Acks for the connection's pending events, and (from a full sample)
+    /// its TCP state once a second.
+    fn on_tcp_ack(
+        &mut self,
+        sock: u64,
+        ack_seq: u32,
+        ts_ns: u64,
+        sample: Option<&tracer_common::record::TcpSample>,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let Some(info) = self.sockets.get(sock) else {
+            return;
+        };
+        let (tgid, unacked) = (info.tgid, info.unacked_bytes());
+        let endpoints = info.local.zip(info.peer);
+        let Some(key) = self.table.of_sock(tgid, sock) else {
+            return;
+        };
+        let ts = self.unix(ts_ns);
+        let Some(tracked) = self.table.get_mut(&key) else {
+            return;
+        };
+        let conn = tracked.id;
+        if !tracked.addressed
+            && let Some(((lip, lport), (pip, pport))) = endpoints
+        {
+            tracked.addressed = true;
+            emit(OutputEvent::ConnAddress {
+                ts,
+                conn,
+                local: format!("{lip}:{lport}"),
+                peer: format!("{pip}:{pport}"),
+            });
+        }
+        let sample = sample
+            .filter(|_| ts_ns.saturating_sub(tracked.last_sample_ns) >= CONN_SAMPLE_PERIOD_NS)
+            .map(|r| {
+                tracked.last_sample_ns = ts_ns;
+                OutputEvent::ConnSample {
+                    ts,
+                    conn,
+                    bytes_out: tracked.bytes_out,
+                    bytes_in: tracked.bytes_in,
+                    unacked_bytes: unacked,
+                    srtt_us: Some(r.srtt_us),
+                    snd_wnd: Some(r.snd_wnd),
+                    snd_cwnd: Some(r.snd_cwnd),
+                    rcv_wnd: Some(r.rcv_wnd),
+                }
+            });
+        self.timelines.on_ack(conn, ack_seq, ts, &mut self.scratch);
+        self.scratch.drain(..).for_each(&mut *emit);
+        if let Some(sample) = sample {
+            emit(sample);
+        }
+    }
+
+    /// A Go TLS connection's latest Write reached the kernel at `ts_ns`,
+    /// the socket's `write_seq` then being `write_seq`.
+    fn on_write_sent(
+        &mut self,
+        key: ConnKey,
+        ts_ns: u64,
+        write_seq: u32,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let Some(tracked) = self.table.get_mut(&key) else {
+            return;
+        };
+        tracked.write_unsent = false;
+        let id = tracked.id;
+        let t = self.unix(ts_ns);
+        self.timelines
+            .on_sent(id, t, Some(write_seq), &mut self.scratch);
+        self.scratch.drain(..).for_each(emit);
+    }
+
+    /// A Go TLS conn's socket became known (from its reads): the
+    /// connection learns its fd, and ciphertext captured from the socket
+    /// before it was known to carry TLS (a connection joined mid-way) was
+    /// not a connection of its own.
+    fn on_tls_bind(
+        &mut self,
+        b: &tracer_common::record::TlsBind,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let tgid = b.header.tgid;
+        let key = ConnId {
+            tgid,
+            source: ChunkSource::GoTls as u8,
+            key: b.sock,
+        };
+        if let Some(tracked) = self.table.get_mut(&key)
+            && b.fd >= 0
+        {
+            tracked.fd = Some(b.fd);
+        }
+        let ghost_key = ConnId {
+            tgid,
+            source: ChunkSource::Syscall as u8,
+            key: b.sock,
+        };
+        if let Some(ghost) = self.table.remove(&ghost_key) {
+            self.timelines.on_close(ghost.id, &mut self.scratch);
+            self.scratch.clear();
+            if ghost.bytes_out + ghost.bytes_in > 0 {
+                emit(OutputEvent::ConnClose {
+                    ts: self.unix(b.header.ts_ns),
+                    conn: ghost.id,
+                    bytes_out: ghost.bytes_out,
+                    bytes_in: ghost.bytes_in,
+                });
+            }
+        }
+    }
+
+    /// Which stall kinds are open on a socket: (buffer full, zero window).
+    fn open_stall_kinds(&self, sock: u64) -> (bool, bool) {
+        let Some(info) = self.sockets.get(sock) else {
+            return (false, false);
+        };
+        let mut open = (false, false);
+        for (kind, _) in info.open_stalls() {
+            match kind {
+                StallKind::SendBufferFull => open.0 = true,
+                StallKind::PeerZeroWindow => open.1 = true,
+            }
+        }
+        open
+    }
+
+    /// A `stall_start` for each stall kind a record opened on a socket.
+    fn stall_starts(
+        &mut self,
+        sock: u64,
+        before: (bool, bool),
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let after = self.open_stall_kinds(sock);
+        let opened = (after.0 && !before.0, after.1 && !before.1);
+        if opened == (false, false) {
+            return;
+        }
+        let Some(info) = self.sockets.get(sock) else {
+            return;
+        };
+        let conn = self
+            .table
+            .of_sock(info.tgid, sock)
+            .and_then(|k| self.table.get(&k))
+            .map(|t| t.id);
+        for (kind, start) in info.open_stalls() {
+            let (cause, new) = match kind {
+                StallKind::SendBufferFull => (StallCause::SendBufferFull, opened.0),
+                StallKind::PeerZeroWindow => (StallCause::PeerZeroWindow, opened.1),
+            };
+            if new {
+                if let Some(conn) = conn {
+                    self.timelines.on_socket_stall_start(conn, self.unix(start));
+                }
+                emit(OutputEvent::StallStart {
+                    ts: self.unix(start),
+                    conn,
+                    cause,
+                    stream: None,
+                });
+            }
+        }
+    }
+
+    /// Routes what a connection's decoder produced: watch events wait in
+    /// the timelines, etcd events feed them, stalls get attributed.
+    /// `sent_now`: the bytes just decoded are already in the kernel
+    /// (cleartext egress), at this time and `write_seq`.
+    fn route(
+        &mut self,
+        key: ConnKey,
+        sent_now: Option<(u64, Option<u32>)>,
+        resources: &[(u32, Option<String>)],
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let mut produced = std::mem::take(&mut self.scratch);
+        let mut ready = std::mem::take(&mut self.routed);
+        for event in produced.drain(..) {
+            let Some(tracked) = self.table.get_mut(&key) else {
+                emit(event);
+                continue;
+            };
+            let conn = tracked.id;
+            match event {
+                OutputEvent::WatchEvent {
+                    direction: Direction::Egress,
+                    ..
+                } => {
+                    self.timelines
+                        .on_watch_event(conn, event, sent_now, &mut ready);
+                }
+                mut received @ OutputEvent::WatchEvent { .. } => {
+                    // Received by a traced client: the apiserver's side of
+                    // its timeline is not visible here.
+                    if let OutputEvent::WatchEvent { timeline, .. } = &mut received {
+                        timeline.missing = vec![
+                            TimelinePart::TSource,
+                            TimelinePart::TSent,
+                            TimelinePart::TAcked,
+                        ];
+                    }
+                    ready.push(received);
+                }
+                OutputEvent::EtcdEvent {
+                    revision,
+                    t_received,
+                    ..
+                } => {
+                    self.timelines.on_etcd(revision, t_received);
+                    ready.push(event);
+                }
+                OutputEvent::Request {
+                    ref user_agent,
+                    watch,
+                    stream,
+                    ts,
+                    ..
+                } => {
+                    if let Some(ua) = user_agent {
+                        tracked.client = Some(super::client_name(ua));
+                    }
+                    if watch {
+                        self.timelines.on_stream_open(conn, stream, ts);
+                    }
+                    ready.push(event);
+                }
+                OutputEvent::StreamEnd { stream, .. } => {
+                    self.timelines.on_stream_end(conn, stream);
+                    ready.push(event);
+                }
+                OutputEvent::WindowStall {
+                    ts,
+                    conn,
+                    scope,
+                    stream,
+                    sender,
+                    start,
+                    duration_ns,
+                    open_streams,
+                    ..
+                } => {
+                    // Only the traced process's own sends are its delay.
+                    let own = sender == tracked.role;
+                    let mut held = if own {
+                        self.timelines
+                            .on_window_stall(conn, start, ts, stream, &open_streams)
+                    } else {
+                        Vec::new()
+                    };
+                    for d in &mut held {
+                        d.resource = resources
+                            .iter()
+                            .find(|(s, _)| *s == d.stream)
+                            .and_then(|(_, r)| r.clone());
+                    }
+                    ready.push(OutputEvent::WindowStall {
+                        ts,
+                        conn,
+                        scope,
+                        stream,
+                        sender,
+                        start,
+                        duration_ns,
+                        open_streams,
+                        held,
+                    });
+                }
+                other => ready.push(other),
+            }
+        }
+        self.scratch = produced;
+        ready.drain(..).for_each(emit);
+        self.routed = ready;
+    }
+
+    /// One item of a record's decoding; the events its decoder wrote for
+    /// it are in `scratch`, not yet numbered.
+    fn on_item(
+        &mut self,
+        item: Decoded,
+        resources: &[(u32, Option<String>)],
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        match item {
+            Decoded::Start { id, ts_ns } => {
+                if !self.table.contains(&id.conn) {
+                    self.open(id, ts_ns);
+                }
+            }
+            Decoded::Ciphertext { key, full } => {
+                self.table.remove(&key);
+                if full {
+                    self.stats.evicted_connections += 1;
+                }
+            }
+            Decoded::Data {
+                id,
+                offset: _,
+                ts_ns,
+                len,
+                fd,
+                call_start,
+                sent,
+                role,
+                events: _,
+            } => {
+                let key = id.conn;
+                let syscall = id.source() == Some(ChunkSource::Syscall);
+                if !self.table.contains(&key) {
+                    self.open(id, ts_ns);
+                }
+                let egress = id.direction() == Some(Direction::Egress);
+                let tracked = self.table.get_mut(&key).expect("opened above");
+                tracked.last_ns = ts_ns;
+                tracked.role = role;
+                if fd >= 0 {
+                    tracked.fd = Some(fd);
+                }
+                if egress {
+                    tracked.bytes_out += len;
+                } else {
+                    tracked.bytes_in += len;
+                }
+                let first = tracked.bytes_out + tracked.bytes_in == len;
+                let conn = tracked.id;
+                for event in &mut self.scratch {
+                    event.set_conn(conn);
+                }
+                if egress && !syscall && call_start {
+                    // A Write begins: one before it never reported sent
+                    // never will (the kernel's record count did not add up).
+                    let unsent = std::mem::replace(&mut tracked.write_unsent, sent.is_none());
+                    if unsent {
+                        self.stats.tls_writes_unsent += 1;
+                        let mut released = Vec::new();
+                        self.timelines.on_unsent(conn, &mut released);
+                        released.into_iter().for_each(&mut *emit);
+                    }
+                }
+                let pid = self.table.get(&key).expect("opened above").pid;
+                if first {
+                    let open = self.conn_open(conn, pid, &id, ts_ns, role);
+                    if let OutputEvent::ConnOpen { peer: Some(_), .. } = open
+                        && let Some(t) = self.table.get_mut(&key)
+                    {
+                        t.addressed = true;
+                    }
+                    emit(open);
+                }
+                // The call's bytes are all in the kernel now (a cleartext
+                // send; a Go TLS Write whose records its capturing send
+                // sent whole), at this write_seq.
+                let sent_now = if syscall {
+                    // Captured at its send: in the kernel already.
+                    let seq = sent.or_else(|| self.sockets.get(key.key).and_then(|s| s.write_seq));
+                    egress.then(|| (self.unix(ts_ns), seq))
+                } else {
+                    sent.filter(|_| egress)
+                        .map(|seq| (self.unix(ts_ns), Some(seq)))
+                };
+                if egress && let Some(seq) = sent {
+                    if !syscall {
+                        let mut events = Vec::new();
+                        self.sockets
+                            .on_written(key.key, key.tgid, seq, ts_ns, &mut events);
+                        for event in events {
+                            if let SocketEvent::Stall {
+                                sock,
+                                tgid,
+                                fd,
+                                stall,
+                            } = event
+                            {
+                                self.on_socket_stall(sock, tgid, fd, &stall, emit);
+                            }
+                        }
+                    }
+                    if let Some(t) = self.table.get_mut(&key) {
+                        t.write_unsent = false;
+                    }
+                }
+                self.route(key, sent_now, resources, emit);
+            }
+            Decoded::Gap {
+                id,
+                offset,
+                len,
+                ts_ns,
+                events: _,
+            } => {
+                let key = id.conn;
+                let egress = id.direction() == Some(Direction::Egress);
+                let Some(tracked) = self.table.get(&key) else {
+                    return;
+                };
+                let conn = tracked.id;
+                for event in &mut self.scratch {
+                    event.set_conn(conn);
+                }
+                emit(OutputEvent::Gap {
+                    ts: self.unix(ts_ns),
+                    conn,
+                    direction: if egress {
+                        Direction::Egress
+                    } else {
+                        Direction::Ingress
+                    },
+                    offset,
+                    len,
+                });
+                self.route(key, None, resources, emit);
+            }
+            Decoded::End { id, ts_ns, .. } => {
+                let key = id.conn;
+                // One direction's end is the connection's end: the kernel
+                // ends both streams of an fd together.
+                let Some(tracked) = self.table.get(&key) else {
+                    return;
+                };
+                let conn = tracked.id;
+                for event in &mut self.scratch {
+                    event.set_conn(conn);
+                }
+                self.route(key, None, resources, emit);
+                self.timelines.on_close(conn, &mut self.scratch);
+                self.emit_settled(emit);
+                let tracked = self.table.remove(&key).expect("present above");
+                emit(OutputEvent::ConnClose {
+                    ts: self.unix(ts_ns),
+                    conn: tracked.id,
+                    bytes_out: tracked.bytes_out,
+                    bytes_in: tracked.bytes_in,
+                });
+            }
+        }
+    }
+
+    fn open(&mut self, id: StreamId, ts_ns: u64) {
+        if let Some(evicted) = self.table.open(id.conn, ts_ns) {
+            self.timelines.on_close(evicted.id, &mut self.released);
+            self.stats.evicted_connections += 1;
+        }
+    }
+
+    fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
+        let tracked = self.table.get(&id.conn);
+        let socket = self.sockets.get(id.conn.key);
+        let fd = tracked
+            .and_then(|t| t.fd)
+            .or_else(|| socket.map(|s| s.fd).filter(|&fd| fd >= 0));
+        // A socket that existed before attach is known by its fd (from
+        // sock_diag) until the probes name it.
+        let socket = socket.filter(|s| s.local.is_some()).or_else(|| {
+            fd.and_then(|fd| {
+                self.sockets
+                    .iter()
+                    .find(|s| s.tgid == id.conn.tgid && s.fd == fd && s.local.is_some())
+            })
+        });
+        OutputEvent::ConnOpen {
+            ts: self.unix(ts_ns),
+            conn,
+            pid,
+            comm: self.comms.get(&pid).cloned().unwrap_or_default(),
+            fd,
+            local: socket
+                .and_then(|s| s.local)
+                .map(|(ip, port)| format!("{ip}:{port}")),
+            peer: socket
+                .and_then(|s| s.peer)
+                .map(|(ip, port)| format!("{ip}:{port}")),
+            tls: id.source() == Some(ChunkSource::GoTls),
+            role,
+        }
+    }
+}
