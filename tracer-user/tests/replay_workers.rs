@@ -1,0 +1,99 @@
+//! `watchtrace replay --workers N` writes the same JSON lines for any N:
+//! sockets are decoded on N threads, and everything that joins them (ids,
+//! acks, etcd revisions, stalls) runs after, in record order.
+
+use std::{collections::BTreeMap, path::PathBuf, process::Command};
+
+const WATCHTRACE: &str = env!("CARGO_BIN_EXE_watchtrace");
+
+fn recording(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/recordings")
+        .join(name)
+}
+
+/// The JSON lines of a replay with `workers` decoding threads.
+fn replay(path: &PathBuf, workers: usize) -> String {
+    let out = Command::new(WATCHTRACE)
+        .arg("replay")
+        .arg(path)
+        .args(["--workers", &workers.to_string(), "--events", "-"])
+        .output()
+        .expect("running watchtrace replay");
+    assert!(
+        out.status.success(),
+        "replay --workers {workers} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("JSON lines are UTF-8")
+}
+
+fn kinds(lines: &str) -> BTreeMap<String, usize> {
+    let mut kinds = BTreeMap::new();
+    for line in lines.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        *kinds
+            .entry(event["kind"].as_str().expect("kind").to_owned())
+            .or_default() += 1;
+    }
+    kinds
+}
+
+fn same_for_any_workers(name: &str, connections: usize) {
+    let path = recording(name);
+    let one = replay(&path, 1);
+    let kinds = kinds(&one);
+    // A recording whose connections and etcd join matter: several sockets
+    // to split, and watch events that need another socket's etcd reads.
+    assert_eq!(kinds.get("conn_open"), Some(&connections), "{kinds:?}");
+    assert!(
+        kinds.get("watch_event").is_some_and(|&n| n > 100),
+        "{kinds:?}"
+    );
+    let joined = one
+        .lines()
+        .filter(|l| l.contains(r#""kind":"watch_event""#) && !l.contains(r#""t_source":null"#))
+        .count();
+    assert!(
+        joined > 100,
+        "watch events joined to their etcd read: {joined}"
+    );
+    for workers in [2, 3, 4] {
+        let many = replay(&path, workers);
+        assert!(
+            many == one,
+            "--workers {workers} differs from --workers 1 on {name}, first at line {}",
+            one.lines()
+                .zip(many.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(one.lines().count().min(many.lines().count()))
+                + 1
+        );
+    }
+}
+
+#[test]
+fn tls_watches_with_cleartext_etcd_replay_the_same_for_any_number_of_workers() {
+    same_for_any_workers("tls-watches-cleartext-etcd.wtrec", 3);
+}
+
+#[test]
+fn h2c_watches_with_tls_etcd_replay_the_same_for_any_number_of_workers() {
+    same_for_any_workers("h2c-watches-tls-etcd.wtrec", 7);
+}
+
+#[test]
+fn a_bad_worker_count_is_refused_with_a_reason() {
+    let out = Command::new(WATCHTRACE)
+        .arg("replay")
+        .arg(recording("tls-watches-cleartext-etcd.wtrec"))
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expected auto or a number from 1 to 64"),
+        "{stderr}"
+    );
+}
