@@ -77,6 +77,10 @@ enum Which {
         /// Seed of the generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Decoding threads (`run --workers`). Above 1, the same traffic
+        /// is also run with 1 and the speed-up printed.
+        #[arg(long, default_value_t = 1)]
+        workers: u64,
     },
     /// Throughput of a Go TLS server with and without watchtrace attached.
     Capture {
@@ -100,19 +104,26 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         streams,
         rate,
         seed,
+        workers,
     } = args.which
     {
         // No root, no testbed: the traffic is generated.
-        return process::run(
-            Command::new("cargo")
-                .args(["run", "--release", "--quiet", "--package", "tracer-user"])
+        let scale = |workers: u64| {
+            let mut cmd = Command::new("cargo");
+            cmd.args(["run", "--release", "--quiet", "--package", "tracer-user"])
                 .args(["--example", "scale_bench", "--"])
                 .args(["--seconds", &seconds.to_string()])
                 .args(["--conns", &conns.to_string()])
                 .args(["--streams", &streams.to_string()])
                 .args(["--rate", &rate.to_string()])
-                .args(["--seed", &seed.to_string()]),
-        );
+                .args(["--seed", &seed.to_string()])
+                .args(["--workers", &workers.to_string()]);
+            cmd
+        };
+        if workers <= 1 {
+            return process::run(&mut scale(1));
+        }
+        return scale_speed_up(workers, scale);
     }
     setup::run()?;
     testbed::build()?;
@@ -475,5 +486,40 @@ fn watch(
             expected - matched
         );
     }
+    Ok(())
+}
+
+/// `bench scale --workers N`: the same traffic with 1 worker, then N; the
+/// speed-up is how much faster N drain it (wall time), the summary line of
+/// the N run last.
+fn scale_speed_up(workers: u64, scale: impl Fn(u64) -> Command) -> anyhow::Result<()> {
+    let wall = |out: &str| -> anyhow::Result<f64> {
+        out.lines()
+            .find_map(|l| l.strip_prefix("scale drain: wall_s="))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .context("no `scale drain: wall_s=` line")
+    };
+    let mut runs = Vec::new();
+    for n in [1, workers] {
+        let mut cmd = scale(n);
+        eprintln!("xtask: $ {}", format!("{cmd:?}").replace('"', ""));
+        let out = process::output(&mut cmd)
+            .with_context(|| format!("scale_bench --workers {n} failed"))?;
+        let (summary, rest): (Vec<&str>, Vec<&str>) =
+            out.lines().partition(|l| l.starts_with("scale: "));
+        for line in rest {
+            println!("{line}");
+        }
+        runs.push((wall(&out)?, summary.join("\n")));
+    }
+    let (one, many) = (&runs[0], &runs[1]);
+    println!("{}", one.1);
+    println!(
+        "scale speed-up: workers={workers} wall_s={:.3} against workers=1 wall_s={:.3}: {:.2}x",
+        many.0,
+        one.0,
+        one.0 / many.0
+    );
+    println!("{}", many.1);
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! record stream shaped like a large apiserver's, fed through what
 //! `watchtrace run` does with each record (the pipeline, the live model a
 //! batch at a time, the model advanced every second, `/metrics` rendered
-//! every 15 s of recorded time), timing only that consumer in CPU time of
-//! its thread. Run it through `cargo xtask bench scale`, or directly:
+//! every 15 s of recorded time), timing only that consumer: CPU time of
+//! its thread, or with `--workers N` of the process (the drain thread and
+//! the decoding threads). Run it through `cargo xtask bench scale`, or directly:
 //! `cargo run --release -p tracer-user --example scale_bench -- --seconds 5`.
 //!
 //! The traffic, per second of recorded time by default: 2,000 HTTP/2
@@ -26,7 +27,7 @@ mod agent_path;
 #[path = "../support/cpu.rs"]
 mod cpu;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_path::AgentPath;
 use support::{Enc, data, headers, preface, settings, settings_ack, window_update};
@@ -55,6 +56,8 @@ struct Args {
     streams: usize,
     rate: u64,
     seed: u64,
+    /// Decoding threads (`run --workers`).
+    workers: usize,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -64,6 +67,7 @@ fn parse() -> anyhow::Result<Args> {
         streams: 10_000,
         rate: 50_000,
         seed: 1,
+        workers: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,14 +83,15 @@ fn parse() -> anyhow::Result<Args> {
             "--streams" => a.streams = n as usize,
             "--rate" => a.rate = n,
             "--seed" => a.seed = n,
+            "--workers" => a.workers = n as usize,
             other => anyhow::bail!(
-                "unknown argument {other} (--seconds --conns --streams --rate --seed)"
+                "unknown argument {other} (--seconds --conns --streams --rate --seed --workers)"
             ),
         }
     }
     anyhow::ensure!(
-        a.conns > 0 && a.streams >= a.conns && a.seconds > 0 && a.rate > 0,
-        "need conns > 0, streams >= conns, seconds > 0, rate > 0"
+        a.conns > 0 && a.streams >= a.conns && a.seconds > 0 && a.rate > 0 && a.workers > 0,
+        "need conns > 0, streams >= conns, seconds > 0, rate > 0, workers > 0"
     );
     Ok(a)
 }
@@ -381,9 +386,9 @@ fn content_type(index: usize) -> &'static str {
 fn main() -> anyhow::Result<()> {
     let args = parse()?;
     let mut generator = Generator::new(&args);
-    let mut agent = AgentPath::new(UNIX_AT_T0 - T0 as i128);
+    let mut agent = AgentPath::with_workers(UNIX_AT_T0 - T0 as i128, args.workers);
     let mut records = Vec::new();
-    let mut cpu = Duration::ZERO;
+    let mut spent = Spent::default();
     let (mut generated, mut record_count, mut bytes) = (0u64, 0u64, 0u64);
     generator.openings(&mut records);
     let total = args.rate * args.seconds;
@@ -402,12 +407,12 @@ fn main() -> anyhow::Result<()> {
             generated += 1;
         }
         record_count += records.len() as u64;
-        cpu += feed(&mut agent, &mut records, start + BATCH_NS);
+        spent += feed(&mut agent, &mut records, start + BATCH_NS);
     }
     let end = T0 + batches * BATCH_NS;
     generator.ack_all(end, &mut records);
     record_count += records.len() as u64;
-    cpu += feed(&mut agent, &mut records, end);
+    spent += feed(&mut agent, &mut records, end);
     let stats = agent.pipeline().stats();
     anyhow::ensure!(
         stats.undecodable_records == 0,
@@ -421,32 +426,80 @@ fn main() -> anyhow::Result<()> {
     );
     let rss_mb = peak_rss_kb()? as f64 / 1024.0;
     let recorded = args.seconds as f64;
+    // The consumer's CPU: the drain thread's, plus the decoding threads'
+    // (idle outside `feed`: every feed ends with a flush).
+    let cpu = if args.workers > 1 {
+        spent.process
+    } else {
+        spent.drain
+    };
     println!(
         "scale replay: {} connections, {} watch streams (JSON and protobuf), {generated} watch \
          events of 300 B-20 KB ({:.0} MB of events) over {recorded:.0} s recorded, {record_count} \
-         records; consumer {:.3} CPU s",
+         records; consumer {:.3} CPU s in {:.3} s",
         args.conns,
         args.streams,
         bytes as f64 / 1e6,
         cpu.as_secs_f64(),
+        spent.wall.as_secs_f64(),
+    );
+    if args.workers > 1 {
+        let mut line = format!(
+            "scale threads: drain+join cpu_cores={:.3}",
+            spent.drain.as_secs_f64() / recorded
+        );
+        for (name, used) in cpu::threads_cpu("wt-decode-")? {
+            line += &format!(" {name} cpu_cores={:.3}", used.as_secs_f64() / recorded);
+        }
+        println!("{line}");
+    }
+    // How fast the consumer drains: recorded seconds per second of its
+    // wall time (what `bench scale --workers` compares).
+    println!(
+        "scale drain: wall_s={:.3} realtime_x={:.2}",
+        spent.wall.as_secs_f64(),
+        recorded / spent.wall.as_secs_f64()
     );
     println!(
-        "scale: events_per_s={} cpu_cores={:.3} us_per_event={:.2} rss_mb={rss_mb:.0} workers=1",
+        "scale: events_per_s={} cpu_cores={:.3} us_per_event={:.2} rss_mb={rss_mb:.0} workers={}",
         args.rate,
         cpu.as_secs_f64() / recorded,
         cpu.as_secs_f64() * 1e6 / generated as f64,
+        args.workers,
     );
     Ok(())
 }
 
+/// What feeding the consumer took.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spent {
+    /// CPU of the drain thread (this one).
+    drain: Duration,
+    /// CPU of the whole process.
+    process: Duration,
+    wall: Duration,
+}
+
+impl std::ops::AddAssign for Spent {
+    fn add_assign(&mut self, other: Self) {
+        self.drain += other.drain;
+        self.process += other.process;
+        self.wall += other.wall;
+    }
+}
+
 /// One drain of `records` (then emptied), ending at `now`: its CPU time.
-fn feed(agent: &mut AgentPath, records: &mut Vec<Vec<u8>>, now: u64) -> Duration {
-    let t = cpu::thread_cpu();
+fn feed(agent: &mut AgentPath, records: &mut Vec<Vec<u8>>, now: u64) -> Spent {
+    let (drain, process, wall) = (cpu::thread_cpu(), cpu::process_cpu(), Instant::now());
     for record in records.iter() {
         agent.record(record);
     }
     agent.batch_done(now);
-    let spent = cpu::thread_cpu() - t;
+    let spent = Spent {
+        drain: cpu::thread_cpu() - drain,
+        process: cpu::process_cpu() - process,
+        wall: wall.elapsed(),
+    };
     records.clear();
     spent
 }

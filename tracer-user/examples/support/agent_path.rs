@@ -30,8 +30,17 @@ pub(crate) struct AgentPath {
 
 impl AgentPath {
     pub(crate) fn new(offset: i128) -> Self {
+        Self::with_workers(offset, 1)
+    }
+
+    /// With `workers` decoding threads (`run --workers`).
+    pub(crate) fn with_workers(offset: i128, workers: usize) -> Self {
+        let config = PipelineConfig {
+            workers,
+            ..PipelineConfig::default()
+        };
         Self {
-            pipeline: Pipeline::new(PipelineConfig::default(), offset),
+            pipeline: Pipeline::new(config, offset),
             model: Model::new(ModelConfig::default()),
             batch: Vec::new(),
             offset,
@@ -49,23 +58,17 @@ impl AgentPath {
     /// One record, as the ring hands it over.
     pub(crate) fn record(&mut self, bytes: &[u8]) {
         let (batch, sent) = (&mut self.batch, &mut self.sent);
-        self.pipeline.on_record(bytes, &mut |event| {
-            if matches!(
-                event,
-                OutputEvent::WatchEvent {
-                    direction: Direction::Egress,
-                    ..
-                }
-            ) {
-                *sent += 1;
-            }
-            batch.push(event);
-        });
+        self.pipeline
+            .on_record(bytes, &mut |event| collect(batch, sent, event));
     }
 
-    /// A drain ended at `now` (the records' clock): the batch into the
-    /// model, then a tick and a scrape when they are due.
+    /// A drain ended at `now` (the records' clock): what decoding workers
+    /// still hold of it, the batch into the model, then a tick and a
+    /// scrape when they are due.
     pub(crate) fn batch_done(&mut self, now: u64) {
+        let (batch, sent) = (&mut self.batch, &mut self.sent);
+        self.pipeline
+            .flush(&mut |event| collect(batch, sent, event));
         for event in &self.batch {
             self.model.on_event(event);
         }
@@ -81,4 +84,18 @@ impl AgentPath {
         }
         std::hint::black_box(self.rendered);
     }
+}
+
+/// An event into the batch, counting the watch events sent.
+fn collect(batch: &mut Vec<OutputEvent>, sent: &mut u64, event: OutputEvent) {
+    if matches!(
+        event,
+        OutputEvent::WatchEvent {
+            direction: Direction::Egress,
+            ..
+        }
+    ) {
+        *sent += 1;
+    }
+    batch.push(event);
 }

@@ -27,6 +27,26 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
+    /// The record without a chunk's payload (an empty one instead): what
+    /// is left owns its data.
+    #[must_use]
+    pub fn without_payload(&self) -> Record<'static> {
+        match *self {
+            Self::SockSend(r) => Record::SockSend(r),
+            Self::Chunk(r, _) => Record::Chunk(r, &[]),
+            Self::SockClose(r) => Record::SockClose(r),
+            Self::SockRecv(r) => Record::SockRecv(r),
+            Self::TcpSample(r) => Record::TcpSample(r),
+            Self::TcpAck(r) => Record::TcpAck(r),
+            Self::SockState(r) => Record::SockState(r),
+            Self::Retransmit(r) => Record::Retransmit(r),
+            Self::SockAnchor(r) => Record::SockAnchor(r),
+            Self::ProcessInfo(r) => Record::ProcessInfo(r),
+            Self::TlsBind(r) => Record::TlsBind(r),
+            Self::TlsSent(r) => Record::TlsSent(r),
+        }
+    }
+
     /// The common header.
     pub fn header(&self) -> &RecordHeader {
         match self {

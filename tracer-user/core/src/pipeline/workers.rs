@@ -13,8 +13,6 @@ use std::{
     thread::JoinHandle,
 };
 
-use tracer_common::record::ChunkHeader;
-
 use super::{
     decoding::{Batch, Decoding, DecodingStats, shard_of, stream_socket},
     join::Join,
@@ -29,69 +27,74 @@ const MAX_IN_FLIGHT_BYTES: usize = 16 << 20;
 /// Records handed to a worker at once: one wakeup for many.
 const SEND_BATCH: usize = 64;
 
-/// What the join needs of a record decoded on a worker: a chunk's header
-/// only (its bytes are the worker's), any other record whole.
-enum Held {
-    Chunk(ChunkHeader),
-    Bytes(Vec<u8>),
-}
-
-impl Held {
-    fn of(bytes: &[u8], record: &Record<'_>) -> Self {
-        match record {
-            Record::Chunk(header, _) => Self::Chunk(*header),
-            _ => Self::Bytes(bytes.to_vec()),
-        }
-    }
-
-    fn record(&self) -> Record<'_> {
-        match self {
-            Self::Chunk(header) => Record::Chunk(*header, &[]),
-            Self::Bytes(bytes) => decode(bytes).expect("decoded when it came in"),
-        }
-    }
-}
-
 /// A record waiting for the join.
 struct Slot {
     /// The worker decoding it, if it carries stream bytes.
     shard: Option<usize>,
-    held: Held,
+    /// All the join needs: a chunk's payload is the worker's.
+    record: Record<'static>,
     len: usize,
 }
 
-/// A worker's output for a batch of records, in their order.
+/// Records handed to a worker, with emptied buffers for it to reuse: a
+/// fresh allocation per record, freed on another thread, cost more than
+/// the decoding it moved.
+struct Job {
+    records: Vec<Vec<u8>>,
+    spare: Vec<Batch>,
+}
+
+/// A worker's output for a job, in its records' order, with the records'
+/// buffers back for reuse.
 struct Done {
     batches: Vec<Batch>,
+    buffers: Vec<Vec<u8>>,
     stats: DecodingStats,
 }
 
 struct Shard {
-    jobs: Option<SyncSender<Vec<Vec<u8>>>>,
+    jobs: Option<SyncSender<Job>>,
     results: Receiver<Done>,
     /// Records not yet handed over.
     pending: Vec<Vec<u8>>,
     /// Decoded, not yet joined.
     ready: VecDeque<Batch>,
+    /// Joined, emptied: go back with the next job.
+    spare: Vec<Batch>,
+    buffers: Vec<Vec<u8>>,
     stats: DecodingStats,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Shard {
+    fn push(&mut self, bytes: &[u8]) {
+        let mut buffer = self.buffers.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        self.pending.push(buffer);
+        if self.pending.len() >= SEND_BATCH {
+            self.hand_over();
+        }
+    }
+
     fn hand_over(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let jobs = std::mem::take(&mut self.pending);
+        let job = Job {
+            records: std::mem::replace(&mut self.pending, Vec::with_capacity(SEND_BATCH)),
+            spare: std::mem::take(&mut self.spare),
+        };
         self.jobs
             .as_ref()
             .expect("open until drop")
-            .send(jobs)
+            .send(job)
             .expect("a decoding worker stopped");
     }
 
     fn take(&mut self, done: Done) {
         self.ready.extend(done.batches);
+        self.buffers.extend(done.buffers);
         self.stats = done.stats;
     }
 }
@@ -113,7 +116,7 @@ impl Workers {
                 let (outbox, results) = mpsc::channel();
                 let decoding = decoding();
                 let thread = std::thread::Builder::new()
-                    .name(format!("watchtrace-decode-{i}"))
+                    .name(format!("wt-decode-{i}"))
                     .spawn(move || work(decoding, &inbox, &outbox))
                     .expect("spawning a decoding worker");
                 Shard {
@@ -121,6 +124,8 @@ impl Workers {
                     results,
                     pending: Vec::new(),
                     ready: VecDeque::new(),
+                    spare: Vec::new(),
+                    buffers: Vec::new(),
                     stats: DecodingStats::default(),
                     thread: Some(thread),
                 }
@@ -152,16 +157,12 @@ impl Workers {
         let shard =
             stream_socket(record).map(|(tgid, sock)| shard_of(tgid, sock, self.shards.len()));
         if let Some(s) = shard {
-            let target = &mut self.shards[s];
-            target.pending.push(bytes.to_vec());
-            if target.pending.len() >= SEND_BATCH {
-                target.hand_over();
-            }
+            self.shards[s].push(bytes);
         }
         self.in_flight_bytes += bytes.len();
         self.slots.push_back(Slot {
             shard,
-            held: Held::of(bytes, record),
+            record: record.without_payload(),
             len: bytes.len(),
         });
         self.join_ready(join, emit, false);
@@ -204,9 +205,13 @@ impl Workers {
             };
             let slot = self.slots.pop_front().expect("front exists");
             self.in_flight_bytes -= slot.len;
-            join.on_record(&slot.held.record(), &mut batch, emit);
-            if slot.shard.is_none() {
-                self.empty = batch;
+            join.on_record(&slot.record, &mut batch, emit);
+            match slot.shard {
+                None => self.empty = batch,
+                Some(s) => {
+                    batch.clear();
+                    self.shards[s].spare.push(batch);
+                }
             }
         }
     }
@@ -229,12 +234,12 @@ impl Drop for Workers {
 
 /// A worker: decodes the records it is handed, in order, until its queue
 /// closes.
-fn work(mut decoding: Decoding, inbox: &Receiver<Vec<Vec<u8>>>, outbox: &Sender<Done>) {
-    while let Ok(records) = inbox.recv() {
+fn work(mut decoding: Decoding, inbox: &Receiver<Job>, outbox: &Sender<Done>) {
+    while let Ok(Job { records, mut spare }) = inbox.recv() {
         let batches = records
             .iter()
             .map(|bytes| {
-                let mut batch = Batch::default();
+                let mut batch = spare.pop().unwrap_or_default();
                 if let Ok(record) = decode(bytes) {
                     decoding.on_record(&record, &mut batch);
                 }
@@ -243,6 +248,7 @@ fn work(mut decoding: Decoding, inbox: &Receiver<Vec<Vec<u8>>>, outbox: &Sender<
             .collect();
         let done = Done {
             batches,
+            buffers: records,
             stats: decoding.stats(),
         };
         if outbox.send(done).is_err() {
