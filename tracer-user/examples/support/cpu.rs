@@ -1,5 +1,6 @@
 //! CPU time of the calling thread, of the process, and of its threads by
 //! name, for the benchmarks that time only their consumer.
+#![allow(dead_code, reason = "shared by the benchmarks; each uses part")]
 
 use std::time::Duration;
 
