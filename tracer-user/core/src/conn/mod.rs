@@ -7,5 +7,6 @@ mod sockets;
 mod stalls;
 
 pub use acks::{AckTracker, Acked};
+pub(crate) use sockets::anchor_key;
 pub use sockets::{SocketEvent, SocketInfo, Sockets};
 pub use stalls::{SocketStall, StallKind};

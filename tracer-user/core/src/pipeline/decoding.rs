@@ -25,6 +25,8 @@ pub(crate) enum Decoded {
         ts_ns: u64,
         len: u64,
         fd: i32,
+        /// The Go `*tls.Conn` whose plaintext it is, once known, else 0.
+        tls_conn: u64,
         call_start: bool,
         sent: Option<u32>,
         role: super::Role,
@@ -227,6 +229,7 @@ impl Decoding {
                     ts_ns,
                     len: bytes.len() as u64,
                     fd: place.fd,
+                    tls_conn: place.conn,
                     call_start,
                     sent,
                     role,

@@ -10,7 +10,8 @@ use tracer_common::record::{ChunkSource, Direction};
 
 use super::{
     TimelinePart,
-    conn_table::{ConnKey, ConnTable},
+    attribution::{Attribution, FdTarget},
+    conn_table::ConnKey,
     decoding::{Batch, Decoded},
     kinds::StallCause,
     output::{OutputEvent, Role},
@@ -18,7 +19,7 @@ use super::{
 };
 use crate::{
     capture::{ConnId, Record, StreamId, unfixed},
-    conn::{SocketEvent, Sockets, StallKind},
+    conn::{SocketEvent, Sockets, StallKind, anchor_key},
 };
 
 /// How often a busy connection's TCP state is reported.
@@ -28,6 +29,8 @@ const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct JoinStats {
     pub(crate) evicted_connections: u64,
+    /// Names (fds, TLS conns, anchors) the attribution index forgot.
+    pub(crate) evicted_names: u64,
     pub(crate) tls_writes_unsent: u64,
     pub(crate) timeline: TimelineStats,
 }
@@ -38,7 +41,7 @@ pub(crate) struct Join {
     sockets: Sockets,
     comms: HashMap<u32, String>,
     /// Which connection a record belongs to.
-    table: ConnTable,
+    index: Attribution,
     timelines: Timelines,
     last_expire_ns: u64,
     stats: JoinStats,
@@ -64,7 +67,7 @@ impl Join {
             offset_ns,
             sockets: Sockets::new(max_sockets),
             comms: HashMap::new(),
-            table: ConnTable::new(max_connections),
+            index: Attribution::new(max_connections, max_sockets),
             timelines: Timelines::new(timeline),
             last_expire_ns: 0,
             stats: JoinStats::default(),
@@ -77,6 +80,7 @@ impl Join {
     pub(crate) fn stats(&self) -> JoinStats {
         JoinStats {
             timeline: self.timelines.stats(),
+            evicted_names: self.index.stats().evicted_names,
             ..self.stats
         }
     }
@@ -101,7 +105,8 @@ impl Join {
         let ts_ns = record.header().ts_ns;
         self.on_decoded(decoded, emit);
         match record {
-            Record::Chunk(..) | Record::SockClose(_) => {}
+            Record::Chunk(..) => {}
+            Record::SockClose(c) => self.index.on_close(c.header.tgid, c.fd, c.conn, c.sock),
             Record::TlsSent(r) => {
                 let mut events = Vec::new();
                 self.sockets
@@ -114,17 +119,25 @@ impl Join {
                 };
                 self.on_write_sent(key, ts_ns, r.write_seq, emit);
             }
-            Record::TlsBind(b) => self.on_tls_bind(b, emit),
+            Record::TlsBind(b) => {
+                self.index.on_tls_bind(b.header.tgid, b.conn, b.sock, b.fd);
+                self.on_tls_bind(b, emit);
+            }
             Record::ProcessInfo(p) => {
                 self.comms.insert(p.header.tgid, unfixed(&p.comm));
             }
             Record::SockSend(r) => {
+                self.index.on_fd(r.header.tgid, r.fd, r.sock);
                 let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_send(r, &mut socket_events);
                 self.stall_starts(r.sock, before, emit);
             }
-            Record::SockRecv(r) => self.sockets.on_recv(r, &mut socket_events),
+            Record::SockRecv(r) => {
+                self.index.on_fd(r.header.tgid, r.fd, r.sock);
+                self.sockets.on_recv(r, &mut socket_events);
+            }
             Record::TcpSample(r) => {
+                self.index.on_fd(r.header.tgid, r.fd, r.sock);
                 let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_sample(r, &mut socket_events);
                 self.stall_starts(r.sock, before, emit);
@@ -138,7 +151,11 @@ impl Join {
             }
             Record::SockState(r) => self.sockets.on_state(r, &mut socket_events),
             Record::Retransmit(r) => self.sockets.on_retransmit(r, &mut socket_events),
-            Record::SockAnchor(r) => self.sockets.on_anchor(r, &mut socket_events),
+            Record::SockAnchor(r) => {
+                self.sockets.on_anchor(r, &mut socket_events);
+                self.index
+                    .on_anchor(r.header.tgid, r.fd, anchor_key(r.inode));
+            }
         }
         for event in socket_events {
             if let SocketEvent::Stall {
@@ -187,9 +204,9 @@ impl Join {
     ) {
         let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
         let tracked = self
-            .table
-            .of_sock(tgid, sock)
-            .and_then(|k| self.table.get(&k));
+            .index
+            .conn_of_sock(tgid, sock)
+            .and_then(|k| self.index.conns.get(&k));
         let peer = self
             .sockets
             .get(sock)
@@ -242,11 +259,11 @@ impl Join {
         };
         let (tgid, unacked) = (info.tgid, info.unacked_bytes());
         let endpoints = info.local.zip(info.peer);
-        let Some(key) = self.table.of_sock(tgid, sock) else {
+        let Some(key) = self.index.conn_of_sock(tgid, sock) else {
             return;
         };
         let ts = self.unix(ts_ns);
-        let Some(tracked) = self.table.get_mut(&key) else {
+        let Some(tracked) = self.index.conns.get_mut(&key) else {
             return;
         };
         let conn = tracked.id;
@@ -293,7 +310,7 @@ impl Join {
         write_seq: u32,
         emit: &mut impl FnMut(OutputEvent),
     ) {
-        let Some(tracked) = self.table.get_mut(&key) else {
+        let Some(tracked) = self.index.conns.get_mut(&key) else {
             return;
         };
         tracked.write_unsent = false;
@@ -319,7 +336,7 @@ impl Join {
             source: ChunkSource::GoTls as u8,
             key: b.sock,
         };
-        if let Some(tracked) = self.table.get_mut(&key)
+        if let Some(tracked) = self.index.conns.get_mut(&key)
             && b.fd >= 0
         {
             tracked.fd = Some(b.fd);
@@ -329,7 +346,7 @@ impl Join {
             source: ChunkSource::Syscall as u8,
             key: b.sock,
         };
-        if let Some(ghost) = self.table.remove(&ghost_key) {
+        if let Some(ghost) = self.index.conns.remove(&ghost_key) {
             self.timelines.on_close(ghost.id, &mut self.scratch);
             self.scratch.clear();
             if ghost.bytes_out + ghost.bytes_in > 0 {
@@ -374,9 +391,9 @@ impl Join {
             return;
         };
         let conn = self
-            .table
-            .of_sock(info.tgid, sock)
-            .and_then(|k| self.table.get(&k))
+            .index
+            .conn_of_sock(info.tgid, sock)
+            .and_then(|k| self.index.conns.get(&k))
             .map(|t| t.id);
         for (kind, start) in info.open_stalls() {
             let (cause, new) = match kind {
@@ -411,7 +428,7 @@ impl Join {
         let mut produced = std::mem::take(&mut self.scratch);
         let mut ready = std::mem::take(&mut self.routed);
         for event in produced.drain(..) {
-            let Some(tracked) = self.table.get_mut(&key) else {
+            let Some(tracked) = self.index.conns.get_mut(&key) else {
                 emit(event);
                 continue;
             };
@@ -518,12 +535,12 @@ impl Join {
     ) {
         match item {
             Decoded::Start { id, ts_ns } => {
-                if !self.table.contains(&id.conn) {
+                if !self.index.conns.contains(&id.conn) {
                     self.open(id, ts_ns);
                 }
             }
             Decoded::Ciphertext { key, full } => {
-                self.table.remove(&key);
+                self.index.conns.remove(&key);
                 if full {
                     self.stats.evicted_connections += 1;
                 }
@@ -534,6 +551,7 @@ impl Join {
                 ts_ns,
                 len,
                 fd,
+                tls_conn,
                 call_start,
                 sent,
                 role,
@@ -541,11 +559,16 @@ impl Join {
             } => {
                 let key = id.conn;
                 let syscall = id.source() == Some(ChunkSource::Syscall);
-                if !self.table.contains(&key) {
+                if tls_conn != 0 {
+                    self.index.on_tls_bind(key.tgid, tls_conn, key.key, fd);
+                } else {
+                    self.index.on_fd(key.tgid, fd, key.key);
+                }
+                if !self.index.conns.contains(&key) {
                     self.open(id, ts_ns);
                 }
                 let egress = id.direction() == Some(Direction::Egress);
-                let tracked = self.table.get_mut(&key).expect("opened above");
+                let tracked = self.index.conns.get_mut(&key).expect("opened above");
                 tracked.last_ns = ts_ns;
                 tracked.role = role;
                 if fd >= 0 {
@@ -572,11 +595,11 @@ impl Join {
                         released.into_iter().for_each(&mut *emit);
                     }
                 }
-                let pid = self.table.get(&key).expect("opened above").pid;
+                let pid = self.index.conns.get(&key).expect("opened above").pid;
                 if first {
                     let open = self.conn_open(conn, pid, &id, ts_ns, role);
                     if let OutputEvent::ConnOpen { peer: Some(_), .. } = open
-                        && let Some(t) = self.table.get_mut(&key)
+                        && let Some(t) = self.index.conns.get_mut(&key)
                     {
                         t.addressed = true;
                     }
@@ -610,7 +633,7 @@ impl Join {
                             }
                         }
                     }
-                    if let Some(t) = self.table.get_mut(&key) {
+                    if let Some(t) = self.index.conns.get_mut(&key) {
                         t.write_unsent = false;
                     }
                 }
@@ -625,7 +648,7 @@ impl Join {
             } => {
                 let key = id.conn;
                 let egress = id.direction() == Some(Direction::Egress);
-                let Some(tracked) = self.table.get(&key) else {
+                let Some(tracked) = self.index.conns.get(&key) else {
                     return;
                 };
                 let conn = tracked.id;
@@ -649,7 +672,7 @@ impl Join {
                 let key = id.conn;
                 // One direction's end is the connection's end: the kernel
                 // ends both streams of an fd together.
-                let Some(tracked) = self.table.get(&key) else {
+                let Some(tracked) = self.index.conns.get(&key) else {
                     return;
                 };
                 let conn = tracked.id;
@@ -659,7 +682,7 @@ impl Join {
                 self.route(key, None, resources, emit);
                 self.timelines.on_close(conn, &mut self.scratch);
                 self.emit_settled(emit);
-                let tracked = self.table.remove(&key).expect("present above");
+                let tracked = self.index.conns.remove(&key).expect("present above");
                 emit(OutputEvent::ConnClose {
                     ts: self.unix(ts_ns),
                     conn: tracked.id,
@@ -671,27 +694,32 @@ impl Join {
     }
 
     fn open(&mut self, id: StreamId, ts_ns: u64) {
-        if let Some(evicted) = self.table.open(id.conn, ts_ns) {
+        if let Some(evicted) = self.index.conns.open(id.conn, ts_ns) {
             self.timelines.on_close(evicted.id, &mut self.released);
             self.stats.evicted_connections += 1;
         }
     }
 
     fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
-        let tracked = self.table.get(&id.conn);
+        let tracked = self.index.conns.get(&id.conn);
         let socket = self.sockets.get(id.conn.key);
         let fd = tracked
             .and_then(|t| t.fd)
             .or_else(|| socket.map(|s| s.fd).filter(|&fd| fd >= 0));
         // A socket that existed before attach is known by its fd (from
-        // sock_diag) until the probes name it.
-        let socket = socket.filter(|s| s.local.is_some()).or_else(|| {
-            fd.and_then(|fd| {
-                self.sockets
-                    .iter()
-                    .find(|s| s.tgid == id.conn.tgid && s.fd == fd && s.local.is_some())
-            })
-        });
+        // sock_diag) until the probes name it: the first socket seen on
+        // that fd adopted its addresses.
+        let tgid = id.conn.tgid;
+        let anchored = || {
+            let anchor = self.index.adopted_anchor(id.conn.key).or_else(|| {
+                match self.index.fd(tgid, fd?)? {
+                    FdTarget::Anchor(anchor) => Some(anchor),
+                    FdTarget::Socket(_) => None,
+                }
+            })?;
+            self.sockets.get(anchor)
+        };
+        let socket = socket.filter(|s| s.local.is_some()).or_else(anchored);
         OutputEvent::ConnOpen {
             ts: self.unix(ts_ns),
             conn,

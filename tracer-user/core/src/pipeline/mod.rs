@@ -3,6 +3,7 @@
 //! responses, turned into [`OutputEvent`]s. The live agent and `replay` feed
 //! it the same records, so a recording reproduces a run exactly.
 
+mod attribution;
 mod conn_table;
 mod connection;
 mod decoding;
@@ -62,6 +63,9 @@ pub struct PipelineStats {
     pub records: u64,
     pub undecodable_records: u64,
     pub evicted_connections: u64,
+    /// Names of sockets (fds, Go TLS conns, pre-attach anchors) the
+    /// attribution index forgot because its tables were full.
+    pub evicted_names: u64,
     /// Connection decoders a decoding shard dropped at its cap (the
     /// connection's next bytes are decoded as joined mid-way).
     pub evicted_decoders: u64,
@@ -110,6 +114,7 @@ impl Pipeline {
             records: self.records,
             undecodable_records: self.undecodable_records,
             evicted_connections: join.evicted_connections,
+            evicted_names: join.evicted_names,
             evicted_decoders: self.decoding_stats().evicted_decoders,
             tls_writes_unsent: join.tls_writes_unsent,
             timeline: join.timeline,

@@ -4,7 +4,7 @@
 
 use tracer_common::record::{
     CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction,
-    RecordHeader, RecordKind, TcpSample, TlsBind,
+    RecordHeader, RecordKind, SockAnchor, SockClose, TcpSample, TlsBind,
 };
 
 use super::{OutputEvent, Pipeline, PipelineConfig};
@@ -34,6 +34,19 @@ fn chunk(
     fd: i32,
     bytes: &[u8],
 ) -> Vec<u8> {
+    chunk_on(SOCK, ts, source, direction, offset, fd, bytes)
+}
+
+/// One call's bytes on `sock`, as one chunk record.
+fn chunk_on(
+    sock: u64,
+    ts: u64,
+    source: ChunkSource,
+    direction: Direction,
+    offset: u64,
+    fd: i32,
+    bytes: &[u8],
+) -> Vec<u8> {
     let flags = if offset == 0 {
         CHUNK_FLAG_STREAM_START | CHUNK_FLAG_CALL_START
     } else {
@@ -48,7 +61,7 @@ fn chunk(
             flags,
             offset,
             conn: 0,
-            sock: SOCK,
+            sock,
             len: 0,
             write_seq: 0,
         },
@@ -87,14 +100,61 @@ fn sample(ts: u64) -> Vec<u8> {
 const CLIENT_PREFACE: &[u8] =
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
+/// The pipeline's output, the same with decoding on worker threads.
 fn run(records: &[Vec<u8>]) -> Vec<OutputEvent> {
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
-    let mut out = Vec::new();
-    for r in records {
-        pipeline.on_record(r, &mut |e| out.push(e));
-    }
-    assert_eq!(pipeline.stats().undecodable_records, 0);
-    out
+    let with = |workers: usize| {
+        let config = PipelineConfig {
+            workers,
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = Pipeline::new(config, 0);
+        let mut out = Vec::new();
+        for r in records {
+            pipeline.on_record(r, &mut |e| out.push(e));
+        }
+        pipeline.flush(&mut |e| out.push(e));
+        assert_eq!(pipeline.stats().undecodable_records, 0);
+        out
+    };
+    let inline = with(1);
+    assert_eq!(with(3), inline, "three decoding workers, the same output");
+    inline
+}
+
+/// A socket that existed before attach, as `sock_diag` reports it.
+fn anchor(ts: u64, fd: i32, inode: u32) -> Vec<u8> {
+    let (mut saddr, mut daddr) = ([0u8; 16], [0u8; 16]);
+    saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+    daddr[..4].copy_from_slice(&[10, 9, 9, 9]);
+    encode(&SockAnchor {
+        header: header(RecordKind::SockAnchor, ts),
+        fd,
+        family: 2,
+        state: 1,
+        _pad0: 0,
+        sport: 6443,
+        dport: 50_000,
+        inode,
+        saddr,
+        daddr,
+        bytes_sent: 0,
+        bytes_acked: 0,
+        bytes_received: 0,
+        send_queue: 0,
+        rtt_us: 0,
+    })
+}
+
+/// `sock` closed on `fd`, its syscall streams ending at these offsets.
+fn close(ts: u64, sock: u64, fd: i32, egress_end: u64, ingress_end: u64) -> Vec<u8> {
+    encode(&SockClose {
+        header: header(RecordKind::SockClose, ts),
+        fd,
+        _pad0: 0,
+        conn: 0,
+        sock,
+        end_offsets: [u64::MAX, u64::MAX, egress_end, ingress_end],
+    })
 }
 
 fn opens(events: &[OutputEvent]) -> Vec<(u64, bool, Option<i32>, Option<String>)> {
@@ -216,4 +276,41 @@ fn addresses_learnt_after_the_first_bytes_are_written_once() {
         })
         .collect();
     assert_eq!(addresses, [(1, "10.0.0.1:6443", "10.1.2.3:40000")]);
+}
+
+#[test]
+fn a_socket_from_before_attach_names_its_first_connection_but_not_the_next_on_its_fd() {
+    // sock_diag reported a socket on fd 9 at attach; the probes first see
+    // it when it is read. It closes, and fd 9 is reused at once by a new
+    // socket, accepted after attach: that one's peer is not known yet.
+    let second = SOCK + 0x1000;
+    let n = CLIENT_PREFACE.len() as u64;
+    let events = run(&[
+        anchor(S, 9, 4242),
+        chunk(
+            2 * S,
+            ChunkSource::Syscall,
+            Direction::Ingress,
+            0,
+            9,
+            CLIENT_PREFACE,
+        ),
+        close(3 * S, SOCK, 9, u64::MAX, n),
+        chunk_on(
+            second,
+            4 * S,
+            ChunkSource::Syscall,
+            Direction::Ingress,
+            0,
+            9,
+            CLIENT_PREFACE,
+        ),
+    ]);
+    assert_eq!(
+        opens(&events),
+        [
+            (1, false, Some(9), Some("10.9.9.9:50000".to_owned())),
+            (2, false, Some(9), None)
+        ]
+    );
 }
