@@ -3,7 +3,8 @@
 //! watch-load; watchtrace records it and the pipeline replays the
 //! recording. Every event the ground-truth log says was written must come
 //! out decoded, in order, with the same type, resourceVersion and framed
-//! size, and with no gap. Once over TLS (plaintext from the Go TLS uprobes)
+//! size, and with no gap; and `replay --workers 2` writes the same JSON
+//! lines as one worker. Once over TLS (plaintext from the Go TLS uprobes)
 //! and once over h2c (payload from the socket syscalls).
 
 mod support;
@@ -114,6 +115,18 @@ fn replay(path: &Path) -> (Events, u64, usize) {
     (events, gap_bytes, unmatched)
 }
 
+/// The JSON lines `watchtrace replay --workers N` writes.
+fn replay_lines(path: &Path, workers: usize) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_watchtrace"))
+        .arg("replay")
+        .arg(path)
+        .args(["--workers", &workers.to_string(), "--events", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay --workers {workers} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn golden(h2c: bool) {
     let (_turn, dir) = support::testbed_turn(&format!("watchtrace-golden-{h2c}"));
     let recording = dir.join("golden.wtrec");
@@ -150,6 +163,11 @@ fn golden(h2c: bool) {
 
     let truth = ground_truth(&dir.join("bed/state/ground-truth.jsonl"));
     let (seen, gap_bytes, unmatched) = replay(&recording);
+    let one = replay_lines(&recording, 1);
+    assert!(
+        one == replay_lines(&recording, 2),
+        "the same JSON lines with 2 decoding workers as with 1"
+    );
     assert_eq!(gap_bytes, 0, "no bytes lost");
     assert_eq!(
         unmatched, 0,
