@@ -12,7 +12,7 @@ pub const COUNTERS: &str = "COUNTERS";
 /// return early for any other process, so untargeted processes pay one lookup.
 pub const TARGET_TGIDS: &str = "TARGET_TGIDS";
 
-/// LRU hash `StreamKey -> StreamState`: next offset of each captured byte
+/// LRU hash `StreamKey -> StreamCursor`: next offset of each captured byte
 /// stream.
 pub const STREAM_OFFSETS: &str = "STREAM_OFFSETS";
 /// Default capacity of [`STREAM_OFFSETS`] (two directions per connection).

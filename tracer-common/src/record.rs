@@ -246,7 +246,7 @@ pub struct SockOwner {
     pub last_sample_ns: u64,
     /// The Go `*tls.Conn` bound to this socket (learnt from its reads), or
     /// 0.
-    pub conn: u64,
+    pub tls_conn: u64,
     /// A `SOCK_KIND_*` value: what the socket's payload is.
     pub kind: u32,
     /// Non-zero after a send failed (EAGAIN), until one succeeds.
@@ -380,7 +380,7 @@ pub const CHUNK_FLAG_SENT: u16 = 4;
 /// Value of the kernel's per-stream offset table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamState {
+pub struct StreamCursor {
     /// Offset of the next byte.
     pub next_offset: u64,
     /// Non-zero until a chunk of this stream has reached the ring.
@@ -394,7 +394,7 @@ pub struct StreamState {
     pub _pad0: u32,
 }
 
-const _: () = assert!(size_of::<StreamState>() == 24);
+const _: () = assert!(size_of::<StreamCursor>() == 24);
 
 /// A piece of one direction of one connection's byte stream.
 ///
@@ -419,7 +419,7 @@ pub struct ChunkHeader {
     pub offset: u64,
     /// For Go TLS: the `*tls.Conn` bound to the socket, once known (from
     /// the conn's reads; see [`TlsBind`]), else 0. 0 for syscall payload.
-    pub conn: u64,
+    pub tls_conn: u64,
     /// The kernel socket (`struct sock` address), which identifies the
     /// stream with `direction` and `source`.
     pub sock: u64,
@@ -452,7 +452,7 @@ pub struct SockClose {
     pub fd: i32,
     pub _pad0: u32,
     /// The Go `*tls.Conn` bound to the socket, or 0.
-    pub conn: u64,
+    pub tls_conn: u64,
     /// The socket, or 0 (a swept Go TLS conn never bound to one).
     pub sock: u64,
     /// End offset per [`Direction`] and [`ChunkSource`]:
@@ -472,7 +472,7 @@ const _: () = assert!(size_of::<SockClose>() == 80);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsBind {
     pub header: RecordHeader,
-    pub conn: u64,
+    pub tls_conn: u64,
     pub sock: u64,
     pub fd: i32,
     pub _pad0: u32,
@@ -509,7 +509,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StreamKey {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::StreamState {}
+    unsafe impl aya::Pod for super::StreamCursor {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockRecv {}
     // SAFETY: as above.

@@ -16,14 +16,14 @@ use tracer_common::{
     counters::Counter,
     record::{
         CHUNK_DATA_MAX, CHUNK_FLAG_CALL_START, CHUNK_FLAG_SENT, CHUNK_FLAG_STREAM_START,
-        CHUNKS_PER_CALL_MAX, ChunkHeader, ChunkRecord, RecordKind, StreamKey, StreamState,
+        CHUNKS_PER_CALL_MAX, ChunkHeader, ChunkRecord, RecordKind, StreamCursor, StreamKey,
     },
 };
 
 use crate::maps::{EVENTS, count, header, submit_flags};
 
 #[map]
-pub(crate) static STREAM_OFFSETS: LruHashMap<StreamKey, StreamState> =
+pub(crate) static STREAM_OFFSETS: LruHashMap<StreamKey, StreamCursor> =
     LruHashMap::with_max_entries(0, 0);
 
 #[map]
@@ -48,8 +48,8 @@ pub(crate) fn stream_key(tgid: u32, sock: u64, direction: u8, source: u8) -> Str
 
 /// A fresh stream's state.
 #[inline(always)]
-pub(crate) fn fresh_state(fd: i32) -> StreamState {
-    StreamState {
+pub(crate) fn fresh_state(fd: i32) -> StreamCursor {
+    StreamCursor {
         next_offset: 0,
         start_pending: 1,
         closed: 0,
@@ -61,7 +61,7 @@ pub(crate) fn fresh_state(fd: i32) -> StreamState {
 /// The state of stream `key`, created (with `fresh`) if it has none; `None`
 /// if the table refuses it.
 #[inline(always)]
-pub(crate) fn stream_state(key: &StreamKey, fresh: &StreamState) -> Option<*mut StreamState> {
+pub(crate) fn stream_state(key: &StreamKey, fresh: &StreamCursor) -> Option<*mut StreamCursor> {
     if let Some(state) = STREAM_OFFSETS.get_ptr_mut(key) {
         return Some(state);
     }
@@ -78,7 +78,7 @@ pub(crate) fn stream_state(key: &StreamKey, fresh: &StreamState) -> Option<*mut 
 #[inline(always)]
 pub(crate) fn emit_chunks(
     key: &StreamKey,
-    state: *mut StreamState,
+    state: *mut StreamCursor,
     tid: u32,
     conn: u64,
     buf: u64,
@@ -164,7 +164,7 @@ struct ChunkLoop {
     len: u64,
     start: u64,
     flags: u16,
-    state: *mut StreamState,
+    state: *mut StreamCursor,
     done: u64,
 }
 
@@ -227,7 +227,7 @@ fn chunk_out(step: &ChunkLoop, n: u64) -> bool {
             source: step.key.source,
             flags: step.flags | sent_flag,
             offset: step.start + step.done,
-            conn: step.conn,
+            tls_conn: step.conn,
             sock: step.key.id,
             len: n as u32,
             write_seq,
@@ -257,7 +257,7 @@ fn chunk_out(step: &ChunkLoop, n: u64) -> bool {
 /// Advances the stream `key` by `len` bytes without capturing them: they
 /// reach userspace as a gap of exactly that size.
 #[inline(always)]
-pub(crate) fn skip_bytes(key: &StreamKey, fresh: &StreamState, len: u64) {
+pub(crate) fn skip_bytes(key: &StreamKey, fresh: &StreamCursor, len: u64) {
     count(Counter::LostBytes, len);
     if let Some(state) = stream_state(key, fresh) {
         // SAFETY: the pointer comes from a successful map lookup.

@@ -146,10 +146,10 @@ pub(crate) fn bind(tgid: u32, tid: u32, conn: u64, sock: u64, fd: i32, owner: &m
         conn,
     };
     let _ = CONN_SOCKS.insert(&key, &BoundSocket { sock, fd, _pad0: 0 }, 0);
-    owner.conn = conn;
+    owner.tls_conn = conn;
     emit(TlsBind {
         header: header(RecordKind::TlsBind, tgid, tid),
-        conn,
+        tls_conn: conn,
         sock,
         fd,
         _pad0: 0,

@@ -279,7 +279,9 @@ fn tls_send(tgid: u32, tid: u32, sock: u64, o: &mut SockOwner, call: &Syscall, r
                 ChunkSource::GoTls as u8,
             );
             match stream_state(&key, &fresh_state(call.fd)) {
-                Some(state) => emit_chunks(&key, state, tid, o.conn, write.buf, write.len, sent),
+                Some(state) => {
+                    emit_chunks(&key, state, tid, o.tls_conn, write.buf, write.len, sent)
+                }
                 None => count(Counter::LostBytes, write.len),
             }
         }
@@ -460,7 +462,7 @@ fn try_sock_recv_length(ctx: &RawTracePointContext) -> Result<(), i64> {
         // conn. Until this socket's conn is known, each receive looks for
         // the readRecordOrCCS it serves: whichever goroutine later
         // decrypts what it read, the conn is the same.
-        if o.conn == 0
+        if o.tls_conn == 0
             && let Some(conn) = read_conn(tgid, call.frame)
         {
             bind(tgid, tid, conn, fields.sock, call.fd, o);

@@ -64,7 +64,7 @@ pub(crate) fn socket_owner(sock: u64, tgid: u32, fd: i32, create: bool) -> Optio
         last_ack: 0,
         zero_window: 0,
         last_sample_ns: 0,
-        conn: 0,
+        tls_conn: 0,
         kind: SOCK_KIND_UNKNOWN,
         blocked: 0,
         write_buf: 0,
@@ -269,7 +269,7 @@ fn try_inet_sock_set_state(ctx: &RawTracePointContext) -> Result<(), i64> {
 /// the peer resets it (`tcp_done`, also on entering TIME_WAIT).
 #[inline(always)]
 fn close_streams(sock: u64, owner: &SockOwner) {
-    let (tgid, conn) = (owner.tgid, owner.conn);
+    let (tgid, conn) = (owner.tgid, owner.tls_conn);
     let keys = [
         stream_key(
             tgid,
@@ -321,7 +321,7 @@ fn close_streams(sock: u64, owner: &SockOwner) {
         header: header(RecordKind::SockClose, tgid, 0),
         fd: owner.fd,
         _pad0: 0,
-        conn,
+        tls_conn: conn,
         sock,
         end_offsets,
     });

@@ -13,7 +13,7 @@ use thiserror::Error;
 use tracer_common::{
     counters::Counter,
     maps,
-    record::{RecordHeader, RecordKind, SockClose, StreamKey, StreamState, TlsFrames},
+    record::{RecordHeader, RecordKind, SockClose, StreamCursor, StreamKey, TlsFrames},
 };
 
 use crate::{
@@ -347,7 +347,7 @@ impl Tracer {
                     name: maps::STREAM_OFFSETS.into(),
                 },
             })?;
-        let mut table: HashMap<&mut MapData, StreamKey, StreamState> =
+        let mut table: HashMap<&mut MapData, StreamKey, StreamCursor> =
             HashMap::try_from(map).map_err(err)?;
         // A socket's streams, Go TLS and syscall, close together.
         let mut ended: std::collections::BTreeMap<(u32, u64), [u64; 4]> = Default::default();
@@ -382,7 +382,7 @@ impl Tracer {
                 },
                 fd: -1,
                 _pad0: 0,
-                conn: 0,
+                tls_conn: 0,
                 sock,
                 end_offsets,
             })

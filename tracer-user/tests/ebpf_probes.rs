@@ -251,7 +251,7 @@ fn a_write_parked_before_its_syscall_does_not_claim_another_goroutines_socket() 
     let wrong: Vec<_> = records
         .iter()
         .filter_map(|r| match r {
-            Record::TlsBind(b) if b.fd == cleartext_fd => Some(b.conn),
+            Record::TlsBind(b) if b.fd == cleartext_fd => Some(b.tls_conn),
             _ => None,
         })
         .collect();

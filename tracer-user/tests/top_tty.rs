@@ -127,7 +127,7 @@ impl Recording {
                 0
             },
             offset: *offset,
-            conn: 0,
+            tls_conn: 0,
             // A syscall stream is its socket's: one per fd here.
             sock: 0xffff_8880_0000_0000 | fd as u64,
             len: 0,

@@ -139,7 +139,7 @@ fn chunk_record(egress: bool, offset: u64, ts: u64, payload: &[u8]) -> Vec<u8> {
             CHUNK_FLAG_CALL_START
         },
         offset,
-        conn: 0,
+        tls_conn: 0,
         sock: 0xffff_8880_0000_0700,
         len: 0,
         write_seq: 0,

@@ -349,7 +349,7 @@ impl Generator {
                 source: ChunkSource::Syscall as u8,
                 flags,
                 offset,
-                conn: 0,
+                tls_conn: 0,
                 sock: c.sock,
                 len: 0,
                 write_seq: if sent && last { c.seq } else { 0 },

@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(decode(&bytes_of(&send)), Ok(Record::SockSend(send)));
         let bind = TlsBind {
             header: header(RecordKind::TlsBind),
-            conn: 0xc000_1000,
+            tls_conn: 0xc000_1000,
             sock: 0xffff_8880_0000_0040,
             fd: 9,
             _pad0: 0,
@@ -272,7 +272,7 @@ mod tests {
             header: header(RecordKind::SockClose),
             fd: 9,
             _pad0: 0,
-            conn: 0xc000_1000,
+            tls_conn: 0xc000_1000,
             sock: 0xffff_8880_0000_0040,
             end_offsets: [10, 20, u64::MAX, u64::MAX],
         };
@@ -295,7 +295,7 @@ mod tests {
             source: 2,
             flags: 1,
             offset: 77,
-            conn: 0,
+            tls_conn: 0,
             sock: 0xffff_8880_0000_0040,
             len: 0,
             write_seq: 0,

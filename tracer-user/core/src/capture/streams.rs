@@ -65,7 +65,8 @@ impl StreamId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Place {
     pub fd: i32,
-    pub conn: u64,
+    /// The Go `*tls.Conn` whose plaintext it is, once known, else 0.
+    pub tls_conn: u64,
 }
 
 /// What happened to a stream.
@@ -224,7 +225,7 @@ impl Streams {
                 bytes,
                 place: Place {
                     fd: chunk.fd,
-                    conn: chunk.conn,
+                    tls_conn: chunk.tls_conn,
                 },
                 call_start: chunk.flags & tracer_common::record::CHUNK_FLAG_CALL_START != 0
                     && offset == chunk.offset,
@@ -359,7 +360,7 @@ mod tests {
             source: ChunkSource::GoTls as u8,
             flags,
             offset,
-            conn: 0,
+            tls_conn: 0,
             sock: 0xffff_8880_0000_0010,
             len,
             write_seq: 0,
@@ -400,7 +401,7 @@ mod tests {
             },
             fd: 5,
             _pad0: 0,
-            conn: 0,
+            tls_conn: 0,
             sock,
             end_offsets: [egress_end, u64::MAX, u64::MAX, u64::MAX],
         }
@@ -525,7 +526,7 @@ mod start_tests {
             source: 1,
             flags: CHUNK_FLAG_STREAM_START,
             offset: 40,
-            conn: 0,
+            tls_conn: 0,
             sock: 0xffff_8880_0000_0010,
             len: 2,
             write_seq: 0,

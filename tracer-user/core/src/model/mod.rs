@@ -32,7 +32,7 @@ use self::{
     labels::{Label, LabelSet, program_name},
     rolling::RollingSum,
     stall_log::StallLog,
-    stream::{RV_UNKNOWN, StreamState},
+    stream::{RV_UNKNOWN, StreamFigures},
     table::Table,
     window::Window,
 };
@@ -96,7 +96,7 @@ pub struct Model {
     /// Newest event time (Unix epoch ns).
     now: u64,
     conns: Table<u64, ConnState>,
-    streams: Table<(u64, u32), StreamState>,
+    streams: Table<(u64, u32), StreamFigures>,
     clients: LabelSet,
     resources: LabelSet,
     error_codes: LabelSet,
@@ -308,7 +308,7 @@ impl Model {
                 if verb == "list" {
                     self.lists_min.add(ts, 1, self.now);
                 }
-                let mut s = StreamState::new(ts, client, self.config.watch_window_samples);
+                let mut s = StreamFigures::new(ts, client, self.config.watch_window_samples);
                 s.watch = *watch;
                 s.request_seen = true;
                 s.timeout_seconds = *timeout_seconds;
@@ -457,7 +457,7 @@ impl Model {
         let evicted = self.streams.ensure(&key, ts, || {
             // A watch opened before we attached: no request, so its
             // client is the connection's, if another request named it.
-            let mut s = StreamState::new(ts, conn_client.unwrap_or(unknown), window_samples);
+            let mut s = StreamFigures::new(ts, conn_client.unwrap_or(unknown), window_samples);
             s.resource.clone_from(&resource);
             s.rv_kind = RV_UNKNOWN.to_owned();
             s
@@ -765,7 +765,7 @@ struct Stall<'a> {
     filled_by: Option<u32>,
 }
 
-fn window_evictions(s: &StreamState) -> u64 {
+fn window_evictions(s: &StreamFigures) -> u64 {
     s.apiserver_ns.evicted() + s.delay_ns.evicted()
 }
 

@@ -6,7 +6,7 @@ use super::{labels::Label, rolling::RollingSum, window::Window};
 pub(crate) const RV_UNKNOWN: &str = "unknown";
 
 #[derive(Clone, Debug)]
-pub(crate) struct StreamState {
+pub(crate) struct StreamFigures {
     /// When its request was seen (or its first event, without one).
     pub(crate) opened: u64,
     pub(crate) watch: bool,
@@ -30,7 +30,7 @@ pub(crate) struct StreamState {
     pub(crate) delay_ns: Window,
 }
 
-impl StreamState {
+impl StreamFigures {
     pub(crate) fn new(opened: u64, client: Label, window_samples: usize) -> Self {
         Self {
             opened,

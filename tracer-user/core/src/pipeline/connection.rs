@@ -48,7 +48,7 @@ enum Body {
 }
 
 #[derive(Default)]
-struct StreamState {
+struct StreamDecoding {
     request: Option<ApiRequest>,
     etcd_watch: bool,
     /// Decoder of the server-to-client body.
@@ -64,7 +64,7 @@ struct StreamState {
 struct State {
     conn: u64,
     offset_ns: i128,
-    streams: HashMap<u32, StreamState>,
+    streams: HashMap<u32, StreamDecoding>,
     stall_starts: HashMap<(Flow, WindowScope), Vec<u32>>,
     out: Vec<OutputEvent>,
     /// The process's role (a copy of the connection's, for the sink).

@@ -229,7 +229,7 @@ impl Decoding {
                     ts_ns,
                     len: bytes.len() as u64,
                     fd: place.fd,
-                    tls_conn: place.conn,
+                    tls_conn: place.tls_conn,
                     call_start,
                     sent,
                     role,

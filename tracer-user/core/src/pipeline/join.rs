@@ -106,7 +106,7 @@ impl Join {
         self.on_decoded(decoded, emit);
         match record {
             Record::Chunk(..) => {}
-            Record::SockClose(c) => self.index.on_close(c.header.tgid, c.fd, c.conn, c.sock),
+            Record::SockClose(c) => self.index.on_close(c.header.tgid, c.fd, c.tls_conn, c.sock),
             Record::TlsSent(r) => {
                 let mut events = Vec::new();
                 self.sockets
@@ -120,7 +120,8 @@ impl Join {
                 self.on_write_sent(key, ts_ns, r.write_seq, emit);
             }
             Record::TlsBind(b) => {
-                self.index.on_tls_bind(b.header.tgid, b.conn, b.sock, b.fd);
+                self.index
+                    .on_tls_bind(b.header.tgid, b.tls_conn, b.sock, b.fd);
                 self.on_tls_bind(b, emit);
             }
             Record::ProcessInfo(p) => {

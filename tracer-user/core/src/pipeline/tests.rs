@@ -60,7 +60,7 @@ fn chunk_on(
             source: source as u8,
             flags,
             offset,
-            conn: 0,
+            tls_conn: 0,
             sock,
             len: 0,
             write_seq: 0,
@@ -151,7 +151,7 @@ fn close(ts: u64, sock: u64, fd: i32, egress_end: u64, ingress_end: u64) -> Vec<
         header: header(RecordKind::SockClose, ts),
         fd,
         _pad0: 0,
-        conn: 0,
+        tls_conn: 0,
         sock,
         end_offsets: [u64::MAX, u64::MAX, egress_end, ingress_end],
     })
@@ -221,7 +221,7 @@ fn a_connection_joined_mid_way_as_cleartext_closes_when_its_socket_turns_out_to_
     );
     let bind = encode(&TlsBind {
         header: header(RecordKind::TlsBind, 2 * S),
-        conn: 0xc000_1234,
+        tls_conn: 0xc000_1234,
         sock: SOCK,
         fd: 9,
         _pad0: 0,
