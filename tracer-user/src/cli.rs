@@ -183,9 +183,15 @@ impl std::str::FromStr for MetricsAddr {
 pub struct RecordArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
-    /// Output file (created 0600; overwritten if it exists).
+    /// Output file, created 0600. An existing path (file or link) is
+    /// refused unless --force.
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
+    /// Replace an existing output path when the recording is complete
+    /// (through a new file renamed over it: a link there is replaced, never
+    /// followed).
+    #[arg(long)]
+    pub force: bool,
     /// Stop after this many seconds (default: until interrupted).
     #[arg(long)]
     pub duration: Option<f64>,

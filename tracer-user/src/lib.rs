@@ -20,6 +20,7 @@ pub mod commands;
 pub mod host;
 pub mod loader;
 pub mod metrics_server;
+pub mod private_file;
 pub mod sockdiag;
 pub mod symbols;
 pub mod targets;

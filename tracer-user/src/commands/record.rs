@@ -1,10 +1,6 @@
 //! `watchtrace record`: capture to a file.
 
-use std::{
-    fs::{self, OpenOptions},
-    io::BufWriter,
-    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
-};
+use std::{fs, io::BufWriter};
 
 use anyhow::Context as _;
 
@@ -12,29 +8,33 @@ use crate::{
     agent::{Session, SessionOptions, until_stopped},
     cli::RecordArgs,
     clock, host,
+    private_file::PrivateFile,
     recording::{Metadata, Writer},
 };
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
-    // Attach before opening the file so its metadata lists the targets.
-    let initial = session.rescan()?;
-    if session.targets().is_empty() && !args.wait {
-        anyhow::bail!(
-            "no target process found ({}); start it first, pass --pid/--comm/--exe, or --wait",
-            args.targets.describe()
-        );
-    }
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
-    // An existing file keeps its old mode through open(2): enforce 0600.
-    fs::set_permissions(&args.output, fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod 0600 {}", args.output.display()))?;
+    // First, so a refused path costs no attach.
+    let (output, file) = PrivateFile::create(&args.output, args.force)?;
+    let attached = async {
+        let mut session =
+            Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
+        // Attach before writing the file so its metadata lists the targets.
+        let initial = session.rescan()?;
+        if session.targets().is_empty() && !args.wait {
+            anyhow::bail!(
+                "no target process found ({}); start it first, pass --pid/--comm/--exe, or --wait",
+                args.targets.describe()
+            );
+        }
+        Ok((session, initial))
+    };
+    let (mut session, initial) = match attached.await {
+        Ok(attached) => attached,
+        Err(e) => {
+            output.discard();
+            return Err(e);
+        }
+    };
     let meta = Metadata {
         realtime_offset_ns: clock::realtime_offset_ns(),
         hostname: fs::read_to_string("/proc/sys/kernel/hostname")
@@ -66,6 +66,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     }
     let (records, bytes) = writer.totals();
     writer.finish().context("flushing the recording")?;
+    output.finish()?;
     let counters = session.counters()?;
     let counters: Vec<String> = counters
         .iter()
