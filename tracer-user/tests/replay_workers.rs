@@ -1,6 +1,7 @@
-//! `watchtrace replay --workers N` writes the same JSON lines for any N:
-//! sockets are decoded on N threads, and everything that joins them (ids,
-//! acks, etcd revisions, stalls) runs after, in record order.
+//! A replay is a pure function of the file: the same JSON lines every run,
+//! and for any `--workers N` (sockets are decoded on N threads, and
+//! everything that joins them, ids, acks, etcd revisions and stalls, runs
+//! after, in record order).
 
 use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
@@ -80,6 +81,30 @@ fn tls_watches_with_cleartext_etcd_replay_the_same_for_any_number_of_workers() {
 #[test]
 fn h2c_watches_with_tls_etcd_replay_the_same_for_any_number_of_workers() {
     same_for_any_workers("h2c-watches-tls-etcd.wtrec", 7);
+}
+
+#[test]
+fn a_recording_joined_mid_way_replays_the_same_for_any_number_of_workers() {
+    same_for_any_workers("joined-midway.wtrec", 4);
+}
+
+#[test]
+fn every_committed_recording_replays_to_the_same_lines_ten_times() {
+    for name in [
+        "tls-watches-cleartext-etcd.wtrec",
+        "h2c-watches-tls-etcd.wtrec",
+        "joined-midway.wtrec",
+    ] {
+        let path = recording(name);
+        let first = replay(&path, 1);
+        assert!(!first.is_empty());
+        for run in 2..=10 {
+            assert!(
+                replay(&path, 1) == first,
+                "{name}: run {run} differs from run 1"
+            );
+        }
+    }
 }
 
 #[test]
