@@ -17,6 +17,7 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod events_out;
 pub mod host;
 pub mod loader;
 pub mod metrics_server;

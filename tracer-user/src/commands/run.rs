@@ -4,8 +4,6 @@
 //! serves.
 
 use std::{
-    fs::OpenOptions,
-    io::{self, BufWriter, Write as _},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -16,7 +14,9 @@ use tracer_common::counters::Counter;
 use crate::{
     agent::{Consumer, Session, SessionOptions, until_stopped},
     cli::{MetricsAddr, RunArgs},
-    clock, metrics,
+    clock,
+    events_out::{EventsOut, SessionStart},
+    metrics,
     metrics_server::{self, Health},
     model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
@@ -28,9 +28,14 @@ const STALE_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
-    let events = EventsOut::open(args.events.as_deref())?;
+    let mut events = EventsOut::open(args.events.as_deref())?;
     let offset = clock::realtime_offset_ns();
     let workers = args.workers.count();
+    events.write_line(&SessionStart::new(
+        unix_now(offset),
+        args.targets.describe(),
+        workers,
+    ));
     let pipeline = Pipeline::new(
         PipelineConfig {
             workers,
@@ -134,7 +139,7 @@ impl Consumer for Agent {
             return;
         }
         for event in &self.batch {
-            self.events.write(event);
+            self.events.write_line(event);
         }
         if let Some(model) = self.model.as_deref() {
             let mut model = lock(model);
@@ -154,61 +159,6 @@ impl Consumer for Agent {
             model.set_capture(figures);
             // Rates fall to zero while nothing happens.
             model.advance(unix_now(self.offset));
-        }
-    }
-}
-
-/// The JSON-lines writer; the first write error stops writing and is
-/// reported at the end.
-struct EventsOut {
-    out: Option<Box<dyn io::Write>>,
-    error: Option<io::Error>,
-}
-
-impl EventsOut {
-    fn open(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let out: Option<Box<dyn io::Write>> = match path {
-            None => None,
-            Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout()))),
-            Some(path) => Some(Box::new(BufWriter::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening {}", path.display()))?,
-            ))),
-        };
-        Ok(Self { out, error: None })
-    }
-
-    fn write(&mut self, event: &OutputEvent) {
-        // Serialised only when written: without --events, never.
-        if let Some(out) = self.out.as_mut()
-            && self.error.is_none()
-            && let Err(e) = serde_json::to_writer(&mut *out, event)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-        {
-            self.error = Some(e);
-        }
-    }
-
-    /// Pushes buffered lines out (once a second), so the file can be
-    /// followed while the agent runs.
-    fn flush(&mut self) {
-        if let Some(out) = self.out.as_mut()
-            && self.error.is_none()
-            && let Err(e) = out.flush()
-        {
-            self.error = Some(e);
-        }
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        self.flush();
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(()),
         }
     }
 }
