@@ -73,9 +73,10 @@ struct State {
     flushing_reverse: bool,
     items: Vec<WatchItem>,
     etcd_items: Vec<EtcdItem>,
-    /// The last object kind an event's resource was derived from, and that
-    /// resource (watches opened before attach: no request names it).
-    kind_resource: (MetaString, MetaString),
+    /// The last object kind and apiVersion an event's resource was derived
+    /// from, and that resource (watches opened before attach: no request
+    /// names it).
+    kind_resource: (MetaString, MetaString, MetaString),
 }
 
 /// A connection being decoded.
@@ -106,7 +107,7 @@ impl Connection {
                 flushing_reverse: false,
                 items: Vec::new(),
                 etcd_items: Vec::new(),
-                kind_resource: (MetaString::default(), MetaString::default()),
+                kind_resource: Default::default(),
             },
             bytes_out: 0,
             bytes_in: 0,
@@ -120,7 +121,7 @@ impl Connection {
     /// The resource a stream's request named, when it was seen.
     pub(crate) fn resource_of(&self, stream: u32) -> Option<String> {
         let request = self.state.streams.get(&stream)?.request.as_ref()?;
-        Some(request.target.as_ref()?.resource.clone())
+        Some(request.target.as_ref()?.qualified())
     }
 
     /// The HTTP/2 direction of bytes the process wrote (`egress`) or read.
@@ -349,17 +350,18 @@ impl State {
             .get(&stream)
             .and_then(|s| s.request.as_ref())
             .and_then(|r| r.target.as_ref())
-            .map(|t| MetaString::from(t.resource.as_str()));
+            .map(|t| MetaString::from(t.qualified().as_str()));
         let sent = self.flushing_reverse == (self.role == Role::Client);
         for item in self.items.drain(..) {
             if let WatchItem::Event(e) = item {
                 let resource = match &resource_of_request {
                     Some(resource) => resource.clone(),
                     None => {
-                        let (kind, resource) = &mut self.kind_resource;
-                        if *kind != e.object_kind {
+                        let (kind, api_version, resource) = &mut self.kind_resource;
+                        if *kind != e.object_kind || *api_version != e.api_version {
                             kind.clone_from(&e.object_kind);
-                            *resource = resource_of_kind(kind).into();
+                            api_version.clone_from(&e.api_version);
+                            *resource = resource_of_kind(kind, api_version).into();
                         }
                         resource.clone()
                     }
@@ -542,9 +544,18 @@ impl EventSink for State {
     }
 }
 
-/// The resource of a kind when the request was not seen: the API's own
-/// irregular plurals, else lower case plus "s".
-pub fn resource_of_kind(kind: &str) -> String {
+/// The resource of a kind when the request was not seen, named as a
+/// request names it (see [`ResourceTarget::qualified`]): the API's own
+/// irregular plurals, else lower case plus "s", with the group of the
+/// object's `apiVersion` (`coordination.k8s.io/v1`: `leases.coordination.k8s.io`).
+///
+/// [`ResourceTarget::qualified`]: crate::watch::ResourceTarget::qualified
+pub fn resource_of_kind(kind: &str, api_version: &str) -> String {
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    crate::watch::qualified(&plural_of_kind(kind), group)
+}
+
+fn plural_of_kind(kind: &str) -> String {
     match kind {
         "" => String::new(),
         "Endpoints" => "endpoints".into(),

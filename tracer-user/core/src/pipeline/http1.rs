@@ -295,7 +295,7 @@ impl Http1Connection {
             stream,
             head: method == "HEAD",
             watch: request.verb == Verb::Watch,
-            resource: request.target.as_ref().map(|t| t.resource.clone()),
+            resource: request.target.as_ref().map(|t| t.qualified()),
         });
         // A request body is stepped over.
         if let Some(body) = match head.framing() {
@@ -460,7 +460,7 @@ impl Http1Connection {
             let resource = current
                 .resource
                 .clone()
-                .unwrap_or_else(|| resource_of_kind(&e.object_kind));
+                .unwrap_or_else(|| resource_of_kind(&e.object_kind, &e.api_version));
             // Responses are the server's: sent when the process is it.
             out.push(OutputEvent::watch_event(
                 self.conn,

@@ -11,7 +11,7 @@ use super::kinds::{
 };
 use crate::{
     http2,
-    watch::{ApiRequest, MetaString, ResourceVersion, Verb},
+    watch::{ApiRequest, MetaString, ResourceTarget, ResourceVersion, Verb},
 };
 
 /// One output line.
@@ -348,7 +348,7 @@ impl OutputEvent {
             method: request.method.clone(),
             path: path.to_owned(),
             verb: format!("{:?}", request.verb).to_lowercase(),
-            resource: target.map(|t| t.resource.clone()),
+            resource: target.map(ResourceTarget::qualified),
             namespace: target.and_then(|t| t.namespace.clone()),
             name: target.and_then(|t| t.name.clone()),
             watch: request.verb == Verb::Watch,

@@ -76,5 +76,5 @@ mod sync;
 pub use chunked::{ChunkItem, ChunkStats, ChunkedDecoder};
 pub use event::{DropReason, EventType, MetaString, WatchEvent, WatchItem, WatchStats, WireFormat};
 pub use http1::Http1WatchDecoder;
-pub use request::{ApiRequest, ListOptions, ResourceTarget, ResourceVersion, Verb};
+pub use request::{ApiRequest, ListOptions, ResourceTarget, ResourceVersion, Verb, qualified};
 pub use stream::{DEFAULT_MAX_EVENT_BYTES, DecoderConfig, WatchStreamDecoder, decode_all};

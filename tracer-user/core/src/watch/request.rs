@@ -72,6 +72,26 @@ pub struct ResourceTarget {
     pub name: Option<String>,
 }
 
+impl ResourceTarget {
+    /// The resource as watchtrace names it in events and labels: the
+    /// plural, with `.group` for a named group (`pods`,
+    /// `leases.coordination.k8s.io`), as `kubectl get` spells it.
+    #[must_use]
+    pub fn qualified(&self) -> String {
+        qualified(&self.resource, &self.group)
+    }
+}
+
+/// `resource.group`, or `resource` for the core group.
+#[must_use]
+pub fn qualified(resource: &str, group: &str) -> String {
+    if group.is_empty() || resource.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
 /// The list/watch query parameters (`metav1.ListOptions` on the wire).
 ///
 /// `continue` tokens are opaque and encode keys, so only their presence is
