@@ -31,6 +31,7 @@ fn model_throughput() {
             peer: None,
             tls: true,
             role: Role::Server,
+            role_inferred: false,
         });
         for stream in 0..10u32 {
             model.on_event(&OutputEvent::Request {

@@ -119,6 +119,7 @@ fn conn_open(ts: u64, conn: u64) -> OutputEvent {
         peer: Some("10.0.0.2:40000".into()),
         tls: true,
         role: Role::Server,
+        role_inferred: false,
     }
 }
 

@@ -21,6 +21,7 @@ fn conn_open(ts: u64, conn: u64) -> OutputEvent {
         peer: Some(format!("10.0.0.2:{}", 40000 + conn)),
         tls: true,
         role: Role::Server,
+        role_inferred: false,
     }
 }
 

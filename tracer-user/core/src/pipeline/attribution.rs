@@ -44,8 +44,25 @@ pub(crate) struct Attribution {
     /// Sockets that adopted an anchor: where their addresses are known
     /// before the probes see them.
     adopted: Fifo<u64, u64>,
+    /// The ports each process listened on at attach (sock_diag), at most
+    /// [`MAX_LISTENING`] each: a connection joined mid-way on one of them
+    /// was accepted, on any other port it was dialled.
+    listening: Fifo<u32, Listening>,
     stats: AttributionStats,
 }
+
+/// Listening ports remembered per process.
+const MAX_LISTENING: usize = 16;
+
+/// A process's listening ports.
+#[derive(Clone, Copy, Debug, Default)]
+struct Listening {
+    ports: [u16; MAX_LISTENING],
+    len: u8,
+}
+
+/// TCP_LISTEN, as sock_diag reports a socket's state.
+const TCP_LISTEN: u8 = 10;
 
 impl Attribution {
     /// `max_connections` connections; `max_names` names of each kind.
@@ -55,6 +72,7 @@ impl Attribution {
             fds: Fifo::new(max_names),
             tls: Fifo::new(max_names),
             adopted: Fifo::new(max_names),
+            listening: Fifo::new(max_names),
             stats: AttributionStats::default(),
         }
     }
@@ -81,13 +99,34 @@ impl Attribution {
         }
     }
 
-    /// A socket that existed before attach, reported on `fd` and kept in
-    /// `Sockets` under `anchor`. A socket the probes already saw on that fd
-    /// is newer: it stays.
-    pub(crate) fn on_anchor(&mut self, tgid: u32, fd: i32, anchor: u64) {
+    /// A socket that existed before attach, reported on `fd` in TCP
+    /// `state` with local port `port`, and kept in `Sockets` under
+    /// `anchor`. A socket the probes already saw on that fd is newer: it
+    /// stays. A listening socket names a port the process accepts on.
+    pub(crate) fn on_anchor(&mut self, tgid: u32, fd: i32, anchor: u64, state: u8, port: u16) {
+        if state == TCP_LISTEN {
+            let mut listening = self.listening.get(&tgid).unwrap_or_default();
+            let len = usize::from(listening.len);
+            if !listening.ports[..len].contains(&port) && len < MAX_LISTENING {
+                listening.ports[len] = port;
+                listening.len += 1;
+                if self.listening.insert(tgid, listening) {
+                    self.stats.evicted_names += 1;
+                }
+            }
+            return;
+        }
         if fd >= 0 && !matches!(self.fds.get(&(tgid, fd)), Some(FdTarget::Socket(_))) {
             self.set_fd(tgid, fd, FdTarget::Anchor(anchor));
         }
+    }
+
+    /// Whether a connection of `tgid` on local port `port` was accepted
+    /// (`Some(true)`) or dialled (`Some(false)`), from the ports it
+    /// listened on at attach; `None` when those are not known.
+    pub(crate) fn accepted(&self, tgid: u32, port: u16) -> Option<bool> {
+        let listening = self.listening.get(&tgid)?;
+        Some(listening.ports[..usize::from(listening.len)].contains(&port))
     }
 
     /// A Go `*tls.Conn` turned out to be `sock`'s, on `fd`.
@@ -283,7 +322,7 @@ mod tests {
     fn a_socket_anchored_before_attach_lends_its_addresses_to_the_first_socket_on_its_fd_only() {
         let mut index = Attribution::new(8, 8);
         let anchor = 0xffff_ffff_0000_0042;
-        index.on_anchor(PID, 9, anchor);
+        index.on_anchor(PID, 9, anchor, 1, 6443);
         assert_eq!(index.fd(PID, 9), Some(FdTarget::Anchor(anchor)));
         // The probes name it when it is first used: its addresses were
         // learnt before that, from sock_diag.
@@ -297,8 +336,24 @@ mod tests {
         assert_eq!(index.adopted_anchor(0xa), None);
         // An anchor reported after the probes saw a socket on the fd is
         // older news.
-        index.on_anchor(PID, 9, anchor);
+        index.on_anchor(PID, 9, anchor, 1, 6443);
         assert_eq!(index.fd(PID, 9), Some(FdTarget::Socket(0xb)));
+    }
+
+    #[test]
+    fn a_port_the_process_listened_on_at_attach_means_accepted_any_other_dialled() {
+        let mut index = Attribution::new(8, 8);
+        assert_eq!(index.accepted(PID, 6443), None, "nothing known");
+        index.on_anchor(PID, 3, 0xffff_ffff_0000_0001, TCP_LISTEN, 6443);
+        index.on_anchor(PID, 4, 0xffff_ffff_0000_0002, TCP_LISTEN, 6443);
+        assert_eq!(index.accepted(PID, 6443), Some(true));
+        assert_eq!(
+            index.accepted(PID, 40_000),
+            Some(false),
+            "dialled out (etcd)"
+        );
+        assert_eq!(index.accepted(PID + 1, 6443), None, "another process");
+        assert_eq!(index.fd(PID, 3), None, "a listener is no connection's fd");
     }
 
     #[test]

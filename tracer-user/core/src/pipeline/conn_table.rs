@@ -14,8 +14,12 @@ pub(crate) type ConnKey = ConnId;
 pub(crate) struct Tracked {
     pub(crate) id: u64,
     pub(crate) pid: u32,
-    /// The process's role on it, decided by its decoder.
+    /// The process's role on it: its decoder's, or for a connection
+    /// joined mid-way, inferred from the socket's ports.
     pub(crate) role: Role,
+    /// The decoder guessed the role wrong: its events name the sides the
+    /// other way round.
+    pub(crate) flip_roles: bool,
     pub(crate) bytes_out: u64,
     pub(crate) bytes_in: u64,
     pub(crate) last_ns: u64,
@@ -83,6 +87,7 @@ impl ConnTable {
                 id: self.next_id,
                 pid: key.tgid,
                 role: Role::Server,
+                flip_roles: false,
                 bytes_out: 0,
                 bytes_in: 0,
                 last_ns: ts_ns,

@@ -86,6 +86,8 @@ pub(crate) struct Connection {
     http1: Option<Box<Http1Connection>>,
     /// This process's role, decided from the first bytes.
     role: Role,
+    /// Joined mid-way: `role` is a guess.
+    role_guessed: bool,
     state: State,
     pub(crate) bytes_out: u64,
     pub(crate) bytes_in: u64,
@@ -97,6 +99,7 @@ impl Connection {
             http: None,
             http1: None,
             role: Role::Server,
+            role_guessed: false,
             state: State {
                 conn,
                 offset_ns,
@@ -116,6 +119,12 @@ impl Connection {
 
     pub(crate) fn role(&self) -> Role {
         self.role
+    }
+
+    /// The role is a guess: the connection was joined mid-way, its first
+    /// bytes said nothing of who opened it.
+    pub(crate) fn role_guessed(&self) -> bool {
+        self.role_guessed
     }
 
     /// The resource a stream's request named, when it was seen.
@@ -185,6 +194,7 @@ impl Connection {
         } else {
             Attach::MidStream
         };
+        self.role_guessed = attach == Attach::MidStream;
         Http2Connection::new(Http2Config::default(), attach)
     }
 

@@ -30,6 +30,8 @@ pub(crate) enum Decoded {
         call_start: bool,
         sent: Option<u32>,
         role: super::Role,
+        /// `role` is the decoder's guess (joined mid-way).
+        role_guessed: bool,
         events: usize,
     },
     /// The stream is TLS ciphertext (it began with a handshake): its
@@ -217,7 +219,8 @@ impl Decoding {
                 decoder
                     .connection
                     .on_data(egress, offset, ts_ns, bytes, &mut out.events);
-                let role = decoder.connection.role();
+                let (role, role_guessed) =
+                    (decoder.connection.role(), decoder.connection.role_guessed());
                 resources(
                     &decoder.connection,
                     &out.events[before..],
@@ -233,6 +236,7 @@ impl Decoding {
                     call_start,
                     sent,
                     role,
+                    role_guessed,
                     events: out.events.len() - before,
                 });
             }

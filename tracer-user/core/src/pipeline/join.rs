@@ -155,7 +155,7 @@ impl Join {
             Record::SockAnchor(r) => {
                 self.sockets.on_anchor(r, &mut socket_events);
                 self.index
-                    .on_anchor(r.header.tgid, r.fd, anchor_key(r.inode));
+                    .on_anchor(r.header.tgid, r.fd, anchor_key(r.inode), r.state, r.sport);
             }
         }
         for event in socket_events {
@@ -556,6 +556,7 @@ impl Join {
                 call_start,
                 sent,
                 role,
+                role_guessed,
                 events: _,
             } => {
                 let key = id.conn;
@@ -571,7 +572,6 @@ impl Join {
                 let egress = id.direction() == Some(Direction::Egress);
                 let tracked = self.index.conns.get_mut(&key).expect("opened above");
                 tracked.last_ns = ts_ns;
-                tracked.role = role;
                 if fd >= 0 {
                     tracked.fd = Some(fd);
                 }
@@ -581,10 +581,18 @@ impl Join {
                     tracked.bytes_in += len;
                 }
                 let first = tracked.bytes_out + tracked.bytes_in == len;
-                let conn = tracked.id;
-                for event in &mut self.scratch {
-                    event.set_conn(conn);
-                }
+                let (conn, pid) = (tracked.id, tracked.pid);
+                let open = first.then(|| {
+                    let open = self.conn_open(conn, pid, &id, ts_ns, role, role_guessed);
+                    let tracked = self.index.conns.get_mut(&key).expect("opened above");
+                    if let OutputEvent::ConnOpen { role: known, .. } = open {
+                        tracked.role = known;
+                        tracked.flip_roles = known != role;
+                    }
+                    open
+                });
+                self.number(&key);
+                let tracked = self.index.conns.get_mut(&key).expect("opened above");
                 if egress && !syscall && call_start {
                     // A Write begins: one before it never reported sent
                     // never will (the kernel's record count did not add up).
@@ -596,9 +604,7 @@ impl Join {
                         released.into_iter().for_each(&mut *emit);
                     }
                 }
-                let pid = self.index.conns.get(&key).expect("opened above").pid;
-                if first {
-                    let open = self.conn_open(conn, pid, &id, ts_ns, role);
+                if let Some(open) = open {
                     if let OutputEvent::ConnOpen { peer: Some(_), .. } = open
                         && let Some(t) = self.index.conns.get_mut(&key)
                     {
@@ -649,13 +655,9 @@ impl Join {
             } => {
                 let key = id.conn;
                 let egress = id.direction() == Some(Direction::Egress);
-                let Some(tracked) = self.index.conns.get(&key) else {
+                let Some(conn) = self.number(&key) else {
                     return;
                 };
-                let conn = tracked.id;
-                for event in &mut self.scratch {
-                    event.set_conn(conn);
-                }
                 emit(OutputEvent::Gap {
                     ts: self.unix(ts_ns),
                     conn,
@@ -673,13 +675,9 @@ impl Join {
                 let key = id.conn;
                 // One direction's end is the connection's end: the kernel
                 // ends both streams of an fd together.
-                let Some(tracked) = self.index.conns.get(&key) else {
+                let Some(conn) = self.number(&key) else {
                     return;
                 };
-                let conn = tracked.id;
-                for event in &mut self.scratch {
-                    event.set_conn(conn);
-                }
                 self.route(key, None, resources, emit);
                 self.timelines.on_close(conn, &mut self.scratch);
                 self.emit_settled(emit);
@@ -694,6 +692,20 @@ impl Join {
         }
     }
 
+    /// Numbers the events the connection's decoder wrote (in `scratch`),
+    /// with its sides named right; returns the number, `None` if the
+    /// connection is not tracked.
+    fn number(&mut self, key: &ConnKey) -> Option<u64> {
+        let tracked = self.index.conns.get(key)?;
+        for event in &mut self.scratch {
+            event.set_conn(tracked.id);
+            if tracked.flip_roles {
+                event.flip_roles();
+            }
+        }
+        Some(tracked.id)
+    }
+
     fn open(&mut self, id: StreamId, ts_ns: u64) {
         if let Some(evicted) = self.index.conns.open(id.conn, ts_ns) {
             self.timelines.on_close(evicted.id, &mut self.released);
@@ -701,7 +713,19 @@ impl Join {
         }
     }
 
-    fn conn_open(&self, conn: u64, pid: u32, id: &StreamId, ts_ns: u64, role: Role) -> OutputEvent {
+    /// The `conn_open` line of a connection whose decoder says the process
+    /// is `role` (`guessed`: joined mid-way, a guess, then the socket's
+    /// local port decides: one the process listened on at attach means
+    /// accepted).
+    fn conn_open(
+        &self,
+        conn: u64,
+        pid: u32,
+        id: &StreamId,
+        ts_ns: u64,
+        role: Role,
+        guessed: bool,
+    ) -> OutputEvent {
         let tracked = self.index.conns.get(&id.conn);
         let socket = self.sockets.get(id.conn.key);
         let fd = tracked
@@ -721,6 +745,14 @@ impl Join {
             self.sockets.get(anchor)
         };
         let socket = socket.filter(|s| s.local.is_some()).or_else(anchored);
+        let role = match socket.and_then(|s| s.local) {
+            Some((_, port)) if guessed => match self.index.accepted(tgid, port) {
+                Some(true) => Role::Server,
+                Some(false) => Role::Client,
+                None => role,
+            },
+            _ => role,
+        };
         OutputEvent::ConnOpen {
             ts: self.unix(ts_ns),
             conn,
@@ -735,6 +767,7 @@ impl Join {
                 .map(|(ip, port)| format!("{ip}:{port}")),
             tls: id.source() == Some(ChunkSource::GoTls),
             role,
+            role_inferred: guessed,
         }
     }
 }

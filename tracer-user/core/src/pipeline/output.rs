@@ -32,6 +32,9 @@ pub enum OutputEvent {
         tls: bool,
         /// This process's role on the connection, as far as it is known.
         role: Role,
+        /// Joined mid-way: the role is inferred from evidence (whether the
+        /// local port is one the process listens on), not seen.
+        role_inferred: bool,
     },
     ConnClose {
         ts: u64,
@@ -216,6 +219,15 @@ impl Role {
         }
     }
 
+    /// The other side.
+    #[must_use]
+    pub fn other(self) -> Self {
+        match self {
+            Self::Server => Self::Client,
+            Self::Client => Self::Server,
+        }
+    }
+
     /// The side that sends in `direction`.
     #[must_use]
     pub fn sender(direction: http2::Flow) -> Self {
@@ -268,6 +280,19 @@ pub struct StreamDelay {
 }
 
 impl OutputEvent {
+    /// The event as the other side would be named: for a connection whose
+    /// decoder guessed the process's role wrong (joined mid-way).
+    pub(crate) fn flip_roles(&mut self) {
+        match self {
+            Self::Settings { sender, .. } | Self::WindowStall { sender, .. } => {
+                *sender = sender.other();
+            }
+            Self::StreamEnd { by: Some(by), .. } => *by = by.other(),
+            Self::HpackKnown { direction, .. } => *direction = direction.peer(),
+            _ => {}
+        }
+    }
+
     /// Names the connection the event belongs to. A connection's decoder
     /// runs apart from the table that numbers connections (possibly on
     /// another thread), so its events are numbered when they are joined.

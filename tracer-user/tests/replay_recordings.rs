@@ -1,3 +1,5 @@
+//! Replays of the committed recordings (tests/fixtures/recordings).
+//!
 //! A replay is a pure function of the file: the same JSON lines every run,
 //! and for any `--workers N` (sockets are decoded on N threads, and
 //! everything that joins them, ids, acks, etcd revisions and stalls, runs
@@ -135,6 +137,61 @@ fn a_lease_watch_is_labelled_with_its_group_whether_or_not_its_request_was_seen(
             "{resources:?}"
         );
     }
+}
+
+/// Each connection's `conn_open` role and whether it was inferred, and
+/// whether it carried etcd events.
+fn roles(name: &str) -> BTreeMap<u64, (String, bool, bool)> {
+    let lines = replay(&recording(name), 1);
+    let events: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let etcd: Vec<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "etcd_event")
+        .map(|e| e["conn"].as_u64().unwrap())
+        .collect();
+    events
+        .iter()
+        .filter(|e| e["kind"] == "conn_open")
+        .map(|e| {
+            let conn = e["conn"].as_u64().unwrap();
+            let role = e["role"].as_str().unwrap().to_owned();
+            (
+                conn,
+                (role, e["role_inferred"] == true, etcd.contains(&conn)),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn connections_joined_mid_way_get_their_role_from_the_ports_the_process_listened_on() {
+    // The apiserver's connection to etcd is one it dialled: a client, though
+    // its first bytes, mid-stream, did not say so. Its watch connections
+    // were accepted on its listening port.
+    let midway = roles("joined-midway.wtrec");
+    let etcd: Vec<_> = midway.values().filter(|(_, _, etcd)| *etcd).collect();
+    assert_eq!(etcd, [&("client".to_owned(), true, true)], "{midway:?}");
+    let watches: Vec<_> = midway.values().filter(|(_, _, etcd)| !*etcd).collect();
+    assert_eq!(watches.len(), 3, "{midway:?}");
+    assert!(
+        watches
+            .iter()
+            .all(|(role, inferred, _)| role == "server" && *inferred),
+        "{midway:?}"
+    );
+    // Seen from their start, the watch connections' roles are not inferred.
+    let from_start = roles("tls-watches-cleartext-etcd.wtrec");
+    let watches: Vec<_> = from_start.values().filter(|(_, _, etcd)| !*etcd).collect();
+    assert!(
+        !watches.is_empty()
+            && watches
+                .iter()
+                .all(|(role, inferred, _)| role == "server" && !*inferred),
+        "{from_start:?}"
+    );
 }
 
 #[test]
