@@ -9,7 +9,9 @@
 //! [`metrics_server`] (`/metrics`, `/healthz`), [`cli`], [`agent`], [`commands`],
 //! [`tui`].
 
-pub use watchtrace_core::{capture, conn, etcd, http2, metrics, model, pipeline, recording, watch};
+pub use watchtrace_core::{
+    capture, conn, etcd, http2, metrics, model, pipeline, recording, replay, watch,
+};
 
 pub mod agent;
 pub mod btf;

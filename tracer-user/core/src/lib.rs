@@ -3,11 +3,13 @@
 //! [`recording`]); connections ([`conn`]), HTTP/2 ([`http2`]), watch streams
 //! ([`watch`]) and etcd ([`etcd`]) decoded; joined into events by the
 //! [`pipeline`]; aggregated by the [`model`]; rendered as Prometheus text by
-//! [`metrics`].
+//! [`metrics`]. A recording's [`replay`] is a function of its bytes alone.
 //!
-//! No I/O, no clocks, no threads: this crate depends on no aya, tokio,
-//! libc, ratatui or crossterm (`tracer-user/tests/core_purity.rs` checks
-//! the tree), so a recording replays here exactly as it ran live.
+//! No I/O, no clocks: this crate depends on no aya, tokio, libc, ratatui or
+//! crossterm (`tracer-user/tests/core_purity.rs` checks the tree), so a
+//! recording replays here exactly as it ran live. Its only threads decode
+//! connections in parallel (`PipelineConfig::workers`), with the same
+//! output as none.
 
 pub mod capture;
 pub mod conn;
@@ -17,4 +19,5 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod recording;
+pub mod replay;
 pub mod watch;

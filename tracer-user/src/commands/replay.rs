@@ -10,8 +10,9 @@ use anyhow::Context as _;
 
 use crate::{
     cli::ReplayArgs,
-    pipeline::{Pipeline, PipelineConfig},
+    pipeline::PipelineConfig,
     recording::Reader,
+    replay::{self, Line},
 };
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
@@ -19,11 +20,16 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file))
         .with_context(|| format!("reading {}", args.input.display()))?;
+    if !reader.verified() {
+        tracing::warn!(
+            input = %args.input.display(),
+            "a version 2 recording: its frames carry no checksums, so damage to it cannot be detected"
+        );
+    }
     let config = PipelineConfig {
         workers: args.workers.count(),
         ..PipelineConfig::default()
     };
-    let mut pipeline = Pipeline::new(config, reader.metadata().realtime_offset_ns);
     let mut out: Option<Box<dyn io::Write>> = match args.events.as_deref() {
         None => None,
         Some(path) if path.as_os_str() == "-" => {
@@ -33,43 +39,44 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
         ))),
     };
-    let mut lines = 0u64;
     let mut write_error = None;
-    let mut write = |event: crate::pipeline::OutputEvent| {
-        lines += 1;
+    let summary = replay::replay(&mut reader, config, |line: Line| {
+        if let Line::Damage(d) = &line {
+            tracing::warn!(at = d.at, bytes = d.bytes, frames = d.frames, what = ?d.what, "damaged recording");
+        }
         if let Some(out) = out.as_mut()
             && write_error.is_none()
-            && let Err(e) = serde_json::to_writer(&mut *out, &event)
+            && let Err(e) = serde_json::to_writer(&mut *out, &line)
                 .map_err(io::Error::from)
                 .and_then(|()| out.write_all(b"\n"))
         {
             write_error = Some(e);
         }
-    };
-    let result = loop {
-        match reader.next_record() {
-            Ok(Some(bytes)) => pipeline.on_record(bytes, &mut write),
-            Ok(None) => break Ok(()),
-            // Everything before a damaged tail has been processed.
-            Err(e) => break Err(e),
-        }
-    };
-    pipeline.flush(&mut write);
+    });
     if let Some(mut out) = out {
         out.flush().context("writing events")?;
     }
     if let Some(e) = write_error {
         return Err(e).context("writing events");
     }
-    let stats = pipeline.stats();
-    let streams = pipeline.stream_stats();
     eprintln!(
-        "replayed {} records: {lines} events, {} undecodable records, captured {} bytes, {} gaps ({} bytes)",
-        stats.records,
-        stats.undecodable_records,
-        streams.captured_bytes,
-        streams.gaps,
-        streams.gap_bytes
+        "replayed {} records: {} lines, {} undecodable records, captured {} bytes, {} gaps ({} bytes), \
+         {} damaged places in the recording ({} frames lost){}",
+        summary.records,
+        summary.lines,
+        summary.pipeline.undecodable_records,
+        summary.streams.captured_bytes,
+        summary.streams.gaps,
+        summary.streams.gap_bytes,
+        summary.damage,
+        summary.lost_frames,
+        if summary.verified {
+            ""
+        } else {
+            " (unverified: a version 2 recording)"
+        }
     );
-    result.with_context(|| format!("reading {}", args.input.display()))
+    summary
+        .end
+        .with_context(|| format!("reading {}", args.input.display()))
 }

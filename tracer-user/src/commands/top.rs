@@ -359,7 +359,11 @@ impl<R: Read> Feed for ReplayFeed<R> {
                 self.records += 1;
                 continue;
             }
-            match self.reader.next_record() {
+            let next = self.reader.advance();
+            for d in self.reader.take_damage() {
+                tracing::warn!(at = d.at, bytes = d.bytes, frames = d.frames, what = ?d.what, "damaged recording");
+            }
+            match next.map(|more| more.then(|| self.reader.record())) {
                 Ok(Some(bytes)) => {
                     let due = self.pacer.due(record_ts(bytes));
                     if self.start + due > now {
