@@ -60,6 +60,11 @@ pub struct Summary {
     pub records: u64,
     /// Lines written (events and damage).
     pub lines: u64,
+    /// `gap` lines, and the bytes they say were lost.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// `undecodable` lines.
+    pub undecodable: u64,
     /// `recording_damage` lines.
     pub damage: u64,
     /// Frames those lines say were lost.
@@ -82,8 +87,18 @@ pub fn replay<R: Read>(
 ) -> Summary {
     let mut pipeline = Pipeline::new(config, reader.metadata().realtime_offset_ns);
     let (mut records, mut lines, mut damage, mut lost_frames) = (0, 0, 0, 0);
+    let (mut gaps, mut gap_bytes, mut undecodable) = (0, 0, 0);
+    // The summary counts what the lines say, so the two always agree.
     let mut write = |line: Line| {
         lines += 1;
+        match &line {
+            Line::Event(OutputEvent::Gap { len, .. }) => {
+                gaps += 1;
+                gap_bytes += len;
+            }
+            Line::Event(OutputEvent::Undecodable { .. }) => undecodable += 1,
+            _ => {}
+        }
         emit(line);
     };
     let end = loop {
@@ -112,6 +127,9 @@ pub fn replay<R: Read>(
     Summary {
         records,
         lines,
+        gaps,
+        gap_bytes,
+        undecodable,
         damage,
         lost_frames,
         verified: reader.verified(),

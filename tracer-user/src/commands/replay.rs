@@ -60,14 +60,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         return Err(e).context("writing events");
     }
     eprintln!(
-        "replayed {} records: {} lines, {} undecodable records, captured {} bytes, {} gaps ({} bytes), \
+        "replayed {} records: {} lines, captured {} bytes, {} gaps ({} bytes), {} undecodable, \
          {} damaged places in the recording ({} frames lost){}",
         summary.records,
         summary.lines,
-        summary.pipeline.undecodable_records,
         summary.streams.captured_bytes,
-        summary.streams.gaps,
-        summary.streams.gap_bytes,
+        summary.gaps,
+        summary.gap_bytes,
+        summary.undecodable,
         summary.damage,
         summary.lost_frames,
         if summary.verified {

@@ -78,12 +78,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         health: health.clone(),
         offset,
         batch: Vec::new(),
+        written: Written::default(),
     };
     let result = session.run(&mut agent, stop).await;
     health.set_running(false);
     result?;
     let Agent {
-        pipeline, events, ..
+        pipeline,
+        events,
+        written,
+        ..
     } = agent;
     events.finish().context("writing events")?;
 
@@ -92,7 +96,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         records = stats.records,
         captured_bytes = streams.captured_bytes,
-        gap_bytes = streams.gap_bytes,
+        gap_bytes = written.gap_bytes,
         "stopped"
     );
     // The loss counters, on stdout for scripts and benchmarks.
@@ -101,12 +105,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(c, v)| format!("{}={v}", c.name()))
         .collect();
+    // Gaps and undecodable bytes as the lines written say: the two agree.
     println!(
-        "records={} captured_bytes={} gaps={} gap_bytes={} {}",
+        "records={} captured_bytes={} gaps={} gap_bytes={} undecodable={} {}",
         stats.records,
         streams.captured_bytes,
-        streams.gaps,
-        streams.gap_bytes,
+        written.gaps,
+        written.gap_bytes,
+        written.undecodable,
         line.join(" ")
     );
     Ok(())
@@ -122,6 +128,16 @@ struct Agent {
     offset: i128,
     /// The current batch's events: the model's lock is taken once a batch.
     batch: Vec<OutputEvent>,
+    /// Counts of the loss lines written, for the final summary.
+    written: Written,
+}
+
+/// Loss lines written so far.
+#[derive(Debug, Default)]
+struct Written {
+    gaps: u64,
+    gap_bytes: u64,
+    undecodable: u64,
 }
 
 impl Consumer for Agent {
@@ -139,6 +155,14 @@ impl Consumer for Agent {
             return;
         }
         for event in &self.batch {
+            match event {
+                OutputEvent::Gap { len, .. } => {
+                    self.written.gaps += 1;
+                    self.written.gap_bytes += len;
+                }
+                OutputEvent::Undecodable { .. } => self.written.undecodable += 1,
+                _ => {}
+            }
             self.events.write_line(event);
         }
         if let Some(model) = self.model.as_deref() {

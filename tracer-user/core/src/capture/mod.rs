@@ -4,6 +4,7 @@ mod record;
 mod streams;
 
 pub use record::{
-    DecodeError, Record, UserRecord, decode, encode, encode_chunk, fixed, trimmed, unfixed,
+    DecodeError, MAX_STREAM_OFFSET, Record, UserRecord, decode, encode, encode_chunk, fixed,
+    trimmed, unfixed,
 };
 pub use streams::{ConnId, Place, StreamEvent, StreamId, StreamStats, Streams};

@@ -78,7 +78,16 @@ pub enum DecodeError {
     /// A kind this build does not know (an object from another version).
     #[error("unknown record kind {kind}")]
     UnknownKind { kind: u16 },
+    /// A stream offset no stream reaches (see [`MAX_STREAM_OFFSET`]):
+    /// damage, which as a gap would claim petabytes lost.
+    #[error("stream offset {offset} is past the {MAX_STREAM_OFFSET} any stream reaches")]
+    ImplausibleOffset { offset: u64 },
 }
+
+/// The largest stream offset a record may carry: 2^48 bytes (256 TiB), more
+/// than a connection carries in years at line rate. Every offset and gap
+/// below it is exact in `u64` arithmetic; a record past it is undecodable.
+pub const MAX_STREAM_OFFSET: u64 = 1 << 48;
 
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
@@ -101,10 +110,26 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                     has: room.len(),
                 });
             };
+            if chunk.offset > MAX_STREAM_OFFSET {
+                return Err(DecodeError::ImplausibleOffset {
+                    offset: chunk.offset,
+                });
+            }
             Ok(Record::Chunk(chunk, payload))
         }
-        // SAFETY: as above.
-        Some(RecordKind::SockClose) => unsafe { read(bytes) }.map(Record::SockClose),
+        Some(RecordKind::SockClose) => {
+            // SAFETY: as above.
+            let close: SockClose = unsafe { read(bytes) }?;
+            // u64::MAX: no such stream.
+            if let Some(&offset) = close
+                .end_offsets
+                .iter()
+                .find(|&&o| o != u64::MAX && o > MAX_STREAM_OFFSET)
+            {
+                return Err(DecodeError::ImplausibleOffset { offset });
+            }
+            Ok(Record::SockClose(close))
+        }
         // SAFETY: as above.
         Some(RecordKind::SockRecv) => unsafe { read(bytes) }.map(Record::SockRecv),
         // SAFETY: as above.

@@ -189,6 +189,33 @@ pub fn render(model: &Model) -> String {
         e.sample_u64(name, &[("direction", direction)], *n);
     }
 
+    let name = "watchtrace_undecodable_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Captured bytes that could not be decoded (each also an `undecodable` event line), by layer and reason.",
+    );
+    for ((layer, reason), n) in &f.undecodable {
+        e.sample_u64(
+            name,
+            &[("layer", layer.as_str()), ("reason", reason.as_str())],
+            *n,
+        );
+    }
+    let name = "watchtrace_undecodable_bytes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "The bytes of those undecodable units, by layer and reason.",
+    );
+    for ((layer, reason), n) in &f.undecodable_bytes {
+        e.sample_u64(
+            name,
+            &[("layer", layer.as_str()), ("reason", reason.as_str())],
+            *n,
+        );
+    }
+
     let capture = model.capture();
     let name = "watchtrace_ringbuf_drops_total";
     e.family(name, Kind::Counter, "Failed ring-buffer reservations.");

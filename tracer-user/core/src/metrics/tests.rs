@@ -218,6 +218,16 @@ fn rich_model() -> Model {
             offset: 0,
             len: 64,
         },
+        OutputEvent::Undecodable {
+            ts: T0 + S,
+            conn: Some(1),
+            stream: Some(1),
+            layer: crate::pipeline::UndecodableLayer::Watch,
+            reason: crate::pipeline::UndecodableReason::Malformed,
+            bytes: 120,
+            direction: Some(Direction::Egress),
+            stream_offset: Some(4096),
+        },
         OutputEvent::SocketStall {
             ts: T0 + 2 * S,
             conn: Some(1),
@@ -262,7 +272,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 25, "the docs' table");
+    assert_eq!(doc.len(), 27, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{histogram::Histogram, labels::Label};
+use crate::pipeline::{UndecodableLayer, UndecodableReason};
 
 /// `(resource, event_type, client)`.
 pub type EventKey = (Label, &'static str, Label);
@@ -41,6 +42,9 @@ pub struct Families {
     pub bookmarks: BTreeMap<Label, u64>,
     /// By direction (`in`, `out`).
     pub lost_bytes: BTreeMap<String, u64>,
+    /// `undecodable` lines by `(layer, reason)`, and their bytes.
+    pub undecodable: BTreeMap<(UndecodableLayer, UndecodableReason), u64>,
+    pub undecodable_bytes: BTreeMap<(UndecodableLayer, UndecodableReason), u64>,
 }
 
 /// Adds `n` to `key`'s count.

@@ -427,6 +427,19 @@ impl Model {
                 self.open_stalls
                     .insert((*conn, cause.as_str(), *stream), ts);
             }
+            OutputEvent::Undecodable {
+                layer,
+                reason,
+                bytes,
+                ..
+            } => {
+                add(&mut self.families.undecodable, (*layer, *reason), 1);
+                add(
+                    &mut self.families.undecodable_bytes,
+                    (*layer, *reason),
+                    *bytes,
+                );
+            }
             OutputEvent::EtcdEvent { .. } | OutputEvent::HpackKnown { .. } => {}
         }
     }
@@ -784,7 +797,8 @@ fn event_ts(event: &OutputEvent) -> u64 {
         | OutputEvent::ConnAddress { ts, .. }
         | OutputEvent::StallStart { ts, .. }
         | OutputEvent::Settings { ts, .. }
-        | OutputEvent::HpackKnown { ts, .. } => *ts,
+        | OutputEvent::HpackKnown { ts, .. }
+        | OutputEvent::Undecodable { ts, .. } => *ts,
     }
 }
 

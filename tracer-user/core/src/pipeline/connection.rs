@@ -4,20 +4,23 @@
 
 use foldhash::{HashMap, HashMapExt as _};
 
+use tracer_common::record::Direction;
+
 use crate::{
-    etcd::{self, EtcdDecoderConfig, EtcdItem, EtcdWatchDecoder},
+    etcd::{self, EtcdDecoderConfig, EtcdDropReason, EtcdItem, EtcdWatchDecoder},
     http2::{
-        Attach, EventSink, Flow, HeaderField, Http2Config, Http2Connection, Http2Event,
+        Attach, BlockLoss, EventSink, Flow, HeaderField, Http2Config, Http2Connection, Http2Event,
         StreamEndCause, WindowScope,
     },
     watch::{
-        ApiRequest, DecoderConfig, MetaString, Verb, WatchItem, WatchStreamDecoder, WireFormat,
+        ApiRequest, DecoderConfig, DropReason, MetaString, Verb, WatchItem, WatchStreamDecoder,
+        WireFormat,
     },
 };
 
 use super::{
     http1::{self, Http1Connection},
-    kinds::{Ending, StallCause, StallScope},
+    kinds::{Ending, StallCause, StallScope, UndecodableLayer, UndecodableReason},
     output::{OutputEvent, Role},
 };
 
@@ -57,6 +60,9 @@ struct StreamDecoding {
     /// not seen: on a connection joined mid-way the roles are a guess, so
     /// both directions are probed for responses.
     reverse: Option<Body>,
+    /// Its body decoder has found a boundary (an event, or one by content):
+    /// bytes skipped after that are damage, not a mid-way join.
+    synced: bool,
 }
 
 /// Everything but the HTTP/2 decoder, so the decoder can borrow it as its
@@ -73,6 +79,12 @@ struct State {
     flushing_reverse: bool,
     items: Vec<WatchItem>,
     etcd_items: Vec<EtcdItem>,
+    /// The byte stream being decoded now and the offset of its end: where
+    /// undecodable bytes are said to be found.
+    at: (Direction, u64),
+    /// Per HTTP/2 direction: frame boundaries were known (a resync after
+    /// that skipped damage, not a mid-way join).
+    framed: [bool; 2],
     /// The last object kind and apiVersion an event's resource was derived
     /// from, and that resource (watches opened before attach: no request
     /// names it).
@@ -111,6 +123,8 @@ impl Connection {
                 items: Vec::new(),
                 etcd_items: Vec::new(),
                 kind_resource: Default::default(),
+                at: (Direction::Egress, 0),
+                framed: [false; 2],
             },
             bytes_out: 0,
             bytes_in: 0,
@@ -156,6 +170,7 @@ impl Connection {
         } else {
             self.bytes_in += bytes.len() as u64;
         }
+        self.state.at = (direction_of(egress), offset + bytes.len() as u64);
         if self.http.is_none() && self.http1.is_none() {
             if let Some(role) = http1::detect(egress, offset, bytes) {
                 self.role = role;
@@ -362,7 +377,42 @@ impl State {
             .and_then(|r| r.target.as_ref())
             .map(|t| MetaString::from(t.qualified().as_str()));
         let sent = self.flushing_reverse == (self.role == Role::Client);
-        for item in self.items.drain(..) {
+        let mut items = std::mem::take(&mut self.items);
+        let mut synced = self.synced(stream);
+        for item in &items {
+            let (reason, bytes, ts) = match *item {
+                WatchItem::Event(_) => {
+                    synced = true;
+                    continue;
+                }
+                WatchItem::Synced {
+                    skipped_bytes,
+                    ts_ns,
+                    ..
+                } => {
+                    if !std::mem::replace(&mut synced, true) || skipped_bytes == 0 {
+                        continue;
+                    }
+                    (UndecodableReason::Skipped, skipped_bytes, ts_ns)
+                }
+                WatchItem::Dropped {
+                    reason,
+                    bytes,
+                    ts_ns,
+                } => (
+                    match reason {
+                        DropReason::Oversized => UndecodableReason::Oversized,
+                        DropReason::Malformed => UndecodableReason::Malformed,
+                        DropReason::CutByGap => UndecodableReason::CutByGap,
+                        DropReason::Truncated => UndecodableReason::Truncated,
+                    },
+                    bytes,
+                    ts_ns,
+                ),
+            };
+            self.undecodable(Some(stream), UndecodableLayer::Watch, reason, bytes, ts);
+        }
+        for item in items.drain(..) {
             if let WatchItem::Event(e) = item {
                 let resource = match &resource_of_request {
                     Some(resource) => resource.clone(),
@@ -386,7 +436,42 @@ impl State {
                 ));
             }
         }
-        for item in self.etcd_items.drain(..) {
+        self.items = items;
+        let mut etcd_items = std::mem::take(&mut self.etcd_items);
+        for item in &etcd_items {
+            let (reason, bytes, ts) = match *item {
+                EtcdItem::Response(_) | EtcdItem::Request(_) => {
+                    synced = true;
+                    continue;
+                }
+                EtcdItem::Synced {
+                    skipped_bytes,
+                    ts_ns,
+                } => {
+                    if !std::mem::replace(&mut synced, true) || skipped_bytes == 0 {
+                        continue;
+                    }
+                    (UndecodableReason::Skipped, skipped_bytes, ts_ns)
+                }
+                EtcdItem::Dropped {
+                    reason,
+                    bytes,
+                    ts_ns,
+                } => (
+                    match reason {
+                        EtcdDropReason::Compressed => UndecodableReason::Compressed,
+                        EtcdDropReason::Oversized => UndecodableReason::Oversized,
+                        EtcdDropReason::Malformed => UndecodableReason::Malformed,
+                        EtcdDropReason::CutByGap => UndecodableReason::CutByGap,
+                        EtcdDropReason::Truncated => UndecodableReason::Truncated,
+                    },
+                    bytes,
+                    ts_ns,
+                ),
+            };
+            self.undecodable(Some(stream), UndecodableLayer::Etcd, reason, bytes, ts);
+        }
+        for item in etcd_items.drain(..) {
             if let EtcdItem::Response(framed) = item {
                 let t_received = (i128::from(framed.t_last_byte) + self.offset_ns).max(0) as u64;
                 for event in &framed.msg.events {
@@ -408,6 +493,37 @@ impl State {
                 }
             }
         }
+        self.etcd_items = etcd_items;
+        if synced && let Some(state) = self.streams.get_mut(&stream) {
+            state.synced = true;
+        }
+    }
+
+    /// Whether `stream`'s body decoder has found a boundary before.
+    fn synced(&self, stream: u32) -> bool {
+        self.streams.get(&stream).is_some_and(|s| s.synced)
+    }
+
+    /// An `undecodable` line for bytes found where decoding is now.
+    fn undecodable(
+        &mut self,
+        stream: Option<u32>,
+        layer: UndecodableLayer,
+        reason: UndecodableReason,
+        bytes: u64,
+        ts_ns: u64,
+    ) {
+        let (direction, offset) = self.at;
+        self.out.push(OutputEvent::Undecodable {
+            ts: self.ts(ts_ns),
+            conn: Some(self.conn),
+            stream,
+            layer,
+            reason,
+            bytes,
+            direction: Some(direction),
+            stream_offset: Some(offset),
+        });
     }
 
     fn on_stream_end(&mut self, stream: u32, cause: StreamEndCause, ts: u64) {
@@ -542,6 +658,38 @@ impl EventSink for State {
                     initial_window_size: value(SETTINGS_INITIAL_WINDOW_SIZE),
                 });
             }
+            Http2Event::Frame { dir, .. } => self.framed[dir.idx()] = true,
+            Http2Event::Resynced {
+                dir,
+                skipped,
+                ts_ns,
+            } => {
+                // The first boundary of a connection joined mid-way ends a
+                // partial frame, not damage.
+                let framed = std::mem::replace(&mut self.framed[dir.idx()], true);
+                if framed && skipped > 0 {
+                    self.undecodable(
+                        None,
+                        UndecodableLayer::Http2,
+                        UndecodableReason::Skipped,
+                        skipped,
+                        ts_ns,
+                    );
+                }
+            }
+            // A block lost to a gap or a resync is counted there.
+            Http2Event::HeadersLost {
+                stream,
+                reason: reason @ (BlockLoss::TooLarge | BlockLoss::Interrupted),
+                ts_ns,
+                ..
+            } => {
+                let reason = match reason {
+                    BlockLoss::TooLarge => UndecodableReason::Oversized,
+                    _ => UndecodableReason::Interrupted,
+                };
+                self.undecodable(Some(stream), UndecodableLayer::Hpack, reason, 0, ts_ns);
+            }
             Http2Event::HpackFullyKnown { dir, ts_ns, .. } => {
                 self.out.push(OutputEvent::HpackKnown {
                     ts: self.ts(ts_ns),
@@ -579,5 +727,14 @@ fn plural_of_kind(kind: &str) -> String {
         "Ingress" => "ingresses".into(),
         "Status" => String::new(),
         _ => format!("{}s", kind.to_lowercase()),
+    }
+}
+
+/// The byte stream of bytes the process wrote (`egress`) or read.
+fn direction_of(egress: bool) -> Direction {
+    if egress {
+        Direction::Egress
+    } else {
+        Direction::Ingress
     }
 }

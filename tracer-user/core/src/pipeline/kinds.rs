@@ -64,6 +64,82 @@ pub enum TimelinePart {
     TAcked,
 }
 
+/// Where bytes could not be decoded (`undecodable`'s `layer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndecodableLayer {
+    /// A ring-buffer record this build cannot read.
+    Record,
+    /// HTTP/2 framing: bytes skipped until frame boundaries were found.
+    Http2,
+    /// A header block whose fields are lost.
+    Hpack,
+    /// A watch stream (JSON, protobuf, CBOR) event.
+    Watch,
+    /// An etcd gRPC message.
+    Etcd,
+}
+
+/// Why bytes could not be decoded (`undecodable`'s `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndecodableReason {
+    /// Framed as a unit but not parsable as one.
+    Malformed,
+    /// Larger than the decoder's cap.
+    Oversized,
+    /// Cut by lost capture bytes (a `gap`).
+    CutByGap,
+    /// The stream ended inside it.
+    Truncated,
+    /// gRPC-compressed: not decoded.
+    Compressed,
+    /// Skipped until a boundary was found again (after damage, not at a
+    /// mid-way join).
+    Skipped,
+    /// The decoder resynced into its middle.
+    StartMissing,
+    /// Another frame interrupted it.
+    Interrupted,
+    /// A record shorter than its kind needs.
+    Short,
+    /// A record of a kind this build does not know.
+    UnknownKind,
+}
+
+impl UndecodableLayer {
+    /// As the JSON lines spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Record => "record",
+            Self::Http2 => "http2",
+            Self::Hpack => "hpack",
+            Self::Watch => "watch",
+            Self::Etcd => "etcd",
+        }
+    }
+}
+
+impl UndecodableReason {
+    /// As the JSON lines spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Oversized => "oversized",
+            Self::CutByGap => "cut_by_gap",
+            Self::Truncated => "truncated",
+            Self::Compressed => "compressed",
+            Self::Skipped => "skipped",
+            Self::StartMissing => "start_missing",
+            Self::Interrupted => "interrupted",
+            Self::Short => "short",
+            Self::UnknownKind => "unknown_kind",
+        }
+    }
+}
+
 impl Ending {
     /// As the JSON lines spell it.
     #[must_use]
@@ -133,6 +209,17 @@ pub(crate) fn serialize_direction<S: Serializer>(
     serializer.serialize_str(direction_name(*direction))
 }
 
+/// An optional direction: its name, or `null`.
+pub(crate) fn serialize_opt_direction<S: Serializer>(
+    direction: &Option<Direction>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match direction {
+        Some(d) => serializer.serialize_some(direction_name(*d)),
+        None => serializer.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +262,29 @@ mod tests {
             TimelinePart::TAcked,
         ] {
             assert_eq!(json(&p), format!("\"{}\"", p.as_str()));
+        }
+        for l in [
+            UndecodableLayer::Record,
+            UndecodableLayer::Http2,
+            UndecodableLayer::Hpack,
+            UndecodableLayer::Watch,
+            UndecodableLayer::Etcd,
+        ] {
+            assert_eq!(json(&l), format!("\"{}\"", l.as_str()));
+        }
+        for r in [
+            UndecodableReason::Malformed,
+            UndecodableReason::Oversized,
+            UndecodableReason::CutByGap,
+            UndecodableReason::Truncated,
+            UndecodableReason::Compressed,
+            UndecodableReason::Skipped,
+            UndecodableReason::StartMissing,
+            UndecodableReason::Interrupted,
+            UndecodableReason::Short,
+            UndecodableReason::UnknownKind,
+        ] {
+            assert_eq!(json(&r), format!("\"{}\"", r.as_str()));
         }
         // The fields typed without an `as_str` keep their old spelling too.
         assert_eq!(json(&StallScope::Connection), "\"connection\"");

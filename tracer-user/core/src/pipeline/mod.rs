@@ -17,14 +17,15 @@ mod timeline;
 mod workers;
 
 use crate::{
-    capture::{StreamStats, decode},
+    capture::{DecodeError, StreamStats, decode},
     conn::Sockets,
 };
 pub use connection::resource_of_kind;
 use decoding::{Batch, Decoding, DecodingStats};
 use join::Join;
 pub use kinds::{
-    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, direction_name,
+    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, UndecodableLayer,
+    UndecodableReason, direction_name,
 };
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
 pub use timeline::{TimelineConfig, TimelineStats};
@@ -79,8 +80,11 @@ pub struct PipelineStats {
 /// The pipeline: each record's bytes decoded per connection (inline, or on
 /// worker threads by socket), then joined in record order.
 pub struct Pipeline {
+    offset_ns: i128,
     records: u64,
     undecodable_records: u64,
+    /// The latest record's time.
+    last_ts_ns: u64,
     decoding: Decoding,
     /// Set with more than one worker; `decoding` is then unused.
     workers: Option<Workers>,
@@ -94,8 +98,10 @@ impl Pipeline {
         let decoding = || Decoding::new(config.max_streams, config.max_connections, offset_ns);
         let workers = (config.workers > 1).then(|| Workers::spawn(config.workers, decoding));
         Self {
+            offset_ns,
             records: 0,
             undecodable_records: 0,
+            last_ts_ns: 0,
             decoding: decoding(),
             workers,
             join: Join::new(
@@ -141,10 +147,11 @@ impl Pipeline {
     /// [`Pipeline::flush`].
     pub fn on_record(&mut self, bytes: &[u8], emit: &mut impl FnMut(OutputEvent)) {
         self.records += 1;
-        let Ok(record) = decode(bytes) else {
-            self.undecodable_records += 1;
-            return;
+        let record = match decode(bytes) {
+            Ok(record) => record,
+            Err(e) => return self.on_undecodable(bytes.len(), &e, emit),
         };
+        self.last_ts_ns = record.header().ts_ns;
         match &mut self.workers {
             Some(workers) => workers.on_record(bytes, &record, &mut self.join, emit),
             None => {
@@ -152,6 +159,35 @@ impl Pipeline {
                 self.join.on_record(&record, &mut self.batch, emit);
             }
         }
+    }
+
+    /// A record this build cannot read: an `undecodable` line, after the
+    /// output of every record before it (so the same for any workers).
+    fn on_undecodable(
+        &mut self,
+        len: usize,
+        error: &DecodeError,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        self.undecodable_records += 1;
+        self.flush(emit);
+        emit(OutputEvent::Undecodable {
+            // It has no trustworthy time of its own.
+            ts: (i128::from(self.last_ts_ns) + self.offset_ns).max(0) as u64,
+            conn: None,
+            stream: None,
+            layer: UndecodableLayer::Record,
+            reason: match error {
+                DecodeError::Short { .. } => UndecodableReason::Short,
+                DecodeError::ChunkLength { .. } | DecodeError::ImplausibleOffset { .. } => {
+                    UndecodableReason::Malformed
+                }
+                DecodeError::UnknownKind { .. } => UndecodableReason::UnknownKind,
+            },
+            bytes: len as u64,
+            direction: None,
+            stream_offset: None,
+        });
     }
 
     /// Writes the output of every record fed so far (with workers, waits

@@ -7,7 +7,8 @@ use serde::Serialize;
 use tracer_common::record::Direction;
 
 use super::kinds::{
-    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, serialize_direction,
+    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, UndecodableLayer,
+    UndecodableReason, serialize_direction, serialize_opt_direction,
 };
 use crate::{
     http2,
@@ -198,6 +199,24 @@ pub enum OutputEvent {
         conn: u64,
         direction: http2::Flow,
     },
+    /// Bytes that could not be decoded: counted, never silent.
+    Undecodable {
+        ts: u64,
+        /// `None` for a record that names no connection.
+        conn: Option<u64>,
+        /// The HTTP/2 stream, when the bytes were in one.
+        stream: Option<u32>,
+        layer: UndecodableLayer,
+        reason: UndecodableReason,
+        /// How many bytes.
+        bytes: u64,
+        /// The byte stream they were in (`out`: written by the traced
+        /// process, `in`: read by it), and the offset in it where they were
+        /// found (the end of the capture that showed them).
+        #[serde(serialize_with = "serialize_opt_direction")]
+        direction: Option<Direction>,
+        stream_offset: Option<u64>,
+    },
 }
 
 /// A side of a connection by its HTTP role: the traced process's role on
@@ -310,7 +329,9 @@ impl OutputEvent {
             | Self::ConnSample { conn, .. }
             | Self::Settings { conn, .. }
             | Self::HpackKnown { conn, .. } => *conn = id,
-            Self::SocketStall { conn, .. } | Self::StallStart { conn, .. } => *conn = Some(id),
+            Self::SocketStall { conn, .. }
+            | Self::StallStart { conn, .. }
+            | Self::Undecodable { conn, .. } => *conn = Some(id),
         }
     }
 
