@@ -13,6 +13,8 @@ use crate::{
 pub enum Need {
     /// watchtrace cannot run without it.
     Required,
+    /// watchtrace runs without it, but loses something (said in the row).
+    Degrades,
     /// Reported for the operator's information; watchtrace never uses it.
     NotUsed,
 }
@@ -54,6 +56,24 @@ impl Report {
         push("ringbuf map", Need::Required, host::ringbuf());
         push("uprobes", Need::Required, host::uprobe_attach());
         push("task registers", Need::Required, host::task_pt_regs());
+        push(
+            "other processes' executables",
+            Need::Required,
+            host::proc_readable(
+                "exe",
+                "CAP_SYS_PTRACE",
+                "without it --exe cannot match and no Go TLS probe can be attached",
+            ),
+        );
+        push(
+            "other processes' fds",
+            Need::Degrades,
+            host::proc_readable(
+                "fd",
+                "CAP_DAC_READ_SEARCH",
+                "without it connections open before attach get their addresses only once used",
+            ),
+        );
         push("kprobes", Need::NotUsed, host::pmu("kprobe"));
         push("fentry/fexit", Need::NotUsed, host::fentry("tcp_sendmsg"));
         // Prototypes from kernel BTF: the programs read these arguments.
@@ -102,6 +122,19 @@ impl Report {
             })
     }
 
+    /// Features whose absence degrades what watchtrace captures, as
+    /// one-line reasons.
+    pub fn degraded(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|i| i.need == Need::Degrades)
+            .filter_map(|i| match &i.support {
+                Support::Unavailable(why) => Some(format!("{}: {why}", i.name)),
+                Support::Available(_) => None,
+            })
+            .collect()
+    }
+
     /// Human-readable table.
     pub fn render(&self) -> String {
         let mut out = format!("watchtrace check: kernel {}\n", self.kernel);
@@ -113,6 +146,7 @@ impl Report {
             };
             let need = match item.need {
                 Need::Required => "required",
+                Need::Degrades => "degrades",
                 Need::NotUsed => "not used",
             };
             let _ = writeln!(

@@ -38,6 +38,29 @@ impl SessionStart {
     }
 }
 
+/// Something the agent does without, for lack of a privilege (written once
+/// per reason, when first seen).
+#[derive(Debug, Serialize)]
+pub struct Warning<'a> {
+    kind: &'static str,
+    /// Unix epoch ns.
+    ts: u64,
+    reason: &'a str,
+    message: &'a str,
+}
+
+impl<'a> Warning<'a> {
+    #[must_use]
+    pub fn new(ts: u64, reason: &'a str, message: &'a str) -> Self {
+        Self {
+            kind: "warning",
+            ts,
+            reason,
+            message,
+        }
+    }
+}
+
 /// The JSON-lines writer; the first write error stops writing and is
 /// reported at the end.
 pub struct EventsOut {

@@ -315,3 +315,51 @@ fn entry_file_offset(path: &Path) -> Option<u64> {
         (entry >= s.address() && entry < s.address() + len).then(|| entry - s.address() + start)
     })
 }
+
+/// Whether `/proc/PID/{what}` of other users' processes (as the
+/// apiserver is to a non-root agent) can be read: `cap` is what grants it,
+/// `lost` what watchtrace does without. Some processes stay unreadable
+/// whatever the privilege (not dumpable), so one readable is enough.
+pub fn proc_readable(what: &str, cap: &str, lost: &str) -> Support {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mut denied = None;
+    let others = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| owner(pid).is_some_and(|uid| uid != me))
+        .take(64);
+    for pid in others {
+        let path = format!("/proc/{pid}/{what}");
+        let read = match what {
+            "exe" => fs::read_link(&path).map(|_| ()),
+            _ => fs::read_dir(&path).map(|_| ()),
+        };
+        match read {
+            Ok(()) => return Support::Available(format!("{path} readable")),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                denied.get_or_insert(format!("cannot read {path}: {e} (needs {cap}; {lost})"));
+            }
+            // Kernel threads have no executable: nothing learnt.
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(why) => Support::Unavailable(why),
+        None => Support::Available("no other user's process to read".to_owned()),
+    }
+}
+
+/// The real uid owning `pid`.
+fn owner(pid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -35,6 +35,8 @@ pub struct Health {
     last_beat_ms: AtomicU64,
     /// A loop silent for longer than this is stuck.
     stale_after: Duration,
+    /// What the agent does without for lack of a privilege: not healthy.
+    degraded: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -44,6 +46,31 @@ impl Health {
             running: AtomicBool::new(false),
             last_beat_ms: AtomicU64::new(0),
             stale_after,
+            degraded: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The agent traces without something it was asked for (`None`: no
+    /// longer).
+    pub fn set_degraded(&self, why: Option<String>) {
+        *self
+            .degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+    }
+
+    /// Healthy, or why not.
+    pub fn status(&self) -> Result<(), String> {
+        if !self.is_alive() {
+            return Err("the ring-buffer drain loop is not running".to_owned());
+        }
+        match &*self
+            .degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(why) => Err(format!("degraded: {why}")),
+            None => Ok(()),
         }
     }
 
@@ -120,13 +147,13 @@ async fn respond(
     };
     let response = match route(&head) {
         Route::Metrics { head_only } => reply(200, "OK", content_type, &render(), head_only),
-        Route::Health { head_only } => match health.is_alive() {
-            true => reply(200, "OK", "text/plain; charset=utf-8", "ok\n", head_only),
-            false => reply(
+        Route::Health { head_only } => match health.status() {
+            Ok(()) => reply(200, "OK", "text/plain; charset=utf-8", "ok\n", head_only),
+            Err(why) => reply(
                 503,
                 "Service Unavailable",
                 "text/plain; charset=utf-8",
-                "the ring-buffer drain loop is not running\n",
+                &format!("{why}\n"),
                 head_only,
             ),
         },
@@ -231,6 +258,20 @@ mod tests {
         assert!(h.is_alive());
         h.set_running(false);
         assert!(!h.is_alive(), "stopped");
+    }
+
+    #[test]
+    fn a_degraded_agent_is_not_healthy_and_says_why() {
+        let h = Health::new(Duration::from_secs(10));
+        h.set_running(true);
+        assert_eq!(h.status(), Ok(()));
+        h.set_degraded(Some("no_tls_probes: cannot read /proc/1/exe".into()));
+        assert_eq!(
+            h.status(),
+            Err("degraded: no_tls_probes: cannot read /proc/1/exe".into())
+        );
+        h.set_degraded(None);
+        assert_eq!(h.status(), Ok(()));
     }
 
     /// A raw HTTP/1.1 exchange with the server.

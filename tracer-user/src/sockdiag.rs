@@ -207,12 +207,11 @@ fn parse_tcp_info(raw: &[u8]) -> TcpInfo {
     }
 }
 
-/// Socket fds of a process: inode -> fd, from /proc/PID/fd.
-pub fn socket_fds(pid: u32) -> HashMap<u32, i32> {
-    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return HashMap::new();
-    };
-    entries
+/// Socket fds of a process: inode -> fd, from /proc/PID/fd (another
+/// user's process needs CAP_DAC_READ_SEARCH: `PermissionDenied`).
+pub fn socket_fds(pid: u32) -> io::Result<HashMap<u32, i32>> {
+    let entries = fs::read_dir(format!("/proc/{pid}/fd"))?;
+    Ok(entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let fd: i32 = e.file_name().to_str()?.parse().ok()?;
@@ -225,7 +224,7 @@ pub fn socket_fds(pid: u32) -> HashMap<u32, i32> {
                 .ok()?;
             Some((inode, fd))
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -299,7 +298,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let fds = socket_fds(std::process::id());
+        let fds = socket_fds(std::process::id()).unwrap();
         let sockets = dump_tcp().unwrap();
         let ours = sockets
             .iter()

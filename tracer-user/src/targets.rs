@@ -14,6 +14,18 @@ pub struct Target {
     pub comm: String,
     /// Resolved `/proc/PID/exe`, if readable.
     pub exe: Option<PathBuf>,
+    /// `/proc/PID/exe` could not be read for lack of privilege (another
+    /// user's process without CAP_SYS_PTRACE): no TLS probes for it.
+    pub exe_denied: bool,
+}
+
+/// What a scan of /proc found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub targets: Vec<Target>,
+    /// Processes whose executable could not be read for lack of privilege:
+    /// an `--exe` selector cannot match them.
+    pub exe_denied: usize,
 }
 
 /// Default selector when none is given: the apiserver's command name.
@@ -52,23 +64,37 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Scans /proc for processes matching `args`.
-pub fn scan(args: &TargetArgs) -> Vec<Target> {
+pub fn scan(args: &TargetArgs) -> Scan {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return Scan::default();
     };
+    let mut exe_denied = 0;
     let mut found: Vec<Target> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
             let comm = comm.trim_end().to_owned();
-            let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
-            args.matches(pid, &comm, exe.as_deref())
-                .then_some(Target { pid, comm, exe })
+            let (exe, denied) = match fs::read_link(format!("/proc/{pid}/exe")) {
+                Ok(exe) => (Some(exe), false),
+                // Kernel threads have none; another user's process needs
+                // CAP_SYS_PTRACE.
+                Err(e) => (None, e.kind() == std::io::ErrorKind::PermissionDenied),
+            };
+            exe_denied += usize::from(denied);
+            args.matches(pid, &comm, exe.as_deref()).then_some(Target {
+                pid,
+                comm,
+                exe,
+                exe_denied: denied,
+            })
         })
         .collect();
     found.sort_by_key(|t| t.pid);
-    found
+    Scan {
+        targets: found,
+        exe_denied,
+    }
 }
 
 #[cfg(test)]
@@ -107,7 +133,7 @@ mod tests {
             comms: vec![],
             exes: vec![],
         };
-        let found = scan(&args);
+        let found = scan(&args).targets;
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].pid, me);
     }

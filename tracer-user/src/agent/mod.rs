@@ -8,4 +8,4 @@ mod session;
 pub use probe_stats::{
     PERIOD as PROBE_STATS_PERIOD, ProbeEstimate, ProbeStatsSampler, SAMPLE as PROBE_STATS_SAMPLE,
 };
-pub use session::{Consumer, DRAIN_PERIOD, Session, SessionOptions, until_stopped};
+pub use session::{Consumer, DRAIN_PERIOD, Degraded, Session, SessionOptions, until_stopped};

@@ -126,6 +126,36 @@ pub struct Session {
     idle_since: Option<Instant>,
     /// The probes' cost, sampled (see `probe_stats`); off unless asked for.
     probe_stats: Option<ProbeStatsSampler>,
+    /// What the session cannot do for lack of a privilege, by reason.
+    degraded: BTreeMap<Degraded, String>,
+}
+
+/// Something a session does without, for lack of a privilege: it still
+/// runs, says so once in the log, and `run` reports it (a `warning` line,
+/// `watchtrace_degraded`, an unhealthy `/healthz`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Degraded {
+    /// A target's executable could not be read (CAP_SYS_PTRACE): no Go TLS
+    /// probes, so its TLS connections are not decoded.
+    NoTlsProbes,
+    /// Processes' executables could not be read (CAP_SYS_PTRACE): `--exe`
+    /// cannot match them.
+    ExeUnreadable,
+    /// A target's fds could not be listed (CAP_DAC_READ_SEARCH): its
+    /// connections opened before attach get no addresses until used.
+    NoAnchors,
+}
+
+impl Degraded {
+    /// The `reason` label and line field.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoTlsProbes => "no_tls_probes",
+            Self::ExeUnreadable => "exe_unreadable",
+            Self::NoAnchors => "no_anchors",
+        }
+    }
 }
 
 impl Session {
@@ -156,7 +186,21 @@ impl Session {
             binaries: BTreeMap::new(),
             idle_since: Some(Instant::now()),
             probe_stats: None,
+            degraded: BTreeMap::new(),
         })
+    }
+
+    /// What the session does without, and why (the first occurrence).
+    pub fn degraded(&self) -> &BTreeMap<Degraded, String> {
+        &self.degraded
+    }
+
+    /// Notes (and logs, the first time) something done without.
+    fn degrade(&mut self, what: Degraded, why: String) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = self.degraded.entry(what) {
+            tracing::warn!(reason = what.as_str(), "{why}");
+            entry.insert(why);
+        }
     }
 
     /// Samples the kernel's BPF run-time statistics while [`Session::run`]
@@ -183,7 +227,17 @@ impl Session {
     /// added (and their binaries probed), exited ones removed. Returns the
     /// records to feed downstream for streams the exits ended.
     pub fn rescan(&mut self) -> anyhow::Result<Vec<Vec<u8>>> {
-        let found = targets::scan(&self.options.targets);
+        let scan = targets::scan(&self.options.targets);
+        if scan.exe_denied > 0 && !self.options.targets.exes.is_empty() {
+            self.degrade(
+                Degraded::ExeUnreadable,
+                format!(
+                    "{} processes' executables cannot be read (/proc/PID/exe needs                      CAP_SYS_PTRACE): --exe cannot match them",
+                    scan.exe_denied
+                ),
+            );
+        }
+        let found = scan.targets;
         self.hint_when_idle(found.is_empty());
         let live: BTreeSet<u32> = found.iter().map(|t| t.pid).collect();
         for gone in self
@@ -206,7 +260,18 @@ impl Session {
             self.tracer.add_target(target.pid)?;
             let go_tls = match &target.exe {
                 Some(exe) => self.probe_binary(target.pid, exe),
-                None => None,
+                None => {
+                    if target.exe_denied {
+                        self.degrade(
+                            Degraded::NoTlsProbes,
+                            format!(
+                                "cannot read /proc/{}/exe (needs CAP_SYS_PTRACE): tracing it                                  without Go TLS probes, so its TLS connections are not decoded",
+                                target.pid
+                            ),
+                        );
+                    }
+                    None
+                }
             };
             if let Some(tls) = &go_tls {
                 // Where Write and readRecordOrCCS are in this process, for
@@ -252,7 +317,16 @@ impl Session {
             );
         }
         if !new_pids.is_empty() {
-            records.extend(anchors(&new_pids).iter().map(encode));
+            let (found, denied) = anchors(&new_pids);
+            if let Some(pid) = denied {
+                self.degrade(
+                    Degraded::NoAnchors,
+                    format!(
+                        "cannot list /proc/{pid}/fd (needs CAP_DAC_READ_SEARCH): connections                          opened before attach get their addresses only once used"
+                    ),
+                );
+            }
+            records.extend(found.iter().map(encode));
         }
         let closes = self.tracer.sweep_streams(
             |tgid| self.traced.contains_key(&tgid),
@@ -418,23 +492,34 @@ fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Anchors for the TCP sockets the processes `pids` hold now.
-fn anchors(pids: &[u32]) -> Vec<SockAnchor> {
+/// Anchors for the TCP sockets the processes `pids` hold now, and a pid
+/// whose fds could not be listed for lack of privilege.
+fn anchors(pids: &[u32]) -> (Vec<SockAnchor>, Option<u32>) {
     let sockets = match sockdiag::dump_tcp() {
         Ok(sockets) => sockets,
         Err(e) => {
             tracing::warn!(
                 "sock_diag dump failed, pre-existing connections are learnt as they are used: {e}"
             );
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
+    let mut denied = None;
     let by_inode: BTreeMap<u32, &sockdiag::DiagSocket> =
         sockets.iter().map(|s| (s.inode, s)).collect();
     let now = clock::monotonic_ns();
     let mut out = Vec::new();
     for &pid in pids {
-        for (inode, fd) in sockdiag::socket_fds(pid) {
+        let fds = match sockdiag::socket_fds(pid) {
+            Ok(fds) => fds,
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    denied = Some(pid);
+                }
+                continue;
+            }
+        };
+        for (inode, fd) in fds {
             let Some(socket) = by_inode.get(&inode) else {
                 continue;
             };
@@ -465,7 +550,7 @@ fn anchors(pids: &[u32]) -> Vec<SockAnchor> {
             });
         }
     }
-    out
+    (out, denied)
 }
 
 /// An address in a record's 16-byte form (IPv4 in the first four bytes).

@@ -8,7 +8,15 @@ pub fn run() -> Result<(), String> {
     print!("{}", report.render());
     match report.failure() {
         None => {
-            println!("result: ok, watchtrace can run on this host");
+            let degraded = report.degraded();
+            if degraded.is_empty() {
+                println!("result: ok, watchtrace can run on this host");
+            } else {
+                println!(
+                    "result: ok, watchtrace can run on this host, degraded: {}",
+                    degraded.join("; ")
+                );
+            }
             Ok(())
         }
         Some(reason) => Err(reason),

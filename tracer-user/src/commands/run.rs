@@ -4,6 +4,7 @@
 //! serves.
 
 use std::{
+    collections::BTreeSet,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -12,10 +13,10 @@ use anyhow::Context as _;
 use tracer_common::counters::Counter;
 
 use crate::{
-    agent::{Consumer, Session, SessionOptions, until_stopped},
+    agent::{Consumer, Degraded, Session, SessionOptions, until_stopped},
     cli::{MetricsAddr, RunArgs},
     clock,
-    events_out::{EventsOut, SessionStart},
+    events_out::{EventsOut, SessionStart, Warning},
     metrics,
     metrics_server::{self, Health},
     model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
@@ -79,6 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         offset,
         batch: Vec::new(),
         written: Written::default(),
+        warned: BTreeSet::new(),
     };
     let result = session.run(&mut agent, stop).await;
     health.set_running(false);
@@ -130,6 +132,8 @@ struct Agent {
     batch: Vec<OutputEvent>,
     /// Counts of the loss lines written, for the final summary.
     written: Written,
+    /// What a `warning` line was written for.
+    warned: BTreeSet<Degraded>,
 }
 
 /// Loss lines written so far.
@@ -176,6 +180,21 @@ impl Consumer for Agent {
 
     fn tick(&mut self, session: &Session) {
         self.health.beat();
+        let degraded = session.degraded();
+        if degraded.len() > self.warned.len() {
+            let now = unix_now(self.offset);
+            for (what, why) in degraded {
+                if self.warned.insert(*what) {
+                    self.events
+                        .write_line(&Warning::new(now, what.as_str(), why));
+                }
+            }
+            let reasons: Vec<String> = degraded
+                .iter()
+                .map(|(what, why)| format!("{}: {why}", what.as_str()))
+                .collect();
+            self.health.set_degraded(Some(reasons.join("; ")));
+        }
         self.events.flush();
         if let Some(model) = self.model.as_deref() {
             let mut model = lock(model);
@@ -214,6 +233,7 @@ pub(crate) fn capture_figures(session: &Session, drops_before: u64) -> CaptureFi
             })
             .collect(),
         targets: session.targets().len(),
+        degraded: session.degraded().keys().map(|d| d.as_str()).collect(),
     }
 }
 

@@ -255,6 +255,16 @@ pub fn render(model: &Model) -> String {
     e.family(name, Kind::Gauge, "Traced processes.");
     e.sample_u64(name, &[], capture.targets as u64);
 
+    let name = "watchtrace_degraded";
+    e.family(
+        name,
+        Kind::Gauge,
+        "1 while the agent traces without something it was asked for, for lack of a privilege (reason: no_tls_probes, exe_unreadable, no_anchors).",
+    );
+    for reason in &capture.degraded {
+        e.sample_u64(name, &[("reason", reason)], 1);
+    }
+
     let name = "watchtrace_build_info";
     e.family(name, Kind::Gauge, "Always 1; the version is a label.");
     e.sample_u64(name, &[("version", env!("CARGO_PKG_VERSION"))], 1);

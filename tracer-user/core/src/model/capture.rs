@@ -10,6 +10,9 @@ pub struct CaptureFigures {
     pub programs: Vec<ProbeFigures>,
     /// Processes traced now.
     pub targets: usize,
+    /// What the agent does without for lack of a privilege, by reason
+    /// (`watchtrace_degraded`).
+    pub degraded: Vec<&'static str>,
 }
 
 /// One eBPF program's cost.
