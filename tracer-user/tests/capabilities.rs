@@ -132,20 +132,35 @@ fn check_names_the_missing_capability_when_it_is_the_cause() {
 
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
-fn run_without_sys_ptrace_warns_and_is_not_healthy() {
+fn run_without_the_tls_probes_privileges_warns_and_is_not_healthy() {
     let dir = dir("run");
     let bin = binary(&dir);
     let etcd = etcd(&dir);
-    let events = dir.join("events.jsonl");
+    // Without CAP_SYS_PTRACE the binary cannot be read, without
+    // CAP_SYS_ADMIN the uprobes cannot be made: either way no TLS probes.
+    for (drop, cap) in [
+        ("sys_ptrace", "CAP_SYS_PTRACE"),
+        ("sys_admin", "CAP_SYS_ADMIN"),
+    ] {
+        degraded_run(&dir, &bin, etcd.id(), drop, cap);
+    }
+    drop(etcd);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// `run` of `pid` without `drop`: a `no_tls_probes` warning naming `cap`
+/// in the log, the events, `/metrics` and `/healthz`.
+fn degraded_run(dir: &Path, bin: &Path, pid: u32, drop: &str, cap: &str) {
+    let events = dir.join(format!("events-{drop}.jsonl"));
     // A free port for /metrics and /healthz.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let agent = as_nobody_without(Some("sys_ptrace"))
-        .arg(&bin)
-        .args(["run", "--pid", &etcd.id().to_string(), "--duration", "6"])
+    let agent = as_nobody_without(Some(drop))
+        .arg(bin)
+        .args(["run", "--pid", &pid.to_string(), "--duration", "6"])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .arg("--events")
         .arg(&events)
@@ -164,15 +179,18 @@ fn run_without_sys_ptrace_warns_and_is_not_healthy() {
         body
     };
     let health = get("/healthz");
-    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
     assert!(
-        health.contains("no_tls_probes") && health.contains("CAP_SYS_PTRACE"),
-        "{health}"
+        health.starts_with("HTTP/1.1 503"),
+        "without {drop}: {health}"
+    );
+    assert!(
+        health.contains("no_tls_probes") && health.contains(cap),
+        "without {drop}: {health}"
     );
     let metrics = get("/metrics");
     assert!(
         metrics.contains(r#"watchtrace_degraded{reason="no_tls_probes"} 1"#),
-        "{metrics}"
+        "without {drop}: {metrics}"
     );
     assert!(agent.wait().unwrap().success());
     let mut stderr = String::new();
@@ -182,13 +200,14 @@ fn run_without_sys_ptrace_warns_and_is_not_healthy() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert!(stderr.contains("CAP_SYS_PTRACE"), "{stderr}");
+    assert!(stderr.contains(cap), "without {drop}: {stderr}");
     let lines = fs::read_to_string(&events).unwrap();
     let warning = lines
         .lines()
         .find(|l| l.contains(r#""kind":"warning""#))
-        .unwrap_or_else(|| panic!("no warning line in:\n{lines}"));
-    assert!(warning.contains(r#""reason":"no_tls_probes""#), "{warning}");
-    drop(etcd);
-    fs::remove_dir_all(dir).unwrap();
+        .unwrap_or_else(|| panic!("without {drop}, no warning line in:\n{lines}"));
+    assert!(
+        warning.contains(r#""reason":"no_tls_probes""#) && warning.contains(cap),
+        "{warning}"
+    );
 }

@@ -390,13 +390,33 @@ impl Session {
                 })
             }
             Err(e) => {
-                tracing::warn!(
-                    binary = %exe.display(),
-                    elapsed_ms = elapsed_ms(started),
-                    "no TLS plaintext from this binary: {e}. Only plaintext connections \
-                     (h2c, HTTP/1.1) are decoded, from socket syscalls; TLS connections get \
-                     socket-level figures only (bytes, stalls, no events)"
-                );
+                let denied = std::iter::successors(
+                    Some(&e as &(dyn std::error::Error + 'static)),
+                    |cause| cause.source(),
+                )
+                .any(|cause| {
+                    cause
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+                });
+                if denied {
+                    self.degrade(
+                        Degraded::NoTlsProbes,
+                        format!(
+                            "attaching the Go TLS probes to {} was refused (uprobes need \
+                             CAP_SYS_ADMIN): {e}; its TLS connections are not decoded",
+                            exe.display()
+                        ),
+                    );
+                } else {
+                    tracing::warn!(
+                        binary = %exe.display(),
+                        elapsed_ms = elapsed_ms(started),
+                        "no TLS plaintext from this binary: {e}. Only plaintext connections \
+                         (h2c, HTTP/1.1) are decoded, from socket syscalls; TLS connections get \
+                         socket-level figures only (bytes, stalls, no events)"
+                    );
+                }
                 None
             }
         };
