@@ -109,11 +109,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .collect();
     // Gaps and undecodable bytes as the lines written say: the two agree.
     println!(
-        "records={} captured_bytes={} gaps={} gap_bytes={} undecodable={} {}",
+        "records={} captured_bytes={} gaps={} gap_bytes={} lost_outside_connections={} undecodable={} {}",
         stats.records,
         streams.captured_bytes,
         written.gaps,
         written.gap_bytes,
+        stats.lost_outside_connections,
         written.undecodable,
         line.join(" ")
     );

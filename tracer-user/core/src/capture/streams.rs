@@ -246,6 +246,7 @@ impl Streams {
             (Direction::Ingress, ChunkSource::Syscall),
         ];
         let ts_ns = close.header.ts_ns;
+        let mut ends = Vec::new();
         for (i, (direction, source)) in ORDER.iter().enumerate() {
             if close.sock == 0 {
                 continue;
@@ -276,7 +277,7 @@ impl Streams {
                         last_ts: ts_ns,
                     };
                     push_gap(&mut self.stats, &lost, end, ts_ns, out);
-                    out.push(StreamEvent::End {
+                    ends.push(StreamEvent::End {
                         id,
                         end_offset: end,
                         ts_ns,
@@ -292,12 +293,15 @@ impl Streams {
             } else {
                 end
             };
-            out.push(StreamEvent::End {
+            ends.push(StreamEvent::End {
                 id: state.id,
                 end_offset,
                 ts_ns,
             });
         }
+        // Every direction's loss before any end: one direction's end is
+        // its connection's, and a gap after it would belong to nothing.
+        out.extend(ends);
     }
 
     fn make_room(&mut self) {
@@ -405,6 +409,35 @@ mod tests {
             sock,
             end_offsets: [egress_end, u64::MAX, u64::MAX, u64::MAX],
         }
+    }
+
+    #[test]
+    fn a_close_reports_every_direction_s_loss_before_any_end() {
+        // Both directions lost their tails; the first end closes the
+        // connection, so a gap after it would be reported nowhere.
+        let mut streams = Streams::new(8);
+        let mut out = Vec::new();
+        streams.on_chunk(
+            &chunk(0, 10, CHUNK_FLAG_STREAM_START, 1),
+            &[0; 10],
+            &mut out,
+        );
+        let mut ingress = chunk(0, 10, CHUNK_FLAG_STREAM_START, 2);
+        ingress.direction = Direction::Ingress as u8;
+        streams.on_chunk(&ingress, &[0; 10], &mut out);
+        out.clear();
+        let mut close = close_record(0xffff_8880_0000_0010, 30);
+        close.end_offsets[1] = 52;
+        streams.on_close(&close, &mut out);
+        let kinds: Vec<(&str, u64)> = out
+            .iter()
+            .map(|e| match e {
+                StreamEvent::Gap { len, .. } => ("gap", *len),
+                StreamEvent::End { end_offset, .. } => ("end", *end_offset),
+                _ => ("other", 0),
+            })
+            .collect();
+        assert_eq!(kinds, [("gap", 20), ("gap", 42), ("end", 30), ("end", 52)]);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub(crate) struct JoinStats {
     pub(crate) evicted_connections: u64,
     /// Names (fds, TLS conns, anchors) the attribution index forgot.
     pub(crate) evicted_names: u64,
+    /// Lost bytes of streams that are no connection (no `gap` line).
+    pub(crate) lost_outside_connections: u64,
     pub(crate) tls_writes_unsent: u64,
     pub(crate) timeline: TimelineStats,
 }
@@ -656,6 +658,9 @@ impl Join {
                 let key = id.conn;
                 let egress = id.direction() == Some(Direction::Egress);
                 let Some(conn) = self.number(&key) else {
+                    // Bytes of no connection (a TLS socket's ciphertext):
+                    // counted, so the kernel's lost bytes still add up.
+                    self.stats.lost_outside_connections += len;
                     return;
                 };
                 emit(OutputEvent::Gap {

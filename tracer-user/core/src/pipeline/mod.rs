@@ -67,6 +67,10 @@ pub struct PipelineStats {
     /// Names of sockets (fds, Go TLS conns, pre-attach anchors) the
     /// attribution index forgot because its tables were full.
     pub evicted_names: u64,
+    /// Bytes the kernel lost from streams that are no connection (a TLS
+    /// socket's ciphertext, seen before it was known to be TLS): they have
+    /// no `gap` line. With the gap lines' bytes, the kernel's lost bytes.
+    pub lost_outside_connections: u64,
     /// Connection decoders a decoding shard dropped at its cap (the
     /// connection's next bytes are decoded as joined mid-way).
     pub evicted_decoders: u64,
@@ -121,6 +125,7 @@ impl Pipeline {
             undecodable_records: self.undecodable_records,
             evicted_connections: join.evicted_connections,
             evicted_names: join.evicted_names,
+            lost_outside_connections: join.lost_outside_connections,
             evicted_decoders: self.decoding_stats().evicted_decoders,
             tls_writes_unsent: join.tls_writes_unsent,
             timeline: join.timeline,
