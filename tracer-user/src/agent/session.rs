@@ -21,7 +21,7 @@ use crate::{
     check::REQUIRED_CAPABILITIES,
     cli::TargetArgs,
     clock,
-    host::{Privileges, Support},
+    host::{self, Privileges, Support},
     loader::{GoTlsCode, LoadOptions, Tracer},
     recording::TargetInfo,
     sockdiag, targets, tracepoints,
@@ -228,14 +228,17 @@ impl Session {
     /// records to feed downstream for streams the exits ended.
     pub fn rescan(&mut self) -> anyhow::Result<Vec<Vec<u8>>> {
         let scan = targets::scan(&self.options.targets);
-        if scan.exe_denied > 0 && !self.options.targets.exes.is_empty() {
-            self.degrade(
-                Degraded::ExeUnreadable,
-                format!(
-                    "{} processes' executables cannot be read (/proc/PID/exe needs                      CAP_SYS_PTRACE): --exe cannot match them",
-                    scan.exe_denied
-                ),
-            );
+        // Some processes stay unreadable to any privilege (not dumpable):
+        // `--exe` is blind only when no other user's executable can be read.
+        if !self.options.targets.exes.is_empty()
+            && scan.exe_denied > 0
+            && let Support::Unavailable(why) = host::proc_readable(
+                "exe",
+                "CAP_SYS_PTRACE",
+                "--exe cannot match other users' processes",
+            )
+        {
+            self.degrade(Degraded::ExeUnreadable, why);
         }
         let found = scan.targets;
         self.hint_when_idle(found.is_empty());
@@ -265,7 +268,8 @@ impl Session {
                         self.degrade(
                             Degraded::NoTlsProbes,
                             format!(
-                                "cannot read /proc/{}/exe (needs CAP_SYS_PTRACE): tracing it                                  without Go TLS probes, so its TLS connections are not decoded",
+                                "cannot read /proc/{}/exe (needs CAP_SYS_PTRACE): tracing it without \
+                                 Go TLS probes, so its TLS connections are not decoded",
                                 target.pid
                             ),
                         );
@@ -322,7 +326,8 @@ impl Session {
                 self.degrade(
                     Degraded::NoAnchors,
                     format!(
-                        "cannot list /proc/{pid}/fd (needs CAP_DAC_READ_SEARCH): connections                          opened before attach get their addresses only once used"
+                        "cannot list /proc/{pid}/fd (needs CAP_DAC_READ_SEARCH): connections \
+                         opened before attach get their addresses only once used"
                     ),
                 );
             }
