@@ -62,20 +62,25 @@ fn dir(name: &str) -> PathBuf {
 }
 
 /// Debian's etcd (stripped Go, crypto/tls), owned by root: another user's
-/// process to the unprivileged agent.
-fn etcd(dir: &Path) -> KillOnDrop {
+/// process to the unprivileged agent. Each test gives its own `port` (and
+/// the next): they run at the same time.
+fn etcd(dir: &Path, port: u16) -> KillOnDrop {
+    let client = format!("http://127.0.0.1:{port}");
     let child = Command::new("etcd")
         .arg("--data-dir")
         .arg(dir.join("etcd"))
-        .args(["--listen-client-urls", "http://127.0.0.1:23911"])
-        .args(["--advertise-client-urls", "http://127.0.0.1:23911"])
-        .args(["--listen-peer-urls", "http://127.0.0.1:23912"])
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .arg("--listen-peer-urls")
+        .arg(format!("http://127.0.0.1:{}", port + 1))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("etcd (cargo xtask setup installs it)");
     thread::sleep(Duration::from_secs(2));
-    KillOnDrop(child)
+    let mut etcd = KillOnDrop(child);
+    assert!(etcd.try_wait().unwrap().is_none(), "etcd exited at start");
+    etcd
 }
 
 #[test]
@@ -83,7 +88,7 @@ fn etcd(dir: &Path) -> KillOnDrop {
 fn check_names_the_missing_capability_when_it_is_the_cause() {
     let dir = dir("check");
     let bin = binary(&dir);
-    let _etcd = etcd(&dir);
+    let _etcd = etcd(&dir, 23911);
     assert_eq!(
         REQUIRED_CAPABILITIES.len(),
         5,
@@ -135,7 +140,7 @@ fn check_names_the_missing_capability_when_it_is_the_cause() {
 fn run_without_the_tls_probes_privileges_warns_and_is_not_healthy() {
     let dir = dir("run");
     let bin = binary(&dir);
-    let etcd = etcd(&dir);
+    let etcd = etcd(&dir, 23921);
     // Without CAP_SYS_PTRACE the binary cannot be read, without
     // CAP_SYS_ADMIN the uprobes cannot be made: either way no TLS probes.
     for (drop, cap) in [
