@@ -379,39 +379,8 @@ impl State {
         let sent = self.flushing_reverse == (self.role == Role::Client);
         let mut items = std::mem::take(&mut self.items);
         let mut synced = self.synced(stream);
-        for item in &items {
-            let (reason, bytes, ts) = match *item {
-                WatchItem::Event(_) => {
-                    synced = true;
-                    continue;
-                }
-                WatchItem::Synced {
-                    skipped_bytes,
-                    ts_ns,
-                    ..
-                } => {
-                    if !std::mem::replace(&mut synced, true) || skipped_bytes == 0 {
-                        continue;
-                    }
-                    (UndecodableReason::Skipped, skipped_bytes, ts_ns)
-                }
-                WatchItem::Dropped {
-                    reason,
-                    bytes,
-                    ts_ns,
-                } => (
-                    match reason {
-                        DropReason::Oversized => UndecodableReason::Oversized,
-                        DropReason::Malformed => UndecodableReason::Malformed,
-                        DropReason::CutByGap => UndecodableReason::CutByGap,
-                        DropReason::Truncated => UndecodableReason::Truncated,
-                    },
-                    bytes,
-                    ts_ns,
-                ),
-            };
-            self.undecodable(Some(stream), UndecodableLayer::Watch, reason, bytes, ts);
-        }
+        let seen = items.iter().map(Seen::from);
+        self.report_undecodable(stream, UndecodableLayer::Watch, seen, &mut synced);
         for item in items.drain(..) {
             if let WatchItem::Event(e) = item {
                 let resource = match &resource_of_request {
@@ -438,39 +407,8 @@ impl State {
         }
         self.items = items;
         let mut etcd_items = std::mem::take(&mut self.etcd_items);
-        for item in &etcd_items {
-            let (reason, bytes, ts) = match *item {
-                EtcdItem::Response(_) | EtcdItem::Request(_) => {
-                    synced = true;
-                    continue;
-                }
-                EtcdItem::Synced {
-                    skipped_bytes,
-                    ts_ns,
-                } => {
-                    if !std::mem::replace(&mut synced, true) || skipped_bytes == 0 {
-                        continue;
-                    }
-                    (UndecodableReason::Skipped, skipped_bytes, ts_ns)
-                }
-                EtcdItem::Dropped {
-                    reason,
-                    bytes,
-                    ts_ns,
-                } => (
-                    match reason {
-                        EtcdDropReason::Compressed => UndecodableReason::Compressed,
-                        EtcdDropReason::Oversized => UndecodableReason::Oversized,
-                        EtcdDropReason::Malformed => UndecodableReason::Malformed,
-                        EtcdDropReason::CutByGap => UndecodableReason::CutByGap,
-                        EtcdDropReason::Truncated => UndecodableReason::Truncated,
-                    },
-                    bytes,
-                    ts_ns,
-                ),
-            };
-            self.undecodable(Some(stream), UndecodableLayer::Etcd, reason, bytes, ts);
-        }
+        let seen = etcd_items.iter().map(Seen::from);
+        self.report_undecodable(stream, UndecodableLayer::Etcd, seen, &mut synced);
         for item in etcd_items.drain(..) {
             if let EtcdItem::Response(framed) = item {
                 let t_received = (i128::from(framed.t_last_byte) + self.offset_ns).max(0) as u64;
@@ -496,6 +434,34 @@ impl State {
         self.etcd_items = etcd_items;
         if synced && let Some(state) = self.streams.get_mut(&stream) {
             state.synced = true;
+        }
+    }
+
+    /// An `undecodable` line for each drop among a body decoder's items,
+    /// and for bytes skipped to a boundary once `synced` (a mid-way join's
+    /// first boundary skips a partial item, which is no damage).
+    fn report_undecodable(
+        &mut self,
+        stream: u32,
+        layer: UndecodableLayer,
+        items: impl Iterator<Item = Seen>,
+        synced: &mut bool,
+    ) {
+        for seen in items {
+            let (reason, bytes, ts) = match seen {
+                Seen::Decoded => {
+                    *synced = true;
+                    continue;
+                }
+                Seen::Boundary { skipped, ts } => {
+                    if !std::mem::replace(synced, true) || skipped == 0 {
+                        continue;
+                    }
+                    (UndecodableReason::Skipped, skipped, ts)
+                }
+                Seen::Dropped { reason, bytes, ts } => (reason, bytes, ts),
+            };
+            self.undecodable(Some(stream), layer, reason, bytes, ts);
         }
     }
 
@@ -736,5 +702,79 @@ fn direction_of(egress: bool) -> Direction {
         Direction::Egress
     } else {
         Direction::Ingress
+    }
+}
+
+/// What a body decoder's item says of the bytes it covered.
+enum Seen {
+    /// A whole item.
+    Decoded,
+    /// A boundary found by content, `skipped` bytes after the last.
+    Boundary { skipped: u64, ts: u64 },
+    /// Bytes that were (or began) an item but gave none.
+    Dropped {
+        reason: UndecodableReason,
+        bytes: u64,
+        ts: u64,
+    },
+}
+
+impl From<&WatchItem> for Seen {
+    fn from(item: &WatchItem) -> Self {
+        match *item {
+            WatchItem::Event(_) => Self::Decoded,
+            WatchItem::Synced {
+                skipped_bytes,
+                ts_ns,
+                ..
+            } => Self::Boundary {
+                skipped: skipped_bytes,
+                ts: ts_ns,
+            },
+            WatchItem::Dropped {
+                reason,
+                bytes,
+                ts_ns,
+            } => Self::Dropped {
+                reason: match reason {
+                    DropReason::Oversized => UndecodableReason::Oversized,
+                    DropReason::Malformed => UndecodableReason::Malformed,
+                    DropReason::CutByGap => UndecodableReason::CutByGap,
+                    DropReason::Truncated => UndecodableReason::Truncated,
+                },
+                bytes,
+                ts: ts_ns,
+            },
+        }
+    }
+}
+
+impl From<&EtcdItem> for Seen {
+    fn from(item: &EtcdItem) -> Self {
+        match *item {
+            EtcdItem::Response(_) | EtcdItem::Request(_) => Self::Decoded,
+            EtcdItem::Synced {
+                skipped_bytes,
+                ts_ns,
+            } => Self::Boundary {
+                skipped: skipped_bytes,
+                ts: ts_ns,
+            },
+            EtcdItem::Dropped {
+                reason,
+                bytes,
+                ts_ns,
+            } => Self::Dropped {
+                reason: match reason {
+                    EtcdDropReason::Compressed => UndecodableReason::Compressed,
+                    EtcdDropReason::Oversized => UndecodableReason::Oversized,
+                    EtcdDropReason::Malformed => UndecodableReason::Malformed,
+                    EtcdDropReason::CutByGap => UndecodableReason::CutByGap,
+                    EtcdDropReason::Truncated => UndecodableReason::Truncated,
+                },
+                bytes,
+                ts: ts_ns,
+            },
+        }
     }
 }

@@ -160,17 +160,7 @@ impl Join {
                     .on_anchor(r.header.tgid, r.fd, anchor_key(r.inode), r.state, r.sport);
             }
         }
-        for event in socket_events {
-            if let SocketEvent::Stall {
-                sock,
-                tgid,
-                fd,
-                stall,
-            } = event
-            {
-                self.on_socket_stall(sock, tgid, fd, &stall, emit);
-            }
-        }
+        self.on_socket_events(socket_events, emit);
         self.released.drain(..).for_each(&mut *emit);
         if ts_ns.saturating_sub(self.last_expire_ns) >= CONN_SAMPLE_PERIOD_NS {
             self.last_expire_ns = ts_ns;
@@ -194,6 +184,21 @@ impl Join {
             self.on_item(item, &decoded.resources, emit);
             // Events of a connection the table no longer holds.
             self.scratch.clear();
+        }
+    }
+
+    /// What the socket table reported: its ended stalls are attributed.
+    fn on_socket_events(&mut self, events: Vec<SocketEvent>, emit: &mut impl FnMut(OutputEvent)) {
+        for event in events {
+            if let SocketEvent::Stall {
+                sock,
+                tgid,
+                fd,
+                stall,
+            } = event
+            {
+                self.on_socket_stall(sock, tgid, fd, &stall, emit);
+            }
         }
     }
 
@@ -630,17 +635,7 @@ impl Join {
                         let mut events = Vec::new();
                         self.sockets
                             .on_written(key.key, key.tgid, seq, ts_ns, &mut events);
-                        for event in events {
-                            if let SocketEvent::Stall {
-                                sock,
-                                tgid,
-                                fd,
-                                stall,
-                            } = event
-                            {
-                                self.on_socket_stall(sock, tgid, fd, &stall, emit);
-                            }
-                        }
+                        self.on_socket_events(events, emit);
                     }
                     if let Some(t) = self.index.conns.get_mut(&key) {
                         t.write_unsent = false;
