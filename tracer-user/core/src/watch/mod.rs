@@ -59,6 +59,7 @@
 //! * The resource is not in the event; the caller maps kind to resource
 //!   (or knows it from the request).
 
+pub mod cbor;
 mod chunked;
 mod event;
 mod find;
