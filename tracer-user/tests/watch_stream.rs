@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use watchtrace::watch::{
     DecoderConfig, DropReason, EventType, Http1WatchDecoder, WatchEvent, WatchItem,
     WatchStreamDecoder, WireFormat,
-    fixture::{ObjectSpec, encode_json_line, encode_protobuf_frame},
+    fixture::{ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame},
 };
 
 /// What a decoder must report for one spec (times aside).
@@ -86,6 +86,7 @@ fn encode(specs: &[ObjectSpec], format: WireFormat) -> Stream {
         let e = match format {
             WireFormat::Json => encode_json_line(s),
             WireFormat::Protobuf => encode_protobuf_frame(s),
+            WireFormat::Cbor => encode_cbor_item(s),
         };
         spans.push((bytes.len(), bytes.len() + e.len()));
         expect.push(Expect::of(s, e.len()));
@@ -173,7 +174,11 @@ prop_compose! {
 }
 
 fn format_strategy() -> impl Strategy<Value = WireFormat> {
-    prop::sample::select(vec![WireFormat::Json, WireFormat::Protobuf])
+    prop::sample::select(vec![
+        WireFormat::Json,
+        WireFormat::Protobuf,
+        WireFormat::Cbor,
+    ])
 }
 
 fn cuts_for(len: usize, raw: &[usize]) -> Vec<usize> {
@@ -258,6 +263,9 @@ proptest! {
         k_frac in 0.0f64..1.0,
         raw_cuts in prop::collection::vec(any::<usize>(), 0..10),
     ) {
+        // CBOR is found by content only when declared (see
+        // `mid_stream_at_every_offset`).
+        let declare = declare || format == WireFormat::Cbor;
         let s = encode(&specs, format);
         let k = ((s.bytes.len() as f64) * k_frac) as usize;
         check_mid_stream(&s, format, declare, k, &raw_cuts)?;
@@ -453,10 +461,15 @@ fn mid_stream_at_every_offset() {
     bm.annotations = vec![("k8s.io/initial-events-end".into(), "true".into())];
     specs.push(bm);
     specs.push(ObjectSpec::pod("DELETED", "kube-system", "x", "103"));
-    for format in [WireFormat::Json, WireFormat::Protobuf] {
+    for format in [WireFormat::Json, WireFormat::Protobuf, WireFormat::Cbor] {
         let s = encode(&specs, format);
         for k in 0..s.bytes.len() {
-            for declare in [false, true] {
+            // CBOR is found by content only when declared (a content type
+            // was seen): an unknown body is probed for JSON and protobuf.
+            for declare in [false, true]
+                .into_iter()
+                .filter(|d| *d || format != WireFormat::Cbor)
+            {
                 for cuts in [&[][..], &[1, 2, 3, 5, 8, 13, 21, 34][..]] {
                     check_mid_stream(&s, format, declare, k, cuts).unwrap();
                 }
@@ -471,7 +484,7 @@ fn oversized_events_are_reported_and_skipped() {
     let mut big = ObjectSpec::pod("ADDED", "a", "big", "2");
     big.payload = vec![b'x'; 5000];
     let after = ObjectSpec::pod("ADDED", "a", "after", "3");
-    for format in [WireFormat::Json, WireFormat::Protobuf] {
+    for format in [WireFormat::Json, WireFormat::Protobuf, WireFormat::Cbor] {
         let s = encode(&[small.clone(), big.clone(), after.clone()], format);
         let cfg = DecoderConfig {
             max_event_bytes: 2000,
@@ -507,6 +520,17 @@ fn oversized_events_are_reported_and_skipped() {
                         "{out:?}"
                     );
                     assert_eq!(d.stats().skipped_bytes, big_len - 4);
+                }
+                WireFormat::Cbor => {
+                    // An item's length is known only once it is whole: the
+                    // bytes buffered up to the cap are dropped, the rest
+                    // skipped to the next item's tag.
+                    assert_eq!(d.stats().oversized_events, 1);
+                    assert_eq!(
+                        d.stats().oversized_bytes + d.stats().skipped_bytes,
+                        big_len,
+                        "{out:?}"
+                    );
                 }
             }
         }
@@ -581,10 +605,11 @@ fn truncated_stream_reports_the_partial_event() {
 #[test]
 fn unknown_event_types_are_kept_verbatim() {
     let s = ObjectSpec::pod("RESTARTED", "a", "x", "9");
-    for format in [WireFormat::Json, WireFormat::Protobuf] {
+    for format in [WireFormat::Json, WireFormat::Protobuf, WireFormat::Cbor] {
         let body = match format {
             WireFormat::Json => encode_json_line(&s),
             WireFormat::Protobuf => encode_protobuf_frame(&s),
+            WireFormat::Cbor => encode_cbor_item(&s),
         };
         let evs = watchtrace::watch::decode_all(&body, format, 3);
         assert_eq!(evs.len(), 1);

@@ -11,7 +11,7 @@ use watchtrace::{
     },
     watch::{
         DecoderConfig, WatchStreamDecoder, WireFormat,
-        fixture::{ObjectSpec, encode_json_line, encode_protobuf_frame},
+        fixture::{ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame},
     },
 };
 
@@ -23,6 +23,7 @@ fn body(format: WireFormat) -> Vec<u8> {
     let one = match format {
         WireFormat::Json => encode_json_line(&spec),
         WireFormat::Protobuf => encode_protobuf_frame(&spec),
+        WireFormat::Cbor => encode_cbor_item(&spec),
     };
     one.repeat((64 << 20) / one.len())
 }
@@ -30,7 +31,7 @@ fn body(format: WireFormat) -> Vec<u8> {
 #[test]
 #[ignore = "measurement, run by hand in release mode"]
 fn watch_decoder_throughput() {
-    for format in [WireFormat::Protobuf, WireFormat::Json] {
+    for format in [WireFormat::Protobuf, WireFormat::Json, WireFormat::Cbor] {
         let b = body(format);
         for piece in [1 << 20, 16 << 10, 1500] {
             let mut d = WatchStreamDecoder::from_start(format, DecoderConfig::default());

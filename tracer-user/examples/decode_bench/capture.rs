@@ -22,7 +22,7 @@
 
 use watchtrace::watch::{
     WireFormat,
-    fixture::{ObjectSpec, encode_json_line, encode_protobuf_frame},
+    fixture::{ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame},
 };
 
 use crate::support::{Enc, data, headers, preface, settings, settings_ack, window_update};
@@ -169,10 +169,12 @@ pub(crate) fn generate(format: WireFormat, streams: usize, target: usize) -> Cap
     let content_type = match format {
         WireFormat::Json => "application/json",
         WireFormat::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+        WireFormat::Cbor => "application/cbor-seq",
     };
     let accept = match format {
         WireFormat::Json => "application/json",
         WireFormat::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+        WireFormat::Cbor => "application/cbor",
     };
     let watches: Vec<Watch> = (0..streams)
         .map(|i| Watch {
@@ -245,6 +247,11 @@ pub(crate) fn generate(format: WireFormat, streams: usize, target: usize) -> Cap
                 writer.write(&frame[..4]);
                 writer.write(&frame[4..]);
                 event_bytes += frame.len() as u64;
+            }
+            WireFormat::Cbor => {
+                let item = encode_cbor_item(&spec);
+                writer.write(&item);
+                event_bytes += item.len() as u64;
             }
         }
         writer.flush();

@@ -112,7 +112,7 @@ fn main() {
          (examples/decode_bench/capture.rs); median of {} runs in CPU time of one thread; rates in bytes/s of that stream (1 GB = 1e9 B)",
         o.streams, o.reps
     );
-    for format in [WireFormat::Protobuf, WireFormat::Json] {
+    for format in [WireFormat::Protobuf, WireFormat::Json, WireFormat::Cbor] {
         let wanted = |name: &str| {
             o.only
                 .as_ref()

@@ -574,7 +574,7 @@ mod tests {
     use super::*;
     use crate::{
         pipeline::connection::Connection,
-        watch::fixture::{ObjectSpec, encode_json_line, encode_protobuf_frame},
+        watch::fixture::{ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame},
     };
 
     const WATCH_REQUEST: &[u8] = b"GET /api/v1/namespaces/ns-0/configmaps?allowWatchBookmarks=true&resourceVersion=41&watch=true HTTP/1.1\r\n\
@@ -595,6 +595,7 @@ mod tests {
         match format {
             WireFormat::Json => encode_json_line(&spec),
             WireFormat::Protobuf => encode_protobuf_frame(&spec),
+            WireFormat::Cbor => encode_cbor_item(&spec),
         }
     }
 
@@ -605,6 +606,7 @@ mod tests {
         let ct = match format {
             WireFormat::Json => "application/json",
             WireFormat::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+            WireFormat::Cbor => "application/cbor-seq",
         };
         let mut r = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nDate: Thu, 28 Nov 2025 08:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -10,7 +10,9 @@
 //! (type, kind, apiVersion, namespace, name, resourceVersion, Status code
 //! and reason, the initial-events-end annotation), stepping over every
 //! other value (Secret data included) by its length. Text and byte-string
-//! keys, definite and indefinite lengths, and tags are all accepted.
+//! keys, definite and indefinite lengths, and tags are all accepted. The
+//! stream decoder (`stream.rs`) buffers an item until it is whole and
+//! finds boundaries after a gap by the self-described tag.
 
 use thiserror::Error;
 
@@ -224,7 +226,7 @@ pub fn decode_event(
 }
 
 /// The metadata of one watch event: `item` is a whole item.
-fn event_meta(item: &[u8]) -> Result<EventMeta, CborError> {
+pub(crate) fn event_meta(item: &[u8]) -> Result<EventMeta, CborError> {
     let mut meta = EventMeta::default();
     let mut object = None;
     each_entry(item, 0, 0, |key, value| {

@@ -11,15 +11,17 @@ pub enum WireFormat {
     /// `application/vnd.kubernetes.protobuf;stream=watch`: a 4-byte
     /// big-endian length, then a `metav1.WatchEvent`.
     Protobuf,
+    /// `application/cbor-seq` (RFC 8742): CBOR items back to back, each
+    /// tagged self-described (see `watch::cbor`).
+    Cbor,
 }
 
 impl WireFormat {
     /// The format of a watch response from its `content-type` header.
     ///
-    /// `None` for anything else, including CBOR (`application/cbor-seq`),
-    /// which this crate does not decode: the caller should not feed such a
-    /// body, or feed it to a decoder that will then find no boundary and
-    /// count every byte as skipped.
+    /// `None` for anything else: the caller should not feed such a body,
+    /// or feed it to a decoder that will then find no boundary and count
+    /// every byte as skipped.
     #[must_use]
     pub fn from_content_type(content_type: &str) -> Option<Self> {
         let media = content_type
@@ -34,6 +36,8 @@ impl WireFormat {
             // without it is a protobuf LIST or GET, which is not framed, but
             // the caller only feeds watch bodies here.
             "application/vnd.kubernetes.protobuf" => Some(Self::Protobuf),
+            // A watch; a LIST answers `application/cbor` (one item).
+            "application/cbor-seq" => Some(Self::Cbor),
             _ => None,
         }
     }
@@ -44,6 +48,7 @@ impl fmt::Display for WireFormat {
         f.write_str(match self {
             Self::Json => "json",
             Self::Protobuf => "protobuf",
+            Self::Cbor => "cbor",
         })
     }
 }
@@ -302,7 +307,11 @@ mod tests {
             Some(WireFormat::Json)
         );
         // CBOR sequences are not decoded.
-        assert_eq!(WireFormat::from_content_type("application/cbor-seq"), None);
+        assert_eq!(
+            WireFormat::from_content_type("application/cbor-seq"),
+            Some(WireFormat::Cbor)
+        );
+        assert_eq!(WireFormat::from_content_type("application/cbor"), None);
         assert_eq!(WireFormat::from_content_type(""), None);
     }
 

@@ -91,7 +91,7 @@ mod tests {
     use super::*;
     use crate::watch::{
         event::EventType,
-        fixture::{ObjectSpec, encode_json_line, encode_protobuf_frame},
+        fixture::{ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame},
     };
 
     fn chunk(out: &mut Vec<u8>, data: &[u8]) {
@@ -102,10 +102,11 @@ mod tests {
 
     #[test]
     fn chunked_json_and_protobuf_at_every_split() {
-        for format in [WireFormat::Json, WireFormat::Protobuf] {
+        for format in [WireFormat::Json, WireFormat::Protobuf, WireFormat::Cbor] {
             let enc = |s: &ObjectSpec| match format {
                 WireFormat::Json => encode_json_line(s),
                 WireFormat::Protobuf => encode_protobuf_frame(s),
+                WireFormat::Cbor => encode_cbor_item(s),
             };
             let a = enc(&ObjectSpec::pod("ADDED", "ns", "a", "1"));
             let b = enc(&ObjectSpec::pod("MODIFIED", "ns", "b", "2"));

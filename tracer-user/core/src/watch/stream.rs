@@ -3,6 +3,7 @@
 //! gap, and reports every byte it could not turn into an event.
 
 use super::{
+    cbor::{self, CborError, SELF_DESCRIBED},
     event::{DropReason, EventMeta, WatchEvent, WatchItem, WatchStats, WireFormat},
     find::find_byte,
     json::extract,
@@ -43,6 +44,11 @@ enum Mode {
     Seek,
     Json,
     Protobuf,
+    /// Items buffered whole (each item's length is known only once it is).
+    Cbor,
+    /// Looking for a CBOR item: one that starts with the self-described tag
+    /// and decodes to an event.
+    CborSeek,
 }
 
 /// Decodes one watch response body, fed in pieces as captured.
@@ -95,6 +101,11 @@ pub struct WatchStreamDecoder {
     walker: Walker,
     /// Frames after a content sync that must still parse to confirm it.
     unconfirmed: u8,
+
+    // CBOR framing: the current item's bytes so far, and when its first
+    // byte came.
+    cbuf: Vec<u8>,
+    c_t_first: u64,
 }
 
 impl std::fmt::Debug for WatchStreamDecoder {
@@ -133,6 +144,8 @@ impl WatchStreamDecoder {
             p_t_first: 0,
             walker: Walker::default(),
             unconfirmed: 0,
+            cbuf: Vec::new(),
+            c_t_first: 0,
         }
     }
 
@@ -143,6 +156,7 @@ impl WatchStreamDecoder {
         let mode = match format {
             WireFormat::Json => Mode::Json,
             WireFormat::Protobuf => Mode::Protobuf,
+            WireFormat::Cbor => Mode::Cbor,
         };
         Self::new(cfg, mode, Some(format))
     }
@@ -152,7 +166,11 @@ impl WatchStreamDecoder {
     /// Emits [`WatchItem::Synced`] once a boundary is found.
     #[must_use]
     pub fn mid_stream(format: Option<WireFormat>, cfg: DecoderConfig) -> Self {
-        Self::new(cfg, Mode::Seek, format)
+        let mode = match format {
+            Some(WireFormat::Cbor) => Mode::CborSeek,
+            _ => Mode::Seek,
+        };
+        Self::new(cfg, mode, format)
     }
 
     /// The format, once known.
@@ -174,6 +192,7 @@ impl WatchStreamDecoder {
                 Mode::Seek => self.seek(rest, ts_ns, out),
                 Mode::Json => self.json(rest, ts_ns, out),
                 Mode::Protobuf => self.protobuf(rest, ts_ns, out),
+                Mode::Cbor | Mode::CborSeek => self.cbor(rest, ts_ns, out),
             };
             rest = &rest[used..];
         }
@@ -220,15 +239,26 @@ impl WatchStreamDecoder {
                         0
                     }
             }
+            Mode::Cbor => self.cbuf.len() as u64,
+            // Not yet an item: skipped, not lost.
+            Mode::CborSeek => {
+                self.skipped += self.cbuf.len() as u64;
+                0
+            }
         };
         if partial > 0 {
             self.drop_bytes(reason, partial, ts, out);
         }
         self.reset_json();
         self.reset_protobuf();
+        self.cbuf.clear();
         self.carry.clear();
         self.carry_ts.clear();
-        self.mode = Mode::Seek;
+        self.mode = if self.format == Some(WireFormat::Cbor) {
+            Mode::CborSeek
+        } else {
+            Mode::Seek
+        };
         self.at_start = true;
     }
 
@@ -252,7 +282,9 @@ impl WatchStreamDecoder {
         match self.format {
             Some(WireFormat::Json) => Looking::Json,
             Some(WireFormat::Protobuf) => Looking::Protobuf,
-            None => Looking::Either,
+            // CBOR is sought by `cbor`, never here; unknown formats are not
+            // probed for it.
+            Some(WireFormat::Cbor) | None => Looking::Either,
         }
     }
 
@@ -395,6 +427,95 @@ impl WatchStreamDecoder {
             }
             None => self.drop_bytes(DropReason::Malformed, bytes, t_last, out),
         }
+    }
+
+    /// CBOR items: buffered until whole (an item says its length only
+    /// through its structure), then walked for metadata. Seeking, an item
+    /// must start with the self-described tag and decode to an event.
+    fn cbor(&mut self, data: &[u8], ts: u64, out: &mut Vec<WatchItem>) -> usize {
+        if self.cbuf.is_empty() {
+            self.c_t_first = ts;
+        }
+        self.cbuf.extend_from_slice(data);
+        loop {
+            if self.mode == Mode::CborSeek {
+                // Skip to the next self-described tag (keeping a partial
+                // one at the end).
+                let start = self
+                    .cbuf
+                    .windows(SELF_DESCRIBED.len())
+                    .position(|w| w == SELF_DESCRIBED)
+                    .unwrap_or_else(|| self.cbuf.len().saturating_sub(SELF_DESCRIBED.len() - 1));
+                if start > 0 {
+                    self.skipped += start as u64;
+                    self.cbuf.drain(..start);
+                    self.c_t_first = ts;
+                }
+                if self.cbuf.len() < SELF_DESCRIBED.len() {
+                    break;
+                }
+            }
+            match cbor::item_len(&self.cbuf) {
+                Ok(n) if n as u64 > self.cfg.max_event_bytes => {
+                    self.drop_bytes(DropReason::Oversized, n as u64, ts, out);
+                    self.cbuf.drain(..n);
+                    self.c_t_first = ts;
+                    if self.cbuf.is_empty() {
+                        break;
+                    }
+                }
+                Ok(n) => {
+                    let meta = cbor::event_meta(&self.cbuf[..n]);
+                    match (self.mode, meta) {
+                        (Mode::CborSeek, Ok(meta)) if meta.event_type.is_some() => {
+                            self.mode = Mode::Cbor;
+                            self.synced(WireFormat::Cbor, self.c_t_first, out);
+                            self.emit(meta, n as u64, self.c_t_first, ts, out);
+                        }
+                        // A tag inside a value, not an item: look further.
+                        (Mode::CborSeek, _) => {
+                            self.skipped += 1;
+                            self.cbuf.drain(..1);
+                            continue;
+                        }
+                        (_, Ok(meta)) => self.emit(meta, n as u64, self.c_t_first, ts, out),
+                        (_, Err(_)) => self.drop_bytes(DropReason::Malformed, n as u64, ts, out),
+                    }
+                    self.cbuf.drain(..n);
+                    self.c_t_first = ts;
+                    if self.cbuf.is_empty() {
+                        break;
+                    }
+                }
+                Err(CborError::Incomplete)
+                    if (self.cbuf.len() as u64) < self.cfg.max_event_bytes =>
+                {
+                    break;
+                }
+                Err(e) => {
+                    if self.mode == Mode::CborSeek {
+                        self.skipped += 1;
+                        self.cbuf.drain(..1);
+                        continue;
+                    }
+                    // Not an item, or larger than any event: dropped, and
+                    // the next item is sought by its tag.
+                    let reason = match e {
+                        CborError::Incomplete => DropReason::Oversized,
+                        _ => DropReason::Malformed,
+                    };
+                    let bytes = self.cbuf.len() as u64;
+                    self.drop_bytes(reason, bytes, ts, out);
+                    self.cbuf.clear();
+                    self.mode = Mode::CborSeek;
+                    break;
+                }
+            }
+        }
+        if self.cbuf.capacity() > KEEP_BUFFER_BYTES && self.cbuf.is_empty() {
+            self.cbuf = Vec::new();
+        }
+        data.len()
     }
 
     fn json(&mut self, data: &[u8], ts: u64, out: &mut Vec<WatchItem>) -> usize {
