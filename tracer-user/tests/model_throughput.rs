@@ -53,6 +53,8 @@ fn model_throughput() {
                 timeout_seconds: Some(300),
                 label_selector: None,
                 field_selector: None,
+                shard_selector: None,
+                shard_range: None,
                 user_agent: Some(format!("client{}/v1", conn % 20)),
                 content_type: None,
                 unknown_headers: 0,

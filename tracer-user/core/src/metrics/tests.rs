@@ -143,6 +143,8 @@ fn request(ts: u64, conn: u64, stream: u32, verb: &str, ua: &str) -> OutputEvent
         timeout_seconds: Some(300),
         label_selector: None,
         field_selector: None,
+        shard_selector: None,
+        shard_range: None,
         user_agent: Some(ua.into()),
         content_type: None,
         unknown_headers: 0,

@@ -45,6 +45,8 @@ fn request(ts: u64, conn: u64, stream: u32, verb: &str, ua: Option<&str>) -> Out
         timeout_seconds: None,
         label_selector: None,
         field_selector: None,
+        shard_selector: None,
+        shard_range: None,
         user_agent: ua.map(str::to_owned),
         content_type: None,
         unknown_headers: 0,

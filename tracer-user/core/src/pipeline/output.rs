@@ -12,7 +12,7 @@ use super::kinds::{
 };
 use crate::{
     http2,
-    watch::{ApiRequest, MetaString, ResourceTarget, ResourceVersion, Verb},
+    watch::{ApiRequest, MetaString, ResourceTarget, ResourceVersion, ShardRange, Verb},
 };
 
 /// One output line.
@@ -63,6 +63,10 @@ pub enum OutputEvent {
         timeout_seconds: Option<i64>,
         label_selector: Option<String>,
         field_selector: Option<String>,
+        /// `shardSelector` verbatim, and its range when it has the
+        /// `shardRange(field,'start','end')` form.
+        shard_selector: Option<String>,
+        shard_range: Option<ShardRange>,
         user_agent: Option<String>,
         content_type: Option<String>,
         /// Header fields that referred to HPACK entries from before attach.
@@ -406,6 +410,11 @@ impl OutputEvent {
             timeout_seconds: options.timeout_seconds,
             label_selector: options.label_selector.clone(),
             field_selector: options.field_selector.clone(),
+            shard_selector: options.shard_selector.clone(),
+            shard_range: options
+                .shard_selector
+                .as_deref()
+                .and_then(ShardRange::parse),
             user_agent: request.user_agent.clone(),
             content_type: request.content_type.clone(),
             unknown_headers,

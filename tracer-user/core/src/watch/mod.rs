@@ -77,5 +77,7 @@ mod sync;
 pub use chunked::{ChunkItem, ChunkStats, ChunkedDecoder};
 pub use event::{DropReason, EventType, MetaString, WatchEvent, WatchItem, WatchStats, WireFormat};
 pub use http1::Http1WatchDecoder;
-pub use request::{ApiRequest, ListOptions, ResourceTarget, ResourceVersion, Verb, qualified};
+pub use request::{
+    ApiRequest, ListOptions, ResourceTarget, ResourceVersion, ShardRange, Verb, qualified,
+};
 pub use stream::{DEFAULT_MAX_EVENT_BYTES, DecoderConfig, WatchStreamDecoder, decode_all};

@@ -112,6 +112,38 @@ pub struct ListOptions {
     /// `limit` when present and an integer.
     pub limit: Option<i64>,
     pub has_continue: bool,
+    /// `shardSelector` (sharded list and watch, KEP-5866), verbatim.
+    pub shard_selector: Option<String>,
+}
+
+/// A `shardSelector` of the form `shardRange(field,'start','end')`: the
+/// field hashed and the half-open range of hash values this request takes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ShardRange {
+    pub field: String,
+    pub start: String,
+    pub end: String,
+}
+
+impl ShardRange {
+    /// Parses `shardRange(object.metadata.uid,'0x0','0x8000000000000000')`;
+    /// `None` for any other form (kept verbatim in the request only).
+    #[must_use]
+    pub fn parse(selector: &str) -> Option<Self> {
+        let args = selector
+            .trim()
+            .strip_prefix("shardRange(")?
+            .strip_suffix(')')?;
+        let mut parts = args
+            .split(',')
+            .map(|p| p.trim().trim_matches(|c| c == '\'' || c == '"').to_owned());
+        let range = Self {
+            field: parts.next()?,
+            start: parts.next()?,
+            end: parts.next()?,
+        };
+        (parts.next().is_none() && !range.field.is_empty()).then_some(range)
+    }
 }
 
 /// A classified HTTP request to kube-apiserver (metadata only: no bodies,
@@ -251,6 +283,7 @@ fn list_options(q: &QueryParams) -> ListOptions {
         field_selector: nonempty("fieldSelector"),
         limit: q.first("limit").and_then(|v| v.parse().ok()),
         has_continue: q.first("continue").is_some_and(|v| !v.is_empty()),
+        shard_selector: nonempty("shardSelector"),
     }
 }
 
@@ -385,6 +418,29 @@ mod tests {
         );
         assert_eq!(r.options.timeout_seconds, Some(369));
         assert_eq!(r.selected_name(), None);
+    }
+
+    #[test]
+    fn a_sharded_watch_names_its_shard_range() {
+        let r = get(
+            "/api/v1/pods?shardSelector=shardRange%28object.metadata.uid%2C%270x0%27%2C%270x8000000000000000%27%29&watch=true",
+        );
+        assert_eq!(r.verb, Verb::Watch);
+        let selector = r.options.shard_selector.as_deref().unwrap();
+        assert_eq!(
+            selector,
+            "shardRange(object.metadata.uid,'0x0','0x8000000000000000')"
+        );
+        assert_eq!(
+            ShardRange::parse(selector),
+            Some(ShardRange {
+                field: "object.metadata.uid".into(),
+                start: "0x0".into(),
+                end: "0x8000000000000000".into(),
+            })
+        );
+        assert_eq!(ShardRange::parse("hash(uid)"), None);
+        assert_eq!(ShardRange::parse("shardRange(a,'1')"), None);
     }
 
     #[test]
