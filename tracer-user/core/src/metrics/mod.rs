@@ -67,6 +67,12 @@ pub fn render(model: &Model) -> String {
     );
     histograms(
         &mut e,
+        "watchtrace_watch_list_initial_seconds",
+        "A watch-list stream (sendInitialEvents=true): its request until the bookmark ending its initial events.",
+        &f.watch_list_initial,
+    );
+    histograms(
+        &mut e,
         "watchtrace_wire_client_seconds",
         "The kernel accepted a watch event's last byte until the client's ack covered it.",
         &f.wire_client,

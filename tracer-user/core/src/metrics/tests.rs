@@ -220,6 +220,15 @@ fn rich_model() -> Model {
             offset: 0,
             len: 64,
         },
+        OutputEvent::WatchListSynced {
+            ts: T0 + S,
+            conn: 1,
+            stream: 1,
+            resource: "pods".into(),
+            initial_events: 3,
+            initial_bytes: 900,
+            duration_ns: 40 * MS,
+        },
         OutputEvent::Undecodable {
             ts: T0 + S,
             conn: Some(1),
@@ -275,7 +284,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 28, "the docs' table");
+    assert_eq!(doc.len(), 29, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();

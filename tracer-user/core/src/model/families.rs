@@ -25,6 +25,8 @@ pub struct Families {
     pub apiserver_time_span: BTreeMap<Label, Histogram>,
     pub socket_queue: BTreeMap<Label, Histogram>,
     pub wire_client: BTreeMap<Label, Histogram>,
+    /// Watch-list streams: request to initial-events-end bookmark.
+    pub watch_list_initial: BTreeMap<Label, Histogram>,
     /// `(resource, missing)`.
     pub timeline_incomplete: BTreeMap<(Label, &'static str), u64>,
     /// By cause.

@@ -279,8 +279,16 @@ impl Model {
                 resource_version_kind,
                 timeout_seconds,
                 user_agent,
+                send_initial_events,
                 ..
             } => {
+                // A watch-list request (KEP-3157) is counted apart: its
+                // initial events are a LIST streamed.
+                let verb = if *watch && *send_initial_events == Some(true) {
+                    "watchlist"
+                } else {
+                    verb.as_str()
+                };
                 let client = match user_agent {
                     Some(ua) => Some(self.clients.label(program_name(ua))),
                     None => None,
@@ -294,11 +302,11 @@ impl Model {
                 let client = client
                     .or_else(|| c.client.clone())
                     .unwrap_or_else(|| self.clients.unknown());
-                if verb == "list" || verb == "watch" {
+                if matches!(verb, "list" | "watch" | "watchlist") {
                     add(
                         &mut self.families.requests,
                         (
-                            verb.clone(),
+                            verb.to_owned(),
                             resource_version_kind.as_str().to_owned(),
                             client.to_string(),
                         ),
@@ -426,6 +434,18 @@ impl Model {
                 }
                 self.open_stalls
                     .insert((*conn, cause.as_str(), *stream), ts);
+            }
+            OutputEvent::WatchListSynced {
+                resource,
+                duration_ns,
+                ..
+            } => {
+                let resource = self.resources.label(resource);
+                self.families
+                    .watch_list_initial
+                    .entry(resource)
+                    .or_default()
+                    .observe_ns(*duration_ns);
             }
             OutputEvent::Undecodable {
                 layer,
@@ -798,6 +818,7 @@ fn event_ts(event: &OutputEvent) -> u64 {
         | OutputEvent::StallStart { ts, .. }
         | OutputEvent::Settings { ts, .. }
         | OutputEvent::HpackKnown { ts, .. }
+        | OutputEvent::WatchListSynced { ts, .. }
         | OutputEvent::Undecodable { ts, .. } => *ts,
     }
 }

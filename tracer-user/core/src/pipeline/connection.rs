@@ -13,8 +13,8 @@ use crate::{
         StreamEndCause, WindowScope,
     },
     watch::{
-        ApiRequest, DecoderConfig, DropReason, MetaString, Verb, WatchItem, WatchStreamDecoder,
-        WireFormat,
+        ApiRequest, DecoderConfig, DropReason, EventType, MetaString, Verb, WatchEvent, WatchItem,
+        WatchStreamDecoder, WireFormat,
     },
 };
 
@@ -63,6 +63,18 @@ struct StreamDecoding {
     /// Its body decoder has found a boundary (an event, or one by content):
     /// bytes skipped after that are damage, not a mid-way join.
     synced: bool,
+    /// A watch-list request (`sendInitialEvents=true`), until its initial
+    /// events end.
+    watch_list: Option<WatchList>,
+}
+
+/// A watch-list stream's initial events so far.
+#[derive(Clone, Copy, Debug, Default)]
+struct WatchList {
+    /// When its request was seen (the records' clock).
+    requested_ns: u64,
+    events: u64,
+    bytes: u64,
 }
 
 /// Everything but the HTTP/2 decoder, so the decoder can borrow it as its
@@ -276,6 +288,13 @@ impl State {
                     &request,
                     unknown,
                 ));
+                if request.verb == Verb::Watch && request.options.send_initial_events == Some(true)
+                {
+                    state.watch_list = Some(WatchList {
+                        requested_ns: ts,
+                        ..WatchList::default()
+                    });
+                }
                 state.request = Some(request);
             }
             Flow::ServerToClient => {
@@ -383,6 +402,7 @@ impl State {
         self.report_undecodable(stream, UndecodableLayer::Watch, seen, &mut synced);
         for item in items.drain(..) {
             if let WatchItem::Event(e) = item {
+                let synced = self.on_watch_list_event(stream, &e);
                 let resource = match &resource_of_request {
                     Some(resource) => resource.clone(),
                     None => {
@@ -395,6 +415,15 @@ impl State {
                         resource.clone()
                     }
                 };
+                let list_synced = synced.map(|list| OutputEvent::WatchListSynced {
+                    ts: self.ts(e.t_last_byte),
+                    conn: self.conn,
+                    stream,
+                    resource: resource.to_string(),
+                    initial_events: list.events,
+                    initial_bytes: list.bytes,
+                    duration_ns: e.t_last_byte.saturating_sub(list.requested_ns),
+                });
                 self.out.push(OutputEvent::watch_event(
                     self.conn,
                     stream,
@@ -403,6 +432,7 @@ impl State {
                     self.offset_ns,
                     sent,
                 ));
+                self.out.extend(list_synced);
             }
         }
         self.items = items;
@@ -463,6 +493,21 @@ impl State {
             };
             self.undecodable(Some(stream), layer, reason, bytes, ts);
         }
+    }
+
+    /// Counts a watch-list stream's initial event; returns its figures
+    /// when `event` is the BOOKMARK that ends them.
+    fn on_watch_list_event(&mut self, stream: u32, event: &WatchEvent) -> Option<WatchList> {
+        let state = self.streams.get_mut(&stream)?;
+        let list = state.watch_list.as_mut()?;
+        if event.event_type == EventType::Bookmark && event.initial_events_end {
+            return state.watch_list.take();
+        }
+        if event.event_type != EventType::Bookmark {
+            list.events += 1;
+            list.bytes += event.bytes;
+        }
+        None
     }
 
     /// Whether `stream`'s body decoder has found a boundary before.

@@ -203,6 +203,19 @@ pub enum OutputEvent {
         conn: u64,
         direction: http2::Flow,
     },
+    /// A watch-list stream (`sendInitialEvents=true`) sent the BOOKMARK
+    /// that ends its initial events.
+    WatchListSynced {
+        ts: u64,
+        conn: u64,
+        stream: u32,
+        resource: String,
+        /// Initial events before it, and their framed bytes.
+        initial_events: u64,
+        initial_bytes: u64,
+        /// From the request to that bookmark's last byte.
+        duration_ns: u64,
+    },
     /// Bytes that could not be decoded: counted, never silent.
     Undecodable {
         ts: u64,
@@ -332,7 +345,8 @@ impl OutputEvent {
             | Self::ConnAddress { conn, .. }
             | Self::ConnSample { conn, .. }
             | Self::Settings { conn, .. }
-            | Self::HpackKnown { conn, .. } => *conn = id,
+            | Self::HpackKnown { conn, .. }
+            | Self::WatchListSynced { conn, .. } => *conn = id,
             Self::SocketStall { conn, .. }
             | Self::StallStart { conn, .. }
             | Self::Undecodable { conn, .. } => *conn = Some(id),
