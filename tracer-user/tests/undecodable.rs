@@ -2,16 +2,14 @@
 //! `undecodable` line with the connection, stream and stream offset, and
 //! `watchtrace_undecodable_total{layer,reason}`.
 
+#[path = "record_support.rs"]
+mod records;
 #[path = "http2_support.rs"]
 mod support;
 
 use support::{Enc, data, headers, preface, settings};
-use tracer_common::record::{
-    CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction,
-    RecordHeader, RecordKind,
-};
+use tracer_common::record::Direction;
 use watchtrace::{
-    capture::encode_chunk,
     metrics,
     model::{Model, ModelConfig},
     pipeline::{OutputEvent, Pipeline, PipelineConfig, UndecodableLayer, UndecodableReason},
@@ -19,40 +17,9 @@ use watchtrace::{
 
 const SOCK: u64 = 0xffff_8880_0000_2000;
 
-/// `bytes` written (egress) or read by the traced apiserver at `offset`.
+/// `bytes` the traced apiserver wrote (`egress`) or read, at `ts` (ns).
 fn chunk(ts: u64, egress: bool, offset: u64, bytes: &[u8]) -> Vec<u8> {
-    let flags = CHUNK_FLAG_CALL_START
-        | if offset == 0 {
-            CHUNK_FLAG_STREAM_START
-        } else {
-            0
-        };
-    encode_chunk(
-        &ChunkHeader {
-            header: RecordHeader {
-                ts_ns: ts,
-                kind: RecordKind::Chunk as u16,
-                _pad0: 0,
-                tgid: 7,
-                tid: 7,
-                _pad1: 0,
-            },
-            fd: 9,
-            direction: if egress {
-                Direction::Egress
-            } else {
-                Direction::Ingress
-            } as u8,
-            source: ChunkSource::Syscall as u8,
-            flags,
-            offset,
-            tls_conn: 0,
-            sock: SOCK,
-            len: 0,
-            write_seq: 0,
-        },
-        bytes,
-    )
+    records::syscall_chunk(SOCK, ts, egress, offset, bytes)
 }
 
 fn event_line(event_type: &str, name: &str, rv: u32) -> String {

@@ -1,0 +1,53 @@
+//! Ring-buffer records built in tests, as the kernel writes them: one
+//! send's or receive's bytes on a socket of process 7, fd 9, from its
+//! socket syscalls (cleartext: h2c).
+#![allow(dead_code, reason = "shared by several test crates; each uses part")]
+
+use tracer_common::record::{
+    CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction,
+    RecordHeader, RecordKind,
+};
+use watchtrace::capture::encode_chunk;
+
+/// `bytes` the traced process wrote (`egress`) or read on `sock` at
+/// stream `offset`, at `ts` (ns).
+pub(crate) fn syscall_chunk(
+    sock: u64,
+    ts: u64,
+    egress: bool,
+    offset: u64,
+    bytes: &[u8],
+) -> Vec<u8> {
+    let flags = CHUNK_FLAG_CALL_START
+        | if offset == 0 {
+            CHUNK_FLAG_STREAM_START
+        } else {
+            0
+        };
+    encode_chunk(
+        &ChunkHeader {
+            header: RecordHeader {
+                ts_ns: ts,
+                kind: RecordKind::Chunk as u16,
+                _pad0: 0,
+                tgid: 7,
+                tid: 7,
+                _pad1: 0,
+            },
+            fd: 9,
+            direction: if egress {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            } as u8,
+            source: ChunkSource::Syscall as u8,
+            flags,
+            offset,
+            tls_conn: 0,
+            sock,
+            len: 0,
+            write_seq: 0,
+        },
+        bytes,
+    )
+}
