@@ -1,7 +1,9 @@
 //! A watch-list stream (KEP-3157: `sendInitialEvents=true`, initial events
 //! then a BOOKMARK annotated `k8s.io/initial-events-end`) gives a
 //! `watch_list_synced` line with the time from the request to that
-//! bookmark and the initial events' count and bytes, in JSON and in CBOR.
+//! bookmark and the initial events' count and bytes: in JSON, in CBOR,
+//! and gzip-encoded (as since Kubernetes 1.37), where a gap stops the
+//! inflating and the bytes after it are reported, not guessed.
 
 #[path = "record_support.rs"]
 mod records;
@@ -13,7 +15,8 @@ use watchtrace::{
     metrics,
     model::{Model, ModelConfig},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
-    watch::fixture::{ObjectSpec, encode_cbor_item, encode_json_line},
+    pipeline::{UndecodableLayer, UndecodableReason},
+    watch::fixture::{ObjectSpec, encode_cbor_item, encode_json_line, gzip_flushed},
 };
 
 /// `bytes` the traced apiserver wrote (`egress`) or read, at `ts` (ns).
@@ -21,7 +24,10 @@ fn chunk(ts: u64, egress: bool, offset: u64, bytes: &[u8]) -> Vec<u8> {
     records::syscall_chunk(0xffff_8880_0000_3000, ts, egress, offset, bytes)
 }
 
-fn watch_list(content_type: &str, encode: fn(&ObjectSpec) -> Vec<u8>) {
+/// The stream's records: request, then the server's bytes in three sends
+/// (initial events; the bookmark; a later event), gzip-encoded as one
+/// member flushed after each when `gzipped`.
+fn watch_list(content_type: &str, encode: fn(&ObjectSpec) -> Vec<u8>, gzipped: bool) {
     const MS: u64 = 1_000_000;
     let mut client = preface();
     client.extend(settings(&[]));
@@ -37,11 +43,13 @@ fn watch_list(content_type: &str, encode: fn(&ObjectSpec) -> Vec<u8>) {
         .build();
     client.extend(headers(1, &block, true));
     let mut head = settings(&[]);
-    let block = Enc::default()
+    let mut block = Enc::default()
         .indexed(8)
-        .literal("content-type", content_type)
-        .build();
-    head.extend(headers(1, &block, false));
+        .literal("content-type", content_type);
+    if gzipped {
+        block = block.literal("content-encoding", "gzip");
+    }
+    head.extend(headers(1, &block.build(), false));
     let initial = [
         encode(&ObjectSpec::pod("ADDED", "ns-0", "a", "10")),
         encode(&ObjectSpec::pod("ADDED", "ns-0", "b", "11")),
@@ -49,10 +57,14 @@ fn watch_list(content_type: &str, encode: fn(&ObjectSpec) -> Vec<u8>) {
     let mut bookmark = ObjectSpec::pod("BOOKMARK", "", "", "11");
     bookmark.annotations = vec![("k8s.io/initial-events-end".into(), "true".into())];
     let after = encode(&ObjectSpec::pod("MODIFIED", "ns-0", "a", "12"));
+    let mut body = vec![initial.concat(), encode(&bookmark), after];
+    if gzipped {
+        body = gzip_flushed(&body);
+    }
     let mut first = head.clone();
-    first.extend(data(1, &initial.concat(), false));
-    let second = data(1, &encode(&bookmark), false);
-    let third = data(1, &after, false);
+    first.extend(data(1, &body[0], false));
+    let second = data(1, &body[1], false);
+    let third = data(1, &body[2], false);
     let mut offset = 0;
     let mut server = |ts: u64, bytes: &[u8]| {
         let record = chunk(ts, true, offset, bytes);
@@ -69,6 +81,41 @@ fn watch_list(content_type: &str, encode: fn(&ObjectSpec) -> Vec<u8>) {
     let mut events = Vec::new();
     for r in &records {
         pipeline.on_record(r, &mut |e| events.push(e));
+    }
+    if gzipped {
+        // The same, with the bookmark's piece lost: the inflater cannot go
+        // on, so the later piece is reported, and no sync is claimed.
+        let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
+        let mut cut = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            if i != 2 {
+                pipeline.on_record(r, &mut |e| cut.push(e));
+            }
+        }
+        let unread: Vec<_> = cut
+            .iter()
+            .filter_map(|e| match e {
+                OutputEvent::Undecodable {
+                    stream: Some(1),
+                    layer: UndecodableLayer::Watch,
+                    reason,
+                    bytes,
+                    ..
+                } => Some((*reason, *bytes)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            unread,
+            [(UndecodableReason::CutByGap, body[2].len() as u64)],
+            "{content_type}"
+        );
+        assert!(cut.iter().any(|e| matches!(e, OutputEvent::Gap { .. })));
+        assert!(
+            !cut.iter()
+                .any(|e| matches!(e, OutputEvent::WatchListSynced { .. })),
+            "{content_type}"
+        );
     }
     let synced: Vec<_> = events
         .iter()
@@ -113,10 +160,16 @@ fn watch_list(content_type: &str, encode: fn(&ObjectSpec) -> Vec<u8>) {
 
 #[test]
 fn a_json_watch_list_stream_reports_its_initial_sync() {
-    watch_list("application/json", encode_json_line);
+    watch_list("application/json", encode_json_line, false);
 }
 
 #[test]
 fn a_cbor_watch_list_stream_reports_its_initial_sync() {
-    watch_list("application/cbor-seq", encode_cbor_item);
+    watch_list("application/cbor-seq", encode_cbor_item, false);
+}
+
+#[test]
+fn a_gzip_encoded_watch_list_stream_reports_its_initial_sync() {
+    watch_list("application/json", encode_json_line, true);
+    watch_list("application/cbor-seq", encode_cbor_item, true);
 }

@@ -12,6 +12,7 @@ use crate::{
         Attach, BlockLoss, EventSink, Flow, HeaderField, Http2Config, Http2Connection, Http2Event,
         StreamEndCause, WindowScope,
     },
+    watch::gzip::{Gunzip, GzipStop},
     watch::{
         ApiRequest, DecoderConfig, DropReason, EventType, MetaString, Verb, WatchEvent, WatchItem,
         WatchStreamDecoder, WireFormat,
@@ -66,6 +67,11 @@ struct StreamDecoding {
     /// A watch-list request (`sendInitialEvents=true`), until its initial
     /// events end.
     watch_list: Option<WatchList>,
+    /// The response is gzip-encoded: its bytes are inflated first.
+    gzip: Option<Box<Gunzip>>,
+    /// Compressed bytes that could not be inflated (after a gap, or not
+    /// gzip) since the last `undecodable` line, and why.
+    gzip_unread: (u64, Option<GzipStop>),
 }
 
 /// A watch-list stream's initial events so far.
@@ -97,6 +103,8 @@ struct State {
     /// Per HTTP/2 direction: frame boundaries were known (a resync after
     /// that skipped damage, not a mid-way join).
     framed: [bool; 2],
+    /// What a gzip-encoded piece inflated to, kept between calls.
+    inflated: Vec<u8>,
     /// The last object kind and apiVersion an event's resource was derived
     /// from, and that resource (watches opened before attach: no request
     /// names it).
@@ -137,6 +145,7 @@ impl Connection {
                 kind_resource: Default::default(),
                 at: (Direction::Egress, 0),
                 framed: [false; 2],
+                inflated: Vec::new(),
             },
             bytes_out: 0,
             bytes_in: 0,
@@ -227,6 +236,15 @@ impl Connection {
 
     pub(crate) fn on_gap(&mut self, egress: bool, ts: u64, lost: u64, out: &mut Vec<OutputEvent>) {
         let dir = self.direction(egress);
+        // Which stream lost bytes is not known: no gzip body of that
+        // direction can be inflated further (never guessed).
+        if dir == Flow::ServerToClient {
+            for state in self.state.streams.values_mut() {
+                if let Some(gzip) = state.gzip.as_mut() {
+                    gzip.gap();
+                }
+            }
+        }
         if let Some(http) = self.http.as_mut() {
             http.on_gap(dir, ts, lost, &mut self.state);
         }
@@ -321,6 +339,9 @@ impl State {
                         None => WatchStreamDecoder::mid_stream(None, DecoderConfig::default()),
                     };
                     state.response = Some(Body::Watch(Box::new(decoder)));
+                    if text("content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip")) {
+                        state.gzip = Some(Box::default());
+                    }
                 } else if state.request.is_some() {
                     state.response = Some(Body::Ignore);
                 }
@@ -335,6 +356,48 @@ impl State {
         if reverse && (state.request.is_some() || state.etcd_watch) {
             return;
         }
+        if !reverse && let Some(gzip) = state.gzip.as_mut() {
+            let mut inflated = std::mem::take(&mut self.inflated);
+            match gzip.push(bytes, &mut inflated) {
+                Ok(()) => {
+                    self.on_body(stream, &inflated, ts, reverse);
+                }
+                Err(stop) => {
+                    let first = state.gzip_unread.1.is_none();
+                    state.gzip_unread = (state.gzip_unread.0 + bytes.len() as u64, Some(stop));
+                    // Said at once, then summed up at the stream's end.
+                    if first {
+                        self.report_gzip_unread(stream, ts);
+                    }
+                }
+            }
+            self.inflated = inflated;
+            return;
+        }
+        self.on_body(stream, bytes, ts, reverse);
+    }
+
+    /// An `undecodable` line for the gzip bytes of `stream` that could not
+    /// be inflated, since the last one.
+    fn report_gzip_unread(&mut self, stream: u32, ts: u64) {
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let bytes = std::mem::take(&mut state.gzip_unread.0);
+        let stop = state.gzip_unread.1;
+        if bytes == 0 {
+            return;
+        }
+        let reason = match stop {
+            Some(GzipStop::CutByGap) => UndecodableReason::CutByGap,
+            _ => UndecodableReason::Compressed,
+        };
+        self.undecodable(Some(stream), UndecodableLayer::Watch, reason, bytes, ts);
+    }
+
+    /// Body bytes (inflated, when the response was gzip-encoded).
+    fn on_body(&mut self, stream: u32, bytes: &[u8], ts: u64, reverse: bool) {
+        let state = self.streams.entry(stream).or_default();
         let slot = if reverse {
             &mut state.reverse
         } else {
@@ -538,6 +601,7 @@ impl State {
     }
 
     fn on_stream_end(&mut self, stream: u32, cause: StreamEndCause, ts: u64) {
+        self.report_gzip_unread(stream, ts);
         if let Some(mut state) = self.streams.remove(&stream) {
             self.items.clear();
             self.etcd_items.clear();
@@ -599,6 +663,9 @@ impl EventSink for State {
                 if let Some(state) = self.streams.get_mut(&stream) {
                     self.items.clear();
                     self.etcd_items.clear();
+                    if let Some(gzip) = state.gzip.as_mut() {
+                        gzip.gap();
+                    }
                     match state.response.as_mut() {
                         Some(Body::Watch(d)) => d.gap(len, ts_ns, &mut self.items),
                         Some(Body::Etcd(d)) => d.gap(len, ts_ns, &mut self.etcd_items),

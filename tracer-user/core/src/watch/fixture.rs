@@ -412,6 +412,27 @@ fn cbor_text(o: &mut Vec<u8>, v: &str) {
     o.extend_from_slice(v.as_bytes());
 }
 
+/// `parts` as one gzip member (Content-Encoding: gzip), flushed after each
+/// part as the apiserver flushes after each event (Go's compress/gzip at
+/// its default level, `Flush` a sync flush): the compressed bytes each
+/// part adds, the last with the member's trailer.
+#[must_use]
+pub fn gzip_flushed(parts: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut out = Vec::new();
+    for part in parts {
+        e.write_all(part).expect("writing to a Vec");
+        e.flush().expect("writing to a Vec");
+        out.push(std::mem::take(e.get_mut()));
+    }
+    let tail = e.finish().expect("writing to a Vec");
+    if let Some(last) = out.last_mut() {
+        last.extend_from_slice(&tail);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,7 @@ mod event;
 mod find;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
+pub mod gzip;
 mod http1;
 mod json;
 mod json_scan;
