@@ -18,7 +18,9 @@
 //!
 //! Objects are kube-like: Leases (~400 B), ConfigMaps (1-6 KiB), Pods
 //! (3-12 KiB), and 1 % large objects (64-256 KiB), with a BOOKMARK every
-//! 100 events.
+//! 100 events. Gzip-encoded (`Content-Encoding: gzip`, as watch-list
+//! streams are since Kubernetes 1.37), each stream is one gzip member
+//! flushed after each event, as Go's `gzip.Writer` behind the handler.
 
 use watchtrace::watch::{
     WireFormat,
@@ -53,6 +55,8 @@ pub(crate) struct Capture {
     /// Watch events in the body, and their framed bytes.
     pub(crate) events: u64,
     pub(crate) event_bytes: u64,
+    /// Bytes in DATA frames: the events' bytes, or their gzip encoding.
+    pub(crate) data_bytes: u64,
 }
 
 impl Capture {
@@ -164,7 +168,7 @@ impl HandlerWriter {
 
 /// A connection of `streams` watches in `format` whose server side is about
 /// `target` bytes.
-pub(crate) fn generate(format: WireFormat, streams: usize, target: usize) -> Capture {
+pub(crate) fn generate(format: WireFormat, gzip: bool, streams: usize, target: usize) -> Capture {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let content_type = match format {
         WireFormat::Json => "application/json",
@@ -215,13 +219,22 @@ pub(crate) fn generate(format: WireFormat, streams: usize, target: usize) -> Cap
 
     let mut server_body = Vec::with_capacity(target + target / 8);
     for w in &watches {
-        let block = Enc::default()
+        let mut block = Enc::default()
             .indexed(8) // :status 200
             .literal("content-type", content_type)
-            .literal("date", "Thu, 28 Nov 2025 08:00:00 GMT")
-            .build();
-        server_body.extend(headers(w.stream, &block, false));
+            .literal("date", "Thu, 28 Nov 2025 08:00:00 GMT");
+        if gzip {
+            block = block.literal("content-encoding", "gzip");
+        }
+        server_body.extend(headers(w.stream, &block.build(), false));
     }
+    let mut gzips: Vec<Option<flate2::write::GzEncoder<Vec<u8>>>> = watches
+        .iter()
+        .map(|_| {
+            gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()))
+        })
+        .collect();
+    let mut data_bytes = 0u64;
     let mut writers: Vec<HandlerWriter> = watches
         .iter()
         .map(|w| HandlerWriter {
@@ -236,26 +249,45 @@ pub(crate) fn generate(format: WireFormat, streams: usize, target: usize) -> Cap
         rv += 1;
         let spec = object(&mut rng, RESOURCES[i % RESOURCES.len()].1, events, rv);
         let writer = &mut writers[i];
-        match format {
-            WireFormat::Json => {
-                let line = encode_json_line(&spec);
-                writer.write(&line);
-                event_bytes += line.len() as u64;
-            }
+        // The handler's writes (protobuf: length, then body).
+        let writes: Vec<Vec<u8>> = match format {
+            WireFormat::Json => vec![encode_json_line(&spec)],
             WireFormat::Protobuf => {
                 let frame = encode_protobuf_frame(&spec);
-                writer.write(&frame[..4]);
-                writer.write(&frame[4..]);
-                event_bytes += frame.len() as u64;
+                vec![frame[..4].to_vec(), frame[4..].to_vec()]
             }
-            WireFormat::Cbor => {
-                let item = encode_cbor_item(&spec);
-                writer.write(&item);
-                event_bytes += item.len() as u64;
+            WireFormat::Cbor => vec![encode_cbor_item(&spec)],
+        };
+        event_bytes += writes.iter().map(|w| w.len() as u64).sum::<u64>();
+        match gzips[i].as_mut() {
+            Some(gz) => {
+                use std::io::Write as _;
+                for w in &writes {
+                    gz.write_all(w).expect("writing to a Vec");
+                }
+                gz.flush().expect("writing to a Vec");
+                let compressed = std::mem::take(gz.get_mut());
+                data_bytes += compressed.len() as u64;
+                writer.write(&compressed);
+            }
+            None => {
+                for w in &writes {
+                    data_bytes += w.len() as u64;
+                    writer.write(w);
+                }
             }
         }
         writer.flush();
         events += 1;
+    }
+    // Each gzip member's trailer.
+    for (writer, gz) in writers.iter_mut().zip(gzips) {
+        if let Some(gz) = gz {
+            let tail = gz.finish().expect("writing to a Vec");
+            data_bytes += tail.len() as u64;
+            writer.write(&tail);
+            writer.flush();
+        }
     }
     // Interleave the streams' frames, each stream's in order.
     let mut queues: Vec<std::collections::VecDeque<Vec<u8>>> =
@@ -280,5 +312,6 @@ pub(crate) fn generate(format: WireFormat, streams: usize, target: usize) -> Cap
         server_body,
         events,
         event_bytes,
+        data_bytes,
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! * `framing`: [`Http2Connection`] alone, a sink that counts DATA bytes;
 //! * `events`: [`Http2Connection`] plus one [`WatchStreamDecoder`] per
-//!   stream, chosen from the response's content type, as
-//!   `pipeline/connection.rs` does for a watch whose request it saw;
+//!   stream, chosen from the response's content type (behind an inflater
+//!   for a gzip-encoded one), as `pipeline/connection.rs` does for a watch
+//!   whose request it saw;
 //! * `pipeline`: the whole [`Pipeline`], fed ring-buffer chunk records of
 //!   at most 16 KiB (what the kernel delivers for a socket write), up to the
 //!   `watch_event` output events.
@@ -21,7 +22,7 @@ use watchtrace::{
     capture::encode_chunk,
     http2::{Attach, Flow, Http2Config, Http2Connection, Http2Event},
     pipeline::{OutputEvent, Pipeline, PipelineConfig},
-    watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat},
+    watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat, gzip::Gunzip},
 };
 
 use crate::capture::Capture;
@@ -70,6 +71,8 @@ pub(crate) fn events(capture: &Capture, server: &[u8]) -> Found {
     let mut conn = connection(capture);
     let mut found = Found::default();
     let mut decoders: HashMap<u32, WatchStreamDecoder> = HashMap::new();
+    let mut gunzips: HashMap<u32, Gunzip> = HashMap::new();
+    let mut inflated = Vec::new();
     let mut items = Vec::with_capacity(64);
     let mut sink = |e: Http2Event<'_>| match e {
         Http2Event::Headers {
@@ -89,6 +92,12 @@ pub(crate) fn events(capture: &Capture, server: &[u8]) -> Found {
                     WatchStreamDecoder::from_start(format, DecoderConfig::default()),
                 );
             }
+            let gzip = fields.iter().any(|f| {
+                f.name.known() == Some(b"content-encoding") && f.value.known() == Some(b"gzip")
+            });
+            if gzip {
+                gunzips.insert(stream, Gunzip::default());
+            }
         }
         Http2Event::Data {
             stream,
@@ -97,8 +106,15 @@ pub(crate) fn events(capture: &Capture, server: &[u8]) -> Found {
             ..
         } => {
             found.data_bytes += bytes.len() as u64;
+            let body: &[u8] = match gunzips.get_mut(&stream) {
+                Some(g) => {
+                    g.push(&bytes, &mut inflated).expect("a whole gzip member");
+                    &inflated
+                }
+                None => &bytes,
+            };
             if let Some(d) = decoders.get_mut(&stream) {
-                d.push(&bytes, ts_ns, &mut items);
+                d.push(body, ts_ns, &mut items);
                 for item in items.drain(..) {
                     if let WatchItem::Event(e) = item {
                         found.events += 1;
