@@ -571,16 +571,19 @@ fn a_live_agent_exports_every_metric_the_dashboard_and_rules_use() {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let log = dir.join("agent.log");
-    // As the DaemonSet runs it: JSON logs, metrics on an address.
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_watchtrace"))
-        .args(["run", "--log-format", "json", "--exe"])
-        .arg(support::testbed_bin("fake-apiserver"))
-        .arg("--metrics-addr")
-        .arg(addr.to_string())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    // As the DaemonSet runs it: JSON logs, metrics on an address. Killed
+    // if the test fails on the way, so it traces no later test.
+    let mut agent = support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_watchtrace"))
+            .args(["run", "--log-format", "json", "--exe"])
+            .arg(support::testbed_bin("fake-apiserver"))
+            .arg("--metrics-addr")
+            .arg(addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     while http_get(addr, "/healthz").map(|r| r.0) != Some(200) {
         assert!(started.elapsed() < Duration::from_secs(20), "no /healthz");
