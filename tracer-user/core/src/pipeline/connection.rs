@@ -64,6 +64,8 @@ struct StreamDecoding {
     /// Its body decoder has found a boundary (an event, or one by content):
     /// bytes skipped after that are damage, not a mid-way join.
     synced: bool,
+    /// The resource its request named (`ResourceTarget::qualified`).
+    resource: Option<MetaString>,
     /// A watch-list request (`sendInitialEvents=true`), until its initial
     /// events end.
     watch_list: Option<WatchList>,
@@ -164,8 +166,8 @@ impl Connection {
 
     /// The resource a stream's request named, when it was seen.
     pub(crate) fn resource_of(&self, stream: u32) -> Option<String> {
-        let request = self.state.streams.get(&stream)?.request.as_ref()?;
-        Some(request.target.as_ref()?.qualified())
+        let resource = self.state.streams.get(&stream)?.resource.as_ref()?;
+        Some(resource.to_string())
     }
 
     /// The HTTP/2 direction of bytes the process wrote (`egress`) or read.
@@ -313,6 +315,10 @@ impl State {
                         ..WatchList::default()
                     });
                 }
+                state.resource = request
+                    .target
+                    .as_ref()
+                    .map(|t| MetaString::from(t.qualified()));
                 state.request = Some(request);
             }
             Flow::ServerToClient => {
@@ -452,20 +458,19 @@ impl State {
     }
 
     fn flush_items(&mut self, stream: u32) {
-        let resource_of_request = self
-            .streams
-            .get(&stream)
-            .and_then(|s| s.request.as_ref())
-            .and_then(|r| r.target.as_ref())
-            .map(|t| MetaString::from(t.qualified().as_str()));
+        // What the stream's state says, read once for the whole flush.
+        let (resource_of_request, mut synced, mut watch_list) = match self.streams.get_mut(&stream)
+        {
+            Some(s) => (s.resource.clone(), s.synced, s.watch_list.take()),
+            None => (None, false, None),
+        };
         let sent = self.flushing_reverse == (self.role == Role::Client);
         let mut items = std::mem::take(&mut self.items);
-        let mut synced = self.synced(stream);
         let seen = items.iter().map(Seen::from);
         self.report_undecodable(stream, UndecodableLayer::Watch, seen, &mut synced);
         for item in items.drain(..) {
             if let WatchItem::Event(e) = item {
-                let synced = self.on_watch_list_event(stream, &e);
+                let list_done = on_watch_list_event(&mut watch_list, &e);
                 let resource = match &resource_of_request {
                     Some(resource) => resource.clone(),
                     None => {
@@ -478,7 +483,7 @@ impl State {
                         resource.clone()
                     }
                 };
-                let list_synced = synced.map(|list| OutputEvent::WatchListSynced {
+                let list_synced = list_done.map(|list| OutputEvent::WatchListSynced {
                     ts: self.ts(e.t_last_byte),
                     conn: self.conn,
                     stream,
@@ -525,8 +530,9 @@ impl State {
             }
         }
         self.etcd_items = etcd_items;
-        if synced && let Some(state) = self.streams.get_mut(&stream) {
-            state.synced = true;
+        if let Some(state) = self.streams.get_mut(&stream) {
+            state.synced = synced;
+            state.watch_list = watch_list;
         }
     }
 
@@ -556,26 +562,6 @@ impl State {
             };
             self.undecodable(Some(stream), layer, reason, bytes, ts);
         }
-    }
-
-    /// Counts a watch-list stream's initial event; returns its figures
-    /// when `event` is the BOOKMARK that ends them.
-    fn on_watch_list_event(&mut self, stream: u32, event: &WatchEvent) -> Option<WatchList> {
-        let state = self.streams.get_mut(&stream)?;
-        let list = state.watch_list.as_mut()?;
-        if event.event_type == EventType::Bookmark && event.initial_events_end {
-            return state.watch_list.take();
-        }
-        if event.event_type != EventType::Bookmark {
-            list.events += 1;
-            list.bytes += event.bytes;
-        }
-        None
-    }
-
-    /// Whether `stream`'s body decoder has found a boundary before.
-    fn synced(&self, stream: u32) -> bool {
-        self.streams.get(&stream).is_some_and(|s| s.synced)
     }
 
     /// An `undecodable` line for bytes found where decoding is now.
@@ -889,4 +875,20 @@ impl From<&EtcdItem> for Seen {
             },
         }
     }
+}
+
+/// Counts a watch-list stream's initial event; returns its figures (and
+/// ends the count) when `event` is the BOOKMARK that ends them.
+fn on_watch_list_event(list: &mut Option<WatchList>, event: &WatchEvent) -> Option<WatchList> {
+    let counting = list.as_mut()?;
+    if event.event_type == EventType::Bookmark {
+        return if event.initial_events_end {
+            list.take()
+        } else {
+            None
+        };
+    }
+    counting.events += 1;
+    counting.bytes += event.bytes;
+    None
 }

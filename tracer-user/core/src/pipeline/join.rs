@@ -488,42 +488,30 @@ impl Join {
                     self.timelines.on_stream_end(conn, stream);
                     ready.push(event);
                 }
-                OutputEvent::WindowStall {
-                    ts,
-                    conn,
-                    scope,
-                    stream,
-                    sender,
-                    start,
-                    duration_ns,
-                    open_streams,
-                    ..
-                } => {
-                    // Only the traced process's own sends are its delay.
-                    let own = sender == tracked.role;
-                    let mut held = if own {
-                        self.timelines
-                            .on_window_stall(conn, start, ts, stream, &open_streams)
-                    } else {
-                        Vec::new()
-                    };
-                    for d in &mut held {
-                        d.resource = resources
-                            .iter()
-                            .find(|(s, _)| *s == d.stream)
-                            .and_then(|(_, r)| r.clone());
-                    }
-                    ready.push(OutputEvent::WindowStall {
+                mut stall @ OutputEvent::WindowStall { .. } => {
+                    if let OutputEvent::WindowStall {
                         ts,
-                        conn,
-                        scope,
                         stream,
                         sender,
                         start,
-                        duration_ns,
-                        open_streams,
-                        held,
-                    });
+                        ref open_streams,
+                        ref mut held,
+                        ..
+                    } = stall
+                        // Only the traced process's own sends are its delay.
+                        && sender == tracked.role
+                    {
+                        *held =
+                            self.timelines
+                                .on_window_stall(conn, start, ts, stream, open_streams);
+                        for d in held.iter_mut() {
+                            d.resource = resources
+                                .iter()
+                                .find(|(s, _)| *s == d.stream)
+                                .and_then(|(_, r)| r.clone());
+                        }
+                    }
+                    ready.push(stall);
                 }
                 other => ready.push(other),
             }
