@@ -82,7 +82,7 @@ fn tls_watches_with_cleartext_etcd_replay_the_same_for_any_number_of_workers() {
 
 #[test]
 fn h2c_watches_with_tls_etcd_replay_the_same_for_any_number_of_workers() {
-    same_for_any_workers("h2c-watches-tls-etcd.wtrec", 7);
+    same_for_any_workers("h2c-watches-tls-etcd.wtrec", 5);
 }
 
 #[test]
