@@ -155,6 +155,54 @@ pub fn render(model: &Model) -> String {
         );
     }
 
+    let name = "watchtrace_list_responses_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "LIST responses ended, by body encoding (json, protobuf, cbor; +gzip when compressed) and HTTP status.",
+    );
+    for ((resource, client, rv_kind, encoding, status), n) in &f.list_responses {
+        let code = status.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+        e.sample_u64(
+            name,
+            &[
+                ("resource", resource),
+                ("client", client),
+                ("resource_version_kind", rv_kind),
+                ("encoding", encoding),
+                ("code", &code),
+            ],
+            *n,
+        );
+    }
+
+    let name = "watchtrace_list_response_bytes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "LIST response body bytes on the wire (compressed, when gzip).",
+    );
+    for ((resource, encoding), n) in &f.list_bytes {
+        e.sample_u64(name, &[("resource", resource), ("encoding", encoding)], *n);
+    }
+
+    let name = "watchtrace_list_response_decoded_bytes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "LIST response body bytes decoded (inflated), for the responses whose decoded size is known.",
+    );
+    for ((resource, encoding), n) in &f.list_decoded_bytes {
+        e.sample_u64(name, &[("resource", resource), ("encoding", encoding)], *n);
+    }
+
+    histograms(
+        &mut e,
+        "watchtrace_list_duration_seconds",
+        "A LIST: its request read until its response's last byte written.",
+        &f.list_duration,
+    );
+
     let name = "watchtrace_watch_errors_total";
     e.family(
         name,

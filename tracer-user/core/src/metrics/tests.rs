@@ -187,6 +187,34 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
     }
 }
 
+/// A JSON LIST of configmaps answered on `stream` (the kubelet's): 10,000
+/// bytes on the wire, in 1.5 s.
+fn list_response(stream: u32, gzip: bool, decoded_bytes: Option<u64>) -> OutputEvent {
+    OutputEvent::ListResponse {
+        ts: T0 + 2 * S,
+        conn: 1,
+        stream,
+        resource: Some("configmaps".into()),
+        namespace: None,
+        resource_version_kind: crate::pipeline::ResourceVersionKind::Zero,
+        user_agent: Some("kubelet/v1.31".into()),
+        status: Some(200),
+        encoding: crate::pipeline::ListEncoding {
+            format: Some(crate::watch::WireFormat::Json),
+            gzip,
+        },
+        wire_bytes: 10_000,
+        decoded_bytes,
+        lost_bytes: 0,
+        t_request: T0 + S / 2,
+        t_first_byte: T0 + S,
+        t_last_byte: T0 + 2 * S,
+        first_byte_ns: S / 2,
+        duration_ns: 3 * S / 2,
+        complete: decoded_bytes.is_some(),
+    }
+}
+
 /// `event` as the traced process received it (direction `in`).
 fn received(mut event: OutputEvent) -> OutputEvent {
     if let OutputEvent::WatchEvent { direction, .. } = &mut event {
@@ -239,6 +267,9 @@ fn rich_model() -> Model {
             direction: Some(Direction::Egress),
             stream_offset: Some(4096),
         },
+        list_response(3, true, Some(40_000)),
+        // Cut short: its bytes count, its decoded size is not known.
+        list_response(3, true, None),
         OutputEvent::SocketStall {
             ts: T0 + 2 * S,
             conn: Some(1),
@@ -284,7 +315,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 29, "the docs' table");
+    assert_eq!(doc.len(), 33, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();
@@ -395,6 +426,30 @@ fn values_read_back_through_a_prometheus_parser() {
     assert_eq!(
         value("watchtrace_watch_errors_total", &[("code", "410")]),
         1.0
+    );
+    let list = [("resource", "configmaps"), ("encoding", "json+gzip")];
+    let mut by_client = list.to_vec();
+    by_client.extend([
+        ("client", "kubelet"),
+        ("resource_version_kind", "zero"),
+        ("code", "200"),
+    ]);
+    assert_eq!(value("watchtrace_list_responses_total", &by_client), 2.0);
+    assert_eq!(
+        value("watchtrace_list_response_bytes_total", &list),
+        20_000.0
+    );
+    assert_eq!(
+        value("watchtrace_list_response_decoded_bytes_total", &list),
+        40_000.0,
+        "only the LIST whose decoded size is known"
+    );
+    assert_eq!(
+        value(
+            "watchtrace_list_duration_seconds_sum",
+            &[("resource", "configmaps")]
+        ),
+        3.0
     );
     assert_eq!(value("watchtrace_bookmarks_total", &[]), 1.0);
     assert_eq!(value("watchtrace_goaways_total", &[]), 1.0);

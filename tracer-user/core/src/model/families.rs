@@ -9,6 +9,8 @@ use crate::pipeline::{UndecodableLayer, UndecodableReason};
 
 /// `(resource, event_type, client)`.
 pub type EventKey = (Label, &'static str, Label);
+/// `(resource, client, resource_version_kind, encoding, status)`.
+pub(crate) type ListKey = (Label, Label, &'static str, &'static str, Option<u16>);
 /// `(verb, resource_version_kind, client)`.
 pub type RequestKey = (String, String, String);
 
@@ -27,6 +29,14 @@ pub struct Families {
     pub wire_client: BTreeMap<Label, Histogram>,
     /// Watch-list streams: request to initial-events-end bookmark.
     pub watch_list_initial: BTreeMap<Label, Histogram>,
+    /// LIST responses by `(resource, client, resource_version_kind,
+    /// encoding, status)`.
+    pub list_responses: BTreeMap<ListKey, u64>,
+    /// LIST body bytes on the wire and decoded, by `(resource, encoding)`.
+    pub list_bytes: BTreeMap<(Label, &'static str), u64>,
+    pub list_decoded_bytes: BTreeMap<(Label, &'static str), u64>,
+    /// LISTs: request to last byte, by resource.
+    pub list_duration: BTreeMap<Label, Histogram>,
     /// `(resource, missing)`.
     pub timeline_incomplete: BTreeMap<(Label, &'static str), u64>,
     /// By cause.

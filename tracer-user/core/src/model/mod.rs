@@ -447,6 +447,52 @@ impl Model {
                     .or_default()
                     .observe_ns(*duration_ns);
             }
+            OutputEvent::ListResponse {
+                conn,
+                resource,
+                resource_version_kind,
+                user_agent,
+                status,
+                encoding,
+                wire_bytes,
+                decoded_bytes,
+                duration_ns,
+                ..
+            } => {
+                let client = match user_agent {
+                    Some(ua) => self.clients.label(program_name(ua)),
+                    None => self
+                        .conns
+                        .get(conn)
+                        .and_then(|c| c.client.clone())
+                        .unwrap_or_else(|| self.clients.unknown()),
+                };
+                let resource = self
+                    .resources
+                    .label(resource.as_deref().unwrap_or_default());
+                let encoding = encoding.as_str();
+                let key = (
+                    resource.clone(),
+                    client,
+                    resource_version_kind.as_str(),
+                    encoding,
+                    *status,
+                );
+                add(&mut self.families.list_responses, key, 1);
+                let f = &mut self.families;
+                add(&mut f.list_bytes, (resource.clone(), encoding), *wire_bytes);
+                if let Some(decoded) = decoded_bytes {
+                    add(
+                        &mut f.list_decoded_bytes,
+                        (resource.clone(), encoding),
+                        *decoded,
+                    );
+                }
+                f.list_duration
+                    .entry(resource)
+                    .or_default()
+                    .observe_ns(*duration_ns);
+            }
             OutputEvent::Undecodable {
                 layer,
                 reason,
@@ -819,6 +865,7 @@ fn event_ts(event: &OutputEvent) -> u64 {
         | OutputEvent::Settings { ts, .. }
         | OutputEvent::HpackKnown { ts, .. }
         | OutputEvent::WatchListSynced { ts, .. }
+        | OutputEvent::ListResponse { ts, .. }
         | OutputEvent::Undecodable { ts, .. } => *ts,
     }
 }

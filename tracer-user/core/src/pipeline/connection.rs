@@ -22,6 +22,7 @@ use crate::{
 use super::{
     http1::{self, Http1Connection},
     kinds::{Ending, StallCause, StallScope, UndecodableLayer, UndecodableReason},
+    list_response::ListResponse,
     output::{OutputEvent, Role},
 };
 
@@ -66,9 +67,13 @@ struct StreamDecoding {
     synced: bool,
     /// The resource its request named (`ResourceTarget::qualified`).
     resource: Option<MetaString>,
+    /// When its request's HEADERS were read (the records' clock).
+    t_request: u64,
     /// A watch-list request (`sendInitialEvents=true`), until its initial
     /// events end.
     watch_list: Option<WatchList>,
+    /// A LIST's response, counted until the stream ends.
+    list: Option<Box<ListResponse>>,
     /// The response is gzip-encoded: its bytes are inflated first.
     gzip: Option<Box<Gunzip>>,
     /// Compressed bytes that could not be inflated (after a gap, or not
@@ -245,6 +250,9 @@ impl Connection {
                 if let Some(gzip) = state.gzip.as_mut() {
                     gzip.gap();
                 }
+                if let Some(list) = state.list.as_mut() {
+                    list.maybe_lost = true;
+                }
             }
         }
         if let Some(http) = self.http.as_mut() {
@@ -319,6 +327,7 @@ impl State {
                     .target
                     .as_ref()
                     .map(|t| MetaString::from(t.qualified()));
+                state.t_request = ts;
                 state.request = Some(request);
             }
             Flow::ServerToClient => {
@@ -348,7 +357,18 @@ impl State {
                     if text("content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip")) {
                         state.gzip = Some(Box::default());
                     }
-                } else if state.request.is_some() {
+                } else if let Some(request) = &state.request {
+                    if request.verb == Verb::List {
+                        let status = text(":status").and_then(|s| s.parse().ok());
+                        let list = ListResponse::new(
+                            state.t_request,
+                            ts,
+                            status,
+                            text("content-type").as_deref(),
+                            text("content-encoding").as_deref(),
+                        );
+                        state.list = Some(Box::new(list));
+                    }
                     state.response = Some(Body::Ignore);
                 }
             }
@@ -360,6 +380,10 @@ impl State {
     fn on_response_data(&mut self, stream: u32, bytes: &[u8], ts: u64, reverse: bool) {
         let state = self.streams.entry(stream).or_default();
         if reverse && (state.request.is_some() || state.etcd_watch) {
+            return;
+        }
+        if !reverse && let Some(list) = state.list.as_mut() {
+            list.push(bytes, ts);
             return;
         }
         if !reverse && let Some(gzip) = state.gzip.as_mut() {
@@ -589,6 +613,18 @@ impl State {
     fn on_stream_end(&mut self, stream: u32, cause: StreamEndCause, ts: u64) {
         self.report_gzip_unread(stream, ts);
         if let Some(mut state) = self.streams.remove(&stream) {
+            if let (Some(list), Some(request)) = (state.list.take(), state.request.as_ref()) {
+                let complete = matches!(cause, StreamEndCause::Complete);
+                let line = OutputEvent::list_response(
+                    self.conn,
+                    stream,
+                    request,
+                    &list,
+                    complete,
+                    self.offset_ns,
+                );
+                self.out.push(line);
+            }
             self.items.clear();
             self.etcd_items.clear();
             match state.response.as_mut() {
@@ -647,6 +683,10 @@ impl EventSink for State {
                 ..
             } => {
                 if let Some(state) = self.streams.get_mut(&stream) {
+                    if let Some(list) = state.list.as_mut() {
+                        list.gap(len, ts_ns);
+                        return;
+                    }
                     self.items.clear();
                     self.etcd_items.clear();
                     if let Some(gzip) = state.gzip.as_mut() {

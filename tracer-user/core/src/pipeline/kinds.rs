@@ -54,6 +54,18 @@ pub enum ResourceVersionKind {
     Exact,
 }
 
+impl ResourceVersionKind {
+    /// What `rv` asks for.
+    #[must_use]
+    pub fn of(rv: &crate::watch::ResourceVersion) -> Self {
+        match rv {
+            crate::watch::ResourceVersion::Absent => Self::Absent,
+            crate::watch::ResourceVersion::Zero => Self::Zero,
+            crate::watch::ResourceVersion::Exact(_) => Self::Exact,
+        }
+    }
+}
+
 /// An instant of a watch event's timeline that could not be measured
 /// (`missing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

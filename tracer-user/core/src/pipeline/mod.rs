@@ -10,6 +10,7 @@ mod decoding;
 mod http1;
 mod join;
 pub mod kinds;
+mod list_response;
 pub mod output;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use kinds::{
     Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, UndecodableLayer,
     UndecodableReason, direction_name,
 };
+pub use list_response::ListEncoding;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};
 pub use timeline::{TimelineConfig, TimelineStats};
 use workers::Workers;

@@ -10,6 +10,7 @@ use super::kinds::{
     Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, UndecodableLayer,
     UndecodableReason, serialize_direction, serialize_opt_direction,
 };
+use super::list_response::{ListEncoding, ListResponse};
 use crate::{
     http2,
     watch::{ApiRequest, MetaString, ResourceTarget, ResourceVersion, ShardRange, Verb},
@@ -216,6 +217,39 @@ pub enum OutputEvent {
         /// From the request to that bookmark's last byte.
         duration_ns: u64,
     },
+    /// A LIST response ended (docs/events.md, `list_response`).
+    ListResponse {
+        /// Its last byte (the stream's end when that was not seen).
+        ts: u64,
+        conn: u64,
+        stream: u32,
+        resource: Option<String>,
+        namespace: Option<String>,
+        resource_version_kind: ResourceVersionKind,
+        user_agent: Option<String>,
+        /// The HTTP status, when the response HEADERS were read.
+        status: Option<u16>,
+        /// `json`, `protobuf`, `cbor` or `other`, `+gzip` when compressed.
+        encoding: ListEncoding,
+        /// Body bytes on the wire (compressed, when gzip), lost ones
+        /// included.
+        wire_bytes: u64,
+        /// Body bytes decoded (inflated); `None` when not known (bytes
+        /// lost, the response cut short, or not gzip though it said so).
+        decoded_bytes: Option<u64>,
+        /// Body bytes lost to gaps.
+        lost_bytes: u64,
+        /// The request was read, the response's first byte (its HEADERS)
+        /// and last byte written.
+        t_request: u64,
+        t_first_byte: u64,
+        t_last_byte: u64,
+        /// `t_first_byte - t_request` and `t_last_byte - t_request`.
+        first_byte_ns: u64,
+        duration_ns: u64,
+        /// Ended with END_STREAM and every byte was seen.
+        complete: bool,
+    },
     /// Bytes that could not be decoded: counted, never silent.
     Undecodable {
         ts: u64,
@@ -346,7 +380,8 @@ impl OutputEvent {
             | Self::ConnSample { conn, .. }
             | Self::Settings { conn, .. }
             | Self::HpackKnown { conn, .. }
-            | Self::WatchListSynced { conn, .. } => *conn = id,
+            | Self::WatchListSynced { conn, .. }
+            | Self::ListResponse { conn, .. } => *conn = id,
             Self::SocketStall { conn, .. }
             | Self::StallStart { conn, .. }
             | Self::Undecodable { conn, .. } => *conn = Some(id),
@@ -388,6 +423,44 @@ impl OutputEvent {
         }
     }
 
+    /// The `list_response` line of a LIST on `stream` whose response
+    /// ended (with END_STREAM: `ended`), with times moved to Unix ns by
+    /// `offset_ns`.
+    pub(crate) fn list_response(
+        conn: u64,
+        stream: u32,
+        request: &ApiRequest,
+        list: &ListResponse,
+        ended: bool,
+        offset_ns: i128,
+    ) -> Self {
+        let unix = |ns: u64| (i128::from(ns) + offset_ns).max(0) as u64;
+        let target = request.target.as_ref();
+        let t_request = unix(list.t_request);
+        let t_first_byte = unix(list.t_first_byte);
+        let t_last_byte = unix(list.t_last_byte);
+        OutputEvent::ListResponse {
+            ts: t_last_byte,
+            conn,
+            stream,
+            resource: target.map(ResourceTarget::qualified),
+            namespace: target.and_then(|t| t.namespace.clone()),
+            resource_version_kind: ResourceVersionKind::of(&request.options.resource_version),
+            user_agent: request.user_agent.clone(),
+            status: list.status,
+            encoding: list.encoding,
+            wire_bytes: list.wire_bytes,
+            decoded_bytes: list.decoded_bytes(ended),
+            lost_bytes: list.lost_bytes,
+            t_request,
+            t_first_byte,
+            t_last_byte,
+            first_byte_ns: t_first_byte.saturating_sub(t_request),
+            duration_ns: t_last_byte.saturating_sub(t_request),
+            complete: list.whole(ended),
+        }
+    }
+
     /// The `request` line of an API request on `stream` (HTTP/2 stream id
     /// or HTTP/1.1 request number); `ts` in Unix ns.
     pub(crate) fn request(
@@ -400,10 +473,11 @@ impl OutputEvent {
     ) -> Self {
         let target = request.target.as_ref();
         let options = &request.options;
-        let (rv, rv_kind) = match &options.resource_version {
-            ResourceVersion::Absent => (None, ResourceVersionKind::Absent),
-            ResourceVersion::Zero => (Some("0".to_owned()), ResourceVersionKind::Zero),
-            ResourceVersion::Exact(v) => (Some(v.clone()), ResourceVersionKind::Exact),
+        let rv_kind = ResourceVersionKind::of(&options.resource_version);
+        let rv = match &options.resource_version {
+            ResourceVersion::Absent => None,
+            ResourceVersion::Zero => Some("0".to_owned()),
+            ResourceVersion::Exact(v) => Some(v.clone()),
         };
         OutputEvent::Request {
             ts,
