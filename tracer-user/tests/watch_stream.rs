@@ -9,7 +9,10 @@ use proptest::prelude::*;
 use watchtrace::watch::{
     DecoderConfig, DropReason, EventType, Http1WatchDecoder, WatchEvent, WatchItem,
     WatchStreamDecoder, WireFormat,
-    fixture::{ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame},
+    fixture::{
+        ObjectSpec, encode_cbor_item, encode_json_line, encode_protobuf_frame, gzip_flushed,
+    },
+    gzip::Gunzip,
 };
 
 /// What a decoder must report for one spec (times aside).
@@ -396,6 +399,37 @@ proptest! {
         prop_assert!(d.is_done());
         prop_assert_eq!(events(&out), s.expect);
         prop_assert_eq!(out.len(), specs.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// gzip (Content-Encoding, flushed after each event as the apiserver
+    /// does): the compressed body split anywhere inflates and decodes to
+    /// the same events, and the inflater's totals are the body's sizes.
+    #[test]
+    fn gzip_bodies_split_anywhere_decode_the_same(
+        specs in prop::collection::vec(object_spec(), 1..8),
+        format in format_strategy(),
+        raw_cuts in prop::collection::vec(any::<usize>(), 0..30),
+    ) {
+        let s = encode(&specs, format);
+        let parts: Vec<Vec<u8>> = s.spans.iter().map(|&(a, b)| s.bytes[a..b].to_vec()).collect();
+        let wire = gzip_flushed(&parts).concat();
+        let cuts = cuts_for(wire.len(), &raw_cuts);
+        let mut g = Gunzip::default();
+        let mut d = WatchStreamDecoder::from_start(format, DecoderConfig::default());
+        let (mut out, mut inflated) = (Vec::new(), Vec::new());
+        let mut prev = 0;
+        for c in cuts.into_iter().chain([wire.len()]) {
+            g.push(&wire[prev..c.max(prev)], &mut inflated).unwrap();
+            d.push(&inflated, 1, &mut out);
+            prev = c.max(prev);
+        }
+        d.finish(2, &mut out);
+        prop_assert_eq!(events(&out), s.expect);
+        prop_assert_eq!(g.totals(), (wire.len() as u64, s.bytes.len() as u64));
     }
 }
 

@@ -22,6 +22,37 @@ use super::event::{EventMeta, EventType, MAX_FIELD_BYTES, MetaString};
 /// `cbor-seq` stream begins with: a boundary signature for resync.
 pub const SELF_DESCRIBED: [u8; 3] = [0xd9, 0xd9, 0xf7];
 
+/// Where a CBOR watch event surely begins in `buf`: the self-described
+/// tag, a map of two entries (or of indefinite length), and a first key
+/// `object` or `type` as a byte or text string. What tells a stream joined
+/// mid-way, its response headers unseen, to be CBOR: JSON never holds
+/// these bytes (`d9 d9` is not UTF-8), and a protobuf stream only inside a
+/// value that is itself such an event. An opening split between two
+/// pieces is missed; the next event's is found.
+#[must_use]
+pub fn find_event_start(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = buf[from..]
+        .windows(SELF_DESCRIBED.len())
+        .position(|w| w == SELF_DESCRIBED)
+    {
+        let at = from + i;
+        let rest = &buf[at + SELF_DESCRIBED.len()..];
+        let key = |k: &[u8]| {
+            let len = k.len() as u8;
+            rest.len() > 2 + k.len()
+                && matches!(rest[0], 0xa2 | 0xbf)
+                && (rest[1] == (0x40 | len) || rest[1] == (0x60 | len))
+                && &rest[2..2 + k.len()] == k
+        };
+        if key(b"object") || key(b"type") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Deepest nesting walked; an object deeper than this is refused rather
 /// than risk the stack (Kubernetes objects are far shallower).
 const MAX_DEPTH: usize = 128;

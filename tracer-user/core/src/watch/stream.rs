@@ -188,6 +188,20 @@ impl WatchStreamDecoder {
     pub fn push(&mut self, data: &[u8], ts_ns: u64, out: &mut Vec<WatchItem>) {
         let mut rest = data;
         while !rest.is_empty() {
+            if self.mode == Mode::Seek
+                && self.format.is_none()
+                && let Some(p) = cbor::find_event_start(rest)
+            {
+                // A CBOR watch event's opening: the stream is CBOR (JSON
+                // never holds these bytes; protobuf only inside a value
+                // that is itself such an event).
+                self.skipped += (self.carry.len() + p) as u64;
+                self.carry.clear();
+                self.carry_ts.clear();
+                self.at_start = false;
+                self.mode = Mode::CborSeek;
+                rest = &rest[p..];
+            }
             let used = match self.mode {
                 Mode::Seek => self.seek(rest, ts_ns, out),
                 Mode::Json => self.json(rest, ts_ns, out),
@@ -282,8 +296,8 @@ impl WatchStreamDecoder {
         match self.format {
             Some(WireFormat::Json) => Looking::Json,
             Some(WireFormat::Protobuf) => Looking::Protobuf,
-            // CBOR is sought by `cbor`, never here; unknown formats are not
-            // probed for it.
+            // CBOR is sought by `cbor`, never here; an unknown format is
+            // found to be CBOR by `push` (`cbor::find_event_start`).
             Some(WireFormat::Cbor) | None => Looking::Either,
         }
     }
@@ -469,6 +483,7 @@ impl WatchStreamDecoder {
                     match (self.mode, meta) {
                         (Mode::CborSeek, Ok(meta)) if meta.event_type.is_some() => {
                             self.mode = Mode::Cbor;
+                            self.format = Some(WireFormat::Cbor);
                             self.synced(WireFormat::Cbor, self.c_t_first, out);
                             self.emit(meta, n as u64, self.c_t_first, ts, out);
                         }
@@ -872,6 +887,57 @@ mod tests {
             }
         );
         assert_eq!(names(&out), ["p"]);
+    }
+
+    #[test]
+    fn a_cbor_stream_joined_mid_way_without_its_headers_is_found_to_be_cbor() {
+        use crate::watch::fixture::{ObjectSpec, encode_cbor_item};
+        let items: Vec<Vec<u8>> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| encode_cbor_item(&ObjectSpec::pod("ADDED", "ns", n, &i.to_string())))
+            .collect();
+        let body = items.concat();
+        let first = items[0].len();
+        for k in 1..first {
+            // Splits that do not cut the second item's opening (one that
+            // does is missed: the third item's is found, below).
+            let opening = first - k..first - k + 11;
+            for split in [0, 5, first - k + 12, body.len() - k - 1] {
+                if opening.contains(&split) && split != opening.start {
+                    continue;
+                }
+                let mut d = WatchStreamDecoder::mid_stream(None, DecoderConfig::default());
+                let mut out = Vec::new();
+                let (x, y) = body[k..].split_at(split.min(body.len() - k));
+                d.push(x, 1, &mut out);
+                d.push(y, 2, &mut out);
+                let synced: Vec<_> = out
+                    .iter()
+                    .filter_map(|i| match i {
+                        WatchItem::Synced {
+                            format,
+                            skipped_bytes,
+                            ..
+                        } => Some((*format, *skipped_bytes)),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(
+                    synced,
+                    [(WireFormat::Cbor, (first - k) as u64)],
+                    "k {k} split {split}"
+                );
+                assert_eq!(names(&out), ["b", "c"], "k {k} split {split}");
+                assert_eq!(d.format(), Some(WireFormat::Cbor));
+            }
+        }
+        let mut d = WatchStreamDecoder::mid_stream(None, DecoderConfig::default());
+        let mut out = Vec::new();
+        let (x, y) = body[1..].split_at(first + 1);
+        d.push(x, 1, &mut out);
+        d.push(y, 2, &mut out);
+        assert_eq!(names(&out), ["c"], "an opening cut in two is missed");
     }
 
     #[test]
