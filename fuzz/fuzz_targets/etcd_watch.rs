@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use watchtrace::etcd::{Flow, EtcdDecoderConfig, EtcdItem, EtcdStats, EtcdWatchDecoder};
+use watchtrace::etcd::{EtcdDecoderConfig, EtcdItem, EtcdStats, EtcdWatchDecoder, Flow};
 
 fn pieces(data: &[u8]) -> (u8, Vec<&[u8]>) {
     let (head, body) = data.split_at(data.len().min(3));

@@ -3,42 +3,13 @@
 //! must be accounted for.
 #![no_main]
 
+mod support;
+
 use libfuzzer_sys::fuzz_target;
-use watchtrace::watch::{DecoderConfig, WatchItem, WatchStats, WatchStreamDecoder, WireFormat};
-
-/// Piece lengths from a tiny PRNG seeded by the input's first bytes, so
-/// that the same input always splits the same way.
-fn pieces(data: &[u8]) -> (u8, Vec<&[u8]>) {
-    let (head, body) = data.split_at(data.len().min(3));
-    let mode = head.first().copied().unwrap_or(0);
-    let mut seed = u32::from(head.get(1).copied().unwrap_or(1)) << 8
-        | u32::from(head.get(2).copied().unwrap_or(1))
-        | 1;
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        let n = (seed as usize % 64 + 1).min(rest.len());
-        let (a, b) = rest.split_at(n);
-        out.push(a);
-        rest = b;
-    }
-    (mode, out)
-}
-
-fn accounted(s: &WatchStats) -> u64 {
-    s.event_bytes
-        + s.malformed_bytes
-        + s.oversized_bytes
-        + s.cut_bytes
-        + s.truncated_bytes
-        + s.skipped_bytes
-}
+use watchtrace::watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat};
 
 fuzz_target!(|data: &[u8]| {
-    let (mode, pieces) = pieces(data);
+    let (mode, pieces) = support::pieces(data);
     let cfg = DecoderConfig {
         max_event_bytes: if mode & 4 != 0 { 200 } else { 1 << 20 },
     };
@@ -64,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         fed += p.len() as u64;
     }
     d.finish(u64::MAX, &mut out);
-    assert_eq!(accounted(d.stats()), fed, "{:?}", d.stats());
+    assert_eq!(support::accounted(d.stats()), fed, "{:?}", d.stats());
     for item in &out {
         if let WatchItem::Event(e) = item {
             assert!(e.bytes <= fed && e.t_first_byte <= e.t_last_byte);

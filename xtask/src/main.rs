@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup | test | demo | testbed`.
+//! Project automation: `cargo xtask setup | test | bench | demo | testbed | fuzz`.
 //!
 //! Everything a fresh machine lacks is installed by `setup`, which every
 //! other command runs first, so the README's two commands work on their own.
@@ -8,6 +8,7 @@ mod bench_agent;
 mod bench_decode;
 mod bench_overhead;
 mod demo;
+mod fuzz;
 mod process;
 mod setup;
 mod test;
@@ -34,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Start the testbed and show watchtrace on it.
     Demo(demo::DemoArgs),
+    /// Build a fuzz/ target with cargo-fuzz's instrumentation and run it.
+    Fuzz(fuzz::FuzzArgs),
     /// Start etcd, fake-apiserver and watch-load together (flags pass through).
     Testbed {
         /// Flags for testbed-run (see `cargo xtask testbed -- -h`).
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Testbed { args } => testbed::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     }
 }
 
