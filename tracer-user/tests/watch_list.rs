@@ -173,3 +173,65 @@ fn a_gzip_encoded_watch_list_stream_reports_its_initial_sync() {
     watch_list("application/json", encode_json_line, true);
     watch_list("application/cbor-seq", encode_cbor_item, true);
 }
+
+/// A gzip watch-list stream joined mid-member: no request or response
+/// HEADERS seen, its DATA frames each end with deflate's sync-flush marker.
+/// It cannot be inflated: every body byte seen is reported as
+/// `joined_mid_gzip`, none as an event, and nothing is guessed.
+#[test]
+fn a_gzip_stream_joined_mid_member_is_reported_with_its_bytes() {
+    const MS: u64 = 1_000_000;
+    let events: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let rv = (100 + i).to_string();
+            encode_json_line(&ObjectSpec::pod("ADDED", "ns-0", &format!("p{i}"), &rv))
+        })
+        .collect();
+    let parts = gzip_flushed(&events);
+    // Joined after the member's first two flushes: the capture begins at
+    // a DATA frame boundary 5000 bytes into the connection.
+    let mut offset = 5_000;
+    let mut records = Vec::new();
+    let mut body_bytes = 0;
+    for (i, part) in parts.iter().enumerate().skip(2) {
+        let frame = data(3, part, i == parts.len() - 1);
+        records.push(chunk((1_000 + i as u64) * MS, true, offset, &frame));
+        offset += frame.len() as u64;
+        body_bytes += part.len() as u64;
+    }
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
+    let mut out = Vec::new();
+    for r in &records {
+        pipeline.on_record(r, &mut |e| out.push(e));
+    }
+    pipeline.flush(&mut |e| out.push(e));
+    let reported: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::Undecodable {
+                stream: Some(3),
+                layer: UndecodableLayer::Watch,
+                reason,
+                bytes,
+                ..
+            } => Some((*reason, *bytes)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reported
+            .iter()
+            .all(|(reason, _)| *reason == UndecodableReason::JoinedMidGzip),
+        "{reported:?}"
+    );
+    let total: u64 = reported.iter().map(|(_, b)| b).sum();
+    assert_eq!(
+        total, body_bytes,
+        "every body byte seen, once: {reported:?}"
+    );
+    assert!(
+        !out.iter()
+            .any(|e| matches!(e, OutputEvent::WatchEvent { .. })),
+        "no event guessed"
+    );
+}

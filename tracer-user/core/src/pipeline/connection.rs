@@ -12,7 +12,7 @@ use crate::{
         Attach, BlockLoss, EventSink, Flow, HeaderField, Http2Config, Http2Connection, Http2Event,
         StreamEndCause, WindowScope,
     },
-    watch::gzip::{Gunzip, GzipStop},
+    watch::gzip::{Gunzip, GzipStop, SYNC_FLUSH_MARKER},
     watch::{
         ApiRequest, DecoderConfig, DropReason, EventType, MetaString, Verb, WatchEvent, WatchItem,
         WatchStreamDecoder, WireFormat,
@@ -31,6 +31,10 @@ const ETCD_WATCH_PATH: &str = "/etcdserverpb.Watch/Watch";
 /// Bytes a stream without a known request is probed for its content before
 /// giving up.
 const PROBE_LIMIT: u64 = 1 << 20;
+/// Pieces of a probed body ending with deflate's sync-flush marker that
+/// make it a gzip body joined mid-member (one could be chance; an
+/// apiserver's gzip watch ends every flushed write with it).
+const MID_GZIP_FLUSHES: u32 = 2;
 /// SETTINGS parameter ids (RFC 9113, 6.5.2).
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 3;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 4;
@@ -47,7 +51,11 @@ enum Body {
         watch: Box<WatchStreamDecoder>,
         etcd: Box<EtcdWatchDecoder>,
         seen: u64,
+        /// Pieces that ended with deflate's sync-flush marker.
+        sync_flushes: u32,
     },
+    /// A gzip body joined mid-member: counted, never decoded.
+    MidGzip,
     /// Not something watchtrace decodes (or probing gave up).
     Ignore,
 }
@@ -420,6 +428,7 @@ impl State {
         }
         let reason = match stop {
             Some(GzipStop::CutByGap) => UndecodableReason::CutByGap,
+            Some(GzipStop::JoinedMidMember) => UndecodableReason::JoinedMidGzip,
             _ => UndecodableReason::Compressed,
         };
         self.undecodable(Some(stream), UndecodableLayer::Watch, reason, bytes, ts);
@@ -443,23 +452,36 @@ impl State {
                 EtcdDecoderConfig::default(),
             )),
             seen: 0,
+            sync_flushes: 0,
         });
         self.items.clear();
         self.etcd_items.clear();
         match body {
             Body::Watch(decoder) => decoder.push(bytes, ts, &mut self.items),
             Body::Etcd(decoder) => decoder.push(bytes, ts, &mut self.etcd_items),
-            Body::Probe { watch, etcd, seen } => {
+            Body::Probe {
+                watch,
+                etcd,
+                seen,
+                sync_flushes,
+            } => {
                 watch.push(bytes, ts, &mut self.items);
                 etcd.push(bytes, ts, &mut self.etcd_items);
                 *seen += bytes.len() as u64;
+                *sync_flushes += u32::from(bytes.ends_with(&SYNC_FLUSH_MARKER));
                 let watch_hit = self.items.iter().any(|i| matches!(i, WatchItem::Event(_)));
                 let etcd_hit = self
                     .etcd_items
                     .iter()
                     .any(|i| matches!(i, EtcdItem::Response(_)));
                 let taken = std::mem::replace(body, Body::Ignore);
-                let Body::Probe { watch, etcd, seen } = taken else {
+                let Body::Probe {
+                    watch,
+                    etcd,
+                    seen,
+                    sync_flushes,
+                } = taken
+                else {
                     unreachable!("matched above")
                 };
                 *body = if watch_hit {
@@ -468,11 +490,30 @@ impl State {
                 } else if etcd_hit {
                     self.items.clear();
                     Body::Etcd(etcd)
+                } else if sync_flushes >= MID_GZIP_FLUSHES && !reverse {
+                    // Every byte probed so far was of the member too.
+                    self.items.clear();
+                    self.etcd_items.clear();
+                    state.gzip_unread = (seen, Some(GzipStop::JoinedMidMember));
+                    Body::MidGzip
                 } else if seen > PROBE_LIMIT {
                     Body::Ignore
                 } else {
-                    Body::Probe { watch, etcd, seen }
+                    Body::Probe {
+                        watch,
+                        etcd,
+                        seen,
+                        sync_flushes,
+                    }
                 };
+                if matches!(body, Body::MidGzip) {
+                    self.report_gzip_unread(stream, ts);
+                    return;
+                }
+            }
+            Body::MidGzip => {
+                state.gzip_unread.0 += bytes.len() as u64;
+                return;
             }
             Body::Ignore => {}
         }

@@ -106,6 +106,10 @@ pub enum UndecodableReason {
     Truncated,
     /// gRPC-compressed: not decoded.
     Compressed,
+    /// A gzip body joined mid-member (its stream began before the
+    /// capture): inflating needs the member's start, so nothing of it can
+    /// be decoded. Told by deflate's sync-flush marker ending its writes.
+    JoinedMidGzip,
     /// Skipped until a boundary was found again (after damage, not at a
     /// mid-way join).
     Skipped,
@@ -143,6 +147,7 @@ impl UndecodableReason {
             Self::CutByGap => "cut_by_gap",
             Self::Truncated => "truncated",
             Self::Compressed => "compressed",
+            Self::JoinedMidGzip => "joined_mid_gzip",
             Self::Skipped => "skipped",
             Self::StartMissing => "start_missing",
             Self::Interrupted => "interrupted",
@@ -290,6 +295,7 @@ mod tests {
             UndecodableReason::CutByGap,
             UndecodableReason::Truncated,
             UndecodableReason::Compressed,
+            UndecodableReason::JoinedMidGzip,
             UndecodableReason::Skipped,
             UndecodableReason::StartMissing,
             UndecodableReason::Interrupted,

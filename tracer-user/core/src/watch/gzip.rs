@@ -19,7 +19,14 @@ pub enum GzipStop {
     Corrupt,
     /// Bytes were lost (a gap): the inflater's state is gone.
     CutByGap,
+    /// The body was joined mid-member: its start was never seen.
+    JoinedMidMember,
 }
+
+/// The empty stored block a deflate sync flush (Go's `gzip.Writer.Flush`,
+/// zlib's `Z_SYNC_FLUSH`) ends with: an apiserver's gzip watch stream
+/// ends every flushed write with it.
+pub const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// One body's inflater.
 pub struct Gunzip {
