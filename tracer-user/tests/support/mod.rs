@@ -1,6 +1,8 @@
 //! Helpers for the root-only eBPF integration tests.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub(crate) mod ground_truth;
+
 use std::{
     env,
     io::{BufRead as _, BufReader, Write as _},

@@ -196,7 +196,7 @@ fn list_response(stream: u32, gzip: bool, decoded_bytes: Option<u64>) -> OutputE
         stream,
         resource: Some("configmaps".into()),
         namespace: None,
-        resource_version_kind: crate::pipeline::ResourceVersionKind::Zero,
+        resource_version_kind: ResourceVersionKind::Zero,
         user_agent: Some("kubelet/v1.31".into()),
         status: Some(200),
         encoding: crate::pipeline::ListEncoding {
