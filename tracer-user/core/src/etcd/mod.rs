@@ -53,6 +53,7 @@ mod decoder;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 mod key;
+mod kv;
 mod request;
 mod response;
 mod wire;
@@ -68,6 +69,7 @@ pub use key::{
     DEFAULT_PREFIX, ObjectKey, Scope, parse_registry_key, parse_registry_key_with,
     registry_segments,
 };
+pub use kv::{KvOp, KvRequestInfo, KvResponseInfo, decode_kv_request, decode_kv_response};
 pub use request::{KeyRange, WatchCreate, WatchFilter, WatchRequestInfo, decode_watch_request};
 pub use response::{
     EtcdEvent, EtcdEventType, KeyValueMeta, ResponseHeader, WatchResponseInfo,

@@ -158,7 +158,7 @@ fn decode_event(b: &[u8]) -> Result<EtcdEvent, WireError> {
     })
 }
 
-fn decode_kv(b: &[u8]) -> Result<KeyValueMeta, WireError> {
+pub(crate) fn decode_kv(b: &[u8]) -> Result<KeyValueMeta, WireError> {
     let mut kv = KeyValueMeta::default();
     let mut r = Reader::new(b);
     while let Some((f, v)) = r.field()? {
