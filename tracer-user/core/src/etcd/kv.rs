@@ -50,6 +50,12 @@ impl KvOp {
     }
 }
 
+impl serde::Serialize for KvOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// What a KV request asks, as far as a trace needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvRequestInfo {

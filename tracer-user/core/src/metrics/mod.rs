@@ -203,6 +203,26 @@ pub fn render(model: &Model) -> String {
         &f.list_duration,
     );
 
+    let name = "watchtrace_etcd_requests_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "etcd KV calls the traced processes made (range, put, delete_range, txn), by result (ok, conflict, error, unanswered, undecodable).",
+    );
+    for ((op, result), n) in &f.etcd_requests {
+        e.sample_u64(name, &[("op", op), ("result", result)], *n);
+    }
+
+    let name = "watchtrace_etcd_request_seconds";
+    e.family(
+        name,
+        Kind::Histogram,
+        "An etcd KV call: its request HEADERS written until its response read.",
+    );
+    for (op, h) in &f.etcd_request_seconds {
+        e.histogram(name, &[("op", op)], h);
+    }
+
     let name = "watchtrace_watch_errors_total";
     e.family(
         name,

@@ -268,6 +268,27 @@ fn rich_model() -> Model {
             stream_offset: Some(4096),
         },
         list_response(3, true, Some(40_000)),
+        OutputEvent::EtcdRequest {
+            ts: T0 + S,
+            conn: 2,
+            stream: 7,
+            op: crate::etcd::KvOp::Txn,
+            result: crate::pipeline::EtcdResult::Conflict,
+            key: Some("/registry/configmaps/ns/a".into()),
+            is_range: false,
+            compare_mod_revision: Some(41),
+            revision: Some(50),
+            succeeded: None,
+            kvs: 1,
+            count: 1,
+            deleted: 0,
+            value_bytes_sent: 300,
+            value_bytes_received: 290,
+            grpc_status: Some(0),
+            t_request: T0 + S - 3 * MS,
+            t_response: Some(T0 + S),
+            rtt_ns: Some(3 * MS),
+        },
         // Cut short: its bytes count, its decoded size is not known.
         list_response(3, true, None),
         OutputEvent::SocketStall {
@@ -315,7 +336,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 33, "the docs' table");
+    assert_eq!(doc.len(), 35, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();
@@ -426,6 +447,17 @@ fn values_read_back_through_a_prometheus_parser() {
     assert_eq!(
         value("watchtrace_watch_errors_total", &[("code", "410")]),
         1.0
+    );
+    assert_eq!(
+        value(
+            "watchtrace_etcd_requests_total",
+            &[("op", "txn"), ("result", "conflict")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("watchtrace_etcd_request_seconds_sum", &[("op", "txn")]),
+        0.003
     );
     let list = [("resource", "configmaps"), ("encoding", "json+gzip")];
     let mut by_client = list.to_vec();

@@ -37,6 +37,9 @@ pub struct Families {
     pub list_decoded_bytes: BTreeMap<(Label, &'static str), u64>,
     /// LISTs: request to last byte, by resource.
     pub list_duration: BTreeMap<Label, Histogram>,
+    /// etcd KV calls by `(op, result)`, and their round trips by op.
+    pub etcd_requests: BTreeMap<(&'static str, &'static str), u64>,
+    pub etcd_request_seconds: BTreeMap<&'static str, Histogram>,
     /// `(resource, missing)`.
     pub timeline_incomplete: BTreeMap<(Label, &'static str), u64>,
     /// By cause.

@@ -493,6 +493,18 @@ impl Model {
                     .or_default()
                     .observe_ns(*duration_ns);
             }
+            OutputEvent::EtcdRequest {
+                op, result, rtt_ns, ..
+            } => {
+                let f = &mut self.families;
+                add(&mut f.etcd_requests, (op.as_str(), result.as_str()), 1);
+                if let Some(ns) = rtt_ns {
+                    f.etcd_request_seconds
+                        .entry(op.as_str())
+                        .or_default()
+                        .observe_ns(*ns);
+                }
+            }
             OutputEvent::Undecodable {
                 layer,
                 reason,
@@ -866,6 +878,7 @@ fn event_ts(event: &OutputEvent) -> u64 {
         | OutputEvent::HpackKnown { ts, .. }
         | OutputEvent::WatchListSynced { ts, .. }
         | OutputEvent::ListResponse { ts, .. }
+        | OutputEvent::EtcdRequest { ts, .. }
         | OutputEvent::Undecodable { ts, .. } => *ts,
     }
 }

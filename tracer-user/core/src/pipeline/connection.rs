@@ -20,6 +20,7 @@ use crate::{
 };
 
 use super::{
+    etcd_call::EtcdCall,
     http1::{self, Http1Connection},
     kinds::{Ending, StallCause, StallScope, UndecodableLayer, UndecodableReason},
     list_response::ListResponse,
@@ -82,6 +83,8 @@ struct StreamDecoding {
     watch_list: Option<WatchList>,
     /// A LIST's response, counted until the stream ends.
     list: Option<Box<ListResponse>>,
+    /// An etcd KV call (the traced process is etcd's client).
+    etcd_call: Option<Box<EtcdCall>>,
     /// The response is gzip-encoded: its bytes are inflated first.
     gzip: Option<Box<Gunzip>>,
     /// Compressed bytes that could not be inflated (after a gap, or not
@@ -307,6 +310,10 @@ impl State {
                     state.etcd_watch = true;
                     return;
                 }
+                if let Some(op) = etcd::KvOp::from_path(&path) {
+                    state.etcd_call = Some(Box::new(EtcdCall::new(op, ts)));
+                    return;
+                }
                 let headers: Vec<(String, String)> = ["user-agent", "accept", "content-type"]
                     .iter()
                     .filter_map(|h| text(h).map(|v| ((*h).to_owned(), v)))
@@ -339,6 +346,13 @@ impl State {
                 state.request = Some(request);
             }
             Flow::ServerToClient => {
+                if let Some(call) = state.etcd_call.as_mut() {
+                    // In the trailers, or alone on an error (trailers-only).
+                    if let Some(status) = text("grpc-status").and_then(|s| s.parse().ok()) {
+                        call.grpc_status = Some(status);
+                    }
+                    return;
+                }
                 if state.response.is_some() {
                     return; // trailers
                 }
@@ -387,6 +401,10 @@ impl State {
     /// probed only while the request is unknown).
     fn on_response_data(&mut self, stream: u32, bytes: &[u8], ts: u64, reverse: bool) {
         let state = self.streams.entry(stream).or_default();
+        if let Some(call) = state.etcd_call.as_mut() {
+            call.push(!reverse, bytes, ts);
+            return;
+        }
         if reverse && (state.request.is_some() || state.etcd_watch) {
             return;
         }
@@ -654,6 +672,10 @@ impl State {
     fn on_stream_end(&mut self, stream: u32, cause: StreamEndCause, ts: u64) {
         self.report_gzip_unread(stream, ts);
         if let Some(mut state) = self.streams.remove(&stream) {
+            if let Some(call) = state.etcd_call.take() {
+                let line = OutputEvent::etcd_request(self.conn, stream, &call, ts, self.offset_ns);
+                self.out.push(line);
+            }
             if let (Some(list), Some(request)) = (state.list.take(), state.request.as_ref()) {
                 let complete = matches!(cause, StreamEndCause::Complete);
                 let line = OutputEvent::list_response(
@@ -724,6 +746,10 @@ impl EventSink for State {
                 ..
             } => {
                 if let Some(state) = self.streams.get_mut(&stream) {
+                    if let Some(call) = state.etcd_call.as_mut() {
+                        call.gap(true);
+                        return;
+                    }
                     if let Some(list) = state.list.as_mut() {
                         list.gap(len, ts_ns);
                         return;

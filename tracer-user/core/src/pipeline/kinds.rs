@@ -42,6 +42,37 @@ pub enum StallScope {
     Stream,
 }
 
+/// How an etcd KV call ended (`etcd_request`'s `result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtcdResult {
+    Ok,
+    /// A Txn whose compare failed: for kube-apiserver, a conflict (an
+    /// update from a stale resourceVersion, a create of an existing name).
+    Conflict,
+    /// A non-zero `grpc-status`.
+    Error,
+    /// No response before the stream ended (reset, connection closed).
+    Unanswered,
+    /// A message could not be read (bytes lost, compressed, oversized,
+    /// malformed).
+    Undecodable,
+}
+
+impl EtcdResult {
+    /// As the JSON lines and the `result` label spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Conflict => "conflict",
+            Self::Error => "error",
+            Self::Unanswered => "unanswered",
+            Self::Undecodable => "undecodable",
+        }
+    }
+}
+
 /// What a request's `resourceVersion` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

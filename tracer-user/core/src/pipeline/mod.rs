@@ -7,6 +7,7 @@ mod attribution;
 mod conn_table;
 mod connection;
 mod decoding;
+mod etcd_call;
 mod http1;
 mod join;
 pub mod kinds;
@@ -25,8 +26,8 @@ pub use connection::resource_of_kind;
 use decoding::{Batch, Decoding, DecodingStats};
 use join::Join;
 pub use kinds::{
-    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, UndecodableLayer,
-    UndecodableReason, direction_name,
+    Ending, EtcdResult, ResourceVersionKind, StallCause, StallScope, TimelinePart,
+    UndecodableLayer, UndecodableReason, direction_name,
 };
 pub use list_response::ListEncoding;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline};

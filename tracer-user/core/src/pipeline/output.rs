@@ -7,8 +7,8 @@ use serde::Serialize;
 use tracer_common::record::Direction;
 
 use super::kinds::{
-    Ending, ResourceVersionKind, StallCause, StallScope, TimelinePart, UndecodableLayer,
-    UndecodableReason, serialize_direction, serialize_opt_direction,
+    Ending, EtcdResult, ResourceVersionKind, StallCause, StallScope, TimelinePart,
+    UndecodableLayer, UndecodableReason, serialize_direction, serialize_opt_direction,
 };
 use super::list_response::{ListEncoding, ListResponse};
 use crate::{
@@ -217,6 +217,39 @@ pub enum OutputEvent {
         /// From the request to that bookmark's last byte.
         duration_ns: u64,
     },
+    /// An etcd KV call of a traced process ended (docs/events.md,
+    /// `etcd_request`): metadata only, never values.
+    EtcdRequest {
+        /// Its response read, else the stream's end.
+        ts: u64,
+        conn: u64,
+        stream: u32,
+        op: crate::etcd::KvOp,
+        result: EtcdResult,
+        /// The key (a Txn's compared key).
+        key: Option<String>,
+        /// A range of keys, not one.
+        is_range: bool,
+        /// A Txn's compare on the key's `mod_revision` (0: a create).
+        compare_mod_revision: Option<i64>,
+        /// The store's revision after the call: a write's new revision.
+        revision: Option<i64>,
+        /// A Txn's compare held.
+        succeeded: Option<bool>,
+        /// Key-values returned, a Range's count, keys deleted.
+        kvs: u64,
+        count: i64,
+        deleted: i64,
+        /// Bytes of the values written and read.
+        value_bytes_sent: u64,
+        value_bytes_received: u64,
+        grpc_status: Option<u32>,
+        /// Request HEADERS written; response message's last byte read; the
+        /// round trip between them.
+        t_request: u64,
+        t_response: Option<u64>,
+        rtt_ns: Option<u64>,
+    },
     /// A LIST response ended (docs/events.md, `list_response`).
     ListResponse {
         /// Its last byte (the stream's end when that was not seen).
@@ -381,7 +414,8 @@ impl OutputEvent {
             | Self::Settings { conn, .. }
             | Self::HpackKnown { conn, .. }
             | Self::WatchListSynced { conn, .. }
-            | Self::ListResponse { conn, .. } => *conn = id,
+            | Self::ListResponse { conn, .. }
+            | Self::EtcdRequest { conn, .. } => *conn = id,
             Self::SocketStall { conn, .. }
             | Self::StallStart { conn, .. }
             | Self::Undecodable { conn, .. } => *conn = Some(id),
@@ -420,6 +454,55 @@ impl OutputEvent {
                 Direction::Ingress
             },
             timeline: Timeline::default(),
+        }
+    }
+
+    /// The `etcd_request` line of a KV call on `stream` that ended at `ts`
+    /// (records' clock), with times moved to Unix ns by `offset_ns`.
+    pub(crate) fn etcd_request(
+        conn: u64,
+        stream: u32,
+        call: &super::etcd_call::EtcdCall,
+        ts: u64,
+        offset_ns: i128,
+    ) -> Self {
+        let unix = |ns: u64| (i128::from(ns) + offset_ns).max(0) as u64;
+        let request = call.request();
+        let response = call.response();
+        let result = if call.failure().is_some() {
+            EtcdResult::Undecodable
+        } else if call.grpc_status.is_some_and(|s| s != 0) {
+            EtcdResult::Error
+        } else if let Some(r) = response {
+            if call.op == crate::etcd::KvOp::Txn && r.succeeded != Some(true) {
+                EtcdResult::Conflict
+            } else {
+                EtcdResult::Ok
+            }
+        } else {
+            EtcdResult::Unanswered
+        };
+        let t_response = call.t_response.map(unix);
+        OutputEvent::EtcdRequest {
+            ts: t_response.unwrap_or_else(|| unix(ts)),
+            conn,
+            stream,
+            op: call.op,
+            result,
+            key: request.map(|r| r.key.clone()),
+            is_range: request.is_some_and(|r| r.is_range),
+            compare_mod_revision: request.and_then(|r| r.compare_mod_revision),
+            revision: response.map(|r| r.revision),
+            succeeded: response.and_then(|r| r.succeeded),
+            kvs: response.map_or(0, |r| r.kvs),
+            count: response.map_or(0, |r| r.count),
+            deleted: response.map_or(0, |r| r.deleted),
+            value_bytes_sent: request.map_or(0, |r| r.value_bytes),
+            value_bytes_received: response.map_or(0, |r| r.value_bytes),
+            grpc_status: call.grpc_status,
+            t_request: unix(call.t_request),
+            t_response,
+            rtt_ns: call.t_response.map(|t| t.saturating_sub(call.t_request)),
         }
     }
 
