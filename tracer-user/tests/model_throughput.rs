@@ -93,6 +93,7 @@ fn model_throughput() {
                     socket_buffer_wait_ns: 0,
                     missing: vec![],
                     replayed: false,
+                    write: None,
                 },
             }
         })

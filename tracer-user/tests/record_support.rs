@@ -18,6 +18,18 @@ pub(crate) fn syscall_chunk(
     offset: u64,
     bytes: &[u8],
 ) -> Vec<u8> {
+    syscall_chunk_on_fd(sock, 9, ts, egress, offset, bytes)
+}
+
+/// [`syscall_chunk`] on `fd`: for tests with several sockets at once.
+pub(crate) fn syscall_chunk_on_fd(
+    sock: u64,
+    fd: i32,
+    ts: u64,
+    egress: bool,
+    offset: u64,
+    bytes: &[u8],
+) -> Vec<u8> {
     let flags = CHUNK_FLAG_CALL_START
         | if offset == 0 {
             CHUNK_FLAG_STREAM_START
@@ -34,7 +46,7 @@ pub(crate) fn syscall_chunk(
                 tid: 7,
                 _pad1: 0,
             },
-            fd: 9,
+            fd,
             direction: if egress {
                 Direction::Egress
             } else {
@@ -50,4 +62,29 @@ pub(crate) fn syscall_chunk(
         },
         bytes,
     )
+}
+
+/// `sock` (on `fd`) closed, its syscall streams ending at these offsets.
+pub(crate) fn sock_close(
+    ts: u64,
+    sock: u64,
+    fd: i32,
+    egress_end: u64,
+    ingress_end: u64,
+) -> Vec<u8> {
+    watchtrace::capture::encode(&tracer_common::record::SockClose {
+        header: RecordHeader {
+            ts_ns: ts,
+            kind: RecordKind::SockClose as u16,
+            _pad0: 0,
+            tgid: 7,
+            tid: 7,
+            _pad1: 0,
+        },
+        fd,
+        _pad0: 0,
+        tls_conn: 0,
+        sock,
+        end_offsets: [u64::MAX, u64::MAX, egress_end, ingress_end],
+    })
 }

@@ -123,7 +123,7 @@ pub fn replay<R: Read>(
             Err(e) => break Err(e),
         }
     };
-    pipeline.flush(&mut |e| write(Line::Event(e)));
+    pipeline.finish(&mut |e| write(Line::Event(e)));
     Summary {
         records,
         lines,

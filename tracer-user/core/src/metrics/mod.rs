@@ -78,6 +78,45 @@ pub fn render(model: &Model) -> String {
         &f.wire_client,
     );
 
+    histograms(
+        &mut e,
+        "watchtrace_etcd_watch_delay_seconds",
+        "A write the traced apiserver served: etcd's response committing it read until the etcd watch response carrying its revision read.",
+        &f.etcd_watch_delay,
+    );
+    histograms(
+        &mut e,
+        "watchtrace_write_to_ack_seconds",
+        "A write's request read until a watcher's ack covered the watch event of its revision (each watcher).",
+        &f.write_to_ack,
+    );
+    let name = "watchtrace_watch_fanout";
+    e.family(
+        name,
+        Kind::Histogram,
+        "Watch events served per write (the watchers its revision reached).",
+    );
+    e.histogram(name, &[], &f.watch_fanout);
+
+    let name = "watchtrace_writes_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Mutating requests (create, update, patch, delete) the traced apiserver answered, by HTTP status (409: conflict).",
+    );
+    for ((resource, verb, client, code), n) in &f.writes {
+        e.sample_u64(
+            name,
+            &[
+                ("resource", resource),
+                ("verb", verb),
+                ("client", client),
+                ("code", code),
+            ],
+            *n,
+        );
+    }
+
     let name = "watchtrace_event_timeline_incomplete_total";
     e.family(
         name,

@@ -183,8 +183,29 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
                 vec![TimelinePart::TSource, TimelinePart::TAcked]
             },
             replayed: false,
+            write: None,
         },
     }
+}
+
+/// `event` with the write that made its revision: committed 5 ms before
+/// its first byte, requested 8 ms before, acked 30 ms after the request.
+fn written(mut event: OutputEvent) -> OutputEvent {
+    if let OutputEvent::WatchEvent {
+        t_first_byte,
+        timeline,
+        ..
+    } = &mut event
+    {
+        timeline.write = Some(crate::pipeline::WriteJoin {
+            t_committed: *t_first_byte - 5 * MS,
+            writer: "kubectl".into(),
+            etcd_watch_delay_ns: Some(MS as i64),
+            commit_to_send_ns: 5 * MS as i64,
+            write_to_ack_ns: Some(30 * MS),
+        });
+    }
+    event
 }
 
 /// A JSON LIST of configmaps answered on `stream` (the kubelet's): 10,000
@@ -232,7 +253,7 @@ fn rich_model() -> Model {
         request(T0, 1, 1, "watch", "kube\"ctl\\x/v1.31"),
         request(T0, 1, 3, "list", "kubelet/v1.31"),
         request(T0, 1, 5, "watch", "kubelet/v1.31"),
-        watch_event(T0 + S, 1, "ADDED", Some(2 * MS)),
+        written(watch_event(T0 + S, 1, "ADDED", Some(2 * MS))),
         watch_event(T0 + S, 1, "MODIFIED", Some(700 * MS)),
         watch_event(T0 + S, 1, "MODIFIED", None),
         watch_event(T0 + S, 1, "BOOKMARK", None),
@@ -268,6 +289,36 @@ fn rich_model() -> Model {
             stream_offset: Some(4096),
         },
         list_response(3, true, Some(40_000)),
+        OutputEvent::Write {
+            ts: T0 + S,
+            conn: 1,
+            stream: 9,
+            method: "PUT".into(),
+            verb: "update".into(),
+            resource: Some("pods".into()),
+            namespace: Some("default".into()),
+            name: Some("p".into()),
+            client: Some("kubectl".into()),
+            status: Some(409),
+            t_request: T0 + S - 8 * MS,
+            t_committed: None,
+            t_responded: Some(T0 + S),
+            revision: None,
+            etcd_rtt_ns: None,
+            etcd_calls: 1,
+            etcd_conflicts: 1,
+        },
+        OutputEvent::WriteFanout {
+            ts: T0 + 2 * S,
+            revision: 1,
+            resource: Some("pods".into()),
+            writer: "kubectl".into(),
+            t_committed: T0 + S - 5 * MS,
+            watchers: 3,
+            t_last_acked: Some(T0 + S + 22 * MS),
+            commit_to_last_ack_ns: Some(27 * MS),
+            etcd_watch_delay_ns: Some(MS as i64),
+        },
         OutputEvent::EtcdRequest {
             ts: T0 + S,
             conn: 2,
@@ -336,7 +387,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 35, "the docs' table");
+    assert_eq!(doc.len(), 39, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();
@@ -458,6 +509,28 @@ fn values_read_back_through_a_prometheus_parser() {
     assert_eq!(
         value("watchtrace_etcd_request_seconds_sum", &[("op", "txn")]),
         0.003
+    );
+    assert_eq!(
+        value(
+            "watchtrace_writes_total",
+            &[("verb", "update"), ("code", "409"), ("client", "kubectl")]
+        ),
+        1.0
+    );
+    assert_eq!(value("watchtrace_watch_fanout_sum", &[]), 3.0);
+    assert_eq!(
+        value(
+            "watchtrace_etcd_watch_delay_seconds_sum",
+            &[("resource", "pods")]
+        ),
+        0.001
+    );
+    assert_eq!(
+        value(
+            "watchtrace_write_to_ack_seconds_sum",
+            &[("resource", "pods")]
+        ),
+        0.03
     );
     let list = [("resource", "configmaps"), ("encoding", "json+gzip")];
     let mut by_client = list.to_vec();

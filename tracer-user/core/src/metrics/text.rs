@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::model::Buckets;
+#[cfg(test)]
 use crate::model::Histogram;
 
 /// A metric family's type.
@@ -55,13 +57,13 @@ impl Encoder {
 
     /// A histogram's `_bucket` lines (cumulative, ending with `+Inf`),
     /// `_sum` (seconds) and `_count`.
-    pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+    pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &impl Buckets) {
         for (le, count) in h.cumulative() {
             let _ = write!(self.out, "{name}_bucket");
             self.labels(labels, Some(&format_value(le)));
             let _ = writeln!(self.out, " {count}");
         }
-        self.sample(&format!("{name}_sum"), labels, h.sum_seconds());
+        self.sample(&format!("{name}_sum"), labels, h.sum());
         self.sample_u64(&format!("{name}_count"), labels, h.count());
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{histogram::Histogram, labels::Label};
+use super::{count_histogram::CountHistogram, histogram::Histogram, labels::Label};
 use crate::pipeline::{UndecodableLayer, UndecodableReason};
 
 /// `(resource, event_type, client)`.
@@ -40,6 +40,16 @@ pub struct Families {
     /// etcd KV calls by `(op, result)`, and their round trips by op.
     pub etcd_requests: BTreeMap<(&'static str, &'static str), u64>,
     pub etcd_request_seconds: BTreeMap<&'static str, Histogram>,
+    /// Writes the traced apiserver served, by `(resource, verb, client,
+    /// status)`.
+    pub writes: BTreeMap<(Label, String, Label, String), u64>,
+    /// Watchers each write's revision reached.
+    pub watch_fanout: CountHistogram,
+    /// etcd commit to the apiserver reading its watch, per write, by
+    /// resource.
+    pub etcd_watch_delay: BTreeMap<Label, Histogram>,
+    /// A write's request to each watcher's ack, by resource.
+    pub write_to_ack: BTreeMap<Label, Histogram>,
     /// `(resource, missing)`.
     pub timeline_incomplete: BTreeMap<(Label, &'static str), u64>,
     /// By cause.

@@ -15,6 +15,29 @@ pub struct Histogram {
     count: u64,
 }
 
+/// What the exposition reads of a histogram.
+pub trait Buckets {
+    /// `(upper bound, cumulative count)`, ending with `+Inf`.
+    fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_;
+    /// The sum of the observations, in the exported unit.
+    fn sum(&self) -> f64;
+    fn count(&self) -> u64;
+}
+
+impl Buckets for Histogram {
+    fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        Histogram::cumulative(self)
+    }
+
+    fn sum(&self) -> f64 {
+        self.sum_seconds()
+    }
+
+    fn count(&self) -> u64 {
+        Histogram::count(self)
+    }
+}
+
 impl Histogram {
     pub fn observe_ns(&mut self, ns: u64) {
         let s = ns as f64 / 1e9;

@@ -8,6 +8,7 @@
 
 mod capture;
 mod conn;
+mod count_histogram;
 mod families;
 mod histogram;
 mod labels;
@@ -21,8 +22,9 @@ mod window;
 use std::collections::BTreeMap;
 
 pub use capture::{CaptureFigures, ProbeFigures};
+pub use count_histogram::{COUNT_BUCKETS, CountHistogram};
 pub use families::{EventKey, Families, RequestKey};
-pub use histogram::{BUCKETS_S, Histogram};
+pub use histogram::{BUCKETS_S, Buckets, Histogram};
 pub use labels::{OTHER, UNKNOWN};
 pub use snapshot::{ConnRow, Snapshot, StallRow, Totals, WatchRow};
 
@@ -518,6 +520,42 @@ impl Model {
                     *bytes,
                 );
             }
+            OutputEvent::Write {
+                resource,
+                verb,
+                client,
+                status,
+                ..
+            } => {
+                let resource = self
+                    .resources
+                    .label(resource.as_deref().unwrap_or_default());
+                let client = self.clients.label(client.as_deref().unwrap_or(UNKNOWN));
+                let code = status.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+                add(
+                    &mut self.families.writes,
+                    (resource, verb.clone(), client, code),
+                    1,
+                );
+            }
+            OutputEvent::WriteFanout {
+                resource,
+                watchers,
+                etcd_watch_delay_ns,
+                ..
+            } => {
+                let resource = self
+                    .resources
+                    .label(resource.as_deref().unwrap_or_default());
+                let f = &mut self.families;
+                f.watch_fanout.observe(u64::from(*watchers));
+                if let Some(ns) = etcd_watch_delay_ns {
+                    f.etcd_watch_delay
+                        .entry(resource)
+                        .or_default()
+                        .observe_ns((*ns).max(0) as u64);
+                }
+            }
             OutputEvent::EtcdEvent { .. } | OutputEvent::HpackKnown { .. } => {}
         }
     }
@@ -626,6 +664,12 @@ impl Model {
                 .entry(resource.clone())
                 .or_default()
                 .observe_ns(w);
+        }
+        if let Some(ns) = t.write.as_ref().and_then(|w| w.write_to_ack_ns) {
+            f.write_to_ack
+                .entry(resource.clone())
+                .or_default()
+                .observe_ns(ns);
         }
         for missing in &t.missing {
             add(
@@ -861,26 +905,7 @@ fn window_evictions(s: &StreamFigures) -> u64 {
 }
 
 fn event_ts(event: &OutputEvent) -> u64 {
-    match event {
-        OutputEvent::ConnOpen { ts, .. }
-        | OutputEvent::ConnClose { ts, .. }
-        | OutputEvent::Request { ts, .. }
-        | OutputEvent::WatchEvent { ts, .. }
-        | OutputEvent::StreamEnd { ts, .. }
-        | OutputEvent::EtcdEvent { ts, .. }
-        | OutputEvent::Gap { ts, .. }
-        | OutputEvent::SocketStall { ts, .. }
-        | OutputEvent::WindowStall { ts, .. }
-        | OutputEvent::ConnSample { ts, .. }
-        | OutputEvent::ConnAddress { ts, .. }
-        | OutputEvent::StallStart { ts, .. }
-        | OutputEvent::Settings { ts, .. }
-        | OutputEvent::HpackKnown { ts, .. }
-        | OutputEvent::WatchListSynced { ts, .. }
-        | OutputEvent::ListResponse { ts, .. }
-        | OutputEvent::EtcdRequest { ts, .. }
-        | OutputEvent::Undecodable { ts, .. } => *ts,
-    }
+    event.ts()
 }
 
 #[cfg(test)]

@@ -85,6 +85,9 @@ struct StreamDecoding {
     list: Option<Box<ListResponse>>,
     /// An etcd KV call (the traced process is etcd's client).
     etcd_call: Option<Box<EtcdCall>>,
+    /// A mutating request's response: its status and when its HEADERS
+    /// were written.
+    mutation: Option<(Option<u16>, Option<u64>)>,
     /// The response is gzip-encoded: its bytes are inflated first.
     gzip: Option<Box<Gunzip>>,
     /// Compressed bytes that could not be inflated (after a gap, or not
@@ -343,6 +346,12 @@ impl State {
                     .as_ref()
                     .map(|t| MetaString::from(t.qualified()));
                 state.t_request = ts;
+                if matches!(
+                    request.verb,
+                    Verb::Create | Verb::Update | Verb::Patch | Verb::Delete
+                ) {
+                    state.mutation = Some((None, None));
+                }
                 state.request = Some(request);
             }
             Flow::ServerToClient => {
@@ -355,6 +364,10 @@ impl State {
                 }
                 if state.response.is_some() {
                     return; // trailers
+                }
+                if let Some((status, t_responded)) = state.mutation.as_mut() {
+                    *status = text(":status").and_then(|s| s.parse().ok());
+                    *t_responded = Some(ts);
                 }
                 if state.etcd_watch {
                     let decoder = EtcdWatchDecoder::from_start(
@@ -675,6 +688,31 @@ impl State {
             if let Some(call) = state.etcd_call.take() {
                 let line = OutputEvent::etcd_request(self.conn, stream, &call, ts, self.offset_ns);
                 self.out.push(line);
+            }
+            if let (Some((status, t_responded)), Some(request)) =
+                (state.mutation.take(), state.request.as_ref())
+            {
+                let unix = |ns: u64| self.ts(ns);
+                let target = request.target.as_ref();
+                self.out.push(OutputEvent::Write {
+                    ts: unix(ts),
+                    conn: self.conn,
+                    stream,
+                    method: request.method.clone(),
+                    verb: format!("{:?}", request.verb).to_lowercase(),
+                    resource: target.map(crate::watch::ResourceTarget::qualified),
+                    namespace: target.and_then(|t| t.namespace.clone()),
+                    name: target.and_then(|t| t.name.clone()),
+                    client: request.user_agent.as_deref().map(super::client_name),
+                    status,
+                    t_request: unix(state.t_request),
+                    t_committed: None,
+                    t_responded: t_responded.map(unix),
+                    revision: None,
+                    etcd_rtt_ns: None,
+                    etcd_calls: 0,
+                    etcd_conflicts: 0,
+                });
             }
             if let (Some(list), Some(request)) = (state.list.take(), state.request.as_ref()) {
                 let complete = matches!(cause, StreamEndCause::Complete);

@@ -17,6 +17,7 @@ pub mod output;
 mod tests;
 mod timeline;
 mod workers;
+mod writes;
 
 use crate::{
     capture::{DecodeError, StreamStats, decode},
@@ -30,9 +31,11 @@ pub use kinds::{
     UndecodableLayer, UndecodableReason, direction_name,
 };
 pub use list_response::ListEncoding;
-pub use output::{OutputEvent, Role, StreamDelay, Timeline};
+pub use output::{OutputEvent, Role, StreamDelay, Timeline, WriteJoin};
 pub use timeline::{TimelineConfig, TimelineStats};
 use workers::Workers;
+use writes::Writes;
+pub use writes::WritesStats;
 
 /// Bounds of the pipeline's tables, and its threads.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +85,7 @@ pub struct PipelineStats {
     /// `t_sent`.
     pub tls_writes_unsent: u64,
     pub timeline: TimelineStats,
+    pub writes: WritesStats,
 }
 
 /// The pipeline: each record's bytes decoded per connection (inline, or on
@@ -96,6 +100,8 @@ pub struct Pipeline {
     /// Set with more than one worker; `decoding` is then unused.
     workers: Option<Workers>,
     join: Join,
+    /// After the join: writes joined to their commits and watchers.
+    writes: Writes,
     batch: Batch,
 }
 
@@ -117,6 +123,7 @@ impl Pipeline {
                 config.timeline,
                 offset_ns,
             ),
+            writes: Writes::default(),
             batch: Batch::default(),
         }
     }
@@ -132,6 +139,7 @@ impl Pipeline {
             evicted_decoders: self.decoding_stats().evicted_decoders,
             tls_writes_unsent: join.tls_writes_unsent,
             timeline: join.timeline,
+            writes: self.writes.stats(),
         }
     }
 
@@ -160,6 +168,8 @@ impl Pipeline {
             Err(e) => return self.on_undecodable(bytes.len(), &e, emit),
         };
         self.last_ts_ns = record.header().ts_ns;
+        let writes = &mut self.writes;
+        let emit = &mut |e| writes.on_event(e, emit);
         match &mut self.workers {
             Some(workers) => workers.on_record(bytes, &record, &mut self.join, emit),
             None => {
@@ -202,8 +212,16 @@ impl Pipeline {
     /// for them).
     pub fn flush(&mut self, emit: &mut impl FnMut(OutputEvent)) {
         if let Some(workers) = &mut self.workers {
-            workers.flush(&mut self.join, emit);
+            let writes = &mut self.writes;
+            workers.flush(&mut self.join, &mut |e| writes.on_event(e, emit));
         }
+    }
+
+    /// The input ended: flushes, then writes what waits for more input
+    /// (the fan-out of recent writes).
+    pub fn finish(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.flush(emit);
+        self.writes.finish(emit);
     }
 }
 

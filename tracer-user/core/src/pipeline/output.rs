@@ -217,6 +217,53 @@ pub enum OutputEvent {
         /// From the request to that bookmark's last byte.
         duration_ns: u64,
     },
+    /// A mutating request (create, update, patch, delete) the traced
+    /// apiserver served (docs/events.md, `write`).
+    Write {
+        /// Its response's end.
+        ts: u64,
+        conn: u64,
+        stream: u32,
+        method: String,
+        verb: String,
+        resource: Option<String>,
+        namespace: Option<String>,
+        /// From the path, else (a create) from the etcd key written.
+        name: Option<String>,
+        /// The writer: its user-agent's program.
+        client: Option<String>,
+        status: Option<u16>,
+        /// Request HEADERS read; the etcd response with the new revision
+        /// read; the response HEADERS written.
+        t_request: u64,
+        t_committed: Option<u64>,
+        t_responded: Option<u64>,
+        /// The object's new revision (resourceVersion).
+        revision: Option<i64>,
+        /// The etcd call that committed it: its round trip.
+        etcd_rtt_ns: Option<u64>,
+        /// etcd calls on its key while it was served, and those that
+        /// failed their compare (optimistic-concurrency retries).
+        etcd_calls: u32,
+        etcd_conflicts: u32,
+    },
+    /// Every watcher a write's revision reached (docs/events.md,
+    /// `write_fanout`): written once its events can no longer come.
+    WriteFanout {
+        ts: u64,
+        revision: i64,
+        resource: Option<String>,
+        writer: String,
+        t_committed: u64,
+        /// Watch events of the revision served, and the latest ack among
+        /// them (`None` if none was acked).
+        watchers: u32,
+        t_last_acked: Option<u64>,
+        /// `t_last_acked - t_committed`.
+        commit_to_last_ack_ns: Option<u64>,
+        /// `t_source - t_committed` of its first watch event.
+        etcd_watch_delay_ns: Option<i64>,
+    },
     /// An etcd KV call of a traced process ended (docs/events.md,
     /// `etcd_request`): metadata only, never values.
     EtcdRequest {
@@ -366,11 +413,34 @@ pub struct Timeline {
     pub socket_buffer_wait_ns: u64,
     /// The parts that could not be measured.
     pub missing: Vec<TimelinePart>,
+    /// The write that made this revision, when the traced apiserver served
+    /// it (docs/events.md, "From write to watcher"); absent otherwise.
+    #[serde(flatten)]
+    pub write: Option<WriteJoin>,
     /// Its revision was read from etcd before its watch was opened: the
     /// watch cache replayed it (initial events, or a resumed
     /// resourceVersion). Its ApiserverTimeSpan would be its age, not a
     /// delivery delay, so it is not reported.
     pub replayed: bool,
+}
+
+/// A watch event's write: who wrote its revision and when etcd committed
+/// it (all absent when the write was not seen).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteJoin {
+    /// The etcd response carrying the revision was read (the write's
+    /// `t_committed`).
+    pub t_committed: u64,
+    /// The writer's client (user-agent program).
+    pub writer: String,
+    /// `t_source - t_committed`: etcd's commit until the apiserver read
+    /// its watch (negative when the watch was read first).
+    pub etcd_watch_delay_ns: Option<i64>,
+    /// `t_first_byte - t_committed`.
+    pub commit_to_send_ns: i64,
+    /// `t_acked - t_request` of the write: from the writer's request to
+    /// this watcher's ack.
+    pub write_to_ack_ns: Option<u64>,
 }
 
 /// A stream held up by a stall.
@@ -383,6 +453,33 @@ pub struct StreamDelay {
 }
 
 impl OutputEvent {
+    /// When it happened (Unix ns): every line has `ts`.
+    #[must_use]
+    pub fn ts(&self) -> u64 {
+        match self {
+            OutputEvent::ConnOpen { ts, .. }
+            | OutputEvent::ConnClose { ts, .. }
+            | OutputEvent::Request { ts, .. }
+            | OutputEvent::WatchEvent { ts, .. }
+            | OutputEvent::StreamEnd { ts, .. }
+            | OutputEvent::EtcdEvent { ts, .. }
+            | OutputEvent::Gap { ts, .. }
+            | OutputEvent::SocketStall { ts, .. }
+            | OutputEvent::WindowStall { ts, .. }
+            | OutputEvent::ConnSample { ts, .. }
+            | OutputEvent::ConnAddress { ts, .. }
+            | OutputEvent::StallStart { ts, .. }
+            | OutputEvent::Settings { ts, .. }
+            | OutputEvent::HpackKnown { ts, .. }
+            | OutputEvent::WatchListSynced { ts, .. }
+            | OutputEvent::ListResponse { ts, .. }
+            | OutputEvent::EtcdRequest { ts, .. }
+            | OutputEvent::Write { ts, .. }
+            | OutputEvent::WriteFanout { ts, .. }
+            | OutputEvent::Undecodable { ts, .. } => *ts,
+        }
+    }
+
     /// The event as the other side would be named: for a connection whose
     /// decoder guessed the process's role wrong (joined mid-way).
     pub(crate) fn flip_roles(&mut self) {
@@ -415,7 +512,9 @@ impl OutputEvent {
             | Self::HpackKnown { conn, .. }
             | Self::WatchListSynced { conn, .. }
             | Self::ListResponse { conn, .. }
-            | Self::EtcdRequest { conn, .. } => *conn = id,
+            | Self::EtcdRequest { conn, .. }
+            | Self::Write { conn, .. } => *conn = id,
+            Self::WriteFanout { .. } => {}
             Self::SocketStall { conn, .. }
             | Self::StallStart { conn, .. }
             | Self::Undecodable { conn, .. } => *conn = Some(id),

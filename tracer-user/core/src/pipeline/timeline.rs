@@ -646,6 +646,7 @@ fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent 
             flow_control_wait_ns,
             socket_buffer_wait_ns,
             missing,
+            write: None,
         };
     }
     event
