@@ -7,6 +7,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
@@ -35,6 +36,9 @@ type options struct {
 	slowDelay         time.Duration
 	shutdownTimeout   time.Duration
 	startTimeout      time.Duration
+	gzipMinBytes      int
+	gzipLevel         int
+	watchListGzip     string
 }
 
 func parseFlags() *options {
@@ -57,6 +61,9 @@ func parseFlags() *options {
 	flag.DurationVar(&o.slowDelay, "slow-delay", 50*time.Millisecond, "dispatch delay for -slow-resource")
 	flag.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for handlers on SIGTERM/SIGINT before closing connections")
 	flag.DurationVar(&o.startTimeout, "start-timeout", 15*time.Second, "how long to wait for the initial etcd Range of every resource")
+	flag.IntVar(&o.gzipMinBytes, "gzip-min-bytes", 128*1024, "gzip LIST bodies of at least this many bytes for clients that accept gzip (kube-apiserver: over 128 KiB); 0 compresses every LIST, -1 none")
+	flag.IntVar(&o.gzipLevel, "gzip-level", gzip.DefaultCompression, "compress/gzip level for LISTs and watch-lists (-1: Go's default, 6; kube-apiserver uses 1)")
+	flag.StringVar(&o.watchListGzip, "watchlist-gzip", "stream", "gzip of watch-list responses for clients that accept gzip (Kubernetes 1.37 WatchListCompression): stream (one gzip member, a sync flush per flushed event), per-flush (a gzip member per flush, as kube-apiserver v1.37.0), off")
 	flag.Parse()
 	return o
 }

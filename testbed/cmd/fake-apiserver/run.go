@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -37,6 +38,14 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	if err := loopbackOnly(o.etcdEndpoint); err != nil {
 		return err
+	}
+	switch o.watchListGzip {
+	case apiserver.WatchListGzipStream, apiserver.WatchListGzipPerFlush, apiserver.WatchListGzipOff:
+	default:
+		return fmt.Errorf("-watchlist-gzip must be stream, per-flush or off, not %q", o.watchListGzip)
+	}
+	if _, err := gzip.NewWriterLevel(nil, o.gzipLevel); err != nil {
+		return fmt.Errorf("-gzip-level: %w", err)
 	}
 	if o.stateDir == "" {
 		if o.stateDir, err = os.MkdirTemp("", "fake-apiserver-"); err != nil {
@@ -106,7 +115,10 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 
 	shutdown := make(chan struct{})
-	handler := apiserver.New(apiserver.Config{Caches: caches, Log: gt, MinRequestTimeout: o.minRequestTimeout, Shutdown: shutdown})
+	handler := apiserver.New(apiserver.Config{
+		Caches: caches, Log: gt, MinRequestTimeout: o.minRequestTimeout, Shutdown: shutdown,
+		GzipMinBytes: o.gzipMinBytes, GzipLevel: o.gzipLevel, WatchListGzip: o.watchListGzip,
+	})
 	tlsConf, err := apiserver.ServerTLS(bundle.ServerCert, bundle.ServerKey)
 	if err != nil {
 		return err

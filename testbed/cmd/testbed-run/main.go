@@ -82,7 +82,7 @@ func main() {
 	flag.BoolVar(&o.etcdTLS, "etcd-tls", false, "run etcd with TLS and client-certificate auth")
 	flag.DurationVar(&o.progress, "etcd-progress-interval", 0, "etcd --experimental-watch-progress-notify-interval (0: etcd default 10m)")
 	flag.BoolVar(&o.verify, "verify", true, "after the load, check the ground truth against etcd and watch-load (skipped with -keep-running)")
-	flag.Var(&o.apiArgs, "apiserver-arg", "extra fake-apiserver flag (repeatable), e.g. -apiserver-arg=-dispatch-delay=5ms")
+	flag.Var(&o.apiArgs, "apiserver-arg", "extra fake-apiserver flag (repeatable), e.g. -apiserver-arg=-dispatch-delay=5ms or -apiserver-arg=-gzip-min-bytes=1")
 	flag.Usage = usage
 	flag.Parse()
 	o.loadArgs = flag.Args()

@@ -51,8 +51,10 @@ func main() {
 		watches        = flag.Int("watches-per-conn", 5, "watch streams per connection")
 		resources      = flag.String("resources", "configmaps", "resources to watch, comma-separated")
 		namespaces     = flag.String("namespaces", "ns-0,ns-1,*", "namespaces to watch, comma-separated; * = all namespaces")
-		format         = flag.String("format", "mixed", "json, protobuf, or mixed (alternate per stream)")
-		mode           = flag.String("mode", "listwatch", "listwatch (LIST rv=0, then WATCH from its RV, like client-go) or watch (WATCH without RV)")
+		format         = flag.String("format", "mixed", "json, protobuf, cbor, or mixed (json and protobuf alternating per stream)")
+		mode           = flag.String("mode", "listwatch", "listwatch (LIST rv=0, then WATCH from its RV, like client-go), watch (WATCH without RV) or watchlist (WATCH with sendInitialEvents=true and no LIST, like client-go's WatchList)")
+		gzipOn         = flag.Bool("gzip", false, "send Accept-Encoding: gzip on LISTs and watches and inflate in the client (Go's transport then leaves the body compressed, so wire bytes are logged)")
+		relistEvery    = flag.Duration("relist-interval", 0, "during the load, every connection LISTs each collection it watches this often (0 disables)")
 		bookmarks      = flag.Bool("bookmarks", true, "request allowWatchBookmarks=true")
 		timeoutSeconds = flag.Int64("timeout-seconds", 0, "timeoutSeconds per watch; 0 = random 300-599 like client-go")
 		labelSelector  = flag.String("label-selector", "", "labelSelector for every list/watch")
@@ -98,14 +100,15 @@ func main() {
 		fail(err)
 	}
 	cfg := loadgen.Config{
-		Conns: *conns, WatchesPerConn: *watches, ListFirst: *mode == "listwatch", Bookmarks: *bookmarks,
+		Conns: *conns, WatchesPerConn: *watches, ListFirst: *mode == "listwatch", WatchList: *mode == "watchlist",
+		Gzip: *gzipOn, RelistInterval: *relistEvery, Bookmarks: *bookmarks,
 		TimeoutSeconds: *timeoutSeconds, LabelSelector: *labelSelector, Duration: *duration, Drain: *drainTimeout,
 		StallStream: *stallStream, StallStreamAfter: *stallStreamAfter, StallStreamFor: *stallStreamFor,
 		StallConn: *stallConn, StallConnAfter: *stallConnAfter, StallConnFor: *stallConnFor,
 		UserAgents: userAgents, HTTP1: *http1,
 	}
-	if *mode != "listwatch" && *mode != "watch" {
-		fail(fmt.Errorf("-mode must be listwatch or watch"))
+	if *mode != "listwatch" && *mode != "watch" && *mode != "watchlist" {
+		fail(fmt.Errorf("-mode must be listwatch, watch or watchlist"))
 	}
 	if len(cfg.UserAgents) == 0 {
 		cfg.UserAgents = defaultUserAgents
@@ -140,7 +143,7 @@ func main() {
 	default:
 		f, ok := framing.ParseFormat(*format)
 		if !ok {
-			fail(fmt.Errorf("-format must be json, protobuf or mixed"))
+			fail(fmt.Errorf("-format must be json, protobuf, cbor or mixed"))
 		}
 		cfg.Formats = []framing.Format{f}
 	}

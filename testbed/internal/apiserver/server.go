@@ -24,6 +24,17 @@ type Config struct {
 	// Shutdown is closed when the server stops; open watches then end
 	// with END_STREAM.
 	Shutdown <-chan struct{}
+	// GzipMinBytes: LIST bodies of at least this size are gzip-compressed
+	// for clients that accept gzip (kube-apiserver: over 128 KiB);
+	// negative disables it.
+	GzipMinBytes int
+	// GzipLevel is the compress/gzip level (gzip.DefaultCompression, -1,
+	// by default; kube-apiserver uses 1).
+	GzipLevel int
+	// WatchListGzip says how watch-list responses are compressed for
+	// clients that accept gzip (WatchListGzipStream, …PerFlush, …Off), as
+	// kube-apiserver 1.37's WatchListCompression does.
+	WatchListGzip string
 }
 
 // Server routes list and watch requests to the caches.
@@ -56,6 +67,7 @@ func New(cfg Config) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tRequest := groundtruth.Now() // before anything else: watch-list sync time starts here
 	h := w.Header()
 	h.Set("Audit-Id", newUUID())
 	h.Set("Cache-Control", "no-cache, private")
@@ -87,12 +99,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, f, http.StatusBadRequest, err.Error(), groundtruth.ReasonBadRequest)
 		return
 	}
-	cache := s.caches[rt.res.ID()]
-	if p.watch || rt.legacyWatch {
-		s.serveWatch(w, r, f, cache, rt, p)
+	watch := p.watch || rt.legacyWatch
+	if err := p.validate(watch); err != nil {
+		s.reject(w, r, f, http.StatusUnprocessableEntity, err.Error(), groundtruth.ReasonInvalid)
 		return
 	}
-	s.serveList(w, r, f, cache, rt, p)
+	cache := s.caches[rt.res.ID()]
+	if watch {
+		s.serveWatch(w, r, f, cache, rt, p, tRequest)
+		return
+	}
+	s.serveList(w, r, f, cache, rt, p, tRequest)
 }
 
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, f framing.Format, code int, msg, reason string) {

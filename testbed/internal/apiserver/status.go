@@ -12,6 +12,7 @@ var reasons = map[int]string{
 	http.StatusBadRequest:          "BadRequest",
 	http.StatusNotFound:            "NotFound",
 	http.StatusMethodNotAllowed:    "MethodNotAllowed",
+	http.StatusUnprocessableEntity: "Invalid",
 	http.StatusServiceUnavailable:  "ServiceUnavailable",
 	http.StatusInternalServerError: "InternalError",
 }
@@ -21,9 +22,12 @@ var reasons = map[int]string{
 func writeStatus(w http.ResponseWriter, f framing.Format, code int, msg string) {
 	st := k8sobj.Status{Message: msg, Reason: reasons[code], Code: int32(code)}
 	var body []byte
-	if f == framing.Protobuf {
+	switch f {
+	case framing.Protobuf:
 		body = k8sobj.EncodeUnknown("v1", "Status", st.AppendProto(nil))
-	} else {
+	case framing.CBOR:
+		body = st.AppendCBOR(nil)
+	default:
 		body = append(st.AppendJSON(nil), '\n')
 	}
 	w.Header().Set("Content-Type", f.ContentType())

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -15,25 +16,31 @@ import (
 
 // watchStream is the state of one watch response.
 type watchStream struct {
-	s      *Server
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	f      framing.Format
-	id     uint64
-	client string
-	path   string
-	res    string
-	events int64
-	bytes  int64
-	lastRV string
+	s        *Server
+	w        http.ResponseWriter
+	out      io.Writer // w, or gz in front of it
+	gz       *gzipStream
+	rc       *http.ResponseController
+	f        framing.Format
+	id       uint64
+	client   string
+	path     string
+	res      string
+	tRequest int64
+	events   int64
+	bytes    int64
+	lastRV   string
 }
 
 // serveWatch follows kube-apiserver's WatchServer.HandleHTTP: set
 // Content-Type, flush the response HEADERS before any event, then write
 // each event through the framer and flush only when no further event is
 // queued, until timeout, client disconnect, server shutdown or the cache
-// closing the watcher.
-func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, f framing.Format, cache *watchcache.Cache, rt route, p params) {
+// closing the watcher. A watch-list (sendInitialEvents=true,
+// allowWatchBookmarks=true) ends its initial events with the
+// initial-events-end bookmark, and is gzip-compressed when the client
+// accepts gzip (WatchListCompression, Kubernetes 1.37).
+func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, f framing.Format, cache *watchcache.Cache, rt route, p params, tRequest int64) {
 	ctx := r.Context()
 	timeout := time.Duration(p.timeoutSeconds) * time.Second
 	if timeout == 0 {
@@ -44,6 +51,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, f framing.Fo
 	watcher, errStatus, err := cache.Watch(ctx, watchcache.WatchOptions{
 		ID: id, Namespace: rt.namespace, Selector: p.selector,
 		HasRV: p.hasExactRV, RV: p.exactRV, Bookmarks: p.bookmarks,
+		SendInitialEvents: p.sendInitialEvents, InitialEventsEnd: p.watchList(),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -52,18 +60,29 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, f framing.Fo
 		s.reject(w, r, f, http.StatusServiceUnavailable, err.Error(), groundtruth.ReasonCacheGone)
 		return
 	}
-	st := &watchStream{s: s, w: w, rc: http.NewResponseController(w), f: f, id: id,
-		client: r.RemoteAddr, path: requestPath(r), res: rt.res.ID()}
+	st := &watchStream{s: s, w: w, out: w, rc: http.NewResponseController(w), f: f, id: id,
+		client: r.RemoteAddr, path: requestPath(r), res: rt.res.ID(), tRequest: tRequest}
 	open := &groundtruth.Record{
-		Kind: groundtruth.KindWatchOpen, T: groundtruth.Now(), Stream: id, Client: st.client,
+		Kind: groundtruth.KindWatchOpen, T: groundtruth.Now(), TRequest: tRequest, Stream: id, Client: st.client,
 		Proto: r.Proto, TLS: tlsFlag(r), Path: st.path, UserAgent: userAgent(r),
 		ContentType: f.WatchContentType(), Resource: st.res, Namespace: rt.namespace,
 		LabelSelector: p.labelSelector, RVParam: p.rv, Bookmarks: p.bookmarks,
-		TimeoutSeconds: int64(timeout / time.Second),
+		TimeoutSeconds: int64(timeout / time.Second), RVMatch: p.rvMatch,
+		SendInitialEvents: p.sendInitialEvents != nil && *p.sendInitialEvents,
 	}
 	if watcher != nil {
 		defer cache.Remove(watcher)
 		open.StartRV, open.InitialEvents = watcher.StartRV, len(watcher.Initial)
+	}
+	if p.watchList() && s.cfg.WatchListGzip != WatchListGzipOff && acceptsGzip(r) {
+		gz, err := newGzipStream(w, s.cfg.GzipLevel, s.cfg.WatchListGzip)
+		if err != nil {
+			s.reject(w, r, f, http.StatusInternalServerError, err.Error(), groundtruth.ReasonBadRequest)
+			return
+		}
+		st.gz, st.out = gz, gz
+		open.ContentEncoding = "gzip"
+		w.Header().Set("Content-Encoding", "gzip")
 	}
 
 	w.Header().Set("Content-Type", f.WatchContentType())
@@ -92,8 +111,12 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, f framing.Fo
 }
 
 func (st *watchStream) run(ctx context.Context, watcher *watchcache.Watcher, timeout time.Duration) {
-	for i, ev := range watcher.Initial {
-		remaining := len(watcher.Initial) - 1 - i
+	initial := watcher.Initial
+	if watcher.InitialEventsEnd != nil {
+		initial = append(initial[:len(initial):len(initial)], watcher.InitialEventsEnd)
+	}
+	for i, ev := range initial {
+		remaining := len(initial) - 1 - i
 		if err := st.write(ev, watcher, remaining); err != nil {
 			st.close(groundtruth.ReasonWriteError, err)
 			return
@@ -131,29 +154,47 @@ func (st *watchStream) run(ctx context.Context, watcher *watchcache.Watcher, tim
 }
 
 // write sends one event and flushes if nothing else is waiting (pending
-// initial events or queued live events), then logs the write.
+// initial events or queued live events), then logs the write. On a gzip
+// stream the flush is the gzip flush, then the HTTP one, so that the event
+// reaches the client at once.
 func (st *watchStream) write(ev *watchcache.Event, watcher *watchcache.Watcher, pendingInitial int) error {
 	frame := ev.Frame(st.f)
 	rec := &groundtruth.Record{
 		Kind: groundtruth.KindWrite, Stream: st.id, Client: st.client, Path: st.path,
 		EventType: ev.Type, Resource: st.res, Namespace: ev.Namespace, Name: ev.Name,
-		Initial: ev.Initial,
+		Initial: ev.Initial, InitialEventsEnd: ev.InitialEventsEnd,
 	}
 	if ev.Type != watchcache.Error {
 		rec.RV = strconv.FormatInt(ev.RV, 10)
 	}
+	var wire0 int64
+	if st.gz != nil {
+		wire0 = st.gz.wire()
+	}
 	rec.TBefore = groundtruth.Now()
-	n, err := framing.Write(st.w, st.f, frame)
+	n, err := framing.Write(st.out, st.f, frame)
 	rec.TAfter = groundtruth.Now()
 	rec.Bytes = int64(n)
+	if ev.InitialEventsEnd {
+		rec.InitialSyncNs = rec.TAfter - st.tRequest
+	}
 	queued := pendingInitial
 	if watcher != nil {
 		queued += watcher.Queued()
 	}
 	rec.Queued = queued
 	if err == nil && queued == 0 {
-		err = st.rc.Flush()
+		if st.gz != nil {
+			err = st.gz.flush()
+		}
+		if err == nil {
+			err = st.rc.Flush()
+		}
 		rec.Flushed, rec.TFlush = true, groundtruth.Now()
+	}
+	if st.gz != nil {
+		wire := st.gz.wire() - wire0
+		rec.WireBytes = &wire
 	}
 	if err != nil {
 		rec.Error = err.Error()
@@ -169,9 +210,17 @@ func (st *watchStream) write(ev *watchcache.Event, watcher *watchcache.Watcher, 
 }
 
 func (st *watchStream) close(reason string, err error) {
+	var wire *int64
+	if st.gz != nil {
+		// The gzip trailer; errors are moot once the stream ends.
+		_ = st.gz.close()
+		n := st.gz.wire()
+		wire = &n
+	}
 	rec := &groundtruth.Record{
 		Kind: groundtruth.KindWatchClose, T: groundtruth.Now(), Stream: st.id, Client: st.client,
 		Path: st.path, Resource: st.res, Reason: reason, Events: st.events, Bytes: st.bytes, RV: st.lastRV,
+		WireBytes: wire,
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		rec.Error = err.Error()

@@ -25,8 +25,11 @@ type Event struct {
 	Namespace  string
 	Name       string
 	RV         string
-	Labels     map[string]string // JSON only
+	Labels     map[string]string // JSON and CBOR only
 	Bytes      int               // framed size on the wire
+	// InitialEventsEnd: a BOOKMARK annotated k8s.io/initial-events-end=true,
+	// the end of a watch-list's initial events.
+	InitialEventsEnd bool
 	// ERROR events.
 	Code    int32
 	Reason  string
@@ -37,6 +40,10 @@ type Event struct {
 type Reader struct {
 	f  Format
 	br *bufio.Reader
+	// CBOR items have no length prefix: cbuf[coff:] holds bytes read but
+	// not yet decoded.
+	cbuf []byte
+	coff int
 }
 
 // NewReader wraps a watch response body of format f.
@@ -46,8 +53,11 @@ func NewReader(r io.Reader, f Format) *Reader {
 
 // Next returns the next event, or io.EOF at a clean end of stream.
 func (r *Reader) Next() (*Event, error) {
-	if r.f == JSON {
+	switch r.f {
+	case JSON:
 		return r.nextJSON()
+	case CBOR:
+		return r.nextCBOR()
 	}
 	return r.nextProto()
 }
@@ -94,6 +104,7 @@ func DecodeJSONEvent(line []byte) (*Event, error) {
 		Namespace: o.Metadata.Namespace, Name: o.Metadata.Name, RV: o.Metadata.ResourceVersion,
 		Labels: o.Metadata.Labels, Bytes: len(line),
 		Code: o.Code, Reason: o.Reason, Message: o.Message,
+		InitialEventsEnd: o.Metadata.Annotations[k8sobj.InitialEventsEndAnnotation] == "true",
 	}, nil
 }
 
@@ -186,6 +197,19 @@ func DecodeProtoEvent(body []byte) (*Event, error) {
 				ev.Namespace = g.String()
 			case 6:
 				ev.RV = g.String()
+			case 12: // annotations entry {key=1, value=2}
+				var k, v string
+				_ = fields(g.Bytes, func(e *proto.Field) {
+					switch e.Num {
+					case 1:
+						k = e.String()
+					case 2:
+						v = e.String()
+					}
+				})
+				if k == k8sobj.InitialEventsEndAnnotation && v == "true" {
+					ev.InitialEventsEnd = true
+				}
 			}
 		})
 	})

@@ -9,8 +9,12 @@ import (
 
 // Frame returns one event as it goes on the wire: for JSON the whole line
 // including "\n"; for protobuf the 4-byte length header followed by the
-// WatchEvent. Write sends it with the framer's write pattern.
+// WatchEvent; for CBOR one self-described item. Write sends it with the
+// framer's write pattern.
 func Frame(f Format, eventType string, obj []byte) []byte {
+	if f == CBOR {
+		return frameCBOR(eventType, obj)
+	}
 	if f == JSON {
 		b := make([]byte, 0, len(obj)+len(eventType)+24)
 		b = append(b, `{"type":"`...)
@@ -28,11 +32,12 @@ func Frame(f Format, eventType string, obj []byte) []byte {
 	return b
 }
 
-// Write sends a frame from Frame. JSON is one Write (the JSON framer passes
-// the encoder's single write through); protobuf is two Writes, header then
-// body, like LengthDelimitedFramer. It returns the bytes written.
+// Write sends a frame from Frame. JSON and CBOR are one Write (their
+// framers pass the encoder's single write through); protobuf is two Writes,
+// header then body, like LengthDelimitedFramer. It returns the bytes
+// written.
 func Write(w io.Writer, f Format, frame []byte) (int, error) {
-	if f == JSON {
+	if f != Protobuf {
 		return w.Write(frame)
 	}
 	n, err := w.Write(frame[:4])

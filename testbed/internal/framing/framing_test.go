@@ -110,7 +110,11 @@ func TestNegotiate(t *testing.T) {
 		"application/json": JSON,
 		"application/vnd.kubernetes.protobuf, application/json": Protobuf,
 		"application/vnd.kubernetes.protobuf;stream=watch":      Protobuf,
-		"*/*": JSON,
+		"*/*":                  JSON,
+		"application/cbor":     CBOR,
+		"application/cbor-seq": CBOR,
+		"application/cbor;q=1, application/json;q=0.9":          CBOR,
+		"application/vnd.kubernetes.protobuf, application/cbor": CBOR,
 	} {
 		if got := Negotiate(accept); got != want {
 			t.Errorf("Negotiate(%q) = %v", accept, got)

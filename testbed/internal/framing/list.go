@@ -12,6 +12,9 @@ import (
 // DecodeList returns a LIST response's metadata.resourceVersion and item
 // count, for clients that list before watching (client-go's reflector).
 func DecodeList(f Format, body []byte) (rv string, items int, err error) {
+	if f == CBOR {
+		return decodeListCBOR(body)
+	}
 	if f == JSON {
 		var l struct {
 			Metadata struct {

@@ -33,6 +33,7 @@ const (
 	ReasonCacheGone  = "cache_stopped"    // the resource's cache stopped (etcd watch failed)
 	ReasonBadRequest = "bad_request"      // never opened; see request_error
 	ReasonNotFound   = "unknown_resource" // never opened; see request_error
+	ReasonInvalid    = "invalid"          // never opened: 422, e.g. sendInitialEvents without resourceVersionMatch=NotOlderThan
 )
 
 // Record is the union of all record kinds; fields irrelevant to a kind are
@@ -41,11 +42,12 @@ type Record struct {
 	Kind string `json:"kind"`
 
 	// Timestamps.
-	T       int64 `json:"t,omitempty"`        // when the record's fact happened
-	TRead   int64 `json:"t_read,omitempty"`   // etcd_event: gRPC message fully read from the etcd stream
-	TBefore int64 `json:"t_before,omitempty"` // write/list: just before the first Write call
-	TAfter  int64 `json:"t_after,omitempty"`  // write/list: just after the last Write call returned
-	TFlush  int64 `json:"t_flush,omitempty"`  // write: Flush returned (only when flushed)
+	T        int64 `json:"t,omitempty"`         // when the record's fact happened
+	TRequest int64 `json:"t_request,omitempty"` // watch_open/list: the handler first saw the request
+	TRead    int64 `json:"t_read,omitempty"`    // etcd_event: gRPC message fully read from the etcd stream
+	TBefore  int64 `json:"t_before,omitempty"`  // write/list: just before the first Write call
+	TAfter   int64 `json:"t_after,omitempty"`   // write/list: just after the last Write call returned
+	TFlush   int64 `json:"t_flush,omitempty"`   // write: Flush returned (only when flushed)
 
 	// Request identity.
 	Stream      uint64 `json:"stream,omitempty"` // unique per watch stream (1, 2, ...)
@@ -55,6 +57,8 @@ type Record struct {
 	Path        string `json:"path,omitempty"` // URL path and query as requested
 	UserAgent   string `json:"user_agent,omitempty"`
 	ContentType string `json:"content_type,omitempty"` // response Content-Type
+	// ContentEncoding is the response Content-Encoding ("gzip"), if any.
+	ContentEncoding string `json:"content_encoding,omitempty"`
 
 	// Watch parameters.
 	Resource       string `json:"resource,omitempty"`
@@ -65,16 +69,30 @@ type Record struct {
 	Bookmarks      bool   `json:"bookmarks,omitempty"`
 	TimeoutSeconds int64  `json:"timeout_seconds,omitempty"`
 	InitialEvents  int    `json:"initial_events,omitempty"`
+	// Watch-list (KEP-3157) parameters as given: sendInitialEvents=true,
+	// resourceVersionMatch.
+	SendInitialEvents bool   `json:"send_initial_events,omitempty"`
+	RVMatch           string `json:"rv_match,omitempty"`
 
 	// Event fields (write, etcd_event).
 	EventType string `json:"event_type,omitempty"`
 	Name      string `json:"name,omitempty"`
 	RV        string `json:"rv,omitempty"`
-	Bytes     int64  `json:"bytes,omitempty"` // framed bytes written (incl. 4-byte header or newline)
-	Seq       int64  `json:"seq,omitempty"`   // write: 1-based index of the event in its stream
-	Initial   bool   `json:"initial,omitempty"`
-	Flushed   bool   `json:"flushed,omitempty"`
-	Queued    int    `json:"queued,omitempty"` // events waiting in the watcher's channel after this one
+	Bytes     int64  `json:"bytes,omitempty"` // framed bytes written (incl. 4-byte header or newline), before any gzip
+	// WireBytes (gzip streams only, so present even when 0): write: the
+	// compressed bytes this event's Write and flush passed to the
+	// ResponseWriter; watch_close: the stream's total, gzip trailer included.
+	WireBytes    *int64 `json:"wire_bytes,omitempty"`
+	DecodedBytes int64  `json:"decoded_bytes,omitempty"` // list: body size before gzip (= bytes without gzip)
+	Seq          int64  `json:"seq,omitempty"`           // write: 1-based index of the event in its stream
+	Initial      bool   `json:"initial,omitempty"`
+	Flushed      bool   `json:"flushed,omitempty"`
+	Queued       int    `json:"queued,omitempty"` // events waiting in the watcher's channel after this one
+	// InitialEventsEnd marks the write of a watch-list's BOOKMARK annotated
+	// k8s.io/initial-events-end; InitialSyncNs is its t_after minus the
+	// watch_open's t_request: how long the initial sync took.
+	InitialEventsEnd bool  `json:"initial_events_end,omitempty"`
+	InitialSyncNs    int64 `json:"initial_sync_ns,omitempty"`
 
 	// etcd fields.
 	Key      string `json:"key,omitempty"`

@@ -96,6 +96,18 @@ func Empty(r Resource, rv int64) *Object {
 	return &Object{Kind: r.Kind, APIVersion: r.APIVersion(), Meta: ObjectMeta{ResourceVersion: strconv.FormatInt(rv, 10)}}
 }
 
+// InitialEventsEndAnnotation is set to "true" on the BOOKMARK that ends a
+// watch-list's initial events (metav1.InitialEventsAnnotationKey).
+const InitialEventsEndAnnotation = "k8s.io/initial-events-end"
+
+// InitialEventsEnd returns that bookmark's object: Empty plus the
+// annotation.
+func InitialEventsEnd(r Resource, rv int64) *Object {
+	o := Empty(r, rv)
+	o.Meta.Annotations = map[string]string{InitialEventsEndAnnotation: "true"}
+	return o
+}
+
 // Field returns the raw JSON of a top-level field, or nil.
 func (o *Object) Field(name string) json.RawMessage {
 	for _, f := range o.Rest {

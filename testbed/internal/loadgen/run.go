@@ -32,6 +32,15 @@ type Config struct {
 	UserAgents     []string // assigned to connections round-robin
 	Formats        []framing.Format
 	ListFirst      bool
+	// WatchList opens every stream with a watch-list request
+	// (sendInitialEvents=true) instead of a LIST; ListFirst must be false.
+	WatchList bool
+	// Gzip sends Accept-Encoding: gzip on LISTs and watches and inflates
+	// in the client, which then sees the compressed sizes.
+	Gzip bool
+	// RelistInterval > 0: every interval during the load phase, each
+	// connection LISTs each collection its streams watch.
+	RelistInterval time.Duration
 	Bookmarks      bool
 	TimeoutSeconds int64 // 0: random 5-10 min like client-go's reflector
 	LabelSelector  string
@@ -63,6 +72,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if len(cfg.UserAgents) == 0 || len(cfg.Formats) == 0 || len(cfg.Resources) == 0 || len(cfg.Namespaces) == 0 {
 		return nil, fmt.Errorf("user agents, formats, resources and namespaces must be non-empty")
 	}
+	if cfg.WatchList && cfg.ListFirst {
+		return nil, fmt.Errorf("watch-list streams do not LIST first")
+	}
 	if cfg.EstablishWait == 0 {
 		cfg.EstablishWait = 30 * time.Second
 	}
@@ -80,7 +92,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				res:       cfg.Resources[combo%len(cfg.Resources)],
 				namespace: cfg.Namespaces[combo/len(cfg.Resources)],
 				format:    cfg.Formats[g%len(cfg.Formats)],
-				listFirst: cfg.ListFirst, bookmarks: cfg.Bookmarks, selector: cfg.LabelSelector,
+				listFirst: cfg.ListFirst, watchList: cfg.WatchList, gzip: cfg.Gzip,
+				bookmarks: cfg.Bookmarks, selector: cfg.LabelSelector,
 				log: cfg.Log, established: make(chan struct{}),
 			}
 			if cfg.TimeoutSeconds > 0 {
@@ -146,6 +159,16 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		})
 	}
 
+	relisters := make([]*relister, len(conns))
+	endLoad := make(chan struct{})
+	var relistWG sync.WaitGroup
+	if cfg.RelistInterval > 0 {
+		for i := range conns {
+			relisters[i] = newRelister(streams[i*cfg.WatchesPerConn : (i+1)*cfg.WatchesPerConn])
+			relistWG.Go(func() { relisters[i].run(streamCtx, endLoad, cfg.RelistInterval) })
+		}
+	}
+
 	var wsum *WriterSummary
 	if cfg.Writer != nil {
 		wc := *cfg.Writer
@@ -155,6 +178,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		cancel()
 	}
 	sleepCtx(ctx, time.Until(t0.Add(cfg.Duration)))
+	close(endLoad)
+	relistWG.Wait()
 	faultWG.Wait()
 	if wsum != nil {
 		drain(ctx, streams, wsum, cfg.Drain)
@@ -170,6 +195,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		c.counts.mu.Unlock()
 		if c.index == cfg.StallConn && connStall != nil {
 			cs.Stalled = connStall
+		}
+		if r := relisters[c.index]; r != nil {
+			cs.PeriodicLists, cs.PeriodicListErrors = r.lists.Load(), r.errors.Load()
+			cs.PeriodicListWire, cs.PeriodicListDecoded = r.wire.Load(), r.decoded.Load()
+			sum.Totals.PeriodicLists += cs.PeriodicLists
 		}
 		sum.Connections = append(sum.Connections, cs)
 	}

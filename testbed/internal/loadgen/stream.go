@@ -26,6 +26,11 @@ type stream struct {
 	namespace string
 	format    framing.Format
 	listFirst bool // list (RV=0) then watch from the list RV, like client-go
+	// watchList opens with a watch-list request instead (client-go's
+	// WatchList: sendInitialEvents=true, no LIST), until one has delivered
+	// the initial-events-end bookmark.
+	watchList bool
+	gzip      bool // send Accept-Encoding: gzip and inflate here
 	bookmarks bool
 	timeout   func() int64 // timeoutSeconds for each watch request
 	selector  string
@@ -41,8 +46,10 @@ type stream struct {
 	// checking is false while a watch without RV delivers its initial
 	// state (RVs are in key order then); it turns on at the first BOOKMARK.
 	checking bool
-	lastRV   int64 // last ADDED/MODIFIED/DELETED RV
-	seenRV   int64 // max RV incl. bookmarks: where to resume
+	// synced: a watch-list delivered its initial-events-end bookmark.
+	synced bool
+	lastRV int64 // last ADDED/MODIFIED/DELETED RV
+	seenRV int64 // max RV incl. bookmarks: where to resume
 }
 
 func (s *stream) basePath() string {
@@ -57,8 +64,11 @@ func (s *stream) basePath() string {
 }
 
 func (s *stream) accept() string {
-	if s.format == framing.Protobuf {
+	switch s.format {
+	case framing.Protobuf:
 		return "application/vnd.kubernetes.protobuf, application/json"
+	case framing.CBOR:
+		return framing.MediaCBOR
 	}
 	return "application/json"
 }
@@ -92,7 +102,7 @@ func (s *stream) caughtUp(rev int64) bool {
 // run lists/watches until ctx ends. Every loop iteration makes at most one
 // request and sleeps on failure, so it is bounded by ctx.
 func (s *stream) run(ctx context.Context) {
-	needList := s.listFirst
+	needList, needWatchList := s.listFirst, s.watchList
 	rv := ""
 	for reqNo := 1; ctx.Err() == nil; reqNo++ {
 		if needList {
@@ -116,15 +126,31 @@ func (s *stream) run(ctx context.Context) {
 			s.mu.Unlock()
 			continue
 		}
-		outcome := s.watch(ctx, reqNo, rv)
+		var outcome outcome
+		if needWatchList {
+			// Like client-go: the initial sync is consistent (no RV);
+			// once it has ended, re-watches are plain watches.
+			s.mu.Lock()
+			s.synced = false
+			s.mu.Unlock()
+			outcome = s.watch(ctx, reqNo, "", true)
+			s.mu.Lock()
+			needWatchList = !s.synced
+			s.mu.Unlock()
+		} else {
+			outcome = s.watch(ctx, reqNo, rv, false)
+		}
 		if ctx.Err() != nil {
 			return
 		}
 		switch outcome {
 		case outcomeExpired:
-			if s.listFirst {
+			switch {
+			case s.listFirst:
 				needList = true
-			} else {
+			case s.watchList:
+				needWatchList = true
+			default:
 				rv = ""
 			}
 		case outcomeError:
@@ -160,6 +186,11 @@ func (s *stream) newRequest(ctx context.Context, q url.Values, local *string) (*
 		return nil, err
 	}
 	req.Header.Set("Accept", s.accept())
+	if s.gzip {
+		// Set explicitly, so Go's transport leaves the body compressed
+		// and the client sees the wire bytes.
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	req.Header.Set("User-Agent", s.conn.userAgent)
 	// A bearer token like client-go's: the server ignores it, but a tracer
 	// must cope with (and not print) credentials in HEADERS.
@@ -167,57 +198,19 @@ func (s *stream) newRequest(ctx context.Context, q url.Values, local *string) (*
 	return req, nil
 }
 
-func (s *stream) list(ctx context.Context) (string, error) {
-	q := url.Values{"resourceVersion": {"0"}, "limit": {"500"}}
-	if s.selector != "" {
-		q.Set("labelSelector", s.selector)
-	}
-	var local string
-	req, err := s.newRequest(ctx, q, &local)
-	if err != nil {
-		return "", err
-	}
-	rs := RequestSummary{Verb: "LIST", Path: req.URL.RequestURI(), Start: time.Now().UnixNano()}
-	defer func() {
-		rs.End, rs.LocalAddr = time.Now().UnixNano(), local
-		s.mu.Lock()
-		s.sum.Requests = append(s.sum.Requests, rs)
-		s.mu.Unlock()
-	}()
-	resp, err := s.conn.client.Do(req)
-	if err != nil {
-		rs.EndReason = "error: " + err.Error()
-		return "", err
-	}
-	defer resp.Body.Close()
-	rs.Status, rs.Proto = resp.StatusCode, resp.Proto
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	rs.Bytes = int64(len(body))
-	if err != nil {
-		rs.EndReason = "error: " + err.Error()
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		rs.EndReason = "status"
-		return "", fmt.Errorf("list: HTTP %s", resp.Status)
-	}
-	rv, _, err := framing.DecodeList(s.format, body)
-	if err != nil {
-		rs.EndReason = "error: " + err.Error()
-		return "", err
-	}
-	rs.EndReason = "eof"
-	return rv, nil
-}
-
-// watch runs one WATCH request from rv ("" = no resourceVersion).
-func (s *stream) watch(ctx context.Context, reqNo int, rv string) outcome {
+// watch runs one WATCH request from rv ("" = no resourceVersion); with
+// watchList a watch-list request.
+func (s *stream) watch(ctx context.Context, reqNo int, rv string, watchList bool) outcome {
 	q := url.Values{"watch": {"true"}}
 	if rv != "" {
 		q.Set("resourceVersion", rv)
 	}
-	if s.bookmarks {
+	if s.bookmarks || watchList {
 		q.Set("allowWatchBookmarks", "true")
+	}
+	if watchList {
+		q.Set("sendInitialEvents", "true")
+		q.Set("resourceVersionMatch", "NotOlderThan")
 	}
 	if s.selector != "" {
 		q.Set("labelSelector", s.selector)
@@ -232,9 +225,13 @@ func (s *stream) watch(ctx context.Context, reqNo int, rv string) outcome {
 		s.problem("watch request: %v", err)
 		return outcomeError
 	}
-	rs := RequestSummary{Verb: "WATCH", Path: req.URL.RequestURI(), Start: time.Now().UnixNano()}
+	rs := RequestSummary{Verb: "WATCH", Path: req.URL.RequestURI(), Start: time.Now().UnixNano(), SendInitialEvents: watchList}
+	var b *body
 	defer func() {
 		rs.End, rs.LocalAddr = time.Now().UnixNano(), local
+		if b != nil {
+			rs.WireBytes = b.wireBytes()
+		}
 		s.mu.Lock()
 		s.sum.Requests = append(s.sum.Requests, rs)
 		s.mu.Unlock()
@@ -249,6 +246,7 @@ func (s *stream) watch(ctx context.Context, reqNo int, rv string) outcome {
 	}
 	defer resp.Body.Close()
 	rs.Status, rs.Proto = resp.StatusCode, resp.Proto
+	rs.ContentType = resp.Header.Get("Content-Type")
 	if resp.StatusCode != http.StatusOK {
 		rs.EndReason = "status"
 		s.problem("watch: HTTP %s", resp.Status)
@@ -261,13 +259,16 @@ func (s *stream) watch(ctx context.Context, reqNo int, rv string) outcome {
 		s.problem("watch: Content-Type %q, want %q", ct, want)
 	}
 	s.markEstablished()
-	if rv == "" && !s.listFirst {
+	if (rv == "" && !s.listFirst) || watchList {
+		// The initial state comes in key order, not RV order.
 		s.mu.Lock()
 		s.checking = false
 		s.mu.Unlock()
 	}
 
-	rd := framing.NewReader(resp.Body, s.format)
+	b = openBody(resp)
+	rs.ContentEncoding = b.encoding
+	rd := framing.NewReader(b, s.format)
 	for {
 		s.maybeStall(ctx)
 		ev, err := rd.Next()
@@ -291,6 +292,15 @@ func (s *stream) watch(ctx context.Context, reqNo int, rv string) outcome {
 		if ev.Type != "BOOKMARK" && ev.Type != "ERROR" {
 			rs.Changes++
 			rs.ChangeBytes += int64(ev.Bytes)
+			if watchList && rs.InitialEventsEndAt == 0 {
+				rs.InitialEvents++
+			}
+		}
+		if ev.InitialEventsEnd && rs.InitialEventsEndAt == 0 {
+			rs.InitialEventsEndAt = now.UnixNano()
+			s.mu.Lock()
+			s.synced = true
+			s.mu.Unlock()
 		}
 		if s.handle(ev, now, reqNo) {
 			rs.EndReason = "error_event"
@@ -305,6 +315,7 @@ func (s *stream) handle(ev *framing.Event, now time.Time, reqNo int) (isError bo
 	s.log.Write(recvRecord{
 		Kind: "recv", T: now.UnixNano(), Conn: s.conn.index, Stream: s.index, Request: reqNo,
 		Type: ev.Type, Namespace: ev.Namespace, Name: ev.Name, RV: ev.RV, Bytes: ev.Bytes, Code: ev.Code,
+		InitialEventsEnd: ev.InitialEventsEnd,
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -372,6 +383,8 @@ type recvRecord struct {
 	RV        string `json:"rv,omitempty"`
 	Bytes     int    `json:"bytes"`
 	Code      int32  `json:"code,omitempty"`
+	// InitialEventsEnd: the watch-list's initial-events-end bookmark.
+	InitialEventsEnd bool `json:"initial_events_end,omitempty"`
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -22,6 +22,8 @@ type Totals struct {
 	Duplicates   int64 `json:"duplicates"`
 	Rewatches    int64 `json:"rewatches"`
 	Relists      int64 `json:"relists"`
+	// PeriodicLists are the -relist-interval LISTs completed.
+	PeriodicLists int64 `json:"periodic_lists,omitempty"`
 }
 
 // ConnectionSummary describes one HTTP/2 connection (one http.Transport).
@@ -33,6 +35,12 @@ type ConnectionSummary struct {
 	Events     int64    `json:"events"`
 	Bytes      int64    `json:"bytes"`
 	Stalled    *Window  `json:"stalled,omitempty"` // fault mode 2 applied to this connection
+	// -relist-interval: LISTs completed, failed, and their body bytes on
+	// the wire and inflated (each LIST is also a "list" log record).
+	PeriodicLists       int64 `json:"periodic_lists,omitempty"`
+	PeriodicListErrors  int64 `json:"periodic_list_errors,omitempty"`
+	PeriodicListWire    int64 `json:"periodic_list_wire_bytes,omitempty"`
+	PeriodicListDecoded int64 `json:"periodic_list_decoded_bytes,omitempty"`
 }
 
 // Window is a fault window in Unix ns.
@@ -73,7 +81,19 @@ type RequestSummary struct {
 	Proto     string `json:"proto"`
 	Status    int    `json:"status"`
 	Events    int64  `json:"events"` // all watch events incl. bookmarks and errors
-	Bytes     int64  `json:"bytes"`  // framed bytes (watch) or body bytes (list)
+	Bytes     int64  `json:"bytes"`  // framed bytes (watch) or body bytes (list), inflated
+	// Content-Type and Content-Encoding received; WireBytes is the body as
+	// received (compressed with gzip; 0 when Go's transport inflated it).
+	ContentType     string `json:"content_type,omitempty"`
+	ContentEncoding string `json:"content_encoding,omitempty"`
+	WireBytes       int64  `json:"wire_bytes,omitempty"`
+	Items           int    `json:"items,omitempty"` // list: objects
+	// Watch-list: the request had sendInitialEvents=true; InitialEvents
+	// changes came before the initial-events-end bookmark, which arrived at
+	// InitialEventsEndAt (Unix ns, 0 if it never did).
+	SendInitialEvents  bool  `json:"send_initial_events,omitempty"`
+	InitialEvents      int64 `json:"initial_events,omitempty"`
+	InitialEventsEndAt int64 `json:"initial_events_end_at,omitempty"`
 	// Changes and ChangeBytes count only ADDED/MODIFIED/DELETED events:
 	// unlike bookmarks, none can be in flight when the client stops after
 	// catching up, so they must match the ground truth exactly.

@@ -221,6 +221,15 @@ type WatchOptions struct {
 	HasRV     bool  // resourceVersion given and not "0"
 	RV        int64 // exact RV when HasRV
 	Bookmarks bool
+	// SendInitialEvents is the watch-list parameter (nil when absent):
+	// true sends the current state whatever the RV (once the cache has
+	// reached an exact RV: resourceVersionMatch=NotOlderThan); false sends
+	// no initial state (from the exact RV's history, or from now).
+	SendInitialEvents *bool
+	// InitialEventsEnd ends the initial state with the
+	// k8s.io/initial-events-end bookmark (a watch-list request:
+	// sendInitialEvents=true and allowWatchBookmarks=true).
+	InitialEventsEnd bool
 }
 
 // ErrStopped is returned once the cache no longer follows etcd.
@@ -232,8 +241,11 @@ const tooLargeWait = 3 * time.Second
 
 // Watch registers a watcher. Without an exact RV it starts from the current
 // state (one ADDED per object, "Get State and Start at Most Recent"); with
-// one it replays history after that RV. A non-nil Status means the watch
-// must consist of a single ERROR event (410 Expired, 504 too large RV).
+// one it replays history after that RV. sendInitialEvents changes that as
+// in the cacher's getAllEventsSinceLocked: true always sends the state
+// (after waiting for an exact RV), false never does. A non-nil Status
+// means the watch must consist of a single ERROR event (410 Expired, 504
+// too large RV).
 func (c *Cache) Watch(ctx context.Context, o WatchOptions) (*Watcher, *k8sobj.Status, error) {
 	if o.HasRV {
 		if st, err := c.waitFor(ctx, o.RV); st != nil || err != nil {
@@ -249,7 +261,16 @@ func (c *Cache) Watch(ctx context.Context, o WatchOptions) (*Watcher, *k8sobj.St
 		ID: o.ID, Namespace: o.Namespace, Selector: o.Selector, Bookmarks: o.Bookmarks,
 		StartRV: c.rv, ch: make(chan *Event, c.cfg.ChanSize), stopped: make(chan struct{}),
 	}
-	if o.HasRV {
+	sendState := o.SendInitialEvents != nil && *o.SendInitialEvents
+	switch {
+	case sendState:
+		w.Initial = c.initialState(o.Namespace, o.Selector)
+		if o.InitialEventsEnd {
+			r := c.cfg.Resource
+			w.InitialEventsEnd = &Event{Type: Bookmark, RV: c.rv, InitialEventsEnd: true,
+				Obj: &framing.Object{Resource: r, Obj: k8sobj.InitialEventsEnd(r, c.rv)}}
+		}
+	case o.HasRV:
 		if o.RV < c.histStart {
 			st := k8sobj.Expired(fmt.Sprintf("too old resource version: %d (%d)", o.RV, c.histStart))
 			return nil, &st, nil
@@ -260,16 +281,25 @@ func (c *Cache) Watch(ctx context.Context, o WatchOptions) (*Watcher, *k8sobj.St
 				w.Initial = append(w.Initial, e)
 			}
 		}
-	} else {
-		for _, ev := range c.snapshot(o.Namespace, o.Selector) {
-			w.Initial = append(w.Initial, &Event{
-				Type: Added, RV: ev.RV, Key: ev.Key, Namespace: ev.Namespace, Name: ev.Name,
-				Obj: ev.Obj, Initial: true,
-			})
-		}
+	case o.SendInitialEvents != nil: // false, no exact RV: from now, no state
+	default:
+		w.Initial = c.initialState(o.Namespace, o.Selector)
 	}
 	c.watchers[w.ID] = w
 	return w, nil, nil
+}
+
+// initialState is the current state as ADDED events, sorted by key, each
+// with its object's RV. Callers hold c.mu.
+func (c *Cache) initialState(ns string, sel Selector) []*Event {
+	var out []*Event
+	for _, ev := range c.snapshot(ns, sel) {
+		out = append(out, &Event{
+			Type: Added, RV: ev.RV, Key: ev.Key, Namespace: ev.Namespace, Name: ev.Name,
+			Obj: ev.Obj, Initial: true,
+		})
+	}
+	return out
 }
 
 // waitFor blocks until the cache reaches rv, for at most tooLargeWait.

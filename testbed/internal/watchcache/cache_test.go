@@ -149,3 +149,50 @@ func TestSelectorParsing(t *testing.T) {
 		t.Fatal("selector semantics")
 	}
 }
+
+func TestAWatchListSendsTheStateThenTheInitialEventsEndBookmark(t *testing.T) {
+	c := newTestCache(t, 2, 100)
+	for rev := int64(11); rev <= 14; rev++ {
+		feed(t, c, rev, false, "a", fmt.Sprintf("o%d", rev), "")
+	}
+	yes := true
+	// RV 11 is older than the 2-event history, yet NotOlderThan is
+	// satisfied by the current state: no 410.
+	w, st, err := c.Watch(context.Background(), WatchOptions{ID: 1, HasRV: true, RV: 11, Bookmarks: true,
+		SendInitialEvents: &yes, InitialEventsEnd: true})
+	if err != nil || st != nil {
+		t.Fatal(err, st)
+	}
+	equal(t, drain(w), "ADDED a/o11 11", "ADDED a/o12 12", "ADDED a/o13 13", "ADDED a/o14 14")
+	end := w.InitialEventsEnd
+	if end == nil || end.Type != Bookmark || end.RV != 14 || !end.InitialEventsEnd || w.StartRV != 14 ||
+		end.Obj.Obj.Meta.Annotations["k8s.io/initial-events-end"] != "true" {
+		t.Fatalf("initial-events-end bookmark %+v, start RV %d", end, w.StartRV)
+	}
+	for _, ev := range w.Initial {
+		if !ev.Initial {
+			t.Fatalf("%s %s not marked initial", ev.Type, ev.Name)
+		}
+	}
+	feed(t, c, 15, false, "a", "o15", "")
+	equal(t, drain(w), "ADDED a/o11 11", "ADDED a/o12 12", "ADDED a/o13 13", "ADDED a/o14 14", "ADDED a/o15 15")
+
+	// Without allowWatchBookmarks it is not a watch-list: the state only.
+	w, _, _ = c.Watch(context.Background(), WatchOptions{ID: 2, SendInitialEvents: &yes})
+	if len(w.Initial) != 5 || w.InitialEventsEnd != nil {
+		t.Fatalf("sendInitialEvents without bookmarks: %d initial, end %v", len(w.Initial), w.InitialEventsEnd)
+	}
+}
+
+func TestSendInitialEventsFalseStartsWithoutTheState(t *testing.T) {
+	c := newTestCache(t, 100, 100)
+	feed(t, c, 11, false, "a", "x", "")
+	feed(t, c, 12, false, "a", "y", "")
+	no := false
+	w, _, _ := c.Watch(context.Background(), WatchOptions{ID: 1, SendInitialEvents: &no})
+	if len(w.Initial) != 0 || w.StartRV != 12 || w.InitialEventsEnd != nil {
+		t.Fatalf("from now: %d initial, start %d", len(w.Initial), w.StartRV)
+	}
+	w, _, _ = c.Watch(context.Background(), WatchOptions{ID: 2, HasRV: true, RV: 11, SendInitialEvents: &no})
+	equal(t, drain(w), "ADDED a/y 12")
+}

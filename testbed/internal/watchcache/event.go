@@ -34,9 +34,12 @@ type Event struct {
 	// turn label-selector transitions into ADDED/DELETED as kube does.
 	Prev    *framing.Object
 	Initial bool // part of a watch's initial state, not a live change
+	// InitialEventsEnd marks the BOOKMARK that ends a watch-list's initial
+	// events (annotation k8s.io/initial-events-end).
+	InitialEventsEnd bool
 
-	once  [2]sync.Once
-	frame [2][]byte
+	once  [framing.NumFormats]sync.Once
+	frame [framing.NumFormats][]byte
 
 	viewMu      sync.Mutex
 	addedView   *Event

@@ -15,6 +15,9 @@ type Watcher struct {
 	Bookmarks bool
 	StartRV   int64    // live events have RV > StartRV
 	Initial   []*Event // initial state or history replay, oldest first
+	// InitialEventsEnd, for a watch-list, is the BOOKMARK at StartRV
+	// annotated k8s.io/initial-events-end, written right after Initial.
+	InitialEventsEnd *Event
 
 	ch       chan *Event
 	stopped  chan struct{}
