@@ -61,9 +61,13 @@ fn golden(h2c: bool, format: &str) {
     assert!(status.success(), "testbed-run failed");
     assert!(recorder.wait().unwrap().success());
 
-    let truth = ground_truth::writes(&ground_truth::records(
-        &dir.join("bed/state/ground-truth.jsonl"),
-    ));
+    let records = ground_truth::records(&dir.join("bed/state/ground-truth.jsonl"));
+    if format == "cbor" {
+        for open in ground_truth::of_kind(&records, "watch_open") {
+            assert_eq!(open["content_type"], "application/cbor-seq", "{open}");
+        }
+    }
+    let truth = ground_truth::writes(&records);
     let output = ground_truth::replayed(&recording);
     let (seen, unmatched) = ground_truth::watch_events(&output);
     let gap_bytes = ground_truth::gap_bytes(&output);
