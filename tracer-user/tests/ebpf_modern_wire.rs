@@ -187,11 +187,25 @@ fn gzip_watch_lists_and_gzip_lists_match_the_ground_truth() {
 #[test]
 #[ignore = "needs root: run through `cargo xtask test`"]
 fn a_gzip_stream_joined_mid_member_is_reported_with_its_bytes() {
-    let (_turn, dir) = support::testbed_turn("watchtrace-mid-gzip");
+    joined_mid_member(false);
+}
+
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn a_stream_with_a_gzip_member_per_flush_is_decoded_from_its_next_member() {
+    joined_mid_member(true);
+}
+
+/// Three gzip watch-list streams (one member for the whole stream, or one
+/// per flush), the agent attached after they began.
+fn joined_mid_member(per_flush: bool) {
+    let (_turn, dir) = support::testbed_turn(&format!("watchtrace-mid-gzip-{per_flush}"));
     let recording = dir.join("mid-gzip.wtrec");
+    let members = if per_flush { "per-flush" } else { "stream" };
     let mut bed = support::KillOnDrop(
         support::testbed_run(&dir)
             .args(["-duration", "9s"])
+            .arg(format!("-apiserver-arg=-watchlist-gzip={members}"))
             .args(["--", "-conns", "1", "-watches-per-conn", "3"])
             .args(["-mode", "watchlist", "-gzip", "-format", "json"])
             .args(["-write-rate", "40", "-drain", "1s"])
@@ -208,14 +222,7 @@ fn a_gzip_stream_joined_mid_member_is_reported_with_its_bytes() {
 
     let truth = ground_truth::records(&dir.join("bed/state/ground-truth.jsonl"));
     let output = ground_truth::replayed(&recording);
-    let opened_before: Vec<&Value> = of_kind(&truth, "watch_open");
-    assert_eq!(opened_before.len(), 3);
-    assert!(
-        !output
-            .iter()
-            .any(|e| matches!(e, OutputEvent::WatchEvent { .. })),
-        "nothing of a stream joined mid-member is guessed"
-    );
+    assert_eq!(of_kind(&truth, "watch_open").len(), 3);
     let mut reported: BTreeMap<u32, u64> = BTreeMap::new();
     for e in &output {
         if let OutputEvent::Undecodable {
@@ -229,37 +236,67 @@ fn a_gzip_stream_joined_mid_member_is_reported_with_its_bytes() {
             *reported.entry(*stream).or_default() += bytes;
         }
     }
-    assert_eq!(reported.len(), 3, "each stream reported: {reported:?}");
-    // The bytes reported are the compressed bytes the server wrote while
-    // the agent traced: no more than each stream's whole, and at least
-    // those written in the middle of the recording (the first and last
-    // second bound when the agent saw them).
-    let first = output.iter().map(event_ts).min().unwrap() as i64;
-    let last = output.iter().map(event_ts).max().unwrap() as i64;
-    let wire = |from: i64, to: i64| -> u64 {
-        of_kind(&truth, "write")
-            .iter()
-            .filter(|w| {
-                let t = w["t_before"].as_i64().unwrap();
-                t > from && t < to
-            })
-            .map(|w| w["wire_bytes"].as_u64().unwrap())
-            .sum()
-    };
-    let total: u64 = reported.values().sum();
-    let at_least = wire(first + 1_000 * MS, last - 1_000 * MS);
-    let at_most: u64 = of_kind(&truth, "watch_close")
+    // Written while the agent surely traced: after its first second and
+    // before its last.
+    let first = output.iter().map(OutputEvent::ts).min().unwrap() as i64;
+    let last = output.iter().map(OutputEvent::ts).max().unwrap() as i64;
+    let traced: Vec<&Value> = of_kind(&truth, "write")
+        .into_iter()
+        .filter(|w| {
+            let t = w["t_before"].as_i64().unwrap();
+            t > first + 1_000 * MS && t < last - 1_000 * MS
+        })
+        .collect();
+    assert!(!traced.is_empty());
+    let decoded: Vec<(String, String)> = output
         .iter()
-        .map(|c| c["wire_bytes"].as_u64().unwrap())
-        .sum();
-    assert!(
-        at_least > 0 && at_least <= total && total <= at_most,
-        "{at_least} <= {total} <= {at_most}"
-    );
-    println!("3 streams joined mid-member: {total} compressed bytes reported");
+        .filter_map(|e| match e {
+            OutputEvent::WatchEvent {
+                event_type,
+                resource_version,
+                ..
+            } => Some((event_type.to_string(), resource_version.to_string())),
+            _ => None,
+        })
+        .collect();
+    if per_flush {
+        // Each stream's partial member at most, then every event.
+        assert!(reported.len() <= 3, "{reported:?}");
+        for w in &traced {
+            let event = (
+                w["event_type"].as_str().unwrap().to_owned(),
+                w["rv"].as_str().unwrap().to_owned(),
+            );
+            assert!(decoded.contains(&event), "{event:?} not decoded");
+        }
+        println!(
+            "3 streams joined mid-member, a member per flush: {} events decoded, {} bytes of partial members reported",
+            decoded.len(),
+            reported.values().sum::<u64>()
+        );
+    } else {
+        assert!(
+            decoded.is_empty(),
+            "nothing of a stream joined mid-member is guessed"
+        );
+        assert_eq!(reported.len(), 3, "each stream reported: {reported:?}");
+        // The compressed bytes the server wrote while the agent traced: no
+        // more than the streams' whole, at least those written while it
+        // surely traced.
+        let total: u64 = reported.values().sum();
+        let at_least: u64 = traced
+            .iter()
+            .map(|w| w["wire_bytes"].as_u64().unwrap())
+            .sum();
+        let at_most: u64 = of_kind(&truth, "watch_close")
+            .iter()
+            .map(|c| c["wire_bytes"].as_u64().unwrap())
+            .sum();
+        assert!(
+            at_least > 0 && at_least <= total && total <= at_most,
+            "{at_least} <= {total} <= {at_most}"
+        );
+        println!("3 streams joined mid-member: {total} compressed bytes reported");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn event_ts(e: &OutputEvent) -> u64 {
-    serde_json::to_value(e).unwrap()["ts"].as_u64().unwrap()
 }

@@ -235,3 +235,58 @@ fn a_gzip_stream_joined_mid_member_is_reported_with_its_bytes() {
         "no event guessed"
     );
 }
+
+/// The same stream with a gzip member per flush (as Kubernetes 1.37 ends
+/// a member at every flush): joined mid-member, the partial member is
+/// reported as `joined_mid_gzip` and every event from the next member on
+/// is decoded.
+#[test]
+fn a_stream_with_a_gzip_member_per_flush_is_decoded_from_the_next_member() {
+    use std::io::Write as _;
+    const MS: u64 = 1_000_000;
+    let events: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            let rv = (100 + i).to_string();
+            encode_json_line(&ObjectSpec::pod("ADDED", "ns-0", &format!("p{i}"), &rv))
+        })
+        .collect();
+    let members: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            g.write_all(e).unwrap();
+            g.finish().unwrap()
+        })
+        .collect();
+    // Joined 7 bytes into the second member.
+    let mut pieces = vec![members[1][7..].to_vec()];
+    pieces.extend(members[2..].iter().cloned());
+    let mut offset = 9_000;
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
+    let mut out = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let frame = data(5, piece, false);
+        let record = chunk((1_000 + i as u64) * MS, true, offset, &frame);
+        offset += frame.len() as u64;
+        pipeline.on_record(&record, &mut |e| out.push(e));
+    }
+    let names: Vec<String> = out
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::WatchEvent { name, .. } => Some(name.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["p2", "p3", "p4", "p5"]);
+    let reported: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::Undecodable { reason, bytes, .. } => Some((*reason, *bytes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [(UndecodableReason::JoinedMidGzip, pieces[0].len() as u64)]
+    );
+}

@@ -425,6 +425,11 @@ impl State {
             list.push(bytes, ts);
             return;
         }
+        if !reverse && state.request.is_none() && state.gzip.is_none() && gzip_member_starts(bytes)
+        {
+            self.start_gzip_member(stream, ts);
+        }
+        let state = self.streams.entry(stream).or_default();
         if !reverse && let Some(gzip) = state.gzip.as_mut() {
             let mut inflated = std::mem::take(&mut self.inflated);
             match gzip.push(bytes, &mut inflated) {
@@ -444,6 +449,36 @@ impl State {
             return;
         }
         self.on_body(stream, bytes, ts, reverse);
+    }
+
+    /// A gzip member begins the piece of `stream`, whose headers were not
+    /// seen: an apiserver that ends a member at every flush (Kubernetes
+    /// 1.37's watch-list streams) lets a stream joined mid-way be inflated
+    /// from here. The bytes probed before are the end of a member whose
+    /// start was missed.
+    fn start_gzip_member(&mut self, stream: u32, ts: u64) {
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let before = match &state.response {
+            None | Some(Body::MidGzip) => 0,
+            Some(Body::Probe { seen, .. }) => *seen,
+            // Already decoded as something else (an etcd stream, events).
+            Some(_) => return,
+        };
+        state.gzip_unread.0 += before;
+        if state.gzip_unread.0 > 0 {
+            state.gzip_unread.1 = Some(GzipStop::JoinedMidMember);
+        }
+        state.gzip = Some(Box::default());
+        state.response = Some(Body::Watch(Box::new(WatchStreamDecoder::mid_stream(
+            None,
+            DecoderConfig::default(),
+        ))));
+        self.report_gzip_unread(stream, ts);
+        if let Some(state) = self.streams.get_mut(&stream) {
+            state.gzip_unread.1 = None;
+        }
     }
 
     /// An `undecodable` line for the gzip bytes of `stream` that could not
@@ -937,6 +972,13 @@ fn plural_of_kind(kind: &str) -> String {
         "Status" => String::new(),
         _ => format!("{}s", kind.to_lowercase()),
     }
+}
+
+/// A gzip member's header opens `bytes`: magic, deflate, no reserved
+/// flag (RFC 1952); nothing else written by an apiserver begins so (a
+/// protobuf frame would declare 500 MB, JSON is text).
+fn gzip_member_starts(bytes: &[u8]) -> bool {
+    bytes.len() >= 10 && bytes[..3] == [0x1f, 0x8b, 0x08] && bytes[3] & 0xe0 == 0
 }
 
 /// The byte stream of bytes the process wrote (`egress`) or read.
