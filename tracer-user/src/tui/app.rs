@@ -380,7 +380,7 @@ impl App {
     fn shift_sort(&mut self, by: isize) {
         let count = match self.tab {
             Tab::Connections => ConnRow::columns().len(),
-            Tab::Watches => WatchRow::columns().len(),
+            Tab::Watches => WatchRow::shown_columns(self.drill().is_some()).len(),
             Tab::Stalls => StallRow::columns().len(),
         };
         let sort = &mut self.sorts[self.tab.index()];

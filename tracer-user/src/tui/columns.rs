@@ -44,6 +44,15 @@ pub(crate) trait Row: 'static {
     fn urgent(&self) -> bool {
         false
     }
+    /// The columns shown: in a drill-down (one connection's rows), some
+    /// tables show more.
+    fn shown_columns(drill: bool) -> &'static [Column<Self>]
+    where
+        Self: Sized,
+    {
+        let _ = drill;
+        Self::columns()
+    }
 }
 
 /// Does `row` contain `needle` (already lower-case) in a filterable field?
@@ -187,6 +196,16 @@ impl Row for WatchRow {
         WATCH_COLUMNS
     }
 
+    /// The writer and etcd delay columns only in a connection's
+    /// drill-down: the full table keeps its width for the clients.
+    fn shown_columns(drill: bool) -> &'static [Column<Self>] {
+        if drill {
+            WATCH_COLUMNS
+        } else {
+            &WATCH_COLUMNS[..WATCH_COLUMNS.len() - DRILL_ONLY_WATCH_COLUMNS]
+        }
+    }
+
     fn haystack(&self) -> [Option<&str>; 4] {
         [
             self.client.as_deref(),
@@ -198,6 +217,9 @@ impl Row for WatchRow {
 
     const FILTERED_BY: &'static str = "client, resource or namespace";
 }
+
+/// The last columns of [`WATCH_COLUMNS`], shown in a drill-down only.
+const DRILL_ONLY_WATCH_COLUMNS: usize = 2;
 
 static WATCH_COLUMNS: &[Column<WatchRow>] = &[
     Column {
@@ -282,6 +304,26 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
         numeric: true,
         cell: |r| or_dash(r.p99_delay_ns, duration_ns),
         cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
+    },
+    Column {
+        title: "WRITER",
+        width: 18,
+        numeric: false,
+        cell: |r| text(r.last_writer.as_ref()),
+        cmp: |a, b| a.last_writer.cmp(&b.last_writer),
+    },
+    Column {
+        title: "ETCD DLY",
+        width: 9,
+        numeric: true,
+        // Negative (the watch read before the write's response): shown as 0.
+        cell: |r| {
+            or_dash(
+                r.last_etcd_watch_delay_ns.map(|n| n.max(0) as u64),
+                duration_ns,
+            )
+        },
+        cmp: |a, b| a.last_etcd_watch_delay_ns.cmp(&b.last_etcd_watch_delay_ns),
     },
 ];
 

@@ -174,7 +174,7 @@ fn title(app: &App) -> String {
 }
 
 fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R], title: String) {
-    let columns = R::columns();
+    let columns = R::shown_columns(app.drill().is_some());
     let Sort { column, descending } = app.sort(app.tab());
     let header = TableRow::new(columns.iter().enumerate().map(|(i, c)| {
         let mark = if i == column {

@@ -44,6 +44,8 @@ fn watch(conn: u64, stream: u32, resource: &str, client: &str, events: f64) -> W
         last_resource_version: format!("{}", 1000 + stream),
         p99_apiserver_ns: Some(2_000_000),
         p99_delay_ns: Some(5_000_000),
+        last_writer: Some("kubectl".into()),
+        last_etcd_watch_delay_ns: Some(3_000_000),
     }
 }
 
@@ -307,6 +309,15 @@ fn enter_drills_into_a_connections_watches_and_esc_comes_back() {
     assert!(text.contains("2:1 ") && text.contains("2:3 "), "{text}");
     assert!(!text.contains("deployments.apps"), "{text}");
     assert!(!text.contains("kube-scheduler"), "{text}");
+    // Who wrote the last event each watch carried, and etcd's delay.
+    assert!(
+        text.contains("WRITER") && text.contains("ETCD DLY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubectl") && text.contains("3.00ms"),
+        "{text}"
+    );
     // Sorted by events/s: stream 1 (30/s) above stream 3 (2/s).
     assert_eq!(
         app.watches().iter().map(|w| w.stream).collect::<Vec<_>>(),

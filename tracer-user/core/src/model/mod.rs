@@ -602,6 +602,12 @@ impl Model {
         // Reuses the buffer: one allocation less per event.
         s.last_resource_version.clear();
         s.last_resource_version.push_str(e.resource_version);
+        if let Some(w) = &e.timeline.write {
+            if s.last_writer.as_deref() != Some(w.writer.as_str()) {
+                s.last_writer = Some(w.writer.clone());
+            }
+            s.last_etcd_watch_delay_ns = w.etcd_watch_delay_ns;
+        }
         if e.received {
             // The traced process read it as a client (the apiserver
             // proxying an aggregated API's watch, or a traced controller):
@@ -795,6 +801,8 @@ impl Model {
                 last_resource_version: s.last_resource_version.clone(),
                 p99_apiserver_ns: s.apiserver_ns.quantile(now, 0.99),
                 p99_delay_ns: s.delay_ns.quantile(now, 0.99),
+                last_writer: s.last_writer.clone(),
+                last_etcd_watch_delay_ns: s.last_etcd_watch_delay_ns,
             });
         }
         let connections = self

@@ -76,6 +76,10 @@ pub struct WatchRow {
     /// P99 of the events' end-to-end delay (t_source or t_first_byte to
     /// t_acked) over the last minute.
     pub p99_delay_ns: Option<u64>,
+    /// Who wrote its last event whose write the traced apiserver served,
+    /// and that write's etcd commit to watch read (`etcd_watch_delay_ns`).
+    pub last_writer: Option<String>,
+    pub last_etcd_watch_delay_ns: Option<i64>,
 }
 
 /// A line of the stall log.

@@ -24,6 +24,10 @@ pub(crate) struct StreamFigures {
     pub(crate) events: RollingSum,
     pub(crate) bytes: RollingSum,
     pub(crate) last_resource_version: String,
+    /// The writer of its last event whose write was seen, and that
+    /// write's etcd commit to watch read.
+    pub(crate) last_writer: Option<String>,
+    pub(crate) last_etcd_watch_delay_ns: Option<i64>,
     /// ApiserverTimeSpan of its events over the last minute.
     pub(crate) apiserver_ns: Window,
     /// End-to-end delay (source or first byte to ack) over the last minute.
@@ -44,6 +48,8 @@ impl StreamFigures {
             events: RollingSum::per_second(),
             bytes: RollingSum::per_second(),
             last_resource_version: String::new(),
+            last_writer: None,
+            last_etcd_watch_delay_ns: None,
             apiserver_ns: Window::new(super::MINUTE_NS, window_samples),
             delay_ns: Window::new(super::MINUTE_NS, window_samples),
         }
