@@ -13,9 +13,11 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // UserAgent is sent on every gRPC request. It does not pretend to be grpc-go
@@ -30,11 +32,25 @@ type Client struct {
 	tr   *http.Transport
 }
 
+// Options are optional Client settings.
+type Options struct {
+	// ReadDelay > 0 delays every read of the connection's socket until its
+	// bytes have been queued for this long (see delayConn): responses
+	// reach the client ReadDelay late while requests leave at once. Linux
+	// (amd64, arm64) only.
+	ReadDelay time.Duration
+}
+
 // New returns a Client for endpoint ("http://127.0.0.1:2379" or
 // "https://..."). tlsConf is required for https endpoints and ignored for
 // http ones, which use cleartext HTTP/2 with prior knowledge (what grpc-go
 // does for insecure credentials).
 func New(endpoint string, tlsConf *tls.Config) (*Client, error) {
+	return NewWithOptions(endpoint, tlsConf, Options{})
+}
+
+// NewWithOptions is New with Options.
+func NewWithOptions(endpoint string, tlsConf *tls.Config, o Options) (*Client, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("etcd endpoint %q: %w", endpoint, err)
@@ -57,6 +73,27 @@ func New(endpoint string, tlsConf *tls.Config) (*Client, error) {
 		return nil, fmt.Errorf("etcd endpoint %q: scheme must be http or https", endpoint)
 	}
 	tr.Protocols = &protocols
+	if o.ReadDelay > 0 {
+		if !delaySupported {
+			return nil, fmt.Errorf("etcd read delay: not supported on this platform")
+		}
+		d := &net.Dialer{}
+		delay := o.ReadDelay
+		// TLS, if any, is layered by the transport over the delayed
+		// socket, so ciphertext is read late and plaintext with it.
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			dc, err := newDelayConn(c.(*net.TCPConn), delay)
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			return dc, nil
+		}
+	}
 	// grpc-go keeps a single connection per target; so do we, by never
 	// letting the transport open a second one for concurrency.
 	tr.HTTP2 = &http.HTTP2Config{StrictMaxConcurrentRequests: true}

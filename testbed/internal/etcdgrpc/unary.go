@@ -5,34 +5,47 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 )
 
 // unary performs one unary RPC: one request message, one response message.
 func (c *Client) unary(ctx context.Context, method string, req []byte) ([]byte, error) {
+	msg, _, err := c.unaryTimed(ctx, method, req)
+	return msg, err
+}
+
+// callTimes are when a unary call was handed to the transport and when its
+// response message had been read.
+type callTimes struct{ sent, read time.Time }
+
+func (c *Client) unaryTimed(ctx context.Context, method string, req []byte) ([]byte, callTimes, error) {
+	var tm callTimes
 	hreq, err := c.newRequest(ctx, method, bytes.NewReader(frameMessage(req)))
 	if err != nil {
-		return nil, err
+		return nil, tm, err
 	}
+	tm.sent = time.Now()
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", method, err)
+		return nil, tm, fmt.Errorf("%s: %w", method, err)
 	}
 	defer resp.Body.Close()
 	if err := checkHTTP(resp); err != nil {
-		return nil, fmt.Errorf("%s: %w", method, err)
+		return nil, tm, fmt.Errorf("%s: %w", method, err)
 	}
 	msg, rerr := readMessage(resp.Body)
+	tm.read = time.Now()
 	// Trailers are only populated once the body has been read to EOF.
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return nil, fmt.Errorf("%s: %w", method, err)
+		return nil, tm, fmt.Errorf("%s: %w", method, err)
 	}
 	if err := statusFrom(resp); err != nil {
-		return nil, fmt.Errorf("%s: %w", method, err)
+		return nil, tm, fmt.Errorf("%s: %w", method, err)
 	}
 	if rerr != nil {
-		return nil, fmt.Errorf("%s: %w", method, rerr)
+		return nil, tm, fmt.Errorf("%s: %w", method, rerr)
 	}
-	return msg, nil
+	return msg, tm, nil
 }
 
 // Range runs KV/Range over [key, rangeEnd).

@@ -20,6 +20,15 @@ const (
 	KindList          = "list"
 	KindRequestError  = "request_error"
 	KindEtcdWatchFail = "etcd_watch_error"
+	KindAPIWrite      = "api_write"
+)
+
+// Verbs of api_write records.
+const (
+	VerbCreate = "create"
+	VerbUpdate = "update"
+	VerbPatch  = "patch"
+	VerbDelete = "delete"
 )
 
 // Close reasons of watch streams.
@@ -48,6 +57,11 @@ type Record struct {
 	TBefore  int64 `json:"t_before,omitempty"`  // write/list: just before the first Write call
 	TAfter   int64 `json:"t_after,omitempty"`   // write/list: just after the last Write call returned
 	TFlush   int64 `json:"t_flush,omitempty"`   // write: Flush returned (only when flushed)
+	// api_write: just before the successful etcd Txn was sent, when its
+	// response message was read, and just before the HTTP response.
+	TEtcdSent  int64 `json:"t_etcd_sent,omitempty"`
+	TCommitted int64 `json:"t_committed,omitempty"`
+	TResponded int64 `json:"t_responded,omitempty"`
 
 	// Request identity.
 	Stream      uint64 `json:"stream,omitempty"` // unique per watch stream (1, 2, ...)
@@ -59,6 +73,11 @@ type Record struct {
 	ContentType string `json:"content_type,omitempty"` // response Content-Type
 	// ContentEncoding is the response Content-Encoding ("gzip"), if any.
 	ContentEncoding string `json:"content_encoding,omitempty"`
+
+	// api_write: the HTTP method and the Kubernetes verb
+	// (create|update|patch|delete).
+	Method string `json:"method,omitempty"`
+	Verb   string `json:"verb,omitempty"`
 
 	// Watch parameters.
 	Resource       string `json:"resource,omitempty"`
@@ -101,6 +120,11 @@ type Record struct {
 	WatchID  int64  `json:"watch_id,omitempty"`
 	MsgBytes int    `json:"msg_bytes,omitempty"` // framed gRPC message carrying the event
 	Count    int64  `json:"count,omitempty"`
+	// api_write: Txn calls made for the request, how many of them had a
+	// failed compare, and Range calls made to read the current object.
+	EtcdCalls     int `json:"etcd_calls,omitempty"`
+	EtcdConflicts int `json:"etcd_conflicts,omitempty"`
+	EtcdReads     int `json:"etcd_reads,omitempty"`
 
 	// Outcome.
 	Reason string `json:"reason,omitempty"`

@@ -159,13 +159,17 @@ func (s Status) AppendCBOR(b []byte) []byte {
 	if d != nil {
 		b = cbor.AppendByteString(b, "details")
 		m := 0
-		if len(d.Causes) > 0 {
-			m++
-		}
-		if d.RetryAfterSeconds != 0 {
-			m++
+		for _, set := range []bool{d.Name != "", d.Group != "", d.Kind != "", len(d.Causes) > 0, d.RetryAfterSeconds != 0} {
+			if set {
+				m++
+			}
 		}
 		b = cbor.AppendMapHead(b, m)
+		for _, kv := range [][2]string{{"name", d.Name}, {"group", d.Group}, {"kind", d.Kind}} {
+			if kv[1] != "" {
+				b = appendStringPair(b, kv[0], kv[1])
+			}
+		}
 		if len(d.Causes) > 0 {
 			b = cbor.AppendArrayHead(cbor.AppendByteString(b, "causes"), len(d.Causes))
 			for _, c := range d.Causes {

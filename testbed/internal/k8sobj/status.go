@@ -2,6 +2,7 @@ package k8sobj
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"watchtrace/testbed/internal/proto"
 )
@@ -15,6 +16,34 @@ type Status struct {
 	RetryAfterSeconds int32  // > 0 adds details
 	CauseType         string // optional single cause in details
 	CauseMessage      string
+	// Details naming the object, as errors.NewNotFound, NewAlreadyExists
+	// and NewConflict give them: name, API group, and the resource in
+	// Kind ("configmaps": kube-apiserver puts the resource there).
+	DetailsName  string
+	DetailsGroup string
+	DetailsKind  string
+}
+
+// NotFound is kube-apiserver's 404 for a missing object
+// (errors.NewNotFound).
+func NotFound(r Resource, name string) Status {
+	return objectStatus(r, name, 404, "NotFound", fmt.Sprintf("%s %q not found", r.ID(), name))
+}
+
+// AlreadyExists is the 409 for a create of an existing object
+// (errors.NewAlreadyExists).
+func AlreadyExists(r Resource, name string) Status {
+	return objectStatus(r, name, 409, "AlreadyExists", fmt.Sprintf("%s %q already exists", r.ID(), name))
+}
+
+// Conflict is the 409 for an update or delete whose resourceVersion is not
+// the stored one (errors.NewConflict with the optimistic-lock message).
+func Conflict(r Resource, name string) Status {
+	return objectStatus(r, name, 409, "Conflict", fmt.Sprintf("Operation cannot be fulfilled on %s %q: the object has been modified; please apply your changes to the latest version and try again", r.ID(), name))
+}
+
+func objectStatus(r Resource, name string, code int32, reason, msg string) Status {
+	return Status{Message: msg, Reason: reason, Code: code, DetailsName: name, DetailsGroup: r.Group, DetailsKind: r.Name}
 }
 
 // Expired is the 410 kube-apiserver's watch cache returns for a
@@ -22,6 +51,9 @@ type Status struct {
 func Expired(msg string) Status { return Status{Message: msg, Reason: "Expired", Code: 410} }
 
 type statusDetailsJSON struct {
+	Name              string            `json:"name,omitempty"`
+	Group             string            `json:"group,omitempty"`
+	Kind              string            `json:"kind,omitempty"`
 	Causes            []statusCauseJSON `json:"causes,omitempty"`
 	RetryAfterSeconds int32             `json:"retryAfterSeconds,omitempty"`
 }
@@ -43,10 +75,10 @@ type statusJSON struct {
 }
 
 func (s Status) details() *statusDetailsJSON {
-	if s.RetryAfterSeconds == 0 && s.CauseType == "" {
+	if s.RetryAfterSeconds == 0 && s.CauseType == "" && s.DetailsName == "" && s.DetailsKind == "" {
 		return nil
 	}
-	d := &statusDetailsJSON{RetryAfterSeconds: s.RetryAfterSeconds}
+	d := &statusDetailsJSON{Name: s.DetailsName, Group: s.DetailsGroup, Kind: s.DetailsKind, RetryAfterSeconds: s.RetryAfterSeconds}
 	if s.CauseType != "" {
 		d.Causes = []statusCauseJSON{{Reason: s.CauseType, Message: s.CauseMessage}}
 	}
@@ -73,9 +105,9 @@ func (s Status) AppendProto(b []byte) []byte {
 		// StatusDetails{name=1, group=2, kind=3, causes=4
 		// StatusCause{type=1, message=2, field=3}, retryAfterSeconds=5, uid=6}
 		var db []byte
-		db = proto.AppendString(db, 1, "")
-		db = proto.AppendString(db, 2, "")
-		db = proto.AppendString(db, 3, "")
+		db = proto.AppendString(db, 1, d.Name)
+		db = proto.AppendString(db, 2, d.Group)
+		db = proto.AppendString(db, 3, d.Kind)
 		for _, c := range d.Causes {
 			cb := proto.AppendString(nil, 1, c.Reason)
 			cb = proto.AppendString(cb, 2, c.Message)

@@ -116,6 +116,24 @@ func (c *Cache) progress(rev int64) {
 	c.advance(rev)
 }
 
+// Get returns the cached object stored under the etcd key and its
+// mod_revision (the object's resourceVersion), as kube-apiserver's cacher
+// hands the cached object to storage as the expected current state of an
+// update or delete. ok is false when the cache does not hold the key, or
+// does not serve (not started or stopped).
+func (c *Cache) Get(key string) (obj *k8sobj.Object, modRevision int64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped || !c.ready {
+		return nil, 0, false
+	}
+	ev := c.store[key]
+	if ev == nil {
+		return nil, 0, false
+	}
+	return ev.Obj.Obj, ev.RV, true
+}
+
 // previous returns the stored event for key (nil if absent).
 func (c *Cache) previous(key string) *Event {
 	c.mu.Lock()

@@ -15,7 +15,11 @@ import (
 
 // SourceConfig configures how a cache follows etcd.
 type SourceConfig struct {
-	Client           *etcdgrpc.Client
+	Client *etcdgrpc.Client
+	// WatchClient, if set, carries the Watch stream instead of Client
+	// (fake-apiserver -etcd-watch-delay: a connection whose reads are
+	// delayed, while Range and writes keep using Client).
+	WatchClient      *etcdgrpc.Client
 	DispatchDelay    time.Duration // sleep before handing each etcd event to watchers (fault knob)
 	BookmarkInterval time.Duration // 0 disables bookmarks
 	// MaxReconnects bounds consecutive failed etcd watch attempts before
@@ -260,7 +264,11 @@ func (e *fatalError) Error() string { return e.msg }
 // event delivered. progressed reports whether any response arrived.
 func (c *Cache) watchOnce(ctx context.Context, sc SourceConfig, prefix []byte, next *int64, in chan<- incoming) (progressed bool, err error) {
 	res := c.cfg.Resource
-	ws, err := sc.Client.Watch(ctx, etcdgrpc.WatchCreate{
+	wc := sc.Client
+	if sc.WatchClient != nil {
+		wc = sc.WatchClient
+	}
+	ws, err := wc.Watch(ctx, etcdgrpc.WatchCreate{
 		Key: prefix, RangeEnd: etcdgrpc.PrefixEnd(prefix), StartRevision: *next,
 		ProgressNotify: true, PrevKV: true, // as kube-apiserver's etcd3 watcher
 	})

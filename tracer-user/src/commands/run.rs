@@ -85,6 +85,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let result = session.run(&mut agent, stop).await;
     health.set_running(false);
     result?;
+    // What waits for more input (recent writes' fan-out) is written now.
+    let batch = &mut agent.batch;
+    agent.pipeline.finish(&mut |event| batch.push(event));
+    agent.batch_done();
     let Agent {
         pipeline,
         events,
