@@ -14,16 +14,17 @@ import (
 type route struct {
 	res         k8sobj.Resource
 	namespace   string
-	legacyWatch bool // /api/v1/watch/... (deprecated WATCHLIST paths)
+	legacyWatch bool   // /api/v1/watch/... (deprecated WATCHLIST paths)
+	name        string // single-object paths: the object's name
 }
 
 // parseRoute recognises
 //
-//	/api/v1/[watch/][namespaces/{ns}/]{resource}
-//	/apis/{group}/{version}/[watch/][namespaces/{ns}/]{resource}
+//	/api/v1/[watch/][namespaces/{ns}/]{resource}[/{name}]
+//	/apis/{group}/{version}/[watch/][namespaces/{ns}/]{resource}[/{name}]
 //
-// ok is false for any other path (including single-object paths, which the
-// testbed does not serve).
+// ok is false for any other path (subresources, legacy watches of one
+// object). Object paths are only written to (PUT, PATCH, DELETE).
 func parseRoute(path string, served map[string]k8sobj.Resource) (rt route, ok bool) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	var group, version string
@@ -38,8 +39,11 @@ func parseRoute(path string, served map[string]k8sobj.Resource) (rt route, ok bo
 	if segs[0] == "watch" {
 		rt.legacyWatch, segs = true, segs[1:]
 	}
-	if len(segs) == 3 && segs[0] == "namespaces" {
+	if (len(segs) == 3 || len(segs) == 4) && segs[0] == "namespaces" {
 		rt.namespace, segs = segs[1], segs[2:]
+	}
+	if len(segs) == 2 && !rt.legacyWatch && segs[1] != "" {
+		rt.name, segs = segs[1], segs[:1]
 	}
 	if len(segs) != 1 || segs[0] == "" {
 		return rt, false

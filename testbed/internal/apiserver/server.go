@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"watchtrace/testbed/internal/etcdgrpc"
 	"watchtrace/testbed/internal/framing"
 	"watchtrace/testbed/internal/groundtruth"
 	"watchtrace/testbed/internal/k8sobj"
@@ -35,6 +36,9 @@ type Config struct {
 	// clients that accept gzip (WatchListGzipStream, …PerFlush, …Off), as
 	// kube-apiserver 1.37's WatchListCompression does.
 	WatchListGzip string
+	// Etcd is the client writes go through (KV/Txn, KV/Range); nil
+	// refuses writes with 405.
+	Etcd *etcdgrpc.Client
 }
 
 // Server routes list and watch requests to the caches.
@@ -90,8 +94,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, f, http.StatusNotFound, "the server could not find the requested resource", groundtruth.ReasonNotFound)
 		return
 	}
-	if r.Method != http.MethodGet {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		s.serveWrite(w, r, f, rt, tRequest)
+		return
+	default:
 		s.reject(w, r, f, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not supported by the testbed", r.Method), groundtruth.ReasonBadRequest)
+		return
+	}
+	if rt.name != "" {
+		// Reads of single objects are not served.
+		s.reject(w, r, f, http.StatusNotFound, "the server could not find the requested resource", groundtruth.ReasonNotFound)
 		return
 	}
 	p, err := parseParams(r.URL.Query())
