@@ -35,6 +35,8 @@ pub enum RecordKind {
     TcpAck = 13,
     /// [`TlsSent`].
     TlsSent = 14,
+    /// [`Tick`] (made by userspace).
+    Tick = 15,
 }
 
 impl RecordKind {
@@ -53,6 +55,7 @@ impl RecordKind {
             11 => Some(Self::TlsBind),
             13 => Some(Self::TcpAck),
             14 => Some(Self::TlsSent),
+            15 => Some(Self::Tick),
             _ => None,
         }
     }
@@ -231,6 +234,18 @@ pub struct ProcessInfo {
 }
 
 const _: () = assert!(size_of::<ProcessInfo>() == 312);
+
+/// The clock reached `header.ts_ns` (made by userspace about ten times a
+/// second, and recorded): what waits for time rather than for a record (an
+/// event's ack deadline) is decided on the records' own clock, so a quiet
+/// capture behaves the same live and replayed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick {
+    pub header: RecordHeader,
+}
+
+const _: () = assert!(size_of::<Tick>() == 24);
 
 /// What the kernel keeps about a target's socket, keyed by its address.
 #[repr(C)]
@@ -522,6 +537,8 @@ mod pod {
     unsafe impl aya::Pod for super::SockAnchor {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProcessInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Tick {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TlsBind {}
     // SAFETY: as above.

@@ -110,6 +110,11 @@ pub struct RunArgs {
     /// fewer than 16 CPUs, else 2. Any number gives the same events.
     #[arg(long, default_value = "auto")]
     pub workers: Workers,
+    /// Seconds after a watch event was sent that it waits for the client's
+    /// TCP ack; then it is written without `t_acked` (and counted in
+    /// `watchtrace_event_timeline_incomplete_total{missing="t_acked"}`).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+    pub ack_deadline: f64,
 }
 
 /// How many decoding threads to run.
@@ -216,6 +221,25 @@ pub struct ReplayArgs {
     /// number (see `run --workers`).
     #[arg(long, default_value = "1")]
     pub workers: Workers,
+    /// As `run --ack-deadline` (the recording's own clock decides).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+    pub ack_deadline: f64,
+}
+
+/// A number of seconds above 0 and at most an hour.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if v > 0.0 && v <= 3600.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s}: must be above 0 and at most 3600 seconds"))
+    }
+}
+
+/// Seconds as nanoseconds.
+#[must_use]
+pub fn seconds_ns(seconds: f64) -> u64 {
+    (seconds * 1e9).round() as u64
 }
 
 /// Which processes to trace. Several selectors may be combined.

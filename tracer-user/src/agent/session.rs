@@ -12,7 +12,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tracer_common::{
     counters::Counter,
-    record::{ProcessInfo, RecordHeader, RecordKind, SockAnchor},
+    record::{ProcessInfo, RecordHeader, RecordKind, SockAnchor, Tick},
 };
 
 use super::probe_stats::{ProbeEstimate, ProbeStatsSampler};
@@ -450,6 +450,7 @@ impl Session {
             .context("polling the ring buffer")?;
 
         let mut ticker = tokio::time::interval(self.options.rescan);
+        let mut last_tick = Instant::now();
         let mut drain = tokio::time::interval(DRAIN_PERIOD);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
@@ -460,7 +461,16 @@ impl Session {
                     drain_into(guard.get_inner_mut(), consumer);
                     guard.clear_ready();
                 }
-                _ = drain.tick() => drain_into(ring.get_mut(), consumer),
+                _ = drain.tick() => {
+                    drain_into(ring.get_mut(), consumer);
+                    // The clock, as a record: deadlines pass on a quiet
+                    // capture too, the same live and replayed.
+                    if last_tick.elapsed() >= TICK_PERIOD {
+                        last_tick = Instant::now();
+                        consumer.record(&encode(&tick(clock::monotonic_ns())));
+                        consumer.batch_done();
+                    }
+                }
                 _ = ticker.tick() => {
                     for record in self.rescan()? {
                         consumer.record(&record);
@@ -505,6 +515,23 @@ impl Session {
 }
 
 /// Hands every record waiting in `ring` to `consumer`, then ends the batch.
+/// How often a [`Tick`] record is made.
+const TICK_PERIOD: Duration = Duration::from_millis(100);
+
+/// A tick at `ts_ns` (the records' clock).
+fn tick(ts_ns: u64) -> Tick {
+    Tick {
+        header: RecordHeader {
+            ts_ns,
+            kind: RecordKind::Tick as u16,
+            _pad0: 0,
+            tgid: 0,
+            tid: 0,
+            _pad1: 0,
+        },
+    }
+}
+
 fn drain_into(ring: &mut RingBuf<MapData>, consumer: &mut impl Consumer) {
     while let Some(item) = ring.next() {
         consumer.record(&item);

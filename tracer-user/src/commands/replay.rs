@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::{
     cli::ReplayArgs,
-    pipeline::PipelineConfig,
+    pipeline::{PipelineConfig, TimelineConfig},
     recording::Reader,
     replay::{self, Line},
 };
@@ -28,6 +28,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     let config = PipelineConfig {
         workers: args.workers.count(),
+        timeline: TimelineConfig {
+            ack_deadline_ns: crate::cli::seconds_ns(args.ack_deadline),
+            ..TimelineConfig::default()
+        },
         ..PipelineConfig::default()
     };
     let mut out: Option<Box<dyn io::Write>> = match args.events.as_deref() {

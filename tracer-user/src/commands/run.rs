@@ -20,7 +20,7 @@ use crate::{
     metrics,
     metrics_server::{self, Health},
     model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+    pipeline::{OutputEvent, Pipeline, PipelineConfig, TimelineConfig},
 };
 
 /// `/healthz` fails when the drain loop has not ticked for this long (it
@@ -40,6 +40,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(
         PipelineConfig {
             workers,
+            timeline: TimelineConfig {
+                ack_deadline_ns: crate::cli::seconds_ns(args.ack_deadline),
+                ..TimelineConfig::default()
+            },
             ..PipelineConfig::default()
         },
         offset,

@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tracer_common::record::{
     ChunkHeader, ProcessInfo, RecordHeader, RecordKind, Retransmit, SockAnchor, SockClose,
-    SockRecv, SockSend, SockState, TcpAck, TcpSample, TlsBind, TlsSent,
+    SockRecv, SockSend, SockState, TcpAck, TcpSample, Tick, TlsBind, TlsSent,
 };
 
 /// A decoded kernel record. A chunk's payload is borrowed from the bytes
@@ -24,6 +24,7 @@ pub enum Record<'a> {
     ProcessInfo(ProcessInfo),
     TlsBind(TlsBind),
     TlsSent(TlsSent),
+    Tick(Tick),
 }
 
 impl Record<'_> {
@@ -44,6 +45,7 @@ impl Record<'_> {
             Self::ProcessInfo(r) => Record::ProcessInfo(r),
             Self::TlsBind(r) => Record::TlsBind(r),
             Self::TlsSent(r) => Record::TlsSent(r),
+            Self::Tick(r) => Record::Tick(r),
         }
     }
 
@@ -62,6 +64,7 @@ impl Record<'_> {
             Self::ProcessInfo(r) => &r.header,
             Self::TlsBind(r) => &r.header,
             Self::TlsSent(r) => &r.header,
+            Self::Tick(r) => &r.header,
         }
     }
 }
@@ -148,6 +151,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         Some(RecordKind::TlsBind) => unsafe { read(bytes) }.map(Record::TlsBind),
         // SAFETY: as above.
         Some(RecordKind::TlsSent) => unsafe { read(bytes) }.map(Record::TlsSent),
+        // SAFETY: as above.
+        Some(RecordKind::Tick) => unsafe { read(bytes) }.map(Record::Tick),
         None => Err(DecodeError::UnknownKind { kind: header.kind }),
     }
 }
@@ -223,6 +228,7 @@ impl UserRecord for ProcessInfo {}
 impl UserRecord for TcpAck {}
 impl UserRecord for TcpSample {}
 impl UserRecord for TlsBind {}
+impl UserRecord for Tick {}
 
 /// A NUL-padded fixed-size field from a string (truncated to fit).
 pub fn fixed<const N: usize>(text: &str) -> [u8; N] {

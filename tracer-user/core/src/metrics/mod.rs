@@ -117,11 +117,21 @@ pub fn render(model: &Model) -> String {
         );
     }
 
+    let name = "watchtrace_initial_watch_events_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Watch events that were a watch's initial state (a watch-list's initial events, the cache replaying history to a resumed watch): replayed, with no ApiserverTimeSpan and not counted as incomplete.",
+    );
+    for (resource, n) in &f.initial_events {
+        e.sample_u64(name, &[("resource", resource)], *n);
+    }
+
     let name = "watchtrace_event_timeline_incomplete_total";
     e.family(
         name,
         Kind::Counter,
-        "Watch events with a timeline part that could not be measured (t_source, t_sent, t_acked).",
+        "Watch events (initial events aside) with a timeline part that could not be measured (t_source, t_sent, t_acked).",
     );
     for ((resource, missing), n) in &f.timeline_incomplete {
         e.sample_u64(name, &[("resource", resource), ("missing", missing)], *n);

@@ -236,6 +236,15 @@ fn list_response(stream: u32, gzip: bool, decoded_bytes: Option<u64>) -> OutputE
     }
 }
 
+/// `event` as a watch's initial state (a watch-list's initial event).
+fn initial(mut event: OutputEvent) -> OutputEvent {
+    if let OutputEvent::WatchEvent { timeline, .. } = &mut event {
+        timeline.replayed = true;
+        timeline.missing = vec![TimelinePart::TAcked];
+    }
+    event
+}
+
 /// `event` as the traced process received it (direction `in`).
 fn received(mut event: OutputEvent) -> OutputEvent {
     if let OutputEvent::WatchEvent { direction, .. } = &mut event {
@@ -254,6 +263,8 @@ fn rich_model() -> Model {
         request(T0, 1, 3, "list", "kubelet/v1.31"),
         request(T0, 1, 5, "watch", "kubelet/v1.31"),
         written(watch_event(T0 + S, 1, "ADDED", Some(2 * MS))),
+        // Not counted as incomplete below, though its ack is missing.
+        initial(watch_event(T0 + S, 1, "ADDED", None)),
         watch_event(T0 + S, 1, "MODIFIED", Some(700 * MS)),
         watch_event(T0 + S, 1, "MODIFIED", None),
         watch_event(T0 + S, 1, "BOOKMARK", None),
@@ -387,7 +398,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 39, "the docs' table");
+    assert_eq!(doc.len(), 40, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();
@@ -497,6 +508,13 @@ fn values_read_back_through_a_prometheus_parser() {
     );
     assert_eq!(
         value("watchtrace_watch_errors_total", &[("code", "410")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "watchtrace_initial_watch_events_total",
+            &[("resource", "pods")]
+        ),
         1.0
     );
     assert_eq!(

@@ -50,6 +50,8 @@ pub struct Families {
     pub etcd_watch_delay: BTreeMap<Label, Histogram>,
     /// A write's request to each watcher's ack, by resource.
     pub write_to_ack: BTreeMap<Label, Histogram>,
+    /// Initial events (a watch-list's, a cache replay's), by resource.
+    pub initial_events: BTreeMap<Label, u64>,
     /// `(resource, missing)`.
     pub timeline_incomplete: BTreeMap<(Label, &'static str), u64>,
     /// By cause.

@@ -677,12 +677,18 @@ impl Model {
                 .or_default()
                 .observe_ns(ns);
         }
-        for missing in &t.missing {
-            add(
-                &mut f.timeline_incomplete,
-                (resource.clone(), missing.as_str()),
-                1,
-            );
+        if t.replayed {
+            // The watch's initial state, not a delivery: no timeline to
+            // judge.
+            add(&mut f.initial_events, resource.clone(), 1);
+        } else {
+            for missing in &t.missing {
+                add(
+                    &mut f.timeline_incomplete,
+                    (resource.clone(), missing.as_str()),
+                    1,
+                );
+            }
         }
         self.events.add(ts, 1, now);
         self.bytes.add(ts, e.bytes, now);

@@ -601,6 +601,9 @@ impl State {
         self.report_undecodable(stream, UndecodableLayer::Watch, seen, &mut synced);
         for item in items.drain(..) {
             if let WatchItem::Event(e) = item {
+                // Up to (and with) the bookmark ending them: the initial
+                // state of a watch-list stream, not deliveries of changes.
+                let initial = watch_list.is_some();
                 let list_done = on_watch_list_event(&mut watch_list, &e);
                 let resource = match &resource_of_request {
                     Some(resource) => resource.clone(),
@@ -623,14 +626,12 @@ impl State {
                     initial_bytes: list.bytes,
                     duration_ns: e.t_last_byte.saturating_sub(list.requested_ns),
                 });
-                self.out.push(OutputEvent::watch_event(
-                    self.conn,
-                    stream,
-                    resource,
-                    e,
-                    self.offset_ns,
-                    sent,
-                ));
+                let mut event =
+                    OutputEvent::watch_event(self.conn, stream, resource, e, self.offset_ns, sent);
+                if let OutputEvent::WatchEvent { timeline, .. } = &mut event {
+                    timeline.replayed = initial;
+                }
+                self.out.push(event);
                 self.out.extend(list_synced);
             }
         }

@@ -22,6 +22,10 @@ use crate::{
     conn::{SocketEvent, Sockets, StallKind, anchor_key},
 };
 
+/// How often events past their ack deadline are looked for (on the
+/// records' clock: a tick record comes about every 100 ms when nothing
+/// else does).
+const EXPIRE_PERIOD_NS: u64 = 100_000_000;
 /// How often a busy connection's TCP state is reported.
 const CONN_SAMPLE_PERIOD_NS: u64 = 1_000_000_000;
 
@@ -129,6 +133,8 @@ impl Join {
             Record::ProcessInfo(p) => {
                 self.comms.insert(p.header.tgid, unfixed(&p.comm));
             }
+            // Only time passing: the expiry below.
+            Record::Tick(_) => {}
             Record::SockSend(r) => {
                 self.index.on_fd(r.header.tgid, r.fd, r.sock);
                 let before = self.open_stall_kinds(r.sock);
@@ -162,7 +168,7 @@ impl Join {
         }
         self.on_socket_events(socket_events, emit);
         self.released.drain(..).for_each(&mut *emit);
-        if ts_ns.saturating_sub(self.last_expire_ns) >= CONN_SAMPLE_PERIOD_NS {
+        if ts_ns.saturating_sub(self.last_expire_ns) >= EXPIRE_PERIOD_NS {
             self.last_expire_ns = ts_ns;
             let now = self.unix(ts_ns);
             self.timelines.expire(now, &mut self.scratch);

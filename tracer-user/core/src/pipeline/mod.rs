@@ -32,7 +32,7 @@ pub use kinds::{
 };
 pub use list_response::ListEncoding;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline, WriteJoin};
-pub use timeline::{TimelineConfig, TimelineStats};
+pub use timeline::{DEFAULT_ACK_DEADLINE_NS, TimelineConfig, TimelineStats};
 use workers::Workers;
 use writes::Writes;
 pub use writes::WritesStats;

@@ -15,9 +15,20 @@
 //! - `t_acked`: the first TCP ack from the peer at or past the socket's
 //!   `write_seq` as of `t_sent`.
 //!
-//! An event whose ack does not come within [`PENDING_LIMIT_NS`], or whose
-//! connection closes, or that overflows its connection's queue, is written
-//! with the parts it has and says which are missing: nothing is guessed.
+//! An event whose ack does not come within the ack deadline (1 s after
+//! `t_sent` by default, [`TimelineConfig::ack_deadline_ns`]), or that is
+//! not sent within [`PENDING_LIMIT_NS`], or whose connection closes, or
+//! that overflows its connection's queue, is written with the parts it has
+//! and says which are missing: nothing is guessed, and no event waits
+//! without bound.
+//!
+//! Initial events are not late events: the initial events of a watch-list
+//! stream (marked by the decoder, up to the bookmark ending them), and
+//! events whose revision was read from etcd before their watch opened or
+//! is older than any revision read since the capture began (the watch
+//! cache replaying its history to a watch resumed from an old
+//! resourceVersion, or its state to an RV=0 watch) are `replayed`: they
+//! have no ApiserverTimeSpan, and their `t_source` is not missing.
 //!
 //! Stall attribution: a socket stall (send buffer full, peer zero window)
 //! held every stream with an event waiting during it, from the event's etcd
@@ -36,8 +47,11 @@ use super::{
     output::{OutputEvent, StreamDelay, Timeline},
 };
 
-/// How long an event waits for its ack before it is written without one.
+/// How long an event waits to be sent (its Write reported to the kernel)
+/// before it is written without `t_sent`.
 pub(crate) const PENDING_LIMIT_NS: u64 = 30_000_000_000;
+/// How long after `t_sent` an event waits for its ack by default.
+pub const DEFAULT_ACK_DEADLINE_NS: u64 = 1_000_000_000;
 /// How long after a socket stall ends its report waits for the events it
 /// held inside the apiserver: they reach the TLS layer only once the
 /// stall is over, and only then say when they arrived from etcd.
@@ -58,6 +72,9 @@ pub struct TimelineConfig {
     /// Recently sent events and write batches kept per connection, for
     /// stall attribution.
     pub max_recent_per_conn: usize,
+    /// How long after `t_sent` an event waits for its ack before it is
+    /// written without one.
+    pub ack_deadline_ns: u64,
 }
 
 impl Default for TimelineConfig {
@@ -66,6 +83,7 @@ impl Default for TimelineConfig {
             max_revisions: 1 << 20,
             max_pending_per_conn: 1 << 14,
             max_recent_per_conn: 1 << 10,
+            ack_deadline_ns: DEFAULT_ACK_DEADLINE_NS,
         }
     }
 }
@@ -77,7 +95,8 @@ pub struct TimelineStats {
     /// Events written early (without `t_sent` or `t_acked`) because their
     /// connection's queue was full.
     pub evicted_pending: u64,
-    /// Events written without an ack after [`PENDING_LIMIT_NS`].
+    /// Events written without an ack after the ack deadline, or without
+    /// `t_sent` after [`PENDING_LIMIT_NS`].
     pub expired_pending: u64,
 }
 
@@ -197,6 +216,8 @@ pub(crate) struct Timelines {
     config: TimelineConfig,
     revisions: HashMap<i64, u64>,
     revision_order: VecDeque<i64>,
+    /// The lowest revision read from etcd since the capture began.
+    first_revision: Option<i64>,
     conns: HashMap<u64, ConnTimeline>,
     stats: TimelineStats,
 }
@@ -207,6 +228,7 @@ impl Timelines {
             config,
             revisions: HashMap::new(),
             revision_order: VecDeque::new(),
+            first_revision: None,
             conns: HashMap::new(),
             stats: TimelineStats::default(),
         }
@@ -223,6 +245,7 @@ impl Timelines {
         if self.revisions.contains_key(&revision) {
             return;
         }
+        self.first_revision = Some(self.first_revision.map_or(revision, |f| f.min(revision)));
         if self.revision_order.len() >= self.config.max_revisions
             && let Some(old) = self.revision_order.pop_front()
         {
@@ -267,6 +290,7 @@ impl Timelines {
             t_last_byte,
             ref resource,
             ref resource_version,
+            ref timeline,
             ..
         } = event
         else {
@@ -274,16 +298,23 @@ impl Timelines {
             return;
         };
         let max = self.config.max_pending_per_conn;
-        let t_source = resource_version
-            .parse::<i64>()
-            .ok()
+        // The initial events of a watch-list stream, marked by the decoder.
+        let initial = timeline.replayed;
+        let revision = resource_version.parse::<i64>().ok();
+        let t_source = revision
             .and_then(|rv| self.revisions.get(&rv).copied())
             // A revision read after the event was written belongs to
             // another watch (a resourceVersion reused by a relist).
             .filter(|&t| t <= t_first_byte);
+        // Older than every revision read since the capture began: the
+        // watch cache's history or state, not a change being delivered.
+        let predates = t_source.is_none()
+            && revision
+                .zip(self.first_revision)
+                .is_some_and(|(rv, first)| rv < first);
         let timeline = self.conns.entry(conn).or_default();
         let opened = timeline.opened.get(&stream).copied();
-        let replayed = t_source.zip(opened).is_some_and(|(s, o)| s < o);
+        let replayed = initial || predates || t_source.zip(opened).is_some_and(|(s, o)| s < o);
         let t_from = match (t_source, opened) {
             (Some(s), Some(o)) => s.max(o),
             (Some(s), None) => s,
@@ -446,11 +477,22 @@ impl Timelines {
                 .partition(|s| s.end + STALL_SETTLE_NS <= now);
             timeline.settling = settling;
             out.extend(done.into_iter().map(SettlingStall::into_report));
+            let deadline = self.config.ack_deadline_ns;
             while let Some(p) = timeline.unacked.front() {
-                if p.t_sent.unwrap_or(p.t_last) + PENDING_LIMIT_NS > now {
+                if p.t_sent.unwrap_or(p.t_last) + deadline > now {
                     break;
                 }
                 let p = timeline.unacked.pop_front().expect("front exists");
+                self.stats.expired_pending += 1;
+                out.push(finish(timeline, p, None));
+            }
+            // Never sent (a Write whose sends were not all seen): bounded
+            // too. Later events of the connection wait behind it.
+            while let Some(p) = timeline.unsent.front() {
+                if p.t_last + PENDING_LIMIT_NS > now {
+                    break;
+                }
+                let p = timeline.unsent.pop_front().expect("front exists");
                 self.stats.expired_pending += 1;
                 out.push(finish(timeline, p, None));
             }
@@ -625,7 +667,8 @@ fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent 
             .map(|&(a, b)| overlap(span_start, span_end, a, b))
             .sum();
         let mut missing = Vec::new();
-        if t_source.is_none() {
+        // A replayed event's source is the cache, not an etcd read now.
+        if t_source.is_none() && !p.replayed {
             missing.push(TimelinePart::TSource);
         }
         if p.t_sent.is_none() {
@@ -691,6 +734,7 @@ mod tests {
             max_revisions: 4,
             max_pending_per_conn: 2,
             max_recent_per_conn: 8,
+            ack_deadline_ns: DEFAULT_ACK_DEADLINE_NS,
         }
     }
 
@@ -793,19 +837,72 @@ mod tests {
     }
 
     #[test]
-    fn an_ack_that_never_comes_expires() {
+    fn an_ack_that_never_comes_expires_at_the_deadline_after_the_send() {
         let mut t = Timelines::new(TimelineConfig::default());
         let mut out = Vec::new();
         t.on_watch_event(7, event(1, "1", 10, 10, 1), None, &mut out);
         t.on_sent(7, 20, Some(100), &mut out);
-        t.expire(20 + PENDING_LIMIT_NS - 1, &mut out);
+        t.expire(20 + DEFAULT_ACK_DEADLINE_NS - 1, &mut out);
         assert!(out.is_empty());
-        t.expire(20 + PENDING_LIMIT_NS, &mut out);
+        t.expire(20 + DEFAULT_ACK_DEADLINE_NS, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(t.stats().expired_pending, 1);
         assert_eq!(
             timeline_of(&out[0]).missing,
             vec![TimelinePart::TSource, TimelinePart::TAcked]
+        );
+    }
+
+    #[test]
+    fn an_event_never_sent_is_written_without_t_sent_after_the_pending_limit() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(1, "1", 10, 10, 1), None, &mut out);
+        t.expire(10 + PENDING_LIMIT_NS - 1, &mut out);
+        assert!(out.is_empty(), "a slow send is not a lost one");
+        t.expire(10 + PENDING_LIMIT_NS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            timeline_of(&out[0]).missing,
+            vec![
+                TimelinePart::TSource,
+                TimelinePart::TSent,
+                TimelinePart::TAcked
+            ]
+        );
+    }
+
+    #[test]
+    fn initial_events_and_revisions_older_than_the_capture_are_replayed_not_late() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_etcd(50, 5);
+        // Marked initial by the decoder (a watch-list stream).
+        let mut initial = event(1, "60", 10, 10, 1);
+        if let OutputEvent::WatchEvent { timeline, .. } = &mut initial {
+            timeline.replayed = true;
+        }
+        t.on_watch_event(7, initial, Some((11, Some(1))), &mut out);
+        // Older than any revision read since the capture began.
+        t.on_watch_event(7, event(1, "40", 12, 12, 1), Some((13, Some(2))), &mut out);
+        // Newer but not (yet) read: late, its source missing.
+        t.on_watch_event(7, event(1, "70", 14, 14, 1), Some((15, Some(3))), &mut out);
+        t.on_ack(7, 3, 20, &mut out);
+        let got: Vec<(bool, Vec<TimelinePart>)> = out
+            .iter()
+            .map(|e| (timeline_of(e).replayed, timeline_of(e).missing.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (true, vec![]),
+                (true, vec![]),
+                (false, vec![TimelinePart::TSource]),
+            ]
+        );
+        assert!(
+            out.iter()
+                .all(|e| timeline_of(e).apiserver_time_span_ns.is_none())
         );
     }
 
