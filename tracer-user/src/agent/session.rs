@@ -52,27 +52,35 @@ impl SessionOptions {
     }
 }
 
-/// Resolves after `seconds`, or at Ctrl-C or SIGTERM when none is given
-/// (SIGTERM is how Kubernetes and systemd stop the agent: the last events
-/// and the counters still get written).
+/// Resolves after `seconds` (if given), or at Ctrl-C or SIGTERM, whichever
+/// comes first (SIGTERM is how Kubernetes and systemd stop the agent: the
+/// last events and the counters still get written).
 pub async fn until_stopped(seconds: Option<f64>) {
-    match seconds {
-        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-        None => {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("cannot handle SIGTERM, only Ctrl-C stops cleanly: {e}");
-                    let _ = tokio::signal::ctrl_c().await;
+    let timer = async {
+        match seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Ctrl-C and SIGTERM stop cleanly whether or not a duration was given.
+    let signals = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
                 }
             }
+            Err(e) => {
+                tracing::warn!("cannot handle SIGTERM, only Ctrl-C stops cleanly: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+    };
+    tokio::select! {
+        () = timer => {}
+        () = signals => {}
     }
 }
 

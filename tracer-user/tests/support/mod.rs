@@ -143,6 +143,27 @@ pub(crate) fn record_fake_apiserver(recording: &Path, seconds: u32) -> Command {
     cmd
 }
 
+/// A recorder of fake-apiserver into `recording` (up to 120 s) that runs
+/// until [`stop_recorder`]: a loaded machine may take longer than any
+/// fixed duration to run the load.
+pub(crate) fn start_recorder(recording: &Path) -> KillOnDrop {
+    let child = record_fake_apiserver(recording, 120).spawn().unwrap();
+    // Attached before the load starts (its rescan is every second).
+    std::thread::sleep(Duration::from_secs(1));
+    KillOnDrop(child)
+}
+
+/// Stops a recorder with SIGTERM (it finishes its file) and checks it
+/// exited cleanly.
+pub(crate) fn stop_recorder(mut recorder: KillOnDrop) {
+    // Let the last records of the load be drained first.
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on a child we own and have not reaped.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGTERM) };
+    let status = recorder.wait().unwrap();
+    assert!(status.success(), "recorder exit {status:?}");
+}
+
 /// Every record in the ring buffer now, as the kernel wrote it. Records
 /// are committed synchronously by the probed syscall or call, so once the
 /// traced work has finished they are all there; a short settle loop covers

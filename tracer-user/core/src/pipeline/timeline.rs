@@ -155,6 +155,11 @@ struct ConnTimeline {
     /// The resource of the last event sent: a connection's events name
     /// few resources, so [`Sent`] shares this one rather than copy it.
     last_resource: Option<Arc<str>>,
+    /// The latest ack seen, and when: it can come before the record of
+    /// the send it acknowledges (on loopback the peer's ACK is processed
+    /// inside the send, before the send's record is stamped), and on a
+    /// quiet connection no later ack would cover that send.
+    last_ack: Option<(u32, u64)>,
 }
 
 impl ConnTimeline {
@@ -397,6 +402,13 @@ impl Timelines {
                 out.push(finish(timeline, p, None));
             }
         }
+        // Already acknowledged: counted at the send's time (the ack was
+        // processed before the send's record was stamped).
+        if let (Some((ack, t_ack)), Some(end)) = (timeline.last_ack, seq_end)
+            && seq_le(end, ack)
+        {
+            self.on_ack(conn, ack, t_ack.max(t), out);
+        }
     }
 
     /// The Write carrying `conn`'s unsent events made no send (it failed):
@@ -412,9 +424,11 @@ impl Timelines {
 
     /// The peer of `conn` acknowledged everything before `ack` at `t`.
     pub(crate) fn on_ack(&mut self, conn: u64, ack: u32, t: u64, out: &mut Vec<OutputEvent>) {
-        let Some(timeline) = self.conns.get_mut(&conn) else {
-            return;
-        };
+        // Kept even before any event: the first one's ack may come first.
+        let timeline = self.conns.entry(conn).or_default();
+        if timeline.last_ack.is_none_or(|(last, _)| seq_le(last, ack)) {
+            timeline.last_ack = Some((ack, t));
+        }
         while let Some(p) = timeline.unacked.front() {
             let Some(seq_end) = p.seq_end else { break };
             if !seq_le(seq_end, ack) {
@@ -851,6 +865,26 @@ mod tests {
             timeline_of(&out[0]).missing,
             vec![TimelinePart::TSource, TimelinePart::TAcked]
         );
+    }
+
+    #[test]
+    fn an_ack_read_before_the_send_it_covers_still_acks_it() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        // On loopback the peer's ACK is processed inside the send, before
+        // the send's record is stamped: its record comes first.
+        t.on_ack(7, 100, 19, &mut out);
+        t.on_watch_event(7, event(1, "1", 10, 10, 1), None, &mut out);
+        t.on_sent(7, 20, Some(100), &mut out);
+        assert_eq!(out.len(), 1, "acked at once, not at the deadline");
+        let timeline = timeline_of(&out[0]);
+        assert_eq!(timeline.t_acked, Some(20), "at the send's time");
+        assert_eq!(timeline.wire_client_ns, Some(0));
+        // An older ack does not cover a later send.
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(1, "2", 30, 30, 1), None, &mut out);
+        t.on_sent(7, 31, Some(150), &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]
