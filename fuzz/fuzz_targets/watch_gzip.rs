@@ -36,18 +36,23 @@ fuzz_target!(|data: &[u8]| {
             if mode & 8 != 0 && i % 5 == 4 {
                 g.gap();
             }
-            match g.push(p, &mut inflated) {
-                Ok(()) => {
-                    assert!(stopped.is_none(), "inflated after it stopped");
-                    d.push(&inflated, i as u64, &mut out);
-                    fed += inflated.len() as u64;
-                }
-                Err(stop) => {
-                    assert!(inflated.is_empty());
-                    if mode & 8 == 0 {
-                        assert_eq!(stop, GzipStop::Corrupt);
+            let result = g.push(p, &mut inflated);
+            // Whatever inflated before a stop is decoded as well.
+            d.push(&inflated, i as u64, &mut out);
+            fed += inflated.len() as u64;
+            match result {
+                Ok(()) => assert!(stopped.is_none(), "inflated after it stopped"),
+                Err(s) => {
+                    assert!(s.unread <= p.len() as u64);
+                    if let Some(before) = stopped {
+                        assert_eq!(s.why, before, "the reason does not change");
+                        assert_eq!(s.unread, p.len() as u64, "nothing after a stop");
+                        assert!(inflated.is_empty());
                     }
-                    stopped = Some(stop);
+                    if mode & 8 == 0 {
+                        assert_eq!(s.why, GzipStop::Corrupt);
+                    }
+                    stopped = Some(s.why);
                 }
             }
         }

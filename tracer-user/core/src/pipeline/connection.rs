@@ -436,9 +436,13 @@ impl State {
                 Ok(()) => {
                     self.on_body(stream, &inflated, ts, reverse);
                 }
-                Err(stop) => {
+                Err(stopped) => {
                     let first = state.gzip_unread.1.is_none();
-                    state.gzip_unread = (state.gzip_unread.0 + bytes.len() as u64, Some(stop));
+                    state.gzip_unread = (state.gzip_unread.0 + stopped.unread, Some(stopped.why));
+                    // What the bytes before the stop inflated to.
+                    if !inflated.is_empty() {
+                        self.on_body(stream, &inflated, ts, reverse);
+                    }
                     // Said at once, then summed up at the stream's end.
                     if first {
                         self.report_gzip_unread(stream, ts);

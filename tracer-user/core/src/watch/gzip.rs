@@ -28,6 +28,13 @@ pub enum GzipStop {
 /// ends every flushed write with it.
 pub const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// Why a piece was not (all) inflated, and how many of its bytes were not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GzipStopped {
+    pub why: GzipStop,
+    pub unread: u64,
+}
+
 /// One body's inflater.
 pub struct Gunzip {
     decoder: MultiGzDecoder<Vec<u8>>,
@@ -61,23 +68,43 @@ impl Default for Gunzip {
 
 impl Gunzip {
     /// Inflates the next captured bytes of the body into `out` (cleared
-    /// first). `Err` says why nothing more can be inflated: the first time
-    /// it is seen, and for every later piece.
-    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), GzipStop> {
+    /// first). `Err` says why nothing more can be inflated, and how many of
+    /// these bytes were not (the first time it is seen; for every later
+    /// piece, all of them); `out` then holds what the bytes before the stop
+    /// inflated to, which the caller decodes as well.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), GzipStopped> {
         out.clear();
-        if let Some(stop) = self.stopped {
-            return Err(stop);
+        if let Some(why) = self.stopped {
+            return Err(GzipStopped {
+                why,
+                unread: bytes.len() as u64,
+            });
         }
-        self.wire_bytes += bytes.len() as u64;
-        let written = self
-            .decoder
-            .write_all(bytes)
-            .and_then(|()| self.decoder.flush());
+        // Written piece by piece, so the bytes the inflater took before a
+        // corrupt one are known.
+        let mut rest = bytes;
+        let mut failed = false;
+        while !rest.is_empty() {
+            match self.decoder.write(rest) {
+                Ok(0) => break,
+                Ok(n) => rest = &rest[n..],
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        failed |= self.decoder.flush().is_err();
+        self.wire_bytes += (bytes.len() - rest.len()) as u64;
         std::mem::swap(out, self.decoder.get_mut());
+        self.decoder.get_mut().clear();
         self.inflated_bytes += out.len() as u64;
-        if written.is_err() {
+        if failed || !rest.is_empty() {
             self.stopped = Some(GzipStop::Corrupt);
-            return Err(GzipStop::Corrupt);
+            return Err(GzipStopped {
+                why: GzipStop::Corrupt,
+                unread: rest.len() as u64,
+            });
         }
         Ok(())
     }
@@ -131,11 +158,32 @@ mod tests {
         let mut out = Vec::new();
         g.push(&compressed[..5], &mut out).unwrap();
         g.gap();
-        assert_eq!(g.push(&compressed[5..], &mut out), Err(GzipStop::CutByGap));
+        let stopped = |why, unread| Err(GzipStopped { why, unread });
+        let rest = compressed.len() as u64 - 5;
+        assert_eq!(
+            g.push(&compressed[5..], &mut out),
+            stopped(GzipStop::CutByGap, rest)
+        );
         assert!(out.is_empty());
         // Joined mid-member: the bytes are no gzip header.
         let mut g = Gunzip::default();
-        assert_eq!(g.push(&compressed[12..], &mut out), Err(GzipStop::Corrupt));
-        assert_eq!(g.push(b"more", &mut out), Err(GzipStop::Corrupt));
+        let err = g.push(&compressed[12..], &mut out).unwrap_err();
+        assert_eq!(err.why, GzipStop::Corrupt);
+        assert!(err.unread <= compressed.len() as u64 - 12);
+        assert_eq!(g.push(b"more", &mut out), stopped(GzipStop::Corrupt, 4));
+    }
+
+    #[test]
+    fn what_inflated_before_corrupt_bytes_is_given_and_the_rest_counted() {
+        let text = b"{\"type\":\"ADDED\"}\n".repeat(50);
+        // A whole member, then bytes that are no gzip member.
+        let mut piece = gzip(&text);
+        piece.extend_from_slice(b"not-a-gzip-member");
+        let mut g = Gunzip::default();
+        let mut out = Vec::new();
+        let err = g.push(&piece, &mut out).unwrap_err();
+        assert_eq!(err.why, GzipStop::Corrupt);
+        assert_eq!(out, text, "the events before the damage are kept");
+        assert!(err.unread <= 17, "{err:?}");
     }
 }
