@@ -39,6 +39,7 @@ type options struct {
 	gzipMinBytes      int
 	gzipLevel         int
 	watchListGzip     string
+	etcdWatchDelay    time.Duration
 }
 
 func parseFlags() *options {
@@ -64,6 +65,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.gzipMinBytes, "gzip-min-bytes", 128*1024, "gzip LIST bodies of at least this many bytes for clients that accept gzip (kube-apiserver: over 128 KiB); 0 compresses every LIST, -1 none")
 	flag.IntVar(&o.gzipLevel, "gzip-level", gzip.DefaultCompression, "compress/gzip level for LISTs and watch-lists (-1: Go's default, 6; kube-apiserver uses 1)")
 	flag.StringVar(&o.watchListGzip, "watchlist-gzip", "stream", "gzip of watch-list responses for clients that accept gzip (Kubernetes 1.37 WatchListCompression): stream (one gzip member, a sync flush per flushed event), per-flush (a gzip member per flush, as kube-apiserver v1.37.0), off")
+	flag.DurationVar(&o.etcdWatchDelay, "etcd-watch-delay", 0, "fault: the etcd Watch streams use their own connection whose socket reads return bytes only this long after they arrived (etcd watch responses read late; Range and write Txns on the main connection answered at once); 0 disables")
 	flag.Parse()
 	return o
 }

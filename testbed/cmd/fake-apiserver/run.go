@@ -83,11 +83,24 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 
-	etcd, err := newEtcdClient(o)
+	etcd, err := newEtcdClient(o, 0)
 	if err != nil {
 		return err
 	}
 	defer etcd.Close()
+	// -etcd-watch-delay: the Watch streams get a connection of their own
+	// whose reads are delayed; KV calls stay on etcd's. Without it every
+	// call shares one connection, as with one grpc-go ClientConn.
+	var watchEtcd *etcdgrpc.Client
+	if o.etcdWatchDelay < 0 {
+		return fmt.Errorf("-etcd-watch-delay must not be negative")
+	}
+	if o.etcdWatchDelay > 0 {
+		if watchEtcd, err = newEtcdClient(o, o.etcdWatchDelay); err != nil {
+			return err
+		}
+		defer watchEtcd.Close()
+	}
 
 	// Caches: each follows etcd in its own goroutine.
 	cacheCtx, cancelCaches := context.WithCancel(context.Background())
@@ -102,7 +115,7 @@ func run(ctx context.Context, o *options) (err error) {
 		if res.ID() == o.slowResource {
 			delay = o.slowDelay
 		}
-		sc := watchcache.SourceConfig{Client: etcd, DispatchDelay: delay, BookmarkInterval: o.bookmarkInterval}
+		sc := watchcache.SourceConfig{Client: etcd, WatchClient: watchEtcd, DispatchDelay: delay, BookmarkInterval: o.bookmarkInterval}
 		wg.Go(func() {
 			if err := c.Run(cacheCtx, sc); err != nil {
 				cacheErr <- err
@@ -118,6 +131,7 @@ func run(ctx context.Context, o *options) (err error) {
 	handler := apiserver.New(apiserver.Config{
 		Caches: caches, Log: gt, MinRequestTimeout: o.minRequestTimeout, Shutdown: shutdown,
 		GzipMinBytes: o.gzipMinBytes, GzipLevel: o.gzipLevel, WatchListGzip: o.watchListGzip,
+		Etcd: etcd,
 	})
 	tlsConf, err := apiserver.ServerTLS(bundle.ServerCert, bundle.ServerKey)
 	if err != nil {
@@ -232,7 +246,9 @@ func waitReady(ctx context.Context, caches []*watchcache.Cache, cacheErr <-chan 
 	return nil
 }
 
-func newEtcdClient(o *options) (*etcdgrpc.Client, error) {
+// newEtcdClient returns a client for -etcd; readDelay > 0 delays the reads
+// of its connection's socket.
+func newEtcdClient(o *options, readDelay time.Duration) (*etcdgrpc.Client, error) {
 	var tlsConf *tls.Config
 	if o.etcdCA != "" {
 		var err error
@@ -240,7 +256,7 @@ func newEtcdClient(o *options) (*etcdgrpc.Client, error) {
 			return nil, fmt.Errorf("etcd TLS: %w", err)
 		}
 	}
-	return etcdgrpc.New(o.etcdEndpoint, tlsConf)
+	return etcdgrpc.NewWithOptions(o.etcdEndpoint, tlsConf, etcdgrpc.Options{ReadDelay: readDelay})
 }
 
 // loopbackOnly refuses non-loopback etcd endpoints: the testbed must never

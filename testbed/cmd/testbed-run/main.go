@@ -253,6 +253,10 @@ func run(ctx context.Context, o *options) (res *result, err error) {
 		res.Verify = rep
 		fmt.Fprintf(os.Stderr, "testbed-run: verify: %d etcd events, %d streams, expected %d, written %d, missing %d, problems %d\n",
 			rep.EtcdEvents, rep.Streams, rep.Expected, rep.Written, rep.Missing, len(rep.Problems))
+		if rep.APIWrites+rep.APIConflicts+rep.APIFailures > 0 {
+			fmt.Fprintf(os.Stderr, "testbed-run: verify: api writes %d committed, %d conflicts (409), %d other failures, %d not seen from etcd\n",
+				rep.APIWrites, rep.APIConflicts, rep.APIFailures, rep.APIWritesNotSeen)
+		}
 		if len(rep.Problems) > 0 {
 			return res, fmt.Errorf("verification failed: %s", rep.Problems[0])
 		}

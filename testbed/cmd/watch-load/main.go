@@ -1,8 +1,10 @@
 // watch-load drives the fake apiserver like a fleet of client-go informers:
 // M HTTP/2 connections (one http.Transport each) with N list+watch streams
 // each, decoding and checking every event, while a writer puts, updates and
-// deletes objects in etcd at a fixed rate. Optional faults: one stream stops
-// reading its body, or one connection stops reading its socket, for a while.
+// deletes objects at a fixed rate, in etcd directly or through the
+// apiserver (-write-via apiserver: POST, PUT, DELETE). Optional faults: one
+// stream stops reading its body, or one connection stops reading its
+// socket, for a while.
 // It prints a JSON summary on stdout and logs every received event.
 package main
 
@@ -63,7 +65,10 @@ func main() {
 		logPath        = flag.String("log", "", "receive log (JSON lines); default <state-dir>/watch-load.jsonl")
 		summaryPath    = flag.String("summary", "", "also write the summary JSON here")
 
-		writeRate   = flag.Float64("write-rate", 0, "etcd writes per second (0: no writer)")
+		writeRate   = flag.Float64("write-rate", 0, "writes per second (0: no writer)")
+		writeVia    = flag.String("write-via", loadgen.ViaEtcd, "etcd (Put and DeleteRange straight to etcd) or apiserver (POST, PUT and DELETE to the fake apiserver over a connection of their own, TLS or h2c like the watches)")
+		conflictR   = flag.Float64("conflict-ratio", 0, "with -write-via apiserver: probability that an update sends a stale metadata.resourceVersion (and gets 409 Conflict)")
+		writerUA    = flag.String("writer-user-agent", loadgen.DefaultWriterUserAgent, "with -write-via apiserver: the writer connection's User-Agent")
 		writeDur    = flag.Duration("write-duration", 0, "writer duration; default -duration")
 		writeRes    = flag.String("write-resources", "", "resources to write; default -resources")
 		writeNS     = flag.String("write-namespaces", "", "namespaces to write; default the named -namespaces (or default)")
@@ -72,7 +77,7 @@ func main() {
 		objectSize  = flag.Int("object-size", 0, "pad object JSON to about this many bytes (big events)")
 		workers     = flag.Int("writers", 4, "concurrent writer workers")
 		seed        = flag.Uint64("seed", 1, "writer random seed")
-		etcdURL     = flag.String("etcd", "", "etcd endpoint; default from state.json")
+		etcdURL     = flag.String("etcd", "", "etcd endpoint for -write-via etcd; default from state.json")
 		etcdCA      = flag.String("etcd-ca", "", "CA for an https etcd")
 		etcdCert    = flag.String("etcd-cert", "", "client certificate for etcd")
 		etcdKey     = flag.String("etcd-key", "", "client key for etcd")
@@ -154,10 +159,20 @@ func main() {
 		fail(err)
 	}
 
+	if *writeVia != loadgen.ViaEtcd && *writeVia != loadgen.ViaAPIServer {
+		fail(fmt.Errorf("-write-via must be etcd or apiserver"))
+	}
+	if *conflictR < 0 || *conflictR > 1 {
+		fail(fmt.Errorf("-conflict-ratio must be between 0 and 1"))
+	}
+	if *conflictR > 0 && *writeVia != loadgen.ViaAPIServer {
+		fail(fmt.Errorf("-conflict-ratio needs -write-via apiserver"))
+	}
 	if *writeRate > 0 {
 		wc := &loadgen.WriterConfig{
 			Rate: *writeRate, Duration: *writeDur, Keys: *keys, DeleteRatio: *deleteRatio,
 			ObjectSize: *objectSize, Workers: *workers, Seed: *seed,
+			Via: *writeVia, ConflictRatio: *conflictR, UserAgent: *writerUA,
 		}
 		if wc.Duration == 0 {
 			wc.Duration = *duration
@@ -176,20 +191,22 @@ func main() {
 		} else {
 			wc.Namespaces = []string{"default"}
 		}
-		endpoint := *etcdURL
-		if endpoint == "" {
-			endpoint = st.EtcdEndpoint
-		}
-		var tlsConf *tls.Config
-		if *etcdCA != "" {
-			if tlsConf, err = certs.ClientTLS(*etcdCA, *etcdCert, *etcdKey); err != nil {
+		if wc.Via == loadgen.ViaEtcd {
+			endpoint := *etcdURL
+			if endpoint == "" {
+				endpoint = st.EtcdEndpoint
+			}
+			var tlsConf *tls.Config
+			if *etcdCA != "" {
+				if tlsConf, err = certs.ClientTLS(*etcdCA, *etcdCert, *etcdKey); err != nil {
+					fail(err)
+				}
+			}
+			if wc.Client, err = etcdgrpc.New(endpoint, tlsConf); err != nil {
 				fail(err)
 			}
+			defer wc.Client.Close()
 		}
-		if wc.Client, err = etcdgrpc.New(endpoint, tlsConf); err != nil {
-			fail(err)
-		}
-		defer wc.Client.Close()
 		cfg.Writer = wc
 	}
 

@@ -13,21 +13,29 @@ func TestParseRoute(t *testing.T) {
 		served[r.ID()] = r
 	}
 	for path, want := range map[string]string{
-		"/api/v1/configmaps":                               "configmaps  false",
-		"/api/v1/namespaces/default/configmaps":            "configmaps default false",
-		"/api/v1/watch/namespaces/kube-system/secrets":     "secrets kube-system true",
-		"/apis/coordination.k8s.io/v1/namespaces/x/leases": "leases.coordination.k8s.io x false",
-		"/apis/coordination.k8s.io/v1/watch/leases":        "leases.coordination.k8s.io  true",
-		"/api/v1/namespaces/default/configmaps/one":        "",
-		"/api/v2/configmaps":                               "",
-		"/apis/coordination.k8s.io/v1beta1/leases":         "",
-		"/api/v1/pods":                                     "",
-		"/apis/apps/v1/deployments":                        "",
+		"/api/v1/configmaps":                                 "configmaps  false",
+		"/api/v1/namespaces/default/configmaps":              "configmaps default false",
+		"/api/v1/watch/namespaces/kube-system/secrets":       "secrets kube-system true",
+		"/apis/coordination.k8s.io/v1/namespaces/x/leases":   "leases.coordination.k8s.io x false",
+		"/apis/coordination.k8s.io/v1/watch/leases":          "leases.coordination.k8s.io  true",
+		"/api/v1/namespaces/default/configmaps/one":          "configmaps default false one",
+		"/apis/coordination.k8s.io/v1/namespaces/x/leases/l": "leases.coordination.k8s.io x false l",
+		"/api/v1/configmaps/one":                             "configmaps  false one",
+		"/api/v1/namespaces/default/configmaps/one/status":   "",
+		"/api/v1/watch/namespaces/default/configmaps/one":    "",
+		"/api/v1/namespaces/default":                         "",
+		"/api/v2/configmaps":                                 "",
+		"/apis/coordination.k8s.io/v1beta1/leases":           "",
+		"/api/v1/pods":              "",
+		"/apis/apps/v1/deployments": "",
 	} {
 		rt, ok := parseRoute(path, served)
 		got := ""
 		if ok {
 			got = rt.res.ID() + " " + rt.namespace + " " + map[bool]string{true: "true", false: "false"}[rt.legacyWatch]
+			if rt.name != "" {
+				got += " " + rt.name
+			}
 		}
 		if got != want {
 			t.Errorf("parseRoute(%q) = %q, want %q", path, got, want)

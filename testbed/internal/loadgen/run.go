@@ -173,6 +173,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Writer != nil {
 		wc := *cfg.Writer
 		wc.Log = cfg.Log
+		wc.BaseURL, wc.TLS, wc.HTTP1 = cfg.BaseURL, cfg.TLS, cfg.HTTP1
 		wctx, cancel := context.WithTimeout(ctx, 2*cfg.Writer.Duration+10*time.Second)
 		wsum = RunWriter(wctx, wc)
 		cancel()
@@ -275,6 +276,9 @@ func problems(sum *Summary, http1 bool) []string {
 	if w := sum.Writer; w != nil && !sum.Interrupted {
 		if w.Errors > 0 {
 			out = append(out, fmt.Sprintf("writer: %d failed operations", w.Errors))
+		}
+		if w.Via == ViaAPIServer && w.Dials != 1 && !(http1 && w.Dials > 1) {
+			out = append(out, fmt.Sprintf("writer: %d TCP connections, want 1", w.Dials))
 		}
 		if w.Ops < w.Planned {
 			out = append(out, fmt.Sprintf("writer: %d of %d planned operations done", w.Ops, w.Planned))

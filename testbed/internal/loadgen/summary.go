@@ -104,16 +104,28 @@ type RequestSummary struct {
 	EndReason   string `json:"end_reason"` // eof | canceled | error_event | error: ...
 }
 
-// WriterSummary describes the etcd writer's work.
+// WriterSummary describes the writer's work.
 type WriterSummary struct {
-	Planned     int64 `json:"planned"` // rate x duration
-	Ops         int64 `json:"ops"`     // attempted
-	Puts        int64 `json:"puts"`
-	Creates     int64 `json:"creates"`
-	Updates     int64 `json:"updates"`
-	Deletes     int64 `json:"deletes"`      // deletes that removed a key (each is one event)
-	NoopDeletes int64 `json:"noop_deletes"` // deletes of absent keys (no event)
-	Errors      int64 `json:"errors"`
+	// Via is "etcd" or "apiserver" (-write-via).
+	Via         string `json:"via,omitempty"`
+	Planned     int64  `json:"planned"` // rate x duration
+	Ops         int64  `json:"ops"`     // attempted
+	Puts        int64  `json:"puts"`
+	Creates     int64  `json:"creates"`
+	Updates     int64  `json:"updates"`
+	Deletes     int64  `json:"deletes"`      // deletes that removed a key (each is one event)
+	NoopDeletes int64  `json:"noop_deletes"` // deletes of absent keys (no event)
+	Errors      int64  `json:"errors"`
+	// Conflicts are updates sent with a stale resourceVersion
+	// (-conflict-ratio) and refused with 409, as intended; they commit
+	// nothing and are not errors.
+	Conflicts int64 `json:"conflicts,omitempty"`
+	// -write-via apiserver: the writer connection's User-Agent, TCP
+	// connections opened and their local addresses (the ground truth's
+	// api_write "client").
+	UserAgent  string   `json:"user_agent,omitempty"`
+	Dials      int64    `json:"dials,omitempty"`
+	LocalAddrs []string `json:"local_addrs,omitempty"`
 	// Committed is the number of etcd revisions created: Puts + Deletes.
 	Committed int64 `json:"committed"`
 	FirstRev  int64 `json:"first_rev"`

@@ -24,7 +24,10 @@ type Op struct {
 	Key     string `json:"key"`
 	Rev     int64  `json:"rev"`
 	Deleted int64  `json:"deleted"`
-	Error   string `json:"error"`
+	// Conflict: an update sent with a stale resourceVersion and refused
+	// with 409 as intended (-write-via apiserver -conflict-ratio).
+	Conflict bool   `json:"conflict"`
+	Error    string `json:"error"`
 }
 
 // ReadOps returns the writer operations in a watch-load log.
@@ -58,27 +61,36 @@ type Input struct {
 
 // Report is the outcome. Problems is empty for a valid run.
 type Report struct {
-	EtcdEvents       int      `json:"etcd_events"`        // etcd_event records without error
-	WriterCommitted  int      `json:"writer_committed"`   // writer ops that created a revision
-	WriterNotSeen    int      `json:"writer_not_seen"`    // committed revisions missing from etcd_event
-	EtcdNotByWriter  int      `json:"etcd_not_by_writer"` // etcd_event revisions the writer did not report
-	Streams          int      `json:"streams"`            // watch streams opened
-	CompleteStreams  int      `json:"complete_streams"`   // streams that ran until the client left / shutdown
-	TruncatedStreams int      `json:"truncated_streams"`  // streams ended early (timeout, terminated): prefix checked
-	UncheckedStreams int      `json:"unchecked_streams"`  // label selector or ERROR streams: not checked
-	Expected         int64    `json:"expected"`           // sum over streams of matching etcd events after start_rv
-	Written          int64    `json:"written"`            // live ADDED/MODIFIED/DELETED writes
-	Missing          int64    `json:"missing"`            // expected but not written
-	Unexpected       int64    `json:"unexpected"`         // written but not expected
-	Duplicates       int64    `json:"duplicates"`         // same RV written twice to a stream
-	OutOfOrder       int64    `json:"out_of_order"`       // RV lower than the previous one
-	TypeMismatches   int64    `json:"type_mismatches"`    // event type differs from the etcd event
-	Initial          int64    `json:"initial"`            // initial-state ADDED writes
-	Bookmarks        int64    `json:"bookmarks"`          // BOOKMARK writes
-	ClientGroups     int      `json:"client_groups"`      // (client, path) groups compared with watch-load
-	ClientMismatches int      `json:"client_mismatches"`  // groups whose counts or bytes differ
-	ClientEvents     int64    `json:"client_events"`      // changes received by watch-load
-	Problems         []string `json:"problems"`
+	EtcdEvents       int   `json:"etcd_events"`        // etcd_event records without error
+	WriterCommitted  int   `json:"writer_committed"`   // writer ops that created a revision
+	WriterNotSeen    int   `json:"writer_not_seen"`    // committed revisions missing from etcd_event
+	EtcdNotByWriter  int   `json:"etcd_not_by_writer"` // etcd_event revisions the writer did not report
+	Streams          int   `json:"streams"`            // watch streams opened
+	CompleteStreams  int   `json:"complete_streams"`   // streams that ran until the client left / shutdown
+	TruncatedStreams int   `json:"truncated_streams"`  // streams ended early (timeout, terminated): prefix checked
+	UncheckedStreams int   `json:"unchecked_streams"`  // label selector or ERROR streams: not checked
+	Expected         int64 `json:"expected"`           // sum over streams of matching etcd events after start_rv
+	Written          int64 `json:"written"`            // live ADDED/MODIFIED/DELETED writes
+	Missing          int64 `json:"missing"`            // expected but not written
+	Unexpected       int64 `json:"unexpected"`         // written but not expected
+	Duplicates       int64 `json:"duplicates"`         // same RV written twice to a stream
+	OutOfOrder       int64 `json:"out_of_order"`       // RV lower than the previous one
+	TypeMismatches   int64 `json:"type_mismatches"`    // event type differs from the etcd event
+	Initial          int64 `json:"initial"`            // initial-state ADDED writes
+	Bookmarks        int64 `json:"bookmarks"`          // BOOKMARK writes
+	ClientGroups     int   `json:"client_groups"`      // (client, path) groups compared with watch-load
+	ClientMismatches int   `json:"client_mismatches"`  // groups whose counts or bytes differ
+	ClientEvents     int64 `json:"client_events"`      // changes received by watch-load
+	// api_write records: writes answered 2xx after a successful Txn, those
+	// answered 409, any other failure, successful writes whose revision
+	// never came back as an etcd_event, and (watch-load -write-via
+	// apiserver) writer commits without an api_write at their revision.
+	APIWrites         int      `json:"api_writes,omitempty"`
+	APIConflicts      int      `json:"api_conflicts,omitempty"`
+	APIFailures       int      `json:"api_failures,omitempty"`
+	APIWritesNotSeen  int      `json:"api_writes_not_seen,omitempty"`
+	WriterNotAPIWrite int      `json:"writer_not_api_write,omitempty"`
+	Problems          []string `json:"problems"`
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -105,6 +117,7 @@ func Check(in Input) *Report {
 	byRes := map[string][]etcdEvent{}
 	etcdRevs := map[int64]bool{}
 	streams := map[uint64]*streamInfo{}
+	var apiWrites []*groundtruth.Record
 	get := func(id uint64) *streamInfo {
 		s := streams[id]
 		if s == nil {
@@ -129,6 +142,8 @@ func Check(in Input) *Report {
 			get(rec.Stream).close = rec
 		case groundtruth.KindWrite:
 			get(rec.Stream).writes = append(get(rec.Stream).writes, rec)
+		case groundtruth.KindAPIWrite:
+			apiWrites = append(apiWrites, rec)
 		}
 	}
 	for _, evs := range byRes {
@@ -137,6 +152,8 @@ func Check(in Input) *Report {
 	if in.Ops != nil {
 		checkWriter(r, in.Ops, etcdRevs)
 	}
+	viaAPI := in.Summary != nil && in.Summary.Writer != nil && in.Summary.Writer.Via == loadgen.ViaAPIServer
+	checkAPIWrites(r, apiWrites, etcdRevs, in.Ops, viaAPI)
 
 	ids := make([]uint64, 0, len(streams))
 	for id := range streams {
@@ -155,7 +172,7 @@ func Check(in Input) *Report {
 func checkWriter(r *Report, ops []Op, etcdRevs map[int64]bool) {
 	mine := map[int64]bool{}
 	for _, op := range ops {
-		if op.Error != "" || (op.Op == "delete" && op.Deleted == 0) {
+		if op.Error != "" || op.Conflict || (op.Op == "delete" && op.Deleted == 0) {
 			continue
 		}
 		r.WriterCommitted++
@@ -174,6 +191,44 @@ func checkWriter(r *Report, ops []Op, etcdRevs map[int64]bool) {
 	}
 	if r.EtcdNotByWriter > 0 {
 		r.problem("%d etcd events were not written by the writer", r.EtcdNotByWriter)
+	}
+}
+
+// checkAPIWrites checks that every write the apiserver committed (a
+// successful Txn) came back from etcd's watch at its revision, and with
+// -write-via apiserver that each writer commit is such a write.
+func checkAPIWrites(r *Report, recs []*groundtruth.Record, etcdRevs map[int64]bool, ops []Op, viaAPI bool) {
+	committed := map[int64]bool{}
+	for _, w := range recs {
+		switch {
+		case w.Status >= 200 && w.Status < 300 && w.Revision > 0 && w.EtcdCalls > 0:
+			r.APIWrites++
+			committed[w.Revision] = true
+			if !etcdRevs[w.Revision] {
+				r.APIWritesNotSeen++
+			}
+		case w.Status == 409:
+			r.APIConflicts++
+		case w.Status >= 400 || w.Status == 0:
+			r.APIFailures++
+		}
+	}
+	if r.APIWritesNotSeen > 0 {
+		r.problem("%d apiserver writes never arrived as etcd events", r.APIWritesNotSeen)
+	}
+	if !viaAPI {
+		return
+	}
+	for _, op := range ops {
+		if op.Error != "" || op.Conflict || (op.Op == "delete" && op.Deleted == 0) {
+			continue
+		}
+		if !committed[op.Rev] {
+			r.WriterNotAPIWrite++
+		}
+	}
+	if r.WriterNotAPIWrite > 0 {
+		r.problem("%d writer commits have no api_write at their revision", r.WriterNotAPIWrite)
 	}
 }
 
