@@ -71,6 +71,7 @@ fn model_throughput() {
                 conn: i % 100,
                 stream: ((i / 100) % 10) as u32 * 2 + 1,
                 resource: format!("res{}", (i / 100) % 5).into(),
+                client: None,
                 namespace: "default".into(),
                 name: "obj".into(),
                 event_type: "MODIFIED".into(),

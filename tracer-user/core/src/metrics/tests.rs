@@ -157,6 +157,7 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
         conn: 1,
         stream,
         resource: "pods".into(),
+        client: None,
         namespace: "default".into(),
         name: "p".into(),
         event_type: event_type.into(),

@@ -76,6 +76,7 @@ fn watch_event(ts: u64, conn: u64, stream: u32, event_type: &str, bytes: u64) ->
         conn,
         stream,
         resource: "pods".into(),
+        client: None,
         namespace: "default".into(),
         name: "p".into(),
         event_type: event_type.into(),

@@ -24,7 +24,7 @@ pub(crate) struct Tracked {
     pub(crate) bytes_in: u64,
     pub(crate) last_ns: u64,
     /// The client's program name (its user-agent up to the first `/`).
-    pub(crate) client: Option<String>,
+    pub(crate) client: Option<crate::watch::MetaString>,
     /// When a `conn_sample` was last written.
     pub(crate) last_sample_ns: u64,
     /// Its addresses were written (in `conn_open` or `conn_address`).

@@ -237,7 +237,7 @@ impl Join {
             },
             start,
             duration_ns: stall.duration_ns(),
-            client: tracked.and_then(|t| t.client.clone()),
+            client: tracked.and_then(|t| t.client.as_deref().map(str::to_owned)),
             peer,
             held: Vec::new(),
             filled_by: None,
@@ -447,6 +447,10 @@ impl Join {
                 continue;
             };
             let conn = tracked.id;
+            let mut event = event;
+            if let OutputEvent::WatchEvent { client, .. } = &mut event {
+                client.clone_from(&tracked.client);
+            }
             match event {
                 OutputEvent::WatchEvent {
                     direction: Direction::Egress,
@@ -483,7 +487,7 @@ impl Join {
                     ..
                 } => {
                     if let Some(ua) = user_agent {
-                        tracked.client = Some(super::client_name(ua));
+                        tracked.client = Some(super::client_name(ua).into());
                     }
                     if watch {
                         self.timelines.on_stream_open(conn, stream, ts);

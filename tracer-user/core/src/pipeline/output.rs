@@ -79,6 +79,9 @@ pub enum OutputEvent {
         stream: u32,
         /// From the request when it was seen, else from the object's kind.
         resource: MetaString,
+        /// The connection's client: the program in the user-agent of a
+        /// request seen on it (`null` before one was).
+        client: Option<MetaString>,
         namespace: MetaString,
         name: MetaString,
         event_type: MetaString,
@@ -537,6 +540,7 @@ impl OutputEvent {
             conn,
             stream,
             resource,
+            client: None,
             namespace: e.namespace,
             name: e.name,
             event_type: MetaString::from(e.event_type.as_str()),

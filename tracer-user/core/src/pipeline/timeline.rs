@@ -721,6 +721,7 @@ mod tests {
             conn: 1,
             stream,
             resource: "pods".into(),
+            client: None,
             namespace: "ns".into(),
             name: "p".into(),
             event_type: "MODIFIED".into(),
