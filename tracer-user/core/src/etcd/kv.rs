@@ -90,6 +90,47 @@ pub struct KvResponseInfo {
     pub value_bytes: u64,
 }
 
+/// The method of a KV request message when its `:path` is not known (a
+/// connection joined mid-way: the path is an HPACK entry from before the
+/// capture), told by its content: a Txn's first field is a Compare (or a
+/// RequestOp) naming a key; a request whose first field is a key is a
+/// Range, or a Put when its second field is no key but a value. `None`:
+/// not a KV request as kube-apiserver sends them (a Watch stream, say).
+#[must_use]
+pub fn guess_kv_op(msg: &[u8]) -> Option<KvOp> {
+    let is_key = |b: &[u8]| b.first() == Some(&b'/');
+    let mut r = Reader::new(msg);
+    let (field, value) = r.field().ok()??;
+    let body = value.bytes(field).ok()?;
+    match field {
+        1 if is_key(body) => {
+            // A Range's range_end is a key too (or `\0`); a Put's value
+            // is an object (`k8s\0`, JSON).
+            while let Ok(Some((f, v))) = r.field() {
+                if f == 2
+                    && let Ok(b) = v.bytes(f)
+                {
+                    return Some(if is_key(b) || b == [0] {
+                        KvOp::Range
+                    } else {
+                        KvOp::Put
+                    });
+                }
+            }
+            Some(KvOp::Range)
+        }
+        1 => compare(body)
+            .ok()
+            .filter(|(key, _)| is_key(key.as_bytes()))
+            .map(|_| KvOp::Txn),
+        2 | 3 => request_op(body)
+            .ok()
+            .filter(|(_, key, _)| is_key(key.as_bytes()))
+            .map(|_| KvOp::Txn),
+        _ => None,
+    }
+}
+
 /// Decodes a KV request of `op`.
 pub fn decode_kv_request(op: KvOp, msg: &[u8]) -> Result<KvRequestInfo, WireError> {
     let mut out = KvRequestInfo::default();
@@ -377,6 +418,30 @@ mod tests {
         w.varint(2, 3);
         let resp = decode_kv_response(KvOp::DeleteRange, &w.buf).unwrap();
         assert_eq!((resp.revision, resp.deleted), (77, 3));
+    }
+
+    #[test]
+    fn the_method_is_told_by_content_when_the_path_is_unknown() {
+        assert_eq!(
+            guess_kv_op(&update_txn("/registry/a/b/c", b"x")),
+            Some(KvOp::Txn)
+        );
+        let mut w = ProtoWriter::new();
+        w.string(1, "/registry/pods/")
+            .string(2, "/registry/pods0")
+            .varint(3, 500);
+        assert_eq!(guess_kv_op(&w.buf), Some(KvOp::Range));
+        let mut w = ProtoWriter::new();
+        w.string(1, "/registry/leases/a/b").bytes(2, b"k8s\0v");
+        assert_eq!(guess_kv_op(&w.buf), Some(KvOp::Put));
+        // A WatchRequest (create_request = 1, a message whose key is its
+        // field 1, not a Compare's field 3) is no KV request.
+        let mut w = ProtoWriter::new();
+        w.message(1, |c| {
+            c.string(1, "/registry/pods/").string(2, "/registry/pods0");
+        });
+        assert_eq!(guess_kv_op(&w.buf), None);
+        assert_eq!(guess_kv_op(b""), None);
     }
 
     #[test]

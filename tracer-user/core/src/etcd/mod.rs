@@ -69,7 +69,9 @@ pub use key::{
     DEFAULT_PREFIX, ObjectKey, Scope, parse_registry_key, parse_registry_key_with,
     registry_segments,
 };
-pub use kv::{KvOp, KvRequestInfo, KvResponseInfo, decode_kv_request, decode_kv_response};
+pub use kv::{
+    KvOp, KvRequestInfo, KvResponseInfo, decode_kv_request, decode_kv_response, guess_kv_op,
+};
 pub use request::{KeyRange, WatchCreate, WatchFilter, WatchRequestInfo, decode_watch_request};
 pub use response::{
     EtcdEvent, EtcdEventType, KeyValueMeta, ResponseHeader, WatchResponseInfo,

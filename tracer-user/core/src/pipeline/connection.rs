@@ -2,6 +2,8 @@
 //! request and the decoder of its body (watch events or etcd watch
 //! responses).
 
+use std::collections::VecDeque;
+
 use foldhash::{HashMap, HashMapExt as _};
 
 use tracer_common::record::Direction;
@@ -39,6 +41,9 @@ const MID_GZIP_FLUSHES: u32 = 2;
 /// SETTINGS parameter ids (RFC 9113, 6.5.2).
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 3;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 4;
+/// KV calls kept waiting for a response after their stream seemed to end
+/// (see `State::parked_calls`); the oldest is written unanswered beyond.
+const MAX_PARKED_CALLS: usize = 256;
 /// The HTTP/2 client preface.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -85,6 +90,15 @@ struct StreamDecoding {
     list: Option<Box<ListResponse>>,
     /// An etcd KV call (the traced process is etcd's client).
     etcd_call: Option<Box<EtcdCall>>,
+    /// Which body carries the call's request (the `reverse` flag of its
+    /// bytes): client to server when the request was seen; on a stream
+    /// seen only mid-way, whichever body came first.
+    kv_request_reverse: bool,
+    /// Its content showed it is no KV call.
+    kv_ruled_out: bool,
+    /// A KV call restored after its stream was taken as ended: its
+    /// `etcd_request` line is written when its response is read.
+    kv_parked: bool,
     /// A mutating request's response: its status and when its HEADERS
     /// were written.
     mutation: Option<(Option<u16>, Option<u64>)>,
@@ -126,6 +140,11 @@ struct State {
     framed: [bool; 2],
     /// What a gzip-encoded piece inflated to, kept between calls.
     inflated: Vec<u8>,
+    /// KV calls whose stream ended before their response on a connection
+    /// joined mid-way (the roles guessed wrong, the request's END_STREAM
+    /// looks like the response's), by stream, oldest first: the response
+    /// still comes on the same stream id (never reused).
+    parked_calls: VecDeque<(u32, Box<EtcdCall>, bool)>,
     /// The last object kind and apiVersion an event's resource was derived
     /// from, and that resource (watches opened before attach: no request
     /// names it).
@@ -167,6 +186,7 @@ impl Connection {
                 at: (Direction::Egress, 0),
                 framed: [false; 2],
                 inflated: Vec::new(),
+                parked_calls: VecDeque::new(),
             },
             bytes_out: 0,
             bytes_in: 0,
@@ -315,6 +335,7 @@ impl State {
                 }
                 if let Some(op) = etcd::KvOp::from_path(&path) {
                     state.etcd_call = Some(Box::new(EtcdCall::new(op, ts)));
+                    state.kv_request_reverse = true;
                     return;
                 }
                 let headers: Vec<(String, String)> = ["user-agent", "accept", "content-type"]
@@ -413,10 +434,42 @@ impl State {
     /// Body bytes of `stream` from the server (`reverse`: from the client,
     /// probed only while the request is unknown).
     fn on_response_data(&mut self, stream: u32, bytes: &[u8], ts: u64, reverse: bool) {
+        if let Some(i) = self.parked_calls.iter().position(|(s, ..)| *s == stream) {
+            let (_, call, request_reverse) = self.parked_calls.remove(i).expect("found");
+            let state = self.streams.entry(stream).or_default();
+            state.etcd_call = Some(call);
+            state.kv_request_reverse = request_reverse;
+            state.kv_parked = true;
+        }
         let state = self.streams.entry(stream).or_default();
+        // A stream whose request is not known (its HEADERS were before the
+        // capture, or name an HPACK entry from then, as every KV call of a
+        // long-lived etcd connection does): a KV call if its content says
+        // so, probed for watch content meanwhile.
+        if state.etcd_call.is_none()
+            && state.request.is_none()
+            && !state.etcd_watch
+            && !state.kv_ruled_out
+        {
+            state.kv_request_reverse = reverse;
+            state.etcd_call = Some(Box::new(EtcdCall::guessing(ts)));
+        }
         if let Some(call) = state.etcd_call.as_mut() {
-            call.push(!reverse, bytes, ts);
-            return;
+            call.push(reverse != state.kv_request_reverse, bytes, ts);
+            if call.op.is_some() {
+                if state.kv_parked && call.t_response.is_some() {
+                    let call = state.etcd_call.take().expect("matched above");
+                    self.streams.remove(&stream);
+                    let line =
+                        OutputEvent::etcd_request(self.conn, stream, &call, ts, self.offset_ns);
+                    self.out.push(line);
+                }
+                return;
+            }
+            if !call.is_kv() {
+                state.etcd_call = None;
+                state.kv_ruled_out = true;
+            }
         }
         if reverse && (state.request.is_some() || state.etcd_watch) {
             return;
@@ -725,9 +778,29 @@ impl State {
     fn on_stream_end(&mut self, stream: u32, cause: StreamEndCause, ts: u64) {
         self.report_gzip_unread(stream, ts);
         if let Some(mut state) = self.streams.remove(&stream) {
-            if let Some(call) = state.etcd_call.take() {
-                let line = OutputEvent::etcd_request(self.conn, stream, &call, ts, self.offset_ns);
-                self.out.push(line);
+            if let Some(call) = state.etcd_call.take().filter(|c| c.op.is_some()) {
+                let waiting = call.request().is_some()
+                    && call.t_response.is_none()
+                    && call.failure().is_none()
+                    && matches!(cause, StreamEndCause::Complete)
+                    && !state.kv_parked;
+                if waiting {
+                    // Ended by the request's END_STREAM, read as the
+                    // response's: the response may still come.
+                    if self.parked_calls.len() >= MAX_PARKED_CALLS
+                        && let Some((old, call, _)) = self.parked_calls.pop_front()
+                    {
+                        let line =
+                            OutputEvent::etcd_request(self.conn, old, &call, ts, self.offset_ns);
+                        self.out.push(line);
+                    }
+                    self.parked_calls
+                        .push_back((stream, call, state.kv_request_reverse));
+                } else {
+                    let line =
+                        OutputEvent::etcd_request(self.conn, stream, &call, ts, self.offset_ns);
+                    self.out.push(line);
+                }
             }
             if let (Some((status, t_responded)), Some(request)) =
                 (state.mutation.take(), state.request.as_ref())
@@ -824,8 +897,8 @@ impl EventSink for State {
                 ..
             } => {
                 if let Some(state) = self.streams.get_mut(&stream) {
-                    if let Some(call) = state.etcd_call.as_mut() {
-                        call.gap(true);
+                    if let Some(call) = state.etcd_call.as_mut().filter(|c| c.op.is_some()) {
+                        call.gap(state.kv_request_reverse);
                         return;
                     }
                     if let Some(list) = state.list.as_mut() {

@@ -8,6 +8,7 @@
 
 use crate::etcd::{
     KvOp, KvRequestInfo, KvResponseInfo, WireError, decode_kv_request, decode_kv_response,
+    guess_kv_op,
 };
 
 /// The largest KV message decoded: objects are at most 1.5 MiB in etcd,
@@ -44,7 +45,9 @@ pub(crate) enum KvFailure {
 /// One KV call being read.
 #[derive(Clone, Debug)]
 pub(crate) struct EtcdCall {
-    pub(crate) op: KvOp,
+    /// `None` until the request tells it, when the `:path` was not known
+    /// (an HPACK entry from before the capture).
+    pub(crate) op: Option<KvOp>,
     /// When its request HEADERS were written (the records' clock).
     pub(crate) t_request: u64,
     /// When its response message's last byte was read.
@@ -57,6 +60,16 @@ pub(crate) struct EtcdCall {
 
 impl EtcdCall {
     pub(crate) fn new(op: KvOp, t_request: u64) -> Self {
+        Self::with(Some(op), t_request)
+    }
+
+    /// A call whose method the request's content will tell (or show it is
+    /// no KV call: [`EtcdCall::is_kv`]).
+    pub(crate) fn guessing(t_request: u64) -> Self {
+        Self::with(None, t_request)
+    }
+
+    fn with(op: Option<KvOp>, t_request: u64) -> Self {
         Self {
             op,
             t_request,
@@ -70,14 +83,27 @@ impl EtcdCall {
     /// Bytes of the request (`response` false) or response body, read at
     /// `ts`.
     pub(crate) fn push(&mut self, response: bool, bytes: &[u8], ts: u64) {
-        let op = self.op;
         if response {
+            let Some(op) = self.op else {
+                return;
+            };
             if push(&mut self.response, bytes, |m| decode_kv_response(op, m)) {
                 self.t_response = Some(ts);
             }
         } else {
-            push(&mut self.request, bytes, |m| decode_kv_request(op, m));
+            let op = &mut self.op;
+            push(&mut self.request, bytes, |m| {
+                let known = op.or_else(|| guess_kv_op(m)).ok_or(WireError::Oneof)?;
+                *op = Some(known);
+                decode_kv_request(known, m)
+            });
         }
+    }
+
+    /// Still possibly a KV call: its method is known, or its request is
+    /// not whole yet.
+    pub(crate) fn is_kv(&self) -> bool {
+        self.op.is_some() || matches!(self.request, Message::Empty | Message::Partial(_))
     }
 
     /// Bytes of one direction were lost.
@@ -229,6 +255,31 @@ mod tests {
             assert_eq!(call.t_response, Some(last), "cut {cut}");
             assert_eq!(call.failure(), None);
         }
+    }
+
+    #[test]
+    fn a_call_whose_path_was_not_known_is_told_by_its_request() {
+        let mut w = ProtoWriter::new();
+        w.message(1, |c| {
+            c.varint(2, 2)
+                .string(3, "/registry/configmaps/a/b")
+                .varint(6, 7);
+        });
+        let mut call = EtcdCall::guessing(10);
+        assert!(call.is_kv());
+        call.push(false, &grpc(&w.buf), 11);
+        call.push(true, &put_response(8), 20);
+        assert_eq!(call.op, Some(KvOp::Txn));
+        assert_eq!(call.response().unwrap().revision, 8);
+
+        // A Watch stream's request: no KV call.
+        let mut w = ProtoWriter::new();
+        w.message(1, |c| {
+            c.string(1, "/registry/pods/");
+        });
+        let mut call = EtcdCall::guessing(10);
+        call.push(false, &grpc(&w.buf), 11);
+        assert!(!call.is_kv());
     }
 
     #[test]

@@ -572,12 +572,13 @@ impl OutputEvent {
         let unix = |ns: u64| (i128::from(ns) + offset_ns).max(0) as u64;
         let request = call.request();
         let response = call.response();
+        let op = call.op.unwrap_or(crate::etcd::KvOp::Range);
         let result = if call.failure().is_some() {
             EtcdResult::Undecodable
         } else if call.grpc_status.is_some_and(|s| s != 0) {
             EtcdResult::Error
         } else if let Some(r) = response {
-            if call.op == crate::etcd::KvOp::Txn && r.succeeded != Some(true) {
+            if op == crate::etcd::KvOp::Txn && r.succeeded != Some(true) {
                 EtcdResult::Conflict
             } else {
                 EtcdResult::Ok
@@ -590,7 +591,7 @@ impl OutputEvent {
             ts: t_response.unwrap_or_else(|| unix(ts)),
             conn,
             stream,
-            op: call.op,
+            op,
             result,
             key: request.map(|r| r.key.clone()),
             is_range: request.is_some_and(|r| r.is_range),

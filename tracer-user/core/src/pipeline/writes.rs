@@ -17,7 +17,10 @@
 //!   `t_committed` and the delays from it; the revision's watchers are
 //!   counted, and a `write_fanout` line says how many it reached once no
 //!   more can come (its events wait at most `PENDING_LIMIT_NS` for their
-//!   ack, so a little after that).
+//!   ack, so a little after that). etcd notifies its watchers before it
+//!   answers the write, so while a write is in flight, served watch events
+//!   whose revision is not committed yet wait (at most [`HOLD_NS`], in
+//!   order) for the commit.
 //!
 //! Bounded: in-flight writes and committed revisions have caps; the oldest
 //! go first, counted (a revision evicted early writes its fan-out then).
@@ -42,6 +45,10 @@ pub(crate) const FANOUT_WINDOW_NS: u64 = PENDING_LIMIT_NS + 2_000_000_000;
 /// Bounds.
 const MAX_INFLIGHT: usize = 4096;
 const MAX_COMMITS: usize = 1 << 16;
+const MAX_HELD: usize = 1 << 14;
+/// How long a served watch event waits for its revision's commit while a
+/// write is in flight (on the events' clock).
+const HOLD_NS: u64 = 100_000_000;
 
 /// A mutating request being served.
 struct Inflight {
@@ -75,6 +82,9 @@ struct Commit {
 pub struct WritesStats {
     pub evicted_inflight: u64,
     pub evicted_commits: u64,
+    /// Watch events written before their wait was over (the held queue
+    /// was full).
+    pub released_early: u64,
 }
 
 #[derive(Default)]
@@ -84,6 +94,10 @@ pub(crate) struct Writes {
     commits: HashMap<i64, Commit>,
     /// Revisions in commit order, with their commit time.
     commit_order: VecDeque<(i64, u64)>,
+    /// Served watch events waiting for the commit of their revision: etcd
+    /// notifies its watchers before it answers the write (by microseconds
+    /// to milliseconds), so an event can reach here before its commit.
+    held: VecDeque<OutputEvent>,
     now: u64,
     stats: WritesStats,
 }
@@ -167,49 +181,118 @@ impl Writes {
             OutputEvent::StreamEnd { conn, stream, .. } => {
                 self.inflight.remove(&(*conn, *stream));
             }
-            OutputEvent::WatchEvent {
-                direction: Direction::Egress,
-                resource_version,
-                t_first_byte,
-                timeline,
-                ..
-            } if !self.commits.is_empty() => {
-                if let Some(c) = resource_version
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|rv| self.commits.get_mut(&rv))
-                {
-                    let delay = timeline.t_source.map(|s| s as i64 - c.t_committed as i64);
-                    c.watchers += 1;
-                    c.t_last_acked = c.t_last_acked.max(timeline.t_acked);
-                    c.etcd_watch_delay_ns = c.etcd_watch_delay_ns.or(delay);
-                    timeline.write = Some(WriteJoin {
-                        t_committed: c.t_committed,
-                        writer: c.writer.clone(),
-                        etcd_watch_delay_ns: delay,
-                        commit_to_send_ns: *t_first_byte as i64 - c.t_committed as i64,
-                        write_to_ack_ns: timeline.t_acked.map(|a| a.saturating_sub(c.t_request)),
-                    });
-                }
-            }
             _ => {}
         }
-        let ts = event.ts();
-        emit(event);
-        if ts > self.now {
-            self.now = ts;
-            while let Some(&(rev, t)) = self.commit_order.front() {
-                if t.saturating_add(FANOUT_WINDOW_NS) > self.now {
-                    break;
-                }
-                self.commit_order.pop_front();
-                self.emit_fanout(rev, emit);
+        self.now = self.now.max(event.ts());
+        let served = matches!(
+            event,
+            OutputEvent::WatchEvent {
+                direction: Direction::Egress,
+                ..
             }
+        );
+        if served {
+            self.held.push_back(event);
+            if self.held.len() > MAX_HELD {
+                let oldest = self.held.pop_front().expect("not empty");
+                self.stats.released_early += 1;
+                self.emit_watch_event(oldest, emit);
+            }
+        } else {
+            // A watch's or connection's end comes after its events.
+            let ended = match &event {
+                OutputEvent::StreamEnd { conn, stream, .. } => Some((*conn, Some(*stream))),
+                OutputEvent::ConnClose { conn, .. } => Some((*conn, None)),
+                _ => None,
+            };
+            if let Some((conn, stream)) = ended
+                && !self.held.is_empty()
+            {
+                let (done, kept): (VecDeque<_>, VecDeque<_>) =
+                    std::mem::take(&mut self.held).into_iter().partition(|e| {
+                        matches!(e, OutputEvent::WatchEvent { conn: c, stream: s, .. }
+                            if *c == conn && stream.is_none_or(|stream| *s == stream))
+                    });
+                self.held = kept;
+                for held in done {
+                    self.emit_watch_event(held, emit);
+                }
+            }
+            emit(event);
+        }
+        self.release(emit);
+        while let Some(&(rev, t)) = self.commit_order.front() {
+            if t.saturating_add(FANOUT_WINDOW_NS) > self.now {
+                break;
+            }
+            self.commit_order.pop_front();
+            self.emit_fanout(rev, emit);
         }
     }
 
-    /// The input ended: every revision's fan-out, as it stands.
+    /// Writes the held watch events that may go: in order, each once its
+    /// revision is committed, or no write in flight can commit it, or it
+    /// has waited [`HOLD_NS`].
+    fn release(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        if self.held.is_empty() {
+            return;
+        }
+        let pending = self.inflight.values().any(|w| w.commit.is_none());
+        while let Some(front) = self.held.front() {
+            let OutputEvent::WatchEvent {
+                resource_version,
+                ts,
+                ..
+            } = front
+            else {
+                unreachable!("only served watch events are held")
+            };
+            let committed = resource_version
+                .parse::<i64>()
+                .is_ok_and(|rv| self.commits.contains_key(&rv));
+            if !committed && pending && ts.saturating_add(HOLD_NS) > self.now {
+                break;
+            }
+            let event = self.held.pop_front().expect("front exists");
+            self.emit_watch_event(event, emit);
+        }
+    }
+
+    /// A served watch event: joined to the write of its revision, if one
+    /// committed it, and counted in its fan-out.
+    fn emit_watch_event(&mut self, mut event: OutputEvent, emit: &mut impl FnMut(OutputEvent)) {
+        if let OutputEvent::WatchEvent {
+            resource_version,
+            t_first_byte,
+            timeline,
+            ..
+        } = &mut event
+            && let Some(c) = resource_version
+                .parse::<i64>()
+                .ok()
+                .and_then(|rv| self.commits.get_mut(&rv))
+        {
+            let delay = timeline.t_source.map(|s| s as i64 - c.t_committed as i64);
+            c.watchers += 1;
+            c.t_last_acked = c.t_last_acked.max(timeline.t_acked);
+            c.etcd_watch_delay_ns = c.etcd_watch_delay_ns.or(delay);
+            timeline.write = Some(WriteJoin {
+                t_committed: c.t_committed,
+                writer: c.writer.clone(),
+                etcd_watch_delay_ns: delay,
+                commit_to_send_ns: *t_first_byte as i64 - c.t_committed as i64,
+                write_to_ack_ns: timeline.t_acked.map(|a| a.saturating_sub(c.t_request)),
+            });
+        }
+        emit(event);
+    }
+
+    /// The input ended: every held event and every revision's fan-out, as
+    /// they stand.
     pub(crate) fn finish(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        while let Some(event) = self.held.pop_front() {
+            self.emit_watch_event(event, emit);
+        }
         while let Some((rev, _)) = self.commit_order.pop_front() {
             self.emit_fanout(rev, emit);
         }
