@@ -280,8 +280,10 @@ fn response_into(op: KvOp, msg: &[u8], out: &mut KvResponseInfo) -> Result<(), W
                 out.kvs += 1;
                 out.value_bytes += kv.value_len;
             }
-            (KvOp::Range, 4) => out.count += v.int(f)?,
-            (KvOp::DeleteRange, 2) => out.deleted += v.int(f)?,
+            // Summed over a Txn's responses: any int64 is well-formed, so
+            // the sums saturate rather than overflow.
+            (KvOp::Range, 4) => out.count = out.count.saturating_add(v.int(f)?),
+            (KvOp::DeleteRange, 2) => out.deleted = out.deleted.saturating_add(v.int(f)?),
             (KvOp::Txn, 2) => out.succeeded = Some(v.bool(f)?),
             (KvOp::Txn, 3) => {
                 let mut ops = Reader::new(v.bytes(f)?);
@@ -442,6 +444,22 @@ mod tests {
         });
         assert_eq!(guess_kv_op(&w.buf), None);
         assert_eq!(guess_kv_op(b""), None);
+    }
+
+    #[test]
+    fn counts_summed_over_a_txn_saturate_instead_of_overflowing() {
+        // Found by the etcd_kv fuzz target: two Range responses with
+        // count i64::MAX each.
+        let mut w = ProtoWriter::new();
+        for _ in 0..2 {
+            w.message(3, |op| {
+                op.message(1, |range| {
+                    range.varint(4, i64::MAX as u64);
+                });
+            });
+        }
+        let resp = decode_kv_response(KvOp::Txn, &w.buf).unwrap();
+        assert_eq!(resp.count, i64::MAX);
     }
 
     #[test]
