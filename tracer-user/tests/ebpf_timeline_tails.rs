@@ -144,19 +144,12 @@ fn watch_list_initial_events_are_replayed_and_every_other_event_is_complete() {
     let (_turn, dir) = support::testbed_turn("watchtrace-initial-events");
     let recording = dir.join("initial.wtrec");
     let recorder = support::start_recorder(&recording);
-    // Watches of 2 s: each reopens (as an informer does) with initial
-    // events, the objects written so far.
+    // Objects written for 1 s before the watch-list streams open: their
+    // initial events.
     let status = support::testbed_run(&dir)
-        .args(["-load-delay", "3s", "-duration", "6s"])
+        .args(["-load-delay", "3s", "-duration", "5s"])
         .args(["--", "-conns", "2", "-watches-per-conn", "3"])
-        .args([
-            "-mode",
-            "watchlist",
-            "-format",
-            "mixed",
-            "-timeout-seconds",
-            "2",
-        ])
+        .args(["-mode", "watchlist", "-format", "mixed", "-prefill", "1s"])
         .args(["-write-rate", "40", "-drain", "1s"])
         .status()
         .unwrap();

@@ -70,6 +70,7 @@ func main() {
 		conflictR   = flag.Float64("conflict-ratio", 0, "with -write-via apiserver: probability that an update sends a stale metadata.resourceVersion (and gets 409 Conflict)")
 		writerUA    = flag.String("writer-user-agent", loadgen.DefaultWriterUserAgent, "with -write-via apiserver: the writer connection's User-Agent")
 		writeDur    = flag.Duration("write-duration", 0, "writer duration; default -duration")
+		prefill     = flag.Duration("prefill", 0, "before opening any watch, run the writer this long: objects that LISTs and watch-list streams then return as initial state")
 		writeRes    = flag.String("write-resources", "", "resources to write; default -resources")
 		writeNS     = flag.String("write-namespaces", "", "namespaces to write; default the named -namespaces (or default)")
 		keys        = flag.Int("keys", 50, "objects per resource and namespace")
@@ -106,7 +107,7 @@ func main() {
 	}
 	cfg := loadgen.Config{
 		Conns: *conns, WatchesPerConn: *watches, ListFirst: *mode == "listwatch", WatchList: *mode == "watchlist",
-		Gzip: *gzipOn, RelistInterval: *relistEvery, Bookmarks: *bookmarks,
+		Gzip: *gzipOn, RelistInterval: *relistEvery, Bookmarks: *bookmarks, Prefill: *prefill,
 		TimeoutSeconds: *timeoutSeconds, LabelSelector: *labelSelector, Duration: *duration, Drain: *drainTimeout,
 		StallStream: *stallStream, StallStreamAfter: *stallStreamAfter, StallStreamFor: *stallStreamFor,
 		StallConn: *stallConn, StallConnAfter: *stallConnAfter, StallConnFor: *stallConnFor,

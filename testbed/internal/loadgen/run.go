@@ -49,6 +49,9 @@ type Config struct {
 	EstablishWait  time.Duration
 
 	Writer *WriterConfig // nil: no writes
+	// Prefill > 0: the writer runs this long before any watch opens, so
+	// watches start with objects to return as their initial state.
+	Prefill time.Duration
 
 	// Fault mode 1: stream StallStream stops reading after StallStreamAfter
 	// for StallStreamFor. Fault mode 2: connection StallConn stops reading
@@ -77,6 +80,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	if cfg.EstablishWait == 0 {
 		cfg.EstablishWait = 30 * time.Second
+	}
+	if cfg.Writer != nil && cfg.Prefill > 0 {
+		wc := *cfg.Writer
+		wc.Log = cfg.Log
+		wc.BaseURL, wc.TLS, wc.HTTP1 = cfg.BaseURL, cfg.TLS, cfg.HTTP1
+		wc.Duration = cfg.Prefill
+		pctx, cancel := context.WithTimeout(ctx, 2*cfg.Prefill+10*time.Second)
+		RunWriter(pctx, wc)
+		cancel()
 	}
 	sum := &Summary{}
 	conns := make([]*connection, cfg.Conns)
