@@ -102,7 +102,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
     /// Serve Prometheus metrics on `/metrics` and liveness on `/healthz` at
-    /// this address (`ip:port`; port 0 picks one), or `off`.
+    /// this address: `ip:port`, `[v6]:port`, `:port` (every IPv4
+    /// interface), `host:port`, an IPv6 address and port unbracketed (what
+    /// `$(POD_IP):9464` gives on an IPv6 node); port 0 picks one; or `off`.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_addr: MetricsAddr,
     /// Threads that decode connections (the sockets split among them), or
@@ -172,14 +174,41 @@ pub enum MetricsAddr {
 impl std::str::FromStr for MetricsAddr {
     type Err = String;
 
+    /// `off`; `IP:PORT` (`[v6]:PORT` too); `:PORT` (every IPv4 interface);
+    /// `HOST:PORT` (resolved now); and an IPv6 address with its port
+    /// unbracketed, `fd00::1:9464`, which is what `$(POD_IP):9464` becomes
+    /// on an IPv6 node (the last group is the port: a port is required).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "off" | "none" | "" => Ok(Self::Off),
-            s => s
-                .parse()
-                .map(Self::At)
-                .map_err(|e| format!("{s:?}: {e} (expected ip:port or off)")),
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs as _};
+        let s = s.trim();
+        if matches!(s, "off" | "none" | "") {
+            return Ok(Self::Off);
         }
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(Self::At(addr));
+        }
+        let bad = |why: &str| {
+            format!("{s:?}: {why} (expected ip:port, [v6]:port, :port, host:port or off)")
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+        if host.is_empty() {
+            return Ok(Self::At(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                port,
+            )));
+        }
+        if let Ok(v6) = host.parse::<Ipv6Addr>() {
+            return Ok(Self::At(SocketAddr::new(IpAddr::V6(v6), port)));
+        }
+        (host, port)
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
+            .next()
+            .map(Self::At)
+            .ok_or_else(|| bad(&format!("{host} has no address")))
     }
 }
 
@@ -270,4 +299,38 @@ pub struct CountArgs {
     /// Keep waiting for a target to appear instead of failing.
     #[arg(long)]
     pub wait: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::MetricsAddr;
+
+    fn at(s: &str) -> SocketAddr {
+        match s.parse::<MetricsAddr>() {
+            Ok(MetricsAddr::At(a)) => a,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_addresses_take_every_form_a_deployment_writes() {
+        assert_eq!(at("127.0.0.1:9464").to_string(), "127.0.0.1:9464");
+        assert_eq!(at(":9464").to_string(), "0.0.0.0:9464");
+        assert_eq!(at("[fd00::1]:9464").to_string(), "[fd00::1]:9464");
+        // $(POD_IP):9464 on an IPv6 node.
+        assert_eq!(at("fd00::1:9464").to_string(), "[fd00::1]:9464");
+        assert_eq!(at("localhost:9464").port(), 9464);
+        assert_eq!("off".parse::<MetricsAddr>(), Ok(MetricsAddr::Off));
+        for bad in [
+            "9464",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "host-that-does-not-exist.invalid:1",
+        ] {
+            let err = bad.parse::<MetricsAddr>().unwrap_err();
+            assert!(err.contains("expected ip:port"), "{bad}: {err}");
+        }
+    }
 }

@@ -570,3 +570,22 @@ fn top_replays_a_recording_sorts_filters_drills_and_restores_the_terminal() {
     assert!(logged.contains("replay stopped"), "{logged}");
     std::fs::remove_file(&recording).unwrap();
 }
+
+#[test]
+fn top_without_a_terminal_says_to_use_run() {
+    let recording = scratch("no-tty.wtrec");
+    write_recording(&recording);
+    let out = Command::new(env!("CARGO_BIN_EXE_watchtrace"))
+        .args(["top", "--replay"])
+        .arg(&recording)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a terminal") && err.contains("watchtrace run"),
+        "{err}"
+    );
+    std::fs::remove_file(&recording).unwrap();
+}

@@ -104,6 +104,13 @@ trait Feed {
 /// Enters the terminal, runs the view until `q` (or the feed stops), and
 /// restores the terminal (also on error or panic, by the guard).
 fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "`top` needs a terminal (stdin and stdout); without one, use `watchtrace run --events -` \
+             for JSON lines, or `watchtrace run` for Prometheus metrics"
+        );
+    }
     let mut tty = Tty::enter().context("setting up the terminal")?;
     let mut app = App::new(source);
     let mut next_refresh = Instant::now();

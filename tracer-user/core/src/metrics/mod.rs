@@ -160,6 +160,27 @@ pub fn render(model: &Model) -> String {
         e.sample(name, &[("cause", cause)], *ns as f64 / NS_PER_S);
     }
 
+    let name = "watchtrace_stalls_ongoing";
+    e.family(
+        name,
+        Kind::Gauge,
+        "Stalls going on now, by cause (a stall is in watchtrace_stalls_total only once it ends).",
+    );
+    let ongoing = model.ongoing_stalls();
+    for (cause, (n, _)) in &ongoing {
+        e.sample_u64(name, &[("cause", cause)], *n);
+    }
+
+    let name = "watchtrace_stall_ongoing_seconds";
+    e.family(
+        name,
+        Kind::Gauge,
+        "Seconds so far of the stalls going on now, summed by cause.",
+    );
+    for (cause, (_, seconds)) in &ongoing {
+        e.sample(name, &[("cause", cause)], *seconds);
+    }
+
     let name = "watchtrace_stall_delay_seconds_total";
     e.family(
         name,
@@ -389,8 +410,19 @@ pub fn render(model: &Model) -> String {
     }
 
     let name = "watchtrace_build_info";
-    e.family(name, Kind::Gauge, "Always 1; the version is a label.");
-    e.sample_u64(name, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+    e.family(
+        name,
+        Kind::Gauge,
+        "Always 1; the version and the source revision are labels.",
+    );
+    e.sample_u64(
+        name,
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("revision", env!("WATCHTRACE_REVISION")),
+        ],
+        1,
+    );
 
     e.finish()
 }

@@ -371,6 +371,13 @@ fn rich_model() -> Model {
             }],
             filled_by: Some(1),
         },
+        // Still going on at the last event, a second later.
+        OutputEvent::StallStart {
+            ts: T0 + 2 * S,
+            conn: Some(1),
+            cause: StallCause::ConnectionWindow,
+            stream: None,
+        },
         OutputEvent::StreamEnd {
             ts: T0 + 3 * S,
             conn: 1,
@@ -399,7 +406,7 @@ fn rich_model() -> Model {
 #[test]
 fn exposition_has_exactly_the_documented_metrics_types_and_labels() {
     let doc = documented();
-    assert_eq!(doc.len(), 40, "the docs' table");
+    assert_eq!(doc.len(), 42, "the docs' table");
     let text = render(&rich_model());
     let mut typed = BTreeMap::new();
     let mut sampled = BTreeSet::new();
@@ -584,7 +591,36 @@ fn values_read_back_through_a_prometheus_parser() {
         ),
         64.0
     );
-    assert_eq!(value("watchtrace_stall_seconds_total", &[]), 0.5);
+    assert_eq!(
+        value(
+            "watchtrace_stall_seconds_total",
+            &[("cause", "peer_zero_window")]
+        ),
+        0.5
+    );
+    assert_eq!(
+        value("watchtrace_stalls_total", &[("cause", "send_buffer_full")]),
+        0.0,
+        "every cause from the start"
+    );
+    assert_eq!(
+        value("watchtrace_stalls_ongoing", &[("cause", "stream_window")]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            "watchtrace_stalls_ongoing",
+            &[("cause", "connection_window")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "watchtrace_stall_ongoing_seconds",
+            &[("cause", "connection_window")]
+        ),
+        1.0
+    );
     assert_eq!(value("watchtrace_stall_delay_seconds_total", &[]), 0.25);
     assert_eq!(
         value("watchtrace_apiserver_time_span_p99_seconds", &[]),
@@ -601,6 +637,13 @@ fn values_read_back_through_a_prometheus_parser() {
         "stream 5 ended"
     );
     assert_eq!(value("watchtrace_build_info", &[]), 1.0);
+    let build = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "watchtrace_build_info")
+        .unwrap();
+    let revision = build.labels.get("revision").unwrap_or_default();
+    assert!(!revision.is_empty(), "the build names its revision");
     assert_eq!(
         value(
             "watchtrace_event_timeline_incomplete_total",

@@ -74,6 +74,23 @@ pub struct Families {
     pub undecodable_bytes: BTreeMap<(UndecodableLayer, UndecodableReason), u64>,
 }
 
+impl Families {
+    /// Empty, but with a zero for every label value known in advance (stall
+    /// causes, loss directions): a dashboard shows 0, not "No data", until
+    /// they first move.
+    pub(crate) fn with_known_labels() -> Self {
+        let mut f = Self::default();
+        for cause in super::STALL_CAUSES {
+            f.stalls.insert(cause.to_owned(), 0);
+            f.stall_ns.insert(cause.to_owned(), 0);
+        }
+        for direction in ["in", "out"] {
+            f.lost_bytes.insert(direction.to_owned(), 0);
+        }
+        f
+    }
+}
+
 /// Adds `n` to `key`'s count.
 pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, n: u64) {
     *map.entry(key).or_default() += n;

@@ -130,7 +130,7 @@ impl Model {
             apiserver_ns: Window::new(MINUTE_NS, config.window_samples),
             config,
             now: 0,
-            families: Families::default(),
+            families: Families::with_known_labels(),
             events: RollingSum::per_second(),
             bytes: RollingSum::per_second(),
             stalls_min: RollingSum::per_minute(),
@@ -138,6 +138,19 @@ impl Model {
             ended_window_evictions: 0,
             capture: CaptureFigures::default(),
         }
+    }
+
+    /// Stalls going on now, by cause: how many, and their seconds so far
+    /// (every known cause, 0 when none).
+    pub fn ongoing_stalls(&self) -> BTreeMap<&'static str, (u64, f64)> {
+        let mut out: BTreeMap<&'static str, (u64, f64)> =
+            STALL_CAUSES.iter().map(|c| (*c, (0, 0.0))).collect();
+        for ((_, cause, _), start) in &self.open_stalls {
+            let entry = out.entry(cause).or_default();
+            entry.0 += 1;
+            entry.1 += self.now.saturating_sub(*start) as f64 / 1e9;
+        }
+        out
     }
 
     /// The model's clock: the newest event time, or a later one given to
@@ -921,6 +934,14 @@ fn window_evictions(s: &StreamFigures) -> u64 {
 fn event_ts(event: &OutputEvent) -> u64 {
     event.ts()
 }
+
+/// Every stall cause, as labels spell them.
+pub(crate) const STALL_CAUSES: [&str; 4] = [
+    "send_buffer_full",
+    "peer_zero_window",
+    "connection_window",
+    "stream_window",
+];
 
 #[cfg(test)]
 mod tests;
