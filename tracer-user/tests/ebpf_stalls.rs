@@ -33,6 +33,10 @@ use watchtrace::{
 
 /// How far watchtrace's stall end may be from the ground truth's.
 const TOLERANCE_NS: i64 = 10_000_000;
+/// A socket stall is one episode until the window (or buffer) stays open
+/// for 100 ms (`conn::QUIET_NS`): the flaps while the backlog drains after
+/// the fault extend it past the last blocked write by up to about that.
+const SOCKET_STALL_TOLERANCE_NS: i64 = 150_000_000;
 
 /// A socket stall's (fd, cause, held, filled_by, conn).
 type HeldBy = (i32, StallCause, Vec<StreamDelay>, Option<u32>, Option<u64>);
@@ -165,12 +169,13 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
                 cause,
                 start,
                 duration_ns,
+                flaps,
                 held,
                 filled_by,
                 conn,
                 ..
             } => {
-                stalls.push((fd, cause, start, duration_ns));
+                stalls.push((fd, cause, start, duration_ns, flaps));
                 held_by_stall.push((fd, cause, held, filled_by, conn));
             }
             OutputEvent::WindowStall {
@@ -212,10 +217,10 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         gt_blocked as f64 / 1e6
     );
     println!(
-        "socket stalls (fd, cause, start, duration ms): {:?}",
+        "socket stalls (fd, cause, start, duration ms, flaps): {:?}",
         stalls
             .iter()
-            .map(|s| (s.0, s.1, s.2, s.3 as f64 / 1e6))
+            .map(|s| (s.0, s.1, s.2, s.3 as f64 / 1e6, s.4))
             .collect::<Vec<_>>()
     );
     println!(
@@ -229,6 +234,8 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         .iter()
         .filter(|s| peer_of_fd.get(&s.0) == Some(&port))
         .collect();
+    // (The connection whose one stream stopped reading may see its TCP
+    // window close for a moment: real, and far shorter.)
     let elsewhere: Vec<_> = stalls
         .iter()
         .filter(|s| peer_of_fd.get(&s.0) != Some(&port) && s.3 > 50_000_000)
@@ -237,6 +244,15 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         elsewhere.is_empty(),
         "no long socket stall on other connections: {elsewhere:?}"
     );
+    // One fault, one stall of each cause: the window's flaps while the
+    // client's buffer drained are counted on it, not reported apart.
+    for cause in [StallCause::SendBufferFull, StallCause::PeerZeroWindow] {
+        let n = on_stalled.iter().filter(|s| s.1 == cause).count();
+        assert_eq!(
+            n, 1,
+            "{cause:?} stalls on the stalled connection: {on_stalled:?}"
+        );
+    }
     let full = on_stalled
         .iter()
         .filter(|s| s.1 == StallCause::SendBufferFull)
@@ -255,12 +271,12 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         zero.3 as f64 / 1e6
     );
     assert!(
-        (full_end - gt_end as i64).abs() <= TOLERANCE_NS,
-        "stall end within 10 ms of the ground truth"
+        (full_end - gt_end as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
+        "stall end within 150 ms of the ground truth"
     );
     assert!(
-        (full.3 as i64 - gt_blocked as i64).abs() <= TOLERANCE_NS,
-        "stall duration within 10 ms of the ground truth's blocked write"
+        (full.3 as i64 - gt_blocked as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
+        "stall duration within 150 ms of the ground truth's blocked write"
     );
     // The stalled stream: a stream-level window stall on its path.
     // The stalled stream: the longest blocked write on any other client.

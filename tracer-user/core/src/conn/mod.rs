@@ -9,4 +9,4 @@ mod stalls;
 pub use acks::{AckTracker, Acked};
 pub(crate) use sockets::anchor_key;
 pub use sockets::{SocketEvent, SocketInfo, Sockets};
-pub use stalls::{SocketStall, StallKind};
+pub use stalls::{QUIET_NS, SocketStall, StallKind};

@@ -88,6 +88,9 @@ pub struct Sockets {
     table: HashMap<u64, SocketInfo>,
     capacity: usize,
     evicted: u64,
+    /// Sockets with a stall ended and waiting out its quiet period (in
+    /// order: the output does not depend on a hash seed).
+    settling: std::collections::BTreeSet<u64>,
 }
 
 impl Sockets {
@@ -96,6 +99,7 @@ impl Sockets {
             table: HashMap::new(),
             capacity: capacity.max(1),
             evicted: 0,
+            settling: std::collections::BTreeSet::new(),
         }
     }
 
@@ -178,13 +182,43 @@ impl Sockets {
             info.acks.on_send(r.write_seq, ts);
         }
         let (tgid, fd) = (info.tgid, info.fd);
-        if let Some(stall) = info.stalls.on_send(r.ret, ts) {
-            out.push(SocketEvent::Stall {
-                sock: r.sock,
+        let mut ended = Vec::new();
+        info.stalls.on_send(r.ret, ts, &mut ended);
+        if info.stalls.settling() {
+            self.settling.insert(r.sock);
+        }
+        out.extend(ended.into_iter().map(|stall| SocketEvent::Stall {
+            sock: r.sock,
+            tgid,
+            fd,
+            stall,
+        }));
+    }
+
+    /// Stalls whose quiet period is over as of `ts` (on the records'
+    /// clock), on sockets that saw nothing since they ended.
+    pub fn poll_stalls(&mut self, ts: u64, out: &mut Vec<SocketEvent>) {
+        if self.settling.is_empty() {
+            return;
+        }
+        let socks: Vec<u64> = self.settling.iter().copied().collect();
+        for sock in socks {
+            let Some(info) = self.table.get_mut(&sock) else {
+                self.settling.remove(&sock);
+                continue;
+            };
+            let mut ended = Vec::new();
+            info.stalls.poll(ts, &mut ended);
+            if !info.stalls.settling() {
+                self.settling.remove(&sock);
+            }
+            let (tgid, fd) = (info.tgid, info.fd);
+            out.extend(ended.into_iter().map(|stall| SocketEvent::Stall {
+                sock,
                 tgid,
                 fd,
                 stall,
-            });
+            }));
         }
     }
 
@@ -252,20 +286,22 @@ impl Sockets {
         let mut acked = Vec::new();
         info.acks.on_ack(ack_seq, ts, &mut acked);
         let (tgid, fd) = (info.tgid, info.fd);
-        let stall = info.stalls.on_window(window, ts);
+        let mut ended = Vec::new();
+        info.stalls.on_window(window, ts, &mut ended);
+        if info.stalls.settling() {
+            self.settling.insert(sock);
+        }
         out.extend(
             acked
                 .into_iter()
                 .map(|acked| SocketEvent::Acked { sock, acked }),
         );
-        if let Some(stall) = stall {
-            out.push(SocketEvent::Stall {
-                sock,
-                tgid,
-                fd,
-                stall,
-            });
-        }
+        out.extend(ended.into_iter().map(|stall| SocketEvent::Stall {
+            sock,
+            tgid,
+            fd,
+            stall,
+        }));
     }
 
     pub fn on_retransmit(&mut self, r: &Retransmit, out: &mut Vec<SocketEvent>) {
@@ -381,6 +417,8 @@ mod tests {
         sockets.on_sample(&sample(25, 1500, 0), &mut out);
         sockets.on_sample(&sample(60, 2000, 100), &mut out);
         sockets.on_send(&send(70, 500, 2500), &mut out);
+        // Over once their quiet period passed, the socket silent since.
+        sockets.poll_stalls(70 + crate::conn::QUIET_NS, &mut out);
         let info = sockets.get(0xabc).unwrap();
         assert_eq!(info.bytes_sent, 1500);
         assert_eq!(info.peer, Some(("127.0.0.2".parse().unwrap(), 50000)));
@@ -397,8 +435,8 @@ mod tests {
         assert_eq!(
             stalls,
             vec![
+                (StallKind::SendBufferFull, 20, 70),
                 (StallKind::PeerZeroWindow, 25, 60),
-                (StallKind::SendBufferFull, 20, 70)
             ]
         );
         assert!(out.contains(&SocketEvent::Acked {

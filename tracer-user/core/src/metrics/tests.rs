@@ -362,6 +362,7 @@ fn rich_model() -> Model {
             cause: StallCause::PeerZeroWindow,
             start: T0 + S + 500 * MS,
             duration_ns: 500 * MS,
+            flaps: 0,
             client: None,
             peer: None,
             held: vec![StreamDelay {

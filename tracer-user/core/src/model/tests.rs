@@ -396,6 +396,7 @@ fn stalls_are_counted_logged_and_their_delay_charged_to_the_held_client() {
                 cause: StallCause::SendBufferFull,
                 start: T0 + S,
                 duration_ns: S,
+                flaps: 0,
                 client: Some("kube-scheduler".into()),
                 peer: None,
                 held: vec![

@@ -170,6 +170,10 @@ impl Join {
         self.released.drain(..).for_each(&mut *emit);
         if ts_ns.saturating_sub(self.last_expire_ns) >= EXPIRE_PERIOD_NS {
             self.last_expire_ns = ts_ns;
+            // Stalls whose quiet period passed on sockets gone silent.
+            let mut ended = Vec::new();
+            self.sockets.poll_stalls(ts_ns, &mut ended);
+            self.on_socket_events(ended, emit);
             let now = self.unix(ts_ns);
             self.timelines.expire(now, &mut self.scratch);
             self.emit_settled(emit);
@@ -237,6 +241,7 @@ impl Join {
             },
             start,
             duration_ns: stall.duration_ns(),
+            flaps: stall.flaps,
             client: tracked.and_then(|t| t.client.as_deref().map(str::to_owned)),
             peer,
             held: Vec::new(),

@@ -140,6 +140,10 @@ pub enum OutputEvent {
         cause: StallCause,
         start: u64,
         duration_ns: u64,
+        /// Times the stall ended and began again within 100 ms (a window
+        /// flapping open while the client's buffer drained): one fault,
+        /// one stall.
+        flaps: u32,
         /// The client on the connection: its user-agent's program name.
         client: Option<String>,
         peer: Option<String>,

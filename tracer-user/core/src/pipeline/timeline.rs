@@ -950,6 +950,7 @@ mod tests {
             cause: StallCause::SendBufferFull,
             start: 200,
             duration_ns: 300,
+            flaps: 0,
             client: None,
             peer: None,
             held: Vec::new(),
