@@ -191,7 +191,10 @@ impl Writes {
                 ..
             }
         );
-        if served {
+        if served && self.held.is_empty() && self.inflight.is_empty() {
+            // No write in flight: nothing to wait for.
+            self.emit_watch_event(event, emit);
+        } else if served {
             self.held.push_back(event);
             if self.held.len() > MAX_HELD {
                 let oldest = self.held.pop_front().expect("not empty");
@@ -261,12 +264,13 @@ impl Writes {
     /// A served watch event: joined to the write of its revision, if one
     /// committed it, and counted in its fan-out.
     fn emit_watch_event(&mut self, mut event: OutputEvent, emit: &mut impl FnMut(OutputEvent)) {
-        if let OutputEvent::WatchEvent {
-            resource_version,
-            t_first_byte,
-            timeline,
-            ..
-        } = &mut event
+        if !self.commits.is_empty()
+            && let OutputEvent::WatchEvent {
+                resource_version,
+                t_first_byte,
+                timeline,
+                ..
+            } = &mut event
             && let Some(c) = resource_version
                 .parse::<i64>()
                 .ok()
