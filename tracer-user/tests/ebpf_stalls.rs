@@ -34,9 +34,10 @@ use watchtrace::{
 /// How far watchtrace's stall end may be from the ground truth's.
 const TOLERANCE_NS: i64 = 10_000_000;
 /// A socket stall is one episode until the window (or buffer) stays open
-/// for 100 ms (`conn::QUIET_NS`): the flaps while the backlog drains after
-/// the fault extend it past the last blocked write by up to about that.
-const SOCKET_STALL_TOLERANCE_NS: i64 = 150_000_000;
+/// for 250 ms (`conn::QUIET_NS`): the flaps and short aftershocks while
+/// the backlog drains after the fault extend it past the last blocked
+/// write (by 28 to 122 ms in the runs seen).
+const SOCKET_STALL_TOLERANCE_NS: i64 = 300_000_000;
 
 /// A socket stall's (fd, cause, held, filled_by, conn).
 type HeldBy = (i32, StallCause, Vec<StreamDelay>, Option<u32>, Option<u64>);
@@ -272,11 +273,11 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     );
     assert!(
         (full_end - gt_end as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
-        "stall end within 150 ms of the ground truth"
+        "stall end within 300 ms of the ground truth"
     );
     assert!(
         (full.3 as i64 - gt_blocked as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
-        "stall duration within 150 ms of the ground truth's blocked write"
+        "stall duration within 300 ms of the ground truth's blocked write"
     );
     // The stalled stream: a stream-level window stall on its path.
     // The stalled stream: the longest blocked write on any other client.

@@ -17,7 +17,7 @@
 use serde::Serialize;
 
 /// How long a stall must stay over before it counts as over.
-pub const QUIET_NS: u64 = 100_000_000;
+pub const QUIET_NS: u64 = 250_000_000;
 
 /// Why a socket could not send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

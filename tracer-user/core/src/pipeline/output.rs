@@ -140,7 +140,7 @@ pub enum OutputEvent {
         cause: StallCause,
         start: u64,
         duration_ns: u64,
-        /// Times the stall ended and began again within 100 ms (a window
+        /// Times the stall ended and began again within 250 ms (a window
         /// flapping open while the client's buffer drained): one fault,
         /// one stall.
         flaps: u32,
