@@ -2,33 +2,15 @@
 //! chunk decoder alone and in front of the watch decoder.
 #![no_main]
 
+mod support;
+
 use libfuzzer_sys::fuzz_target;
 use watchtrace::watch::{
     ChunkItem, ChunkedDecoder, DecoderConfig, Http1WatchDecoder, WatchItem, WireFormat,
 };
 
-fn pieces(data: &[u8]) -> (u8, Vec<&[u8]>) {
-    let (head, body) = data.split_at(data.len().min(3));
-    let mode = head.first().copied().unwrap_or(0);
-    let mut seed = u32::from(head.get(1).copied().unwrap_or(1)) << 8
-        | u32::from(head.get(2).copied().unwrap_or(1))
-        | 1;
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        let n = (seed as usize % 64 + 1).min(rest.len());
-        let (a, b) = rest.split_at(n);
-        out.push(a);
-        rest = b;
-    }
-    (mode, out)
-}
-
 fuzz_target!(|data: &[u8]| {
-    let (mode, pieces) = pieces(data);
+    let (mode, pieces) = support::pieces(data);
     let mut c = if mode & 1 != 0 {
         ChunkedDecoder::mid_stream()
     } else {

@@ -8,7 +8,7 @@
 mod support;
 
 use libfuzzer_sys::fuzz_target;
-use watchtrace::watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat, cbor};
+use watchtrace::watch::{DecoderConfig, WatchStreamDecoder, WireFormat, cbor};
 
 fuzz_target!(|data: &[u8]| {
     // The walker on the raw input: a length within it, or an error (the
@@ -25,20 +25,5 @@ fuzz_target!(|data: &[u8]| {
         1 => WatchStreamDecoder::mid_stream(Some(WireFormat::Cbor), cfg),
         _ => WatchStreamDecoder::mid_stream(None, cfg),
     };
-    let mut out: Vec<WatchItem> = Vec::new();
-    let mut fed = 0u64;
-    for (i, p) in pieces.iter().enumerate() {
-        if mode & 8 != 0 && i % 5 == 4 {
-            d.gap(3, i as u64, &mut out);
-        }
-        d.push(p, i as u64, &mut out);
-        fed += p.len() as u64;
-    }
-    d.finish(u64::MAX, &mut out);
-    assert_eq!(support::accounted(d.stats()), fed, "{:?}", d.stats());
-    for item in &out {
-        if let WatchItem::Event(e) = item {
-            assert!(e.bytes <= fed && e.t_first_byte <= e.t_last_byte);
-        }
-    }
+    support::feed_watch(&mut d, mode, &pieces);
 });

@@ -6,7 +6,7 @@
 mod support;
 
 use libfuzzer_sys::fuzz_target;
-use watchtrace::watch::{DecoderConfig, WatchItem, WatchStreamDecoder, WireFormat};
+use watchtrace::watch::{DecoderConfig, WatchStreamDecoder, WireFormat};
 
 fuzz_target!(|data: &[u8]| {
     let (mode, pieces) = support::pieces(data);
@@ -25,20 +25,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         WatchStreamDecoder::from_start(WireFormat::Protobuf, cfg)
     };
-    let mut out: Vec<WatchItem> = Vec::new();
-    let mut fed = 0u64;
-    for (i, p) in pieces.iter().enumerate() {
-        if mode & 8 != 0 && i % 5 == 4 {
-            d.gap(3, i as u64, &mut out);
-        }
-        d.push(p, i as u64, &mut out);
-        fed += p.len() as u64;
-    }
-    d.finish(u64::MAX, &mut out);
-    assert_eq!(support::accounted(d.stats()), fed, "{:?}", d.stats());
-    for item in &out {
-        if let WatchItem::Event(e) = item {
-            assert!(e.bytes <= fed && e.t_first_byte <= e.t_last_byte);
-        }
-    }
+    support::feed_watch(&mut d, mode, &pieces);
 });

@@ -1,7 +1,8 @@
 //! What the watch-body targets share: how an input is cut into pieces, and
+#![allow(dead_code, reason = "each target uses a different subset")]
 //! the byte accounting every decoder must keep.
 
-use watchtrace::watch::WatchStats;
+use watchtrace::watch::{WatchItem, WatchStats, WatchStreamDecoder};
 
 /// The input's first byte (a mode for the target) and the rest cut into
 /// pieces whose lengths come from a tiny PRNG seeded by its next two bytes,
@@ -34,4 +35,26 @@ pub fn accounted(s: &WatchStats) -> u64 {
         + s.cut_bytes
         + s.truncated_bytes
         + s.skipped_bytes
+}
+
+/// Feeds `pieces` to a watch decoder (a 3-byte gap before every fifth
+/// when `mode & 8`), finishes it, and checks what every watch target
+/// checks: each byte accounted for, each event within what was fed.
+pub fn feed_watch(d: &mut WatchStreamDecoder, mode: u8, pieces: &[&[u8]]) {
+    let mut out: Vec<WatchItem> = Vec::new();
+    let mut fed = 0u64;
+    for (i, p) in pieces.iter().enumerate() {
+        if mode & 8 != 0 && i % 5 == 4 {
+            d.gap(3, i as u64, &mut out);
+        }
+        d.push(p, i as u64, &mut out);
+        fed += p.len() as u64;
+    }
+    d.finish(u64::MAX, &mut out);
+    assert_eq!(accounted(d.stats()), fed, "{:?}", d.stats());
+    for item in &out {
+        if let WatchItem::Event(e) = item {
+            assert!(e.bytes <= fed && e.t_first_byte <= e.t_last_byte);
+        }
+    }
 }
