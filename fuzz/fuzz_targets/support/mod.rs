@@ -1,6 +1,6 @@
 //! What the watch-body targets share: how an input is cut into pieces, and
-#![allow(dead_code, reason = "each target uses a different subset")]
 //! the byte accounting every decoder must keep.
+#![allow(dead_code, reason = "each target uses a different subset")]
 
 use watchtrace::watch::{WatchItem, WatchStats, WatchStreamDecoder};
 
