@@ -9,11 +9,7 @@ mod records;
 mod support;
 
 use support::{Enc, data, headers, preface, settings};
-use watchtrace::{
-    etcd::fixture::encode_grpc,
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
-    watch::fixture::ProtoWriter,
-};
+use watchtrace::{etcd::fixture::encode_grpc, pipeline::OutputEvent, watch::fixture::ProtoWriter};
 
 const MS: u64 = 1_000_000;
 const KEY: &str = "/registry/secrets/ns-0/db";
@@ -101,28 +97,12 @@ fn call(succeeded: bool, cut: usize) -> Vec<OutputEvent> {
         chunk(1_002 * MS, false, 0, &back[..cut]),
         chunk(1_003 * MS, false, cut as u64, &back[cut..]),
     ];
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
-    let mut events = Vec::new();
-    for r in &records {
-        pipeline.on_record(r, &mut |e| events.push(e));
-    }
-    pipeline.flush(&mut |e| events.push(e));
-    events
-}
-
-fn the_line(events: &[OutputEvent]) -> serde_json::Value {
-    let lines: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e, OutputEvent::EtcdRequest { .. }))
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1, "{events:#?}");
-    lines.into_iter().next().unwrap()
+    records::run_pipeline(&records)
 }
 
 #[test]
 fn an_update_txn_gives_its_key_compare_new_revision_and_round_trip() {
-    let line = the_line(&call(true, usize::MAX));
+    let line = records::the_line(&call(true, usize::MAX), "etcd_request");
     assert_eq!(line["kind"], "etcd_request");
     assert_eq!(line["op"], "txn");
     assert_eq!(line["result"], "ok");
@@ -139,7 +119,7 @@ fn an_update_txn_gives_its_key_compare_new_revision_and_round_trip() {
 
 #[test]
 fn a_txn_whose_compare_failed_is_a_conflict() {
-    let line = the_line(&call(false, usize::MAX));
+    let line = records::the_line(&call(false, usize::MAX), "etcd_request");
     assert_eq!(line["result"], "conflict");
     assert_eq!(line["revision"], 50);
     assert_eq!(line["kvs"], 1);
@@ -149,10 +129,10 @@ fn a_txn_whose_compare_failed_is_a_conflict() {
 
 #[test]
 fn the_lines_are_the_same_however_the_capture_split_the_response() {
-    let whole = the_line(&call(true, usize::MAX));
+    let whole = records::the_line(&call(true, usize::MAX), "etcd_request");
     let len = 200;
     for cut in 1..len {
-        let mut line = the_line(&call(true, cut));
+        let mut line = records::the_line(&call(true, cut), "etcd_request");
         // The response's last byte came with the second piece.
         if line["t_response"] == 1_003 * MS {
             line["t_response"] = (1_002 * MS).into();

@@ -13,7 +13,7 @@ use support::{Enc, data, headers, preface, rst, settings};
 use watchtrace::{
     metrics,
     model::{Model, ModelConfig},
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+    pipeline::OutputEvent,
     watch::fixture::{ObjectSpec, encode_cbor_item, encode_json_line, gzip_flushed},
 };
 
@@ -104,24 +104,7 @@ fn list(
         }
         offset += piece.len() as u64;
     }
-    let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
-    let mut events = Vec::new();
-    for r in &records {
-        pipeline.on_record(r, &mut |e| events.push(e));
-    }
-    pipeline.flush(&mut |e| events.push(e));
-    events
-}
-
-/// The one `list_response` line among `events`.
-fn the_line(events: &[OutputEvent]) -> serde_json::Value {
-    let lines: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e, OutputEvent::ListResponse { .. }))
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1, "{events:#?}");
-    lines.into_iter().next().unwrap()
+    records::run_pipeline(&records)
 }
 
 fn gzip_len(plain: &[u8]) -> u64 {
@@ -131,7 +114,10 @@ fn gzip_len(plain: &[u8]) -> u64 {
 #[test]
 fn a_gzip_list_reports_its_wire_and_decoded_bytes_and_its_times() {
     let plain = body(400, encode_json_line);
-    let line = the_line(&list("200", "application/json", true, &plain, Fault::None));
+    let line = records::the_line(
+        &list("200", "application/json", true, &plain, Fault::None),
+        "list_response",
+    );
     let base = 1_000 * MS;
     assert_eq!(line["kind"], "list_response");
     assert_eq!(line["resource"], "configmaps");
@@ -154,7 +140,10 @@ fn a_gzip_list_reports_its_wire_and_decoded_bytes_and_its_times() {
 #[test]
 fn an_uncompressed_cbor_list_is_its_own_decoded_size() {
     let plain = body(50, encode_cbor_item);
-    let line = the_line(&list("200", "application/cbor", false, &plain, Fault::None));
+    let line = records::the_line(
+        &list("200", "application/cbor", false, &plain, Fault::None),
+        "list_response",
+    );
     assert_eq!(line["encoding"], "cbor");
     assert_eq!(line["wire_bytes"], plain.len() as u64);
     assert_eq!(line["decoded_bytes"], plain.len() as u64);
@@ -164,7 +153,7 @@ fn an_uncompressed_cbor_list_is_its_own_decoded_size() {
 fn a_list_that_lost_bytes_counts_them_and_claims_no_decoded_size() {
     let plain = body(400, encode_json_line);
     let events = list("200", "application/json", true, &plain, Fault::LoseMiddle);
-    let line = the_line(&events);
+    let line = records::the_line(&events, "list_response");
     assert_eq!(line["wire_bytes"], gzip_len(&plain), "lost bytes included");
     assert!(line["lost_bytes"].as_u64().unwrap() > 0, "{line}");
     assert_eq!(line["decoded_bytes"], serde_json::Value::Null);
@@ -175,7 +164,10 @@ fn a_list_that_lost_bytes_counts_them_and_claims_no_decoded_size() {
 #[test]
 fn a_list_reset_before_its_end_is_not_complete() {
     let plain = body(400, encode_json_line);
-    let line = the_line(&list("200", "application/json", true, &plain, Fault::Reset));
+    let line = records::the_line(
+        &list("200", "application/json", true, &plain, Fault::Reset),
+        "list_response",
+    );
     assert_eq!(line["complete"], false);
     assert_eq!(line["decoded_bytes"], serde_json::Value::Null);
     assert_eq!(line["t_last_byte"], 1_020 * MS, "its last body byte");

@@ -7,7 +7,10 @@ use tracer_common::record::{
     CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction,
     RecordHeader, RecordKind,
 };
-use watchtrace::capture::encode_chunk;
+use watchtrace::{
+    capture::encode_chunk,
+    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+};
 
 /// `bytes` the traced process wrote (`egress`) or read on `sock` at
 /// stream `offset`, at `ts` (ns).
@@ -87,4 +90,28 @@ pub(crate) fn sock_close(
         sock,
         end_offsets: [u64::MAX, u64::MAX, egress_end, ingress_end],
     })
+}
+
+/// What a pipeline (default settings, Unix offset 0) makes of `records`,
+/// flushed.
+pub(crate) fn run_pipeline(records: &[Vec<u8>]) -> Vec<OutputEvent> {
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), 0);
+    let mut events = Vec::new();
+    for r in records {
+        pipeline.on_record(r, &mut |e| events.push(e));
+    }
+    pipeline.flush(&mut |e| events.push(e));
+    events
+}
+
+/// The one line of `kind` (`list_response`, `etcd_request`) among
+/// `events`, as JSON.
+pub(crate) fn the_line(events: &[OutputEvent], kind: &str) -> serde_json::Value {
+    let lines: Vec<_> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .filter(|v| v["kind"] == kind)
+        .collect();
+    assert_eq!(lines.len(), 1, "{kind}: {events:#?}");
+    lines.into_iter().next().unwrap()
 }

@@ -1,7 +1,7 @@
 //! A cumulative histogram of counts (watchers per write), with fixed
 //! buckets from 0 to 5,000, exported as a Prometheus histogram.
 
-use super::histogram::Buckets;
+use super::histogram::{Buckets, cumulative};
 
 /// Upper bounds of the buckets (`+Inf` is implied).
 pub const COUNT_BUCKETS: [f64; 13] = [
@@ -31,16 +31,7 @@ impl CountHistogram {
 
 impl Buckets for CountHistogram {
     fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        let mut running = 0;
-        COUNT_BUCKETS
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(self.counts)
-            .map(move |(le, n)| {
-                running += n;
-                (le, running)
-            })
+        cumulative(&COUNT_BUCKETS, &self.counts)
     }
 
     fn sum(&self) -> f64 {

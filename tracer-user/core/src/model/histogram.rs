@@ -15,6 +15,24 @@ pub struct Histogram {
     count: u64,
 }
 
+/// `(upper bound, cumulative count)` of per-bucket `counts` (one more
+/// than `bounds`: the last is above them all), ending with `+Inf`.
+pub(crate) fn cumulative<'a>(
+    bounds: &'a [f64],
+    counts: &'a [u64],
+) -> impl Iterator<Item = (f64, u64)> + 'a {
+    let mut running = 0;
+    bounds
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(counts.iter().copied())
+        .map(move |(le, n)| {
+            running += n;
+            (le, running)
+        })
+}
+
 /// What the exposition reads of a histogram.
 pub trait Buckets {
     /// `(upper bound, cumulative count)`, ending with `+Inf`.
@@ -52,16 +70,7 @@ impl Histogram {
 
     /// `(upper bound in seconds, cumulative count)`, ending with `+Inf`.
     pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        let mut running = 0;
-        BUCKETS_S
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(self.counts)
-            .map(move |(le, n)| {
-                running += n;
-                (le, running)
-            })
+        cumulative(&BUCKETS_S, &self.counts)
     }
 
     pub fn sum_seconds(&self) -> f64 {
