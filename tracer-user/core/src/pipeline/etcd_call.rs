@@ -87,12 +87,15 @@ impl EtcdCall {
             let Some(op) = self.op else {
                 return;
             };
-            if push(&mut self.response, bytes, |m| decode_kv_response(op, m)) {
+            if push(&mut self.response, bytes, false, |m| {
+                decode_kv_response(op, m)
+            }) {
                 self.t_response = Some(ts);
             }
         } else {
             let op = &mut self.op;
-            push(&mut self.request, bytes, |m| {
+            let guessing = op.is_none();
+            push(&mut self.request, bytes, guessing, |m| {
                 let known = op.or_else(|| guess_kv_op(m)).ok_or(WireError::Oneof)?;
                 *op = Some(known);
                 decode_kv_request(known, m)
@@ -153,9 +156,15 @@ fn fail<T>(slot: &mut Message<T>, why: KvFailure) {
 }
 
 /// Adds `bytes` to a message; `true` when this completed it (decoded).
+///
+/// `guessing`: the message may be no KV request at all (a watch stream
+/// seen mid-way): nothing is reserved ahead, and a body not opening with
+/// a field a KV request opens with (1, 2 or 3, length-delimited) fails at
+/// once rather than be buffered whole.
 fn push<T>(
     slot: &mut Message<T>,
     mut bytes: &[u8],
+    guessing: bool,
     decode: impl FnOnce(&[u8]) -> Result<T, WireError>,
 ) -> bool {
     loop {
@@ -192,12 +201,18 @@ fn push<T>(
                         *slot = Message::Skipping { left: len };
                         continue;
                     }
-                    buf.reserve_exact(len);
+                    if !guessing {
+                        buf.reserve_exact(len);
+                    }
                 }
                 let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
                 let want = PREFIX + len - buf.len();
                 let n = want.min(bytes.len());
                 buf.extend_from_slice(&bytes[..n]);
+                if guessing && buf.len() > PREFIX && !matches!(buf[PREFIX], 0x0a | 0x12 | 0x1a) {
+                    *slot = Message::Failed(KvFailure::Malformed);
+                    return false;
+                }
                 if buf.len() < PREFIX + len {
                     return false;
                 }
@@ -279,6 +294,13 @@ mod tests {
         });
         let mut call = EtcdCall::guessing(10);
         call.push(false, &grpc(&w.buf), 11);
+        assert!(!call.is_kv());
+
+        // A protobuf watch stream joined at a frame: its 4-byte length and
+        // type field read as a gRPC prefix of 1 MiB. Ruled out at its
+        // first body byte, not buffered.
+        let mut call = EtcdCall::guessing(10);
+        call.push(false, &[0, 0, 0x10, 0, 0x0a, 5, b'A', b'D', b'D'], 11);
         assert!(!call.is_kv());
     }
 
