@@ -5,7 +5,7 @@
 //! Object contents are never copied: skipped values are only stepped over,
 //! and the strings kept are metadata the caller chooses.
 
-use super::find::find_byte;
+use memchr::memchr;
 
 /// The input is not the JSON we expected (or not JSON at all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,7 +175,7 @@ impl<'a> Cursor<'a> {
 /// Index of the closing quote of a string whose content starts at `from`.
 fn string_end(b: &[u8], mut from: usize) -> Res<usize> {
     loop {
-        let q = from + find_byte(b'"', &b[from..]).ok_or(Invalid)?;
+        let q = from + memchr(b'"', &b[from..]).ok_or(Invalid)?;
         // The quote is escaped iff an odd number of backslashes precede it.
         let backslashes = b[from..q].iter().rev().take_while(|&&c| c == b'\\').count();
         if backslashes % 2 == 0 {

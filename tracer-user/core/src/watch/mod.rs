@@ -62,7 +62,6 @@
 pub mod cbor;
 mod chunked;
 mod event;
-mod find;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod gzip;

@@ -2,10 +2,11 @@
 //! protobuf), finds boundaries by content when joined mid-way or after a
 //! gap, and reports every byte it could not turn into an event.
 
+use memchr::memchr;
+
 use super::{
     cbor::{self, CborError, SELF_DESCRIBED},
     event::{DropReason, EventMeta, WatchEvent, WatchItem, WatchStats, WireFormat},
-    find::find_byte,
     json::extract,
     json_scan::is_single_value,
     protobuf::{Walk, Walker},
@@ -537,7 +538,7 @@ impl WatchStreamDecoder {
         if self.j_seen == 0 {
             self.j_t_first = ts;
         }
-        let Some(q) = find_byte(b'\n', data) else {
+        let Some(q) = memchr(b'\n', data) else {
             self.j_seen += data.len() as u64;
             if !self.j_discarding {
                 if self.j_seen + 1 > self.cfg.max_event_bytes {

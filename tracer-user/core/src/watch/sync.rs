@@ -16,9 +16,11 @@
 //!   fool it; the next frame then fails and is counted as a refuted sync.
 //!
 //! Both searches key on the byte `0x0A` (the newline, and the tag of
-//! `WatchEvent.type`), found with the word-at-a-time search.
+//! `WatchEvent.type`), found with `memchr`.
 
-use super::{event::EventType, find::find_byte, protobuf::MAGIC};
+use memchr::memchr;
+
+use super::{event::EventType, protobuf::MAGIC};
 
 /// What is known of the body's format while looking for a boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +73,7 @@ pub(crate) fn scan(w: &[u8], looking: Looking, at_start: bool, max_frame: u64) -
         }
     }
     let mut from = 0;
-    while let Some(off) = find_byte(0x0A, &w[from..]) {
+    while let Some(off) = memchr(0x0A, &w[from..]) {
         let idx = from + off;
         if looking != Looking::Json && idx >= 4 {
             match probe_protobuf(&w[idx - 4..], max_frame) {
