@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup | test | bench | demo | testbed | fuzz`.
+//! Project automation: `cargo xtask setup | test | image | bench | demo | testbed | fuzz`.
 //!
 //! Everything a fresh machine lacks is installed by `setup`, which every
 //! other command runs first, so the README's two commands work on their own.
@@ -9,6 +9,7 @@ mod bench_decode;
 mod bench_overhead;
 mod demo;
 mod fuzz;
+mod image;
 mod process;
 mod setup;
 mod test;
@@ -31,6 +32,9 @@ enum Command {
     Setup,
     /// Every test: fmt, clippy, unit, golden/replay, root-only eBPF, testbed.
     Test(test::TestArgs),
+    /// Build the container image (deploy/Containerfile) offline with buildah;
+    /// print its size and digest.
+    Image(image::ImageArgs),
     /// Benchmarks that print figures (`overhead`, `capture`, `watch`, `decode`).
     Bench(bench::BenchArgs),
     /// Start the testbed and show watchtrace on it.
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Setup => setup::run(),
         Command::Test(args) => test::run(&args),
+        Command::Image(args) => image::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Testbed { args } => testbed::run(&args),

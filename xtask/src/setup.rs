@@ -9,7 +9,9 @@ use crate::{process, workspace_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, the real peers used by tests
 /// (etcd, etcdctl, h2load, tshark), bpftool for BPF stats, tmux for the
-/// terminal test of `watchtrace top`.
+/// terminal test of `watchtrace top`; buildah to build the image offline
+/// (`cargo xtask image`), podman and runc to run it as the DaemonSet does
+/// (runc: crun 1.8 refuses hosts with cgroup v2 controllers in hybrid mode).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "etcd-server",
@@ -18,6 +20,9 @@ const APT_PACKAGES: &[&str] = &[
     "tshark",
     "bpftool",
     "tmux",
+    "buildah",
+    "podman",
+    "runc",
 ];
 /// bpf-linker built against LLVM 22, matching the nightly's LLVM.
 const BPF_LINKER_VERSION: &str = "0.13.0";

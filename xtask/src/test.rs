@@ -6,6 +6,7 @@ use anyhow::bail;
 use clap::Args;
 
 use crate::{
+    image,
     process::{self, Tally},
     setup, testbed,
 };
@@ -38,6 +39,10 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     }
     testbed::build()?;
     process::run(&mut testbed::go(&["vet", "./..."]))?;
+    // The image the container test runs (tests/deploy_container.rs), from
+    // the release binary of this tree.
+    let built = image::build(image::TEST_TAG, true)?;
+    image::print(&built);
     // Unit, golden/replay and the root-only eBPF tests (marked #[ignore] so a
     // plain `cargo test` as a user skips them visibly).
     let rust = process::run_counting(
@@ -47,6 +52,7 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
             // deploy/ checks: pinned Kubernetes schemas and promtool.
             .env("WATCHTRACE_K8S_SCHEMAS", setup::k8s_schemas())
             .env("WATCHTRACE_PROMTOOL", setup::promtool())
+            .env("WATCHTRACE_IMAGE", &built.tag)
             .args([
                 "test",
                 "--workspace",
