@@ -113,7 +113,8 @@ fn check_expr(expr: &str, docs: &BTreeMap<String, Metric>) -> Vec<String> {
             None => problems.push(format!("`{name}` is not in docs/metrics.md")),
         }
     }
-    if used == 0 {
+    // `up` is Prometheus' own series per target (the agent-down alerts).
+    if used == 0 && !tokens(expr).any(|t| t == "up") {
         problems.push("uses no watchtrace metric".into());
     }
     for label in label_names(expr) {
@@ -309,8 +310,27 @@ fn every_metric_the_dashboard_and_rules_use_is_documented() {
         "sum by (cause) (rate(watchtrace_stall_seconds_total",
         "watchtrace_capture_lost_bytes_total",
         "watchtrace_ringbuf_drops_total",
+        // Who is late now: by client, ongoing stalls, the error budget.
+        "sum by (client) (rate(watchtrace_stall_delay_seconds_total",
+        "sum by (cause) (watchtrace_stalls_ongoing",
+        "sum by (cause) (watchtrace_stall_ongoing_seconds",
+        "watchtrace_forced_closes_total",
+        "watchtrace_watch_errors_total{code=\"410\"}",
+        "watchtrace_degraded",
+        "up{job=\"watchtrace\"}",
     ] {
         assert!(all.contains(needed), "no query contains `{needed}`");
+    }
+    // The error budget over each window of the multi-window burn rate.
+    for window in ["[5m]", "[30m]", "[1h]", "[6h]", "[30d]"] {
+        assert!(
+            exprs.iter().any(|(_, e)| e.contains(&format!(
+                "watchtrace_apiserver_time_span_seconds_count{{instance=~\"$instance\"}}{window}"
+            )) || e.contains(&format!(
+                "watchtrace_apiserver_time_span_seconds_count{window}"
+            ))),
+            "no error-budget query over {window}"
+        );
     }
     eprintln!(
         "{} expressions use {} metrics, all documented",
@@ -441,6 +461,170 @@ fn the_dashboard_is_a_well_formed_grafana_dashboard() {
         }
     }
     assert!(rows >= 3, "{rows} rows");
+}
+
+/// GitHub's anchor of a Markdown heading: lower case, punctuation other
+/// than `-` and `_` dropped, spaces as `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The sections of a Markdown file: (anchor, text up to the next heading).
+fn sections(markdown: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in markdown.lines() {
+        if line.starts_with('#') {
+            if let Some((a, t)) = current.take() {
+                out.insert(a, t);
+            }
+            current = Some((slug(line.trim_start_matches('#')), String::new()));
+        } else if let Some((_, t)) = current.as_mut() {
+            t.push_str(line);
+            t.push('\n');
+        }
+    }
+    if let Some((a, t)) = current {
+        out.insert(a, t);
+    }
+    out
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_and_a_firing_and_a_quiet_promtool_case() {
+    let runbooks = sections(&read("docs/troubleshooting.md"));
+    let tests = Value::deserialize(
+        yaml_serde::Deserializer::from_str(&read("deploy/monitoring/watchtrace.rules.test.yaml"))
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    // alertname -> (cases where it fires, cases where it stays quiet)
+    let mut cases: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for test in tests["tests"].as_array().unwrap() {
+        for case in test["alert_rule_test"].as_array().into_iter().flatten() {
+            let entry = cases
+                .entry(case["alertname"].as_str().unwrap().to_owned())
+                .or_default();
+            if case["exp_alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+    }
+    let mut alerts = BTreeSet::new();
+    let mut problems = Vec::new();
+    for group in rules()["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let Some(alert) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts.insert(alert.to_owned());
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_default();
+            match url.strip_prefix("docs/troubleshooting.md#") {
+                Some(anchor) => match runbooks.get(anchor) {
+                    // The section names the alert it is the runbook of.
+                    Some(text) if text.contains(alert) || slug(alert) == anchor => {}
+                    Some(_) => problems.push(format!("{alert}: section #{anchor} never names it")),
+                    None => problems.push(format!(
+                        "{alert}: no section #{anchor} in docs/troubleshooting.md"
+                    )),
+                },
+                None => problems.push(format!(
+                    "{alert}: runbook_url {url:?} is not a docs/troubleshooting.md section"
+                )),
+            }
+            match cases.get(alert) {
+                Some((fires, quiet)) if *fires > 0 && *quiet > 0 => {}
+                other => problems.push(format!(
+                    "{alert}: promtool cases (firing, quiet) = {other:?}"
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Every alert the issue asks for exists.
+    for alert in [
+        "WatchtraceApiserverTimeSpanP99High",
+        "WatchtraceErrorBudgetBurnFast",
+        "WatchtraceErrorBudgetBurnSlow",
+        "WatchtraceClientDeliveryDelayed",
+        "WatchtraceStallOngoing",
+        "WatchtraceForcedCloseBurst",
+        "WatchtraceGoneBurst",
+        "WatchtraceCaptureLoss",
+        "WatchtraceAgentDown",
+        "WatchtraceAgentAbsent",
+        "WatchtraceAgentDegraded",
+    ] {
+        assert!(alerts.contains(alert), "no alert {alert}");
+    }
+    // No alert tells the reader to raise a CPU limit the DaemonSet does
+    // not set.
+    let text = read("deploy/monitoring/watchtrace.rules.yaml");
+    assert!(
+        !text
+            .to_lowercase()
+            .contains("raise --ringbuf-size or the cpu limit")
+    );
+    assert!(
+        !text.contains("the CPU limit."),
+        "a CPU limit is mentioned as if set"
+    );
+    eprintln!(
+        "{} alerts, each with a runbook section and promtool cases",
+        alerts.len()
+    );
+}
+
+#[test]
+fn the_who_is_late_now_row_shows_clients_ongoing_stalls_and_the_error_budget() {
+    let dash = dashboard();
+    let panels = dash["panels"].as_array().unwrap();
+    let row = panels
+        .iter()
+        .position(|p| p["type"] == "row" && p["title"] == "Who is late now")
+        .expect("a row \"Who is late now\"");
+    let exprs: Vec<&str> = panels[row + 1..]
+        .iter()
+        .take_while(|p| p["type"] != "row")
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap())
+        .collect();
+    let has = |what: &str| exprs.iter().any(|e| e.contains(what));
+    assert!(
+        has("sum by (client) (rate(watchtrace_stall_delay_seconds_total"),
+        "{exprs:#?}"
+    );
+    assert!(has("watchtrace_stalls_ongoing"), "{exprs:#?}");
+    assert!(has("watchtrace_stall_ongoing_seconds"), "{exprs:#?}");
+    for window in ["[1h]", "[6h]", "[30d]"] {
+        assert!(
+            exprs.iter().any(
+                |e| e.contains("watchtrace_apiserver_time_span_seconds_bucket")
+                    && e.contains("le=~\"1(\\\\.0)?\"")
+                    && e.contains(window)
+                    && e.contains("/ 0.01")
+            ),
+            "no burn rate over {window}: {exprs:#?}"
+        );
+    }
+    // Right below the SLO row: the second row of the dashboard.
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows[1], "Who is late now", "{rows:?}");
 }
 
 fn promtool() -> PathBuf {
