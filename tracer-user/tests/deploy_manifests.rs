@@ -234,6 +234,60 @@ fn daemonset_args_are_accepted_by_this_watchtrace() {
     );
     // No selector: the default, kube-apiserver.
     assert!(run.targets.is_empty());
+    // On an IPv6 node the same args become `fd00::7:9464`: still the pod
+    // IP and the metrics port.
+    let args = strings(&container(&ds)["args"])
+        .into_iter()
+        .map(|a| a.replace("$(POD_IP)", "fd00::7"));
+    let cli = Cli::try_parse_from(std::iter::once("watchtrace".to_owned()).chain(args))
+        .unwrap_or_else(|e| panic!("the DaemonSet's args on an IPv6 node are rejected:\n{e}"));
+    let Sub::Run(run) = cli.command else {
+        panic!("the DaemonSet runs `watchtrace run`");
+    };
+    assert_eq!(
+        run.metrics_addr,
+        MetricsAddr::At("[fd00::7]:9464".parse().unwrap())
+    );
+}
+
+#[test]
+fn upgrades_roll_one_node_at_a_time_as_install_md_says() {
+    let ds = one("deploy/base/daemonset.yaml");
+    let strategy = &ds["spec"]["updateStrategy"];
+    assert_eq!(strategy["type"], "RollingUpdate");
+    assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], 1);
+    let install = fs::read_to_string(repo().join("docs/install.md")).unwrap();
+    for needed in [
+        "## Upgrade",
+        "maxUnavailable: 1",
+        "kubectl -n watchtrace rollout status ds/watchtrace",
+        "## Uninstall",
+        "kubectl delete -k deploy/overlays/prometheus-operator",
+    ] {
+        assert!(install.contains(needed), "docs/install.md lacks `{needed}`");
+    }
+}
+
+#[test]
+fn the_servicemonitor_comment_says_what_its_relabeling_sets() {
+    let text =
+        fs::read_to_string(repo().join("deploy/overlays/prometheus-operator/servicemonitor.yaml"))
+            .unwrap();
+    let monitor = one("deploy/overlays/prometheus-operator/servicemonitor.yaml");
+    let relabel = &monitor["spec"]["endpoints"][0]["relabelings"][0];
+    assert_eq!(relabel["targetLabel"], "node");
+    assert!(
+        !text.contains("as the instance label"),
+        "the comment claims `instance`"
+    );
+    assert!(text.contains("`node` label"));
+    // The agent-down alerts select job="watchtrace".
+    assert_eq!(monitor["spec"]["jobLabel"], "app.kubernetes.io/name");
+    let service = one("deploy/base/service.yaml");
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/name"],
+        "watchtrace"
+    );
 }
 
 #[test]
@@ -393,4 +447,176 @@ fn rendered_manifests_validate_against_the_pinned_kubernetes_schemas() {
         .map(|o| o["kind"].as_str().unwrap().to_owned())
         .collect();
     assert!(kinds.contains("ServiceMonitor") && kinds.contains("PrometheusRule"));
+}
+
+/// A copy of deploy/ in a scratch directory, for tests that edit it.
+fn copy_deploy(to: &Path) {
+    let _ = fs::remove_dir_all(to);
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(rel) = dirs.pop() {
+        let from = repo().join("deploy").join(&rel);
+        fs::create_dir_all(to.join(&rel)).unwrap();
+        for entry in fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            let rel = rel.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(rel);
+            } else {
+                fs::copy(entry.path(), to.join(&rel)).unwrap();
+            }
+        }
+    }
+}
+
+/// What `kustomize edit set image watchtrace=NAME:TAG` does to the
+/// kustomization.yaml of `dir` (no kustomize binary here: `kubectl
+/// kustomize` renders, it does not edit): the `images` entry named
+/// `watchtrace` gets `newName` and `newTag`, added if missing.
+fn set_image(dir: &Path, new_name: &str, new_tag: &str) {
+    let path = dir.join("kustomization.yaml");
+    let mut k = yaml_docs(&fs::read_to_string(&path).unwrap()).remove(0);
+    let images = k
+        .as_object_mut()
+        .unwrap()
+        .entry("images")
+        .or_insert_with(|| Value::Array(vec![]))
+        .as_array_mut()
+        .unwrap();
+    if !images.iter().any(|i| i["name"] == "watchtrace") {
+        images.push(serde_json::json!({"name": "watchtrace"}));
+    }
+    let entry = images
+        .iter_mut()
+        .find(|i| i["name"] == "watchtrace")
+        .unwrap();
+    entry["newName"] = new_name.into();
+    entry["newTag"] = new_tag.into();
+    // JSON is YAML.
+    fs::write(&path, serde_json::to_string_pretty(&k).unwrap()).unwrap();
+}
+
+/// `kubectl kustomize` of a directory anywhere.
+fn kustomize_path(dir: &Path) -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl (part of this machine's image) must be on PATH");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_docs(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// The image of the DaemonSet `kubectl kustomize` renders for `dir`.
+fn rendered_image(dir: &Path) -> String {
+    let ds = kustomize_path(dir)
+        .into_iter()
+        .find(|o| o["kind"] == "DaemonSet")
+        .unwrap();
+    container(&ds)["image"].as_str().unwrap().to_owned()
+}
+
+/// Every directory of deploy/ that `kubectl apply -k` takes.
+const APPLIED: [&str; 3] = ["", "overlays/privileged", "overlays/prometheus-operator"];
+
+#[test]
+#[ignore = "needs kubectl: run through `cargo xtask test`"]
+fn an_image_set_once_in_base_reaches_every_overlay() {
+    let scratch = env::temp_dir().join(format!("watchtrace-deploy-image-{}", std::process::id()));
+    copy_deploy(&scratch);
+    for dir in APPLIED {
+        assert_eq!(
+            rendered_image(&scratch.join(dir)),
+            "watchtrace:0.1.0",
+            "{dir}"
+        );
+    }
+    // Where docs/install.md says to set it.
+    let install = fs::read_to_string(repo().join("docs/install.md")).unwrap();
+    let edit = install
+        .lines()
+        .find(|l| l.contains("kustomize edit set image"))
+        .expect("docs/install.md sets the image");
+    let cd = edit
+        .split("cd ")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', '&', ')', ';']).next())
+        .unwrap_or_else(|| panic!("no `cd DIR` before the edit: {edit}"));
+    let dir = cd
+        .strip_prefix("deploy/")
+        .unwrap_or_else(|| panic!("{cd} is not under deploy/"));
+    set_image(
+        &scratch.join(dir),
+        "registry.example.com/watchtrace",
+        "0.2.0",
+    );
+    for dir in APPLIED {
+        assert_eq!(
+            rendered_image(&scratch.join(dir)),
+            "registry.example.com/watchtrace:0.2.0",
+            "deploy/{dir} after editing deploy/{cd}"
+        );
+    }
+    // The trap this guards against: set in deploy/ itself, the image
+    // would reach `kubectl apply -k deploy/` only, never the overlays.
+    copy_deploy(&scratch);
+    set_image(&scratch, "registry.example.com/watchtrace", "0.2.0");
+    assert_eq!(
+        rendered_image(&scratch),
+        "registry.example.com/watchtrace:0.2.0"
+    );
+    assert_eq!(
+        rendered_image(&scratch.join("overlays/prometheus-operator")),
+        "watchtrace:0.1.0"
+    );
+    fs::remove_dir_all(&scratch).unwrap();
+    // Every `kubectl apply -k PATH` in docs/install.md names a directory
+    // from the repository root (no `cd` left in effect before it).
+    let mut applied = 0;
+    for line in install.lines() {
+        if let Some(rest) = line.trim_start().strip_prefix("kubectl apply -k ") {
+            let path = rest.split_whitespace().next().unwrap();
+            assert!(
+                repo().join(path).join("kustomization.yaml").is_file(),
+                "docs/install.md applies {path}, not a kustomization from the repository root"
+            );
+            applied += 1;
+        }
+    }
+    assert!(applied >= 3, "{applied} `kubectl apply -k` lines");
+}
+
+#[test]
+#[ignore = "needs kubectl: run through `cargo xtask test`"]
+fn the_prometheus_operator_objects_carry_kube_prometheus_stacks_release_label() {
+    let objects = kustomize("deploy/overlays/prometheus-operator");
+    let mut labelled = BTreeSet::new();
+    for o in &objects {
+        let release = &o["metadata"]["labels"]["release"];
+        if o["apiVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("monitoring.coreos.com/")
+        {
+            assert_eq!(release, "kube-prometheus-stack", "{}", o["kind"]);
+            labelled.insert(o["kind"].as_str().unwrap().to_owned());
+        } else {
+            // Only what the Prometheus selects is labelled.
+            assert!(release.is_null(), "{} has a release label", o["kind"]);
+        }
+    }
+    assert_eq!(
+        labelled,
+        BTreeSet::from(["PrometheusRule".to_owned(), "ServiceMonitor".to_owned()])
+    );
+    // Set in one place: the overlay's kustomization, which says how.
+    let text =
+        fs::read_to_string(repo().join("deploy/overlays/prometheus-operator/kustomization.yaml"))
+            .unwrap();
+    assert_eq!(text.matches("value: kube-prometheus-stack").count(), 1);
+    assert!(text.contains("serviceMonitorSelector"));
 }
