@@ -1,12 +1,14 @@
-//! The model as Prometheus text format 0.0.4: every metric of
-//! docs/metrics.md, in its order, with base units (seconds, bytes). Pure:
-//! the HTTP edge serves what [`render`] returns.
+//! The model as metric families: every metric of docs/metrics.md, in its
+//! order, with base units (seconds, bytes), as data ([`families`]) and as
+//! Prometheus text format 0.0.4 ([`render`]). Pure: the agent's HTTP edge
+//! encodes the families with a Prometheus client library.
 
 mod text;
 
 use std::collections::BTreeMap;
 
-use self::text::{Encoder, Kind};
+use self::text::Encoder;
+pub use self::text::{Family, Kind, Sample, Value};
 use crate::model::{Histogram, Model};
 
 /// The `Content-Type` of [`render`]'s output.
@@ -16,6 +18,12 @@ const NS_PER_S: f64 = 1e9;
 
 /// Every metric, rendered from the model's state now.
 pub fn render(model: &Model) -> String {
+    text::write(&families(model))
+}
+
+/// Every metric family, from the model's state now, in docs/metrics.md's
+/// order.
+pub fn families(model: &Model) -> Vec<Family> {
     let f = model.families();
     let mut e = Encoder::default();
 
@@ -430,8 +438,8 @@ pub fn render(model: &Model) -> String {
 /// A histogram family with one histogram per resource.
 fn histograms<K: AsRef<str>>(
     e: &mut Encoder,
-    name: &str,
-    help: &str,
+    name: &'static str,
+    help: &'static str,
     by_resource: &BTreeMap<K, Histogram>,
 ) {
     e.family(name, Kind::Histogram, help);

@@ -1,5 +1,12 @@
-//! Prometheus text exposition format 0.0.4: `# HELP`/`# TYPE` lines, then
-//! samples, with label values and help text escaped as the format says.
+//! The exposition as data ([`Family`]: what a Prometheus client library's
+//! encoder writes), built by [`Encoder`], and its Prometheus text format
+//! 0.0.4: `# HELP`/`# TYPE` lines, then samples, with label values and help
+//! text escaped as the format says.
+//!
+//! The agent serves the families through the `prometheus-client` crate
+//! (`watchtrace::exposition`, text 0.0.4 and OpenMetrics); this writer is
+//! the core's own reading of them, for replays, tests and benchmarks, which
+//! must not pull that crate in (its `parking_lot` needs `libc`).
 
 use std::fmt::Write as _;
 
@@ -9,7 +16,7 @@ use crate::model::Histogram;
 
 /// A metric family's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Counter,
     Gauge,
     Histogram,
@@ -25,69 +32,157 @@ impl Kind {
     }
 }
 
-/// Builds one exposition.
+/// One metric family: its name (a counter's ends with `_total`), help,
+/// type and samples, in exposition order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
+}
+
+/// One labelled value of a family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: Vec<(&'static str, String)>,
+    pub value: Value,
+}
+
+/// A sample's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A count (exact past 2^53).
+    U64(u64),
+    F64(f64),
+    /// `buckets`: `(upper bound, cumulative count)`, ending with `+Inf`.
+    Histogram {
+        buckets: Vec<(f64, u64)>,
+        sum: f64,
+        count: u64,
+    },
+}
+
+/// Builds the families, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Encoder {
-    out: String,
+    families: Vec<Family>,
 }
 
 impl Encoder {
-    /// Starts a family: its HELP and TYPE lines.
-    pub(crate) fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let help = help.replace('\\', r"\\").replace('\n', r"\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {}", kind.as_str());
+    /// Starts a family; the samples that follow are its.
+    pub(crate) fn family(&mut self, name: &'static str, kind: Kind, help: &'static str) {
+        self.families.push(Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        });
     }
 
-    /// One sample line.
-    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        self.labels(labels, None);
-        self.out.push(' ');
-        self.out.push_str(&format_value(value));
-        self.out.push('\n');
+    fn push(&mut self, name: &str, labels: &[(&'static str, &str)], value: Value) {
+        let family = self
+            .families
+            .last_mut()
+            .expect("a sample follows its family");
+        debug_assert_eq!(family.name, name, "a sample of another family");
+        family.samples.push(Sample {
+            labels: labels.iter().map(|&(k, v)| (k, v.to_owned())).collect(),
+            value,
+        });
+    }
+
+    /// One sample.
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&'static str, &str)], value: f64) {
+        self.push(name, labels, Value::F64(value));
     }
 
     /// An integer sample (counts stay exact past 2^53).
-    pub(crate) fn sample_u64(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.out.push_str(name);
-        self.labels(labels, None);
-        let _ = writeln!(self.out, " {value}");
+    pub(crate) fn sample_u64(&mut self, name: &str, labels: &[(&'static str, &str)], value: u64) {
+        self.push(name, labels, Value::U64(value));
     }
 
-    /// A histogram's `_bucket` lines (cumulative, ending with `+Inf`),
-    /// `_sum` (seconds) and `_count`.
-    pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &impl Buckets) {
-        for (le, count) in h.cumulative() {
-            let _ = write!(self.out, "{name}_bucket");
-            self.labels(labels, Some(&format_value(le)));
-            let _ = writeln!(self.out, " {count}");
-        }
-        self.sample(&format!("{name}_sum"), labels, h.sum());
-        self.sample_u64(&format!("{name}_count"), labels, h.count());
+    /// A histogram's buckets (cumulative, ending with `+Inf`), sum (in
+    /// seconds) and count.
+    pub(crate) fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&'static str, &str)],
+        h: &impl Buckets,
+    ) {
+        let value = Value::Histogram {
+            buckets: h.cumulative().collect(),
+            sum: h.sum(),
+            count: h.count(),
+        };
+        self.push(name, labels, value);
     }
 
-    fn labels(&mut self, labels: &[(&str, &str)], le: Option<&str>) {
-        if labels.is_empty() && le.is_none() {
-            return;
-        }
-        self.out.push('{');
-        let all = labels.iter().copied().chain(le.map(|le| ("le", le)));
-        for (i, (name, value)) in all.enumerate() {
-            if i > 0 {
-                self.out.push(',');
+    pub(crate) fn finish(self) -> Vec<Family> {
+        self.families
+    }
+}
+
+/// The families as text format 0.0.4.
+pub(crate) fn write(families: &[Family]) -> String {
+    let mut out = String::new();
+    for f in families {
+        let help = f.help.replace('\\', r"\\").replace('\n', r"\n");
+        let _ = writeln!(out, "# HELP {} {help}", f.name);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind.as_str());
+        for s in &f.samples {
+            match &s.value {
+                Value::U64(v) => {
+                    line(&mut out, f.name, "", &s.labels, None);
+                    let _ = writeln!(out, " {v}");
+                }
+                Value::F64(v) => {
+                    line(&mut out, f.name, "", &s.labels, None);
+                    let _ = writeln!(out, " {}", format_value(*v));
+                }
+                Value::Histogram {
+                    buckets,
+                    sum,
+                    count,
+                } => {
+                    for (le, n) in buckets {
+                        let le = format_value(*le);
+                        line(&mut out, f.name, "_bucket", &s.labels, Some(&le));
+                        let _ = writeln!(out, " {n}");
+                    }
+                    line(&mut out, f.name, "_sum", &s.labels, None);
+                    let _ = writeln!(out, " {}", format_value(*sum));
+                    line(&mut out, f.name, "_count", &s.labels, None);
+                    let _ = writeln!(out, " {count}");
+                }
             }
-            self.out.push_str(name);
-            self.out.push_str("=\"");
-            escape_label_value(&mut self.out, value);
-            self.out.push('"');
         }
-        self.out.push('}');
     }
+    out
+}
 
-    pub(crate) fn finish(self) -> String {
-        self.out
+/// A sample line's name and labels.
+fn line(out: &mut String, name: &str, suffix: &str, labels: &[(&str, String)], le: Option<&str>) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if labels.is_empty() && le.is_none() {
+        return;
     }
+    out.push('{');
+    let all = labels
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(le.map(|le| ("le", le)));
+    for (i, (name, value)) in all.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_label_value(out, value);
+        out.push('"');
+    }
+    out.push('}');
 }
 
 /// Label values escape backslash, double quote and line feed.
@@ -126,7 +221,7 @@ mod tests {
         e.family("m_total", Kind::Counter, "a \\ help\nline");
         e.sample_u64("m_total", &[("client", "a\"b\\c\nd")], 3);
         assert_eq!(
-            e.finish(),
+            write(&e.finish()),
             "# HELP m_total a \\\\ help\\nline\n# TYPE m_total counter\nm_total{client=\"a\\\"b\\\\c\\nd\"} 3\n"
         );
     }
@@ -144,9 +239,10 @@ mod tests {
         let mut h = Histogram::default();
         h.observe_ns(2_000_000);
         let mut e = Encoder::default();
+        e.family("h_seconds", Kind::Histogram, "h");
         e.histogram("h_seconds", &[("resource", "pods")], &h);
-        let text = e.finish();
-        let lines: Vec<&str> = text.lines().collect();
+        let text = write(&e.finish());
+        let lines: Vec<&str> = text.lines().skip(2).collect();
         assert_eq!(
             lines[0],
             "h_seconds_bucket{resource=\"pods\",le=\"0.001\"} 0"
