@@ -6,7 +6,8 @@
 //! purity is the compiler's to check. Here: [`btf`] and [`tracepoints`]
 //! (kernel facts from BTF), and the I/O edges: [`loader`] (aya), [`host`]
 //! and [`check`] (probing this machine), [`symbols`] (reading binaries),
-//! [`metrics_server`] (`/metrics`, `/healthz`), [`cli`], [`agent`], [`commands`],
+//! [`metrics_server`] (`/metrics`, `/healthz`) and [`exposition`] (their
+//! encoding), [`cli`], [`agent`], [`commands`],
 //! [`tui`].
 
 pub use watchtrace_core::{
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod events_out;
+pub mod exposition;
 pub mod host;
 pub mod loader;
 pub mod metrics_server;

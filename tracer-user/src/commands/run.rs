@@ -17,7 +17,7 @@ use crate::{
     cli::{MetricsAddr, RunArgs},
     clock,
     events_out::{EventsOut, SessionStart, Warning},
-    metrics,
+    exposition::Exposition,
     metrics_server::{self, Health},
     model::{CaptureFigures, Model, ModelConfig, ProbeFigures},
     pipeline::{OutputEvent, Pipeline, PipelineConfig, TimelineConfig},
@@ -58,12 +58,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on --metrics-addr {addr}"))?;
             let model = Arc::new(Mutex::new(Model::new(ModelConfig::default())));
-            let served = model.clone();
-            let render = Arc::new(move || metrics::render(&lock(&served)));
+            let exposition = Exposition::new(model.clone());
+            let render: metrics_server::Render = Arc::new(move |format| exposition.render(format));
             let server = AbortOnDrop(tokio::spawn(metrics_server::serve(
                 listener,
                 render,
-                metrics::CONTENT_TYPE,
                 health.clone(),
             )));
             // What the probes cost, for the metrics, sampled: the kernel's
