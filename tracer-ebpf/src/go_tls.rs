@@ -30,6 +30,7 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::ProbeContext,
 };
+use aya_log_ebpf::debug;
 use tracer_common::{
     counters::Counter,
     record::{ChunkSource, Direction, RecordKind, SockOwner, TlsBind},
@@ -74,7 +75,11 @@ const RECORD_TYPE_APPLICATION_DATA: u64 = 23;
 #[uprobe]
 fn go_tls_record(ctx: ProbeContext) -> u32 {
     match try_go_tls_record(&ctx) {
-        Ok(()) | Err(_) => 0,
+        Ok(()) => 0,
+        Err(e) => {
+            debug!(&ctx, "go_tls_record: read error {}", e);
+            0
+        }
     }
 }
 

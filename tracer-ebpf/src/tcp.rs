@@ -18,6 +18,7 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::RawTracePointContext,
 };
+use aya_log_ebpf::debug;
 use tracer_common::{
     counters::Counter,
     layout::{KERNEL_LAYOUT_PLACEHOLDER, KernelLayout},
@@ -109,7 +110,8 @@ pub(crate) fn write_seq(sock: u64) -> u32 {
 fn tcp_probe(ctx: RawTracePointContext) -> i32 {
     match try_tcp_probe(&ctx) {
         Ok(()) => 0,
-        Err(_) => {
+        Err(e) => {
+            debug!(&ctx, "tcp_probe: read error {}", e);
             count(Counter::ReadErrors, 1);
             0
         }
@@ -229,7 +231,8 @@ fn try_tcp_probe(ctx: &RawTracePointContext) -> Result<(), i64> {
 fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     match try_inet_sock_set_state(&ctx) {
         Ok(()) => 0,
-        Err(_) => {
+        Err(e) => {
+            debug!(&ctx, "inet_sock_set_state: read error {}", e);
             count(Counter::ReadErrors, 1);
             0
         }

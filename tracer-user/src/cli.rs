@@ -117,6 +117,41 @@ pub struct RunArgs {
     /// `watchtrace_event_timeline_incomplete_total{missing="t_acked"}`).
     #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
     pub ack_deadline: f64,
+    /// Log from the kernel programs (aya-log) at this level and above
+    /// (`debug` when given without one: their read errors; `trace`: every
+    /// traced send too), as info lines of target `ebpf`. For debugging a
+    /// probe on one kernel; off, the programs carry no logging code.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "debug"
+    )]
+    pub ebpf_log: Option<EbpfLogLevel>,
+}
+
+/// The lowest level of kernel log records shown (`run --ebpf-log`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EbpfLogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<EbpfLogLevel> for aya_log::Level {
+    fn from(level: EbpfLogLevel) -> Self {
+        match level {
+            EbpfLogLevel::Error => Self::Error,
+            EbpfLogLevel::Warn => Self::Warn,
+            EbpfLogLevel::Info => Self::Info,
+            EbpfLogLevel::Debug => Self::Debug,
+            EbpfLogLevel::Trace => Self::Trace,
+        }
+    }
 }
 
 /// How many decoding threads to run.

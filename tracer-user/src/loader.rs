@@ -38,6 +38,9 @@ pub struct LoadOptions {
     /// Capacity of the table of receives waiting to name their conn.
     /// Capacity of the known-socket table.
     pub max_socks: u32,
+    /// The kernel programs' log (aya-log) from this level up, to tracing
+    /// (target `ebpf`); `None`: off, and free (the verifier drops it).
+    pub ebpf_log: Option<aya_log::Level>,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +51,7 @@ impl Default for LoadOptions {
             max_streams: maps::DEFAULT_MAX_STREAMS,
             max_tls_conns: maps::DEFAULT_MAX_TLS_CONNS,
             max_socks: maps::DEFAULT_MAX_SOCKS,
+            ebpf_log: None,
         }
     }
 }
@@ -83,6 +87,12 @@ pub enum LoadError {
     /// Kernel BTF could not give a struct member the programs read.
     #[error("kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
     Btf(String),
+    /// The kernel programs' log could not be read.
+    #[error("the eBPF log (--ebpf-log): {0}")]
+    Log(#[from] aya_log::Error),
+    /// No thread to read the kernel programs' log.
+    #[error("starting the eBPF log thread: {0}")]
+    LogThread(#[source] std::io::Error),
     /// The kernel refused to keep BPF run-time statistics.
     #[error("enabling BPF run-time statistics: {0}")]
     Stats(String),
@@ -98,6 +108,8 @@ pub enum LoadError {
 pub struct Tracer {
     ebpf: Ebpf,
     max_targets: u32,
+    /// Reads the kernel programs' log while `--ebpf-log` is on.
+    _log: Option<EbpfLog>,
 }
 
 impl Tracer {
@@ -111,7 +123,11 @@ impl Tracer {
             return Err(LoadError::RingbufSize { bytes });
         }
         let kernel = kernel_layout()?;
-        let ebpf = EbpfLoader::new()
+        // aya-log-ebpf's level: a log statement below it is dead code to
+        // the verifier (the global is in frozen .rodata), so off costs
+        // nothing; its own default would log everything.
+        let log_level = options.ebpf_log.map_or(0u8, |level| level as u8);
+        let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, bytes)
             .map_max_entries(maps::TARGET_TGIDS, options.max_targets)
             .map_max_entries(maps::STREAM_OFFSETS, options.max_streams)
@@ -125,10 +141,16 @@ impl Tracer {
             )
             .map_max_entries(maps::KNOWN_SOCKS, options.max_socks)
             .override_global(maps::KERNEL_LAYOUT, &kernel, true)
+            .override_global(aya_log::LEVEL, &log_level, true)
             .load(OBJECT)?;
+        let log = match options.ebpf_log {
+            Some(_) => Some(EbpfLog::start(&mut ebpf)?),
+            None => None,
+        };
         Ok(Self {
             ebpf,
             max_targets: options.max_targets,
+            _log: log,
         })
     }
 
@@ -494,4 +516,72 @@ impl ProgramStats {
 /// returned fd is held (BPF_ENABLE_STATS, Linux 5.8+).
 pub fn enable_bpf_stats() -> Result<std::os::fd::OwnedFd, LoadError> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| LoadError::Stats(e.to_string()))
+}
+
+/// A thread that hands the kernel programs' log records to tracing, until
+/// dropped.
+struct EbpfLog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EbpfLog {
+    fn start(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
+        use std::{
+            os::fd::AsRawFd as _,
+            sync::{Arc, atomic::AtomicBool, atomic::Ordering},
+        };
+        let mut logger = aya_log::EbpfLogger::init_with_logger(ebpf, ToTracing)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wt-ebpf-log".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    let mut fd = libc::pollfd {
+                        fd: logger.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd, alive for the call; the fd
+                    // is the logger's ring buffer, open while it lives.
+                    unsafe { libc::poll(&mut fd, 1, 200) };
+                    logger.flush();
+                }
+            })
+            .map_err(LoadError::LogThread)?;
+        tracing::info!("eBPF log on: the kernel programs' records go to target `ebpf`");
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EbpfLog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// aya-log writes through the `log` crate; the agent logs with tracing.
+struct ToTracing;
+
+impl log::Log for ToTracing {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        // `--ebpf-log LEVEL` filtered in the kernel already: every record
+        // that arrives is shown at info, with the level it was logged at.
+        let level = record.level();
+        let message = record.args();
+        tracing::info!(target: "ebpf", %level, "{message}");
+    }
+
+    fn flush(&self) {}
 }

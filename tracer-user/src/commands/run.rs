@@ -28,7 +28,9 @@ use crate::{
 const STALE_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut session = Session::start(SessionOptions::new(args.targets.clone(), args.ringbuf_size))?;
+    let mut options = SessionOptions::new(args.targets.clone(), args.ringbuf_size);
+    options.load.ebpf_log = args.ebpf_log.map(Into::into);
+    let mut session = Session::start(options)?;
     let mut events = EventsOut::open(args.events.as_deref())?;
     let offset = clock::realtime_offset_ns();
     let workers = args.workers.count();
