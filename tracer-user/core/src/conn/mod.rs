@@ -9,4 +9,4 @@ mod stalls;
 pub use acks::{AckTracker, Acked};
 pub(crate) use sockets::anchor_key;
 pub use sockets::{SocketEvent, SocketInfo, Sockets};
-pub use stalls::{QUIET_NS, SocketStall, StallKind};
+pub use stalls::{MIN_STALL_NS, QUIET_NS, SocketStall, StallKind};

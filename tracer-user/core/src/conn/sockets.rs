@@ -195,6 +195,31 @@ impl Sockets {
         }));
     }
 
+    /// Stall episodes that have lasted [`super::MIN_STALL_NS`] as of `ts`
+    /// and were not announced yet: on `sock`, or (`None`) on every socket
+    /// with one. Each is `(sock, kind, start)`.
+    pub fn due_stall_starts(
+        &mut self,
+        sock: Option<u64>,
+        ts: u64,
+        out: &mut Vec<(u64, super::StallKind, u64)>,
+    ) {
+        let socks: Vec<u64> = match sock {
+            Some(s) => vec![s],
+            None => self.settling.iter().copied().collect(),
+        };
+        for sock in socks {
+            if let Some(info) = self.table.get_mut(&sock) {
+                out.extend(
+                    info.stalls
+                        .announce(ts)
+                        .into_iter()
+                        .map(|(kind, start)| (sock, kind, start)),
+                );
+            }
+        }
+    }
+
     /// Stalls whose quiet period is over as of `ts` (on the records'
     /// clock), on sockets that saw nothing since they ended.
     pub fn poll_stalls(&mut self, ts: u64, out: &mut Vec<SocketEvent>) {
@@ -412,13 +437,14 @@ mod tests {
     fn a_socket_accumulates_bytes_stalls_and_acks() {
         let mut sockets = Sockets::new(8);
         let mut out = Vec::new();
-        sockets.on_send(&send(10, 1000, 2000), &mut out);
-        sockets.on_send(&send(20, -11, 0), &mut out);
-        sockets.on_sample(&sample(25, 1500, 0), &mut out);
-        sockets.on_sample(&sample(60, 2000, 100), &mut out);
-        sockets.on_send(&send(70, 500, 2500), &mut out);
+        const MS: u64 = 1_000_000;
+        sockets.on_send(&send(10 * MS, 1000, 2000), &mut out);
+        sockets.on_send(&send(20 * MS, -11, 0), &mut out);
+        sockets.on_sample(&sample(25 * MS, 1500, 0), &mut out);
+        sockets.on_sample(&sample(60 * MS, 2000, 100), &mut out);
+        sockets.on_send(&send(70 * MS, 500, 2500), &mut out);
         // Over once their quiet period passed, the socket silent since.
-        sockets.poll_stalls(70 + crate::conn::QUIET_NS, &mut out);
+        sockets.poll_stalls(70 * MS + crate::conn::QUIET_NS, &mut out);
         let info = sockets.get(0xabc).unwrap();
         assert_eq!(info.bytes_sent, 1500);
         assert_eq!(info.peer, Some(("127.0.0.2".parse().unwrap(), 50000)));
@@ -435,16 +461,16 @@ mod tests {
         assert_eq!(
             stalls,
             vec![
-                (StallKind::SendBufferFull, 20, 70),
-                (StallKind::PeerZeroWindow, 25, 60),
+                (StallKind::SendBufferFull, 20 * MS, 70 * MS),
+                (StallKind::PeerZeroWindow, 25 * MS, 60 * MS),
             ]
         );
         assert!(out.contains(&SocketEvent::Acked {
             sock: 0xabc,
             acked: Acked {
                 end_seq: 2000,
-                sent_ns: 10,
-                acked_ns: 60
+                sent_ns: 10 * MS,
+                acked_ns: 60 * MS
             }
         }));
     }

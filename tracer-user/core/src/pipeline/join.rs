@@ -137,9 +137,8 @@ impl Join {
             Record::Tick(_) => {}
             Record::SockSend(r) => {
                 self.index.on_fd(r.header.tgid, r.fd, r.sock);
-                let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_send(r, &mut socket_events);
-                self.stall_starts(r.sock, before, emit);
+                self.stall_starts(Some(r.sock), ts_ns, emit);
             }
             Record::SockRecv(r) => {
                 self.index.on_fd(r.header.tgid, r.fd, r.sock);
@@ -147,15 +146,13 @@ impl Join {
             }
             Record::TcpSample(r) => {
                 self.index.on_fd(r.header.tgid, r.fd, r.sock);
-                let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_sample(r, &mut socket_events);
-                self.stall_starts(r.sock, before, emit);
+                self.stall_starts(Some(r.sock), ts_ns, emit);
                 self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, Some(r), emit);
             }
             Record::TcpAck(r) => {
-                let before = self.open_stall_kinds(r.sock);
                 self.sockets.on_ack(r, &mut socket_events);
-                self.stall_starts(r.sock, before, emit);
+                self.stall_starts(Some(r.sock), ts_ns, emit);
                 self.on_tcp_ack(r.sock, r.ack_seq, ts_ns, None, emit);
             }
             Record::SockState(r) => self.sockets.on_state(r, &mut socket_events),
@@ -170,7 +167,9 @@ impl Join {
         self.released.drain(..).for_each(&mut *emit);
         if ts_ns.saturating_sub(self.last_expire_ns) >= EXPIRE_PERIOD_NS {
             self.last_expire_ns = ts_ns;
-            // Stalls whose quiet period passed on sockets gone silent.
+            // Stalls that lasted, and whose quiet period passed, on
+            // sockets gone silent.
+            self.stall_starts(None, ts_ns, emit);
             let mut ended = Vec::new();
             self.sockets.poll_stalls(ts_ns, &mut ended);
             self.on_socket_events(ended, emit);
@@ -307,7 +306,7 @@ impl Join {
                     bytes_out: tracked.bytes_out,
                     bytes_in: tracked.bytes_in,
                     unacked_bytes: unacked,
-                    srtt_us: Some(r.srtt_us),
+                    srtt_ns: Some(u64::from(r.srtt_us) * 1_000),
                     snd_wnd: Some(r.snd_wnd),
                     snd_cwnd: Some(r.snd_cwnd),
                     rcv_wnd: Some(r.rcv_wnd),
@@ -379,57 +378,33 @@ impl Join {
         }
     }
 
-    /// Which stall kinds are open on a socket: (buffer full, zero window).
-    fn open_stall_kinds(&self, sock: u64) -> (bool, bool) {
-        let Some(info) = self.sockets.get(sock) else {
-            return (false, false);
-        };
-        let mut open = (false, false);
-        for (kind, _) in info.open_stalls() {
-            match kind {
-                StallKind::SendBufferFull => open.0 = true,
-                StallKind::PeerZeroWindow => open.1 = true,
-            }
-        }
-        open
-    }
-
-    /// A `stall_start` for each stall kind a record opened on a socket.
-    fn stall_starts(
-        &mut self,
-        sock: u64,
-        before: (bool, bool),
-        emit: &mut impl FnMut(OutputEvent),
-    ) {
-        let after = self.open_stall_kinds(sock);
-        let opened = (after.0 && !before.0, after.1 && !before.1);
-        if opened == (false, false) {
-            return;
-        }
-        let Some(info) = self.sockets.get(sock) else {
-            return;
-        };
-        let conn = self
-            .index
-            .conn_of_sock(info.tgid, sock)
-            .and_then(|k| self.index.conns.get(&k))
-            .map(|t| t.id);
-        for (kind, start) in info.open_stalls() {
-            let (cause, new) = match kind {
-                StallKind::SendBufferFull => (StallCause::SendBufferFull, opened.0),
-                StallKind::PeerZeroWindow => (StallCause::PeerZeroWindow, opened.1),
+    /// A `stall_start` for each stall episode that has lasted
+    /// [`crate::conn::MIN_STALL_NS`] by `ts_ns`, on `sock` or (`None`) on
+    /// any socket.
+    fn stall_starts(&mut self, sock: Option<u64>, ts_ns: u64, emit: &mut impl FnMut(OutputEvent)) {
+        let mut due = Vec::new();
+        self.sockets.due_stall_starts(sock, ts_ns, &mut due);
+        for (sock, kind, start) in due {
+            let Some(info) = self.sockets.get(sock) else {
+                continue;
             };
-            if new {
-                if let Some(conn) = conn {
-                    self.timelines.on_socket_stall_start(conn, self.unix(start));
-                }
-                emit(OutputEvent::StallStart {
-                    ts: self.unix(start),
-                    conn,
-                    cause,
-                    stream: None,
-                });
+            let conn = self
+                .index
+                .conn_of_sock(info.tgid, sock)
+                .and_then(|k| self.index.conns.get(&k))
+                .map(|t| t.id);
+            if let Some(conn) = conn {
+                self.timelines.on_socket_stall_start(conn, self.unix(start));
             }
+            emit(OutputEvent::StallStart {
+                ts: self.unix(start),
+                conn,
+                cause: match kind {
+                    StallKind::SendBufferFull => StallCause::SendBufferFull,
+                    StallKind::PeerZeroWindow => StallCause::PeerZeroWindow,
+                },
+                stream: None,
+            });
         }
     }
 

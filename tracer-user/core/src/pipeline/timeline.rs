@@ -140,6 +140,9 @@ struct ConnTimeline {
     /// and the acked since [`RECENT_KEEP_NS`] ago or since the oldest open
     /// socket stall began (at most `max_recent_per_conn`).
     recent: VecDeque<Sent>,
+    /// Events pushed out of `recent` while a socket stall was open that a
+    /// stall may charge (see [`keep_for_stalls`]).
+    stall_earliest: Vec<Sent>,
     /// Socket stalls begun and not yet ended, and the oldest one's start.
     open_stalls: u32,
     open_stall_since: Option<u64>,
@@ -576,9 +579,12 @@ impl Timelines {
         let max = self.config.max_recent_per_conn;
         let timeline = self.conns.entry(conn).or_default();
         timeline.open_stalls = timeline.open_stalls.saturating_sub(1);
-        if timeline.open_stalls == 0 {
+        let earliest = if timeline.open_stalls == 0 {
             timeline.open_stall_since = None;
-        }
+            std::mem::take(&mut timeline.stall_earliest)
+        } else {
+            timeline.stall_earliest.clone()
+        };
         if timeline.socket_stalls.len() >= max {
             timeline.socket_stalls.pop_front();
         }
@@ -586,7 +592,7 @@ impl Timelines {
         let mut held = Vec::new();
         // Delivered (acked) during the stall, or still unacked: waited
         // from its source (or first byte) until the client's ack.
-        for sent in &timeline.recent {
+        for sent in timeline.recent.iter().chain(&earliest) {
             let delivered = sent.t_acked.unwrap_or(end);
             if delivered >= start && sent.t_from <= end {
                 charge(
@@ -608,7 +614,7 @@ impl Timelines {
         }
         // Whose bytes were in flight when it began.
         let mut in_flight: Vec<(u32, u64)> = Vec::new();
-        for sent in &timeline.recent {
+        for sent in timeline.recent.iter().chain(&earliest) {
             if sent.t_sent <= start && sent.t_acked.is_none_or(|a| a > start) {
                 match in_flight.iter_mut().find(|(s, _)| *s == sent.stream) {
                     Some((_, b)) => *b += sent.bytes,
@@ -649,11 +655,53 @@ impl SettlingStall {
 }
 
 fn push_recent(timeline: &mut ConnTimeline, sent: Sent, max: usize) {
-    if timeline.recent.len() >= max {
-        timeline.recent.pop_front();
+    if timeline.recent.len() >= max
+        && let Some(old) = timeline.recent.pop_front()
+        && let Some(since) = timeline.open_stall_since
+        && old.t_acked.is_none_or(|a| a >= since)
+    {
+        keep_for_stalls(&mut timeline.stall_earliest, old);
     }
     timeline.recent.push_back(sent);
 }
+
+/// A long stall's backlog outnumbers `recent`: what it pushes out is kept
+/// here if some stall could charge it more than what is kept already. An
+/// event that started waiting earlier and was delivered later is charged
+/// at least as much by any stall, so per stream only the events no other
+/// beats on both counts are kept: at most [`KEPT_PER_STREAM`], the ones
+/// that began waiting earliest (a long stall charges by those).
+fn keep_for_stalls(kept: &mut Vec<Sent>, old: Sent) {
+    let delivered = |s: &Sent| s.t_acked.unwrap_or(u64::MAX);
+    let beats = |a: &Sent, b: &Sent| a.t_from <= b.t_from && delivered(a) >= delivered(b);
+    if kept
+        .iter()
+        .any(|k| k.stream == old.stream && beats(k, &old))
+    {
+        return;
+    }
+    kept.retain(|k| !(k.stream == old.stream && beats(&old, k)));
+    let same: Vec<usize> = (0..kept.len())
+        .filter(|&i| kept[i].stream == old.stream)
+        .collect();
+    if same.len() >= KEPT_PER_STREAM
+        && let Some(&latest) = same.iter().max_by_key(|&&i| kept[i].t_from)
+    {
+        if kept[latest].t_from <= old.t_from {
+            return;
+        }
+        kept.remove(latest);
+    }
+    if kept.len() < MAX_STALL_EARLIEST {
+        kept.push(old);
+    }
+}
+
+/// Events [`keep_for_stalls`] keeps per stream, and in all (a connection
+/// has at most a few hundred streams open: the server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS).
+const KEPT_PER_STREAM: usize = 8;
+const MAX_STALL_EARLIEST: usize = 2048;
 
 fn event_bytes(event: &OutputEvent) -> u64 {
     match event {
@@ -714,6 +762,46 @@ mod tests {
     use tracer_common::record::Direction;
 
     use super::{super::kinds::StallCause, *};
+
+    fn sent(stream: u32, t_from: u64, t_acked: Option<u64>) -> Sent {
+        Sent {
+            stream,
+            resource: "pods".into(),
+            t_from,
+            t_sent: t_from,
+            bytes: 1,
+            t_acked,
+        }
+    }
+
+    #[test]
+    fn events_pushed_out_during_a_stall_are_kept_when_some_stall_could_charge_them_more() {
+        let mut kept = Vec::new();
+        // Acked early in the stall, then one in flight across it: neither
+        // beats the other (the first waited from earlier, the second was
+        // delivered later), so both stay.
+        keep_for_stalls(&mut kept, sent(1, 10, Some(20)));
+        keep_for_stalls(&mut kept, sent(1, 15, Some(90)));
+        assert_eq!(kept.len(), 2);
+        // Waited from later and delivered earlier: beaten, dropped.
+        keep_for_stalls(&mut kept, sent(1, 16, Some(80)));
+        assert_eq!(kept.len(), 2);
+        // Beats both: replaces them.
+        keep_for_stalls(&mut kept, sent(1, 5, None));
+        assert_eq!(kept.len(), 1);
+        // Another stream is kept apart; a stream keeps at most
+        // KEPT_PER_STREAM, those that began waiting first.
+        for i in 0..20 {
+            keep_for_stalls(&mut kept, sent(2, 100 + i, Some(110 + i)));
+        }
+        let of_2: Vec<u64> = kept
+            .iter()
+            .filter(|k| k.stream == 2)
+            .map(|k| k.t_from)
+            .collect();
+        assert_eq!(of_2, (100..108).collect::<Vec<_>>());
+        assert_eq!(kept.iter().filter(|k| k.stream == 1).count(), 1);
+    }
 
     fn event(stream: u32, rv: &str, t_first: u64, t_last: u64, bytes: u64) -> OutputEvent {
         OutputEvent::WatchEvent {
