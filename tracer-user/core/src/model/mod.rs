@@ -108,9 +108,15 @@ pub struct Model {
     families: Families,
     /// ApiserverTimeSpan of every watch event over the last minute.
     apiserver_ns: Window,
+    /// Delivery (source, or first byte, to ack) of every served watch
+    /// event over the last minute, and per client label (bounded by the
+    /// client label set).
+    delivery_ns: Window,
+    client_delivery_ns: BTreeMap<Label, Window>,
     events: RollingSum,
     bytes: RollingSum,
     stalls_min: RollingSum,
+    stall_ns_min: RollingSum,
     lists_min: RollingSum,
     /// Latency samples dropped from the windows of streams that ended.
     ended_window_evictions: u64,
@@ -128,12 +134,15 @@ impl Model {
             stall_log: StallLog::new(config.max_stall_log),
             open_stalls: BTreeMap::new(),
             apiserver_ns: Window::new(MINUTE_NS, config.window_samples),
+            delivery_ns: Window::new(MINUTE_NS, config.window_samples),
+            client_delivery_ns: BTreeMap::new(),
             config,
             now: 0,
             families: Families::with_known_labels(),
-            events: RollingSum::per_second(),
-            bytes: RollingSum::per_second(),
+            events: RollingSum::smoothed_rate(),
+            bytes: RollingSum::smoothed_rate(),
             stalls_min: RollingSum::per_minute(),
+            stall_ns_min: RollingSum::per_minute(),
             lists_min: RollingSum::per_minute(),
             ended_window_evictions: 0,
             capture: CaptureFigures::default(),
@@ -153,6 +162,11 @@ impl Model {
         out
     }
 
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
     /// The model's clock: the newest event time, or a later one given to
     /// [`Model::advance`].
     pub fn now(&self) -> u64 {
@@ -165,6 +179,10 @@ impl Model {
     pub fn advance(&mut self, now: u64) {
         self.now = self.now.max(now);
         self.apiserver_ns.trim(self.now);
+        self.delivery_ns.trim(self.now);
+        for w in self.client_delivery_ns.values_mut() {
+            w.trim(self.now);
+        }
     }
 
     /// The capture's own figures (replaces the previous ones).
@@ -261,7 +279,7 @@ impl Model {
                 bytes_out,
                 bytes_in,
                 unacked_bytes,
-                srtt_us,
+                srtt_ns,
                 ..
             } => {
                 let now = self.now;
@@ -270,8 +288,14 @@ impl Model {
                 c.rx.add(ts, bytes_in.saturating_sub(c.last_bytes_in), now);
                 c.last_bytes_out = c.last_bytes_out.max(*bytes_out);
                 c.last_bytes_in = c.last_bytes_in.max(*bytes_in);
-                c.unacked_bytes = *unacked_bytes;
-                c.srtt_us = *srtt_us;
+                // A sample without them (the socket's info was not read)
+                // keeps the last known values: no `0`/`-` flicker.
+                if unacked_bytes.is_some() {
+                    c.unacked_bytes = *unacked_bytes;
+                }
+                if srtt_ns.is_some() {
+                    c.srtt_ns = *srtt_ns;
+                }
             }
             OutputEvent::Settings {
                 conn,
@@ -395,6 +419,7 @@ impl Model {
                 peer,
                 held,
                 filled_by,
+                flaps,
                 ..
             } => {
                 let client = client.as_deref().map(|c| self.clients.label(c));
@@ -404,6 +429,7 @@ impl Model {
                     cause: cause.as_str(),
                     stream: None,
                     duration_ns: *duration_ns,
+                    flaps: *flaps,
                     client,
                     peer: peer.clone(),
                     held,
@@ -426,6 +452,7 @@ impl Model {
                 },
                 stream: *stream,
                 duration_ns: *duration_ns,
+                flaps: 0,
                 client: None,
                 peer: None,
                 held,
@@ -633,9 +660,18 @@ impl Model {
         if let Some(span) = t.apiserver_time_span_ns {
             s.apiserver_ns.push(ts, span, now);
         }
-        if let Some(acked) = t.t_acked {
+        if let Some(acked) = t.t_acked
+            && !t.replayed
+        {
             let from = t.t_source.unwrap_or(e.t_first_byte);
-            s.delay_ns.push(ts, acked.saturating_sub(from), now);
+            let delay = acked.saturating_sub(from);
+            s.delay_ns.push(ts, delay, now);
+            self.delivery_ns.push(ts, delay, now);
+            let samples = self.config.window_samples / 16;
+            self.client_delivery_ns
+                .entry(client.clone())
+                .or_insert_with(|| Window::new(MINUTE_NS, samples))
+                .push(ts, delay, now);
         }
 
         let event_type: &'static str = EVENT_TYPES
@@ -781,12 +817,14 @@ impl Model {
             );
         }
         self.stalls_min.add(stall.ts, 1, now);
+        self.stall_ns_min.add(stall.ts, stall.duration_ns, now);
         self.stall_log.push(StallRow {
             ts: stall.ts,
             conn: stall.conn,
             cause: stall.cause.to_owned(),
             stream: stall.stream,
             duration_ns: stall.duration_ns,
+            flaps: stall.flaps,
             ongoing: false,
             client: client.as_deref().map(str::to_owned),
             peer,
@@ -824,11 +862,23 @@ impl Model {
                 last_etcd_watch_delay_ns: s.last_etcd_watch_delay_ns,
             });
         }
+        let mut conn_delay: BTreeMap<u64, u64> = BTreeMap::new();
+        for w in &watches {
+            if let Some(d) = w.p99_delay_ns {
+                let worst = conn_delay.entry(w.conn).or_default();
+                *worst = (*worst).max(d);
+            }
+        }
         let connections = self
             .conns
             .iter()
             .map(|(&conn, c)| {
                 let (streams, watches) = per_conn.get(&conn).copied().unwrap_or_default();
+                let ongoing = self
+                    .open_stalls
+                    .iter()
+                    .filter(|((c, _, _), _)| *c == Some(conn))
+                    .min_by_key(|(_, start)| **start);
                 ConnRow {
                     conn,
                     pid: c.pid,
@@ -841,16 +891,15 @@ impl Model {
                     tx_bytes_per_s: c.tx.rate(now),
                     rx_bytes_per_s: c.rx.rate(now),
                     unacked_bytes: c.unacked_bytes,
-                    srtt_us: c.srtt_us,
-                    // Ended stalls of the last minute, plus any going on.
+                    srtt_ns: c.srtt_ns,
+                    // Ended stalls of the last minute, plus the longest
+                    // going on.
                     stall_ns_last_min: c.stall_ns.sum(now)
-                        + self
-                            .open_stalls
-                            .iter()
-                            .filter(|((c, _, _), _)| *c == Some(conn))
-                            .map(|(_, &start)| now.saturating_sub(start).min(60 * SECOND_NS))
-                            .max()
-                            .unwrap_or(0),
+                        + ongoing.map_or(0, |(_, &start)| {
+                            now.saturating_sub(start).min(60 * SECOND_NS)
+                        }),
+                    stall_ongoing: ongoing.map(|((_, cause, _), _)| (*cause).to_owned()),
+                    p99_delay_ns: conn_delay.get(&conn).copied(),
                     max_concurrent_streams: c.max_concurrent_streams,
                 }
             })
@@ -865,7 +914,16 @@ impl Model {
                 apiserver_p99_ns: p99,
                 apiserver_events_last_min: self.apiserver_ns.count(now),
                 slo_met: p99.map(|p| p < self.config.slo_ns),
+                delivery_p99_ns: self.delivery_ns.quantile(now, 0.99),
+                delivery_events_last_min: self.delivery_ns.count(now),
+                worst_client: self
+                    .client_delivery_ns
+                    .iter()
+                    .filter_map(|(client, w)| Some((client.to_string(), w.quantile(now, 0.99)?)))
+                    .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0))),
                 stalls_last_min: self.stalls_min.sum(now),
+                stall_ns_last_min: self.stall_ns_min.sum(now),
+                stalls_ongoing: self.open_stalls.len(),
                 lost_bytes: self.families.lost_bytes.values().sum(),
                 lists_last_min: self.lists_min.sum(now),
             },
@@ -885,6 +943,7 @@ impl Model {
                             cause: cause.to_owned(),
                             stream,
                             duration_ns: now.saturating_sub(start),
+                            flaps: 0,
                             client: c.and_then(|c| c.client.as_deref().map(str::to_owned)),
                             peer: c.and_then(|c| c.peer.clone()),
                             held: Vec::new(),
@@ -920,6 +979,7 @@ struct Stall<'a> {
     cause: &'static str,
     stream: Option<u32>,
     duration_ns: u64,
+    flaps: u32,
     /// Client label, when the event named one.
     client: Option<Label>,
     peer: Option<String>,

@@ -1,6 +1,6 @@
 //! What the live view shows at one instant: plain data, computed by the
 //! model from the event stream, rendered by `top`. Rates are over the last
-//! second; "last minute" values are over a rolling 60 s window.
+//! 5 s (smoothed); "last minute" values are over a rolling 60 s window.
 
 /// One refresh of the live view.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27,7 +27,20 @@ pub struct Totals {
     pub apiserver_events_last_min: u64,
     /// The reference objective: P99 over the last minute < 1 s.
     pub slo_met: Option<bool>,
+    /// P99 delivery delay (`t_acked` − `t_source`, or − `t_first_byte`
+    /// without a source time) of the served watch events of the last
+    /// minute, and how many events it is over.
+    pub delivery_p99_ns: Option<u64>,
+    pub delivery_events_last_min: u64,
+    /// The client whose P99 delivery delay over the last minute is the
+    /// worst, with that P99.
+    pub worst_client: Option<(String, u64)>,
+    /// Stalls that ended in the last minute (a count).
     pub stalls_last_min: u64,
+    /// Their summed duration, ns.
+    pub stall_ns_last_min: u64,
+    /// Stalls going on now (a count).
+    pub stalls_ongoing: usize,
     /// Bytes the capture lost (gaps) since start.
     pub lost_bytes: u64,
     pub lists_last_min: u64,
@@ -50,9 +63,13 @@ pub struct ConnRow {
     pub rx_bytes_per_s: f64,
     /// Bytes sent but not yet acknowledged (the send queue), when known.
     pub unacked_bytes: Option<u32>,
-    pub srtt_us: Option<u32>,
+    pub srtt_ns: Option<u64>,
     /// Stall time on this connection over the last minute.
     pub stall_ns_last_min: u64,
+    /// The cause of a stall going on now on it.
+    pub stall_ongoing: Option<String>,
+    /// The worst P99 delivery delay of its watches over the last minute.
+    pub p99_delay_ns: Option<u64>,
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (how many streams the
     /// client may open on it), when seen.
     pub max_concurrent_streams: Option<u32>,
@@ -96,6 +113,9 @@ pub struct StallRow {
     pub cause: String,
     pub stream: Option<u32>,
     pub duration_ns: u64,
+    /// Times a socket stall ended and began again within its quiet period:
+    /// one fault, so one stall with its flaps counted.
+    pub flaps: u32,
     pub client: Option<String>,
     pub peer: Option<String>,
     /// Streams held and the delay each suffered.

@@ -128,29 +128,31 @@ fn feed(m: &mut Model, events: &[OutputEvent]) {
 }
 
 #[test]
-fn rates_are_over_the_last_second_of_event_time() {
+fn rates_are_over_the_last_five_seconds_of_event_time() {
     let mut m = model();
     feed(&mut m, &[conn_open(T0, 1), watch_request(T0, 1, 1, None)]);
-    // 30 events, 100 ms apart, 500 bytes each: 10 per second.
+    // 30 events, 100 ms apart, 500 bytes each: 10 per second for 3 s,
+    // so 6 per second over the last 5 s. One second's rate jitters with
+    // bursty sends; five seconds' does not.
     for i in 1..=30 {
         m.on_event(&watch_event(T0 + i * 100 * MS, 1, 1, "ADDED", 500));
     }
     let snap = m.snapshot();
     assert_eq!(snap.now, T0 + 3 * S);
     assert!(
-        (snap.totals.events_per_s - 10.0).abs() < 1e-9,
+        (snap.totals.events_per_s - 6.0).abs() < 1e-9,
         "{}",
         snap.totals.events_per_s
     );
-    assert!((snap.totals.bytes_per_s - 5000.0).abs() < 1e-9);
+    assert!((snap.totals.bytes_per_s - 3000.0).abs() < 1e-9);
     assert_eq!(snap.watches.len(), 1);
     let w = &snap.watches[0];
-    assert!((w.events_per_s - 10.0).abs() < 1e-9);
+    assert!((w.events_per_s - 6.0).abs() < 1e-9);
     assert_eq!(w.client.as_deref(), Some("kubelet"));
     assert_eq!(w.resource_version_kind, "exact");
     assert_eq!(w.last_resource_version, format!("{}", T0 + 3 * S));
-    // Two quiet seconds later (the live agent advances the clock): zero.
-    m.advance(T0 + 5 * S);
+    // Five quiet seconds later (the live agent advances the clock): zero.
+    m.advance(T0 + 8 * S);
     let snap = m.snapshot();
     assert_eq!(snap.totals.events_per_s, 0.0);
     assert_eq!(snap.watches[0].events_per_s, 0.0);
@@ -396,7 +398,7 @@ fn stalls_are_counted_logged_and_their_delay_charged_to_the_held_client() {
                 cause: StallCause::SendBufferFull,
                 start: T0 + S,
                 duration_ns: S,
-                flaps: 0,
+                flaps: 14,
                 client: Some("kube-scheduler".into()),
                 peer: None,
                 held: vec![
@@ -448,12 +450,14 @@ fn stalls_are_counted_logged_and_their_delay_charged_to_the_held_client() {
     );
     let snap = m.snapshot();
     assert_eq!(snap.totals.stalls_last_min, 2);
+    assert_eq!(snap.totals.stall_ns_last_min, 1_200 * MS);
     assert_eq!(snap.connections[0].stall_ns_last_min, 1_200 * MS);
     let log: Vec<&str> = snap.stalls.iter().map(|r| r.cause.as_str()).collect();
     assert_eq!(log, ["connection_window", "send_buffer_full"]);
     let socket = &snap.stalls[1];
     assert_eq!(socket.held, [(1, 800 * MS), (3, 600 * MS)]);
     assert_eq!(socket.filled_by, Some(3));
+    assert_eq!(socket.flaps, 14, "one fault: its flaps counted on it");
     assert_eq!(socket.client.as_deref(), Some("kube-scheduler"));
     assert_eq!(
         socket.peer.as_deref(),
@@ -525,14 +529,15 @@ fn errors_bookmarks_requests_and_lost_bytes() {
 fn connection_samples_give_byte_rates_and_settings_the_stream_limit() {
     let mut m = model();
     m.on_event(&conn_open(T0, 1));
-    for i in 1..=3u64 {
+    // Over the last 5 s (the rates `top` shows are smoothed so).
+    for i in 1..=8u64 {
         m.on_event(&OutputEvent::ConnSample {
             ts: T0 + i * S,
             conn: 1,
             bytes_out: i * 10_000,
             bytes_in: i * 100,
             unacked_bytes: Some(4096),
-            srtt_us: Some(250),
+            srtt_ns: Some(250_000),
             snd_wnd: None,
             snd_cwnd: None,
             rcv_wnd: None,
@@ -561,7 +566,7 @@ fn connection_samples_give_byte_rates_and_settings_the_stream_limit() {
     );
     assert!((c.rx_bytes_per_s - 100.0).abs() < 1e-9);
     assert_eq!(c.unacked_bytes, Some(4096));
-    assert_eq!(c.srtt_us, Some(250));
+    assert_eq!(c.srtt_ns, Some(250_000));
     assert_eq!(c.max_concurrent_streams, Some(250));
     assert_eq!(
         (c.pid, c.comm.as_str(), c.tls),
@@ -570,9 +575,9 @@ fn connection_samples_give_byte_rates_and_settings_the_stream_limit() {
     // Closing the connection forgets it and its streams.
     m.on_event(&watch_request(T0 + 4 * S, 1, 1, None));
     m.on_event(&OutputEvent::ConnClose {
-        ts: T0 + 5 * S,
+        ts: T0 + 9 * S,
         conn: 1,
-        bytes_out: 30_000,
+        bytes_out: 80_000,
         bytes_in: 300,
     });
     let snap = m.snapshot();
@@ -593,4 +598,87 @@ fn timeline_parts_not_measured_are_counted_by_name() {
     assert_eq!(f.timeline_incomplete[&("pods".into(), "t_source")], 2);
     assert_eq!(f.timeline_incomplete[&("pods".into(), "t_acked")], 2);
     assert!(f.apiserver_time_span.is_empty());
+}
+
+/// A served watch event acknowledged `delay` after its source time.
+fn delivered(ts: u64, conn: u64, stream: u32, delay: u64) -> OutputEvent {
+    let mut e = watch_event(ts, conn, stream, "MODIFIED", 100);
+    if let OutputEvent::WatchEvent { timeline, .. } = &mut e {
+        timeline.t_source = Some(ts - MS);
+        timeline.t_acked = Some(ts - MS + delay);
+    }
+    e
+}
+
+#[test]
+fn delivery_p99_is_given_overall_and_for_the_worst_client_by_name() {
+    let mut m = model();
+    feed(
+        &mut m,
+        &[
+            conn_open(T0, 1),
+            watch_request(T0, 1, 1, None),
+            conn_open(T0, 2),
+            request(T0, 2, 1, "watch", Some("kube-scheduler/v1.31.0")),
+        ],
+    );
+    assert_eq!(m.snapshot().totals.delivery_p99_ns, None);
+    for i in 1..=100 {
+        m.on_event(&delivered(T0 + i * MS, 1, 1, 2 * MS));
+        m.on_event(&delivered(T0 + i * MS, 2, 1, 7_270 * MS));
+    }
+    // The initial state a watch replays is not a delivery.
+    let mut replayed = delivered(T0 + 200 * MS, 1, 1, 60 * S);
+    if let OutputEvent::WatchEvent { timeline, .. } = &mut replayed {
+        timeline.replayed = true;
+    }
+    m.on_event(&replayed);
+    let snap = m.snapshot();
+    let t = &snap.totals;
+    assert_eq!(t.delivery_events_last_min, 200);
+    assert!(t.delivery_p99_ns.unwrap() >= 7_000 * MS, "{t:?}");
+    let (client, p99) = t.worst_client.clone().unwrap();
+    assert_eq!(client, "kube-scheduler");
+    assert!(p99 >= 7_000 * MS);
+    // Per connection: its watches' worst P99.
+    let conn = |id| snap.connections.iter().find(|c| c.conn == id).unwrap();
+    assert!(conn(1).p99_delay_ns.unwrap() < 10 * MS);
+    assert!(conn(2).p99_delay_ns.unwrap() >= 7_000 * MS);
+    // A minute later, nothing is left in the window.
+    m.advance(T0 + 2 * 60 * S);
+    let t = m.snapshot().totals;
+    assert_eq!((t.delivery_p99_ns, t.delivery_events_last_min), (None, 0));
+    assert_eq!(t.worst_client, None);
+}
+
+#[test]
+fn a_connection_stalled_now_says_so_and_a_sample_without_tcp_figures_keeps_the_last() {
+    let mut m = model();
+    m.on_event(&conn_open(T0, 1));
+    let sample = |ts, unacked| OutputEvent::ConnSample {
+        ts,
+        conn: 1,
+        bytes_out: 0,
+        bytes_in: 0,
+        unacked_bytes: unacked,
+        srtt_ns: unacked.map(|_| 250_000),
+        snd_wnd: None,
+        snd_cwnd: None,
+        rcv_wnd: None,
+    };
+    m.on_event(&sample(T0 + S, Some(4096)));
+    m.on_event(&sample(T0 + 2 * S, None));
+    m.on_event(&OutputEvent::StallStart {
+        ts: T0 + 2 * S,
+        conn: Some(1),
+        cause: StallCause::PeerZeroWindow,
+        stream: None,
+    });
+    m.advance(T0 + 5 * S);
+    let snap = m.snapshot();
+    let c = &snap.connections[0];
+    assert_eq!((c.unacked_bytes, c.srtt_ns), (Some(4096), Some(250_000)));
+    assert_eq!(c.stall_ongoing.as_deref(), Some("peer_zero_window"));
+    assert_eq!(c.stall_ns_last_min, 3 * S);
+    assert_eq!(snap.totals.stalls_ongoing, 1);
 }

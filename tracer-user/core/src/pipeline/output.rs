@@ -193,7 +193,7 @@ pub enum OutputEvent {
         bytes_in: u64,
         /// Bytes sent but not yet acknowledged by the peer.
         unacked_bytes: Option<u32>,
-        srtt_us: Option<u32>,
+        srtt_ns: Option<u64>,
         snd_wnd: Option<u32>,
         snd_cwnd: Option<u32>,
         rcv_wnd: Option<u32>,
