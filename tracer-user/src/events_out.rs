@@ -13,6 +13,8 @@ use std::{
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::time_format::{TimeFormat, write_json};
+
 /// The first line a run writes.
 #[derive(Debug, Serialize)]
 pub struct SessionStart {
@@ -66,11 +68,12 @@ impl<'a> Warning<'a> {
 pub struct EventsOut {
     out: Option<Box<dyn io::Write>>,
     error: Option<io::Error>,
+    time_format: TimeFormat,
 }
 
 impl EventsOut {
     /// Nowhere (`None`), stdout (`-`), or appended to a file.
-    pub fn open(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn open(path: Option<&Path>, time_format: TimeFormat) -> anyhow::Result<Self> {
         let out: Option<Box<dyn io::Write>> = match path {
             None => None,
             Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout()))),
@@ -87,7 +90,11 @@ impl EventsOut {
                 Some(Box::new(BufWriter::new(file)))
             }
         };
-        Ok(Self { out, error: None })
+        Ok(Self {
+            out,
+            error: None,
+            time_format,
+        })
     }
 
     /// One line: `value` as JSON.
@@ -95,9 +102,8 @@ impl EventsOut {
         // Serialised only when written: without --events, never.
         if let Some(out) = self.out.as_mut()
             && self.error.is_none()
-            && let Err(e) = serde_json::to_writer(&mut *out, value)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
+            && let Err(e) =
+                write_json(&mut *out, value, self.time_format).and_then(|()| out.write_all(b"\n"))
         {
             self.error = Some(e);
         }
@@ -159,7 +165,7 @@ mod tests {
     }
 
     fn run(path: &Path, line: &str) {
-        let mut out = EventsOut::open(Some(path)).unwrap();
+        let mut out = EventsOut::open(Some(path), TimeFormat::Ns).unwrap();
         out.write_line(&SessionStart::new(1, "--comm x".into(), 1));
         out.write_line(&serde_json::json!({ "kind": "conn_open", "conn": line }));
         out.finish().unwrap();

@@ -11,7 +11,7 @@
 //! [`tui`].
 
 pub use watchtrace_core::{
-    capture, conn, etcd, http2, metrics, model, pipeline, recording, replay, watch,
+    capture, conn, etcd, http2, metrics, model, pipeline, recording, replay, rfc3339, watch,
 };
 
 pub mod agent;
@@ -29,5 +29,6 @@ pub mod private_file;
 pub mod sockdiag;
 pub mod symbols;
 pub mod targets;
+pub mod time_format;
 pub mod tracepoints;
 pub mod tui;

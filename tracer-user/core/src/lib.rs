@@ -20,4 +20,5 @@ pub mod model;
 pub mod pipeline;
 pub mod recording;
 pub mod replay;
+pub mod rfc3339;
 pub mod watch;

@@ -13,6 +13,7 @@ use crate::{
     pipeline::{PipelineConfig, TimelineConfig},
     recording::Reader,
     replay::{self, Line},
+    time_format::write_json,
 };
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
@@ -50,8 +51,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         }
         if let Some(out) = out.as_mut()
             && write_error.is_none()
-            && let Err(e) = serde_json::to_writer(&mut *out, &line)
-                .map_err(io::Error::from)
+            && let Err(e) = write_json(&mut *out, &line, args.time_format)
                 .and_then(|()| out.write_all(b"\n"))
         {
             write_error = Some(e);

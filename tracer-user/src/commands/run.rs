@@ -31,7 +31,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut options = SessionOptions::new(args.targets.clone(), args.ringbuf_size);
     options.load.ebpf_log = args.ebpf_log.map(Into::into);
     let mut session = Session::start(options)?;
-    let mut events = EventsOut::open(args.events.as_deref())?;
+    let mut events = EventsOut::open(args.events.as_deref(), args.time_format)?;
     let offset = clock::realtime_offset_ns();
     let workers = args.workers.count();
     events.write_line(&SessionStart::new(
