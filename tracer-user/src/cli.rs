@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::time_format::TimeFormat;
+
 /// watchtrace: where Kubernetes API-server WATCH traffic loses time.
 ///
 /// eBPF (tracepoints and uprobes only) on the apiserver's sockets and Go
@@ -76,6 +78,15 @@ pub struct TopArgs {
     /// as fast as possible (then the final screen stays until `q`).
     #[arg(long, default_value_t = 1.0, requires = "replay")]
     pub speed: f64,
+    /// Start the replay here: an offset from the recording's first record
+    /// (`90s`, `+2m30s`, `1h`, `500ms`) or an RFC 3339 time
+    /// (`2026-12-06T13:05:45Z`). What comes before is read at once, so
+    /// the view starts with the state it had then.
+    #[arg(long, value_name = "WHEN", value_parser = replay_bound, requires = "replay")]
+    pub since: Option<ReplayBound>,
+    /// End the replay here (as `--since`): the screen then holds.
+    #[arg(long, value_name = "WHEN", value_parser = replay_bound, requires = "replay")]
+    pub until: Option<ReplayBound>,
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
@@ -95,6 +106,12 @@ pub struct RunArgs {
     /// Only metadata: no object contents.
     #[arg(long)]
     pub events: Option<PathBuf>,
+    /// How the JSON lines spell Unix-epoch timestamps (`ts`, `start`,
+    /// `t_*`): integers of ns, the same as strings, or RFC 3339 with ns.
+    /// Integers above 2^53 are rounded by jq and JavaScript; the other two
+    /// are not. Durations are integer ns in every format.
+    #[arg(long, value_enum, default_value_t = TimeFormat::Ns)]
+    pub time_format: TimeFormat,
     /// Stop after this many seconds (default: until interrupted).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -281,6 +298,9 @@ pub struct ReplayArgs {
     /// Write the events as JSON lines to this file (`-` for stdout).
     #[arg(long)]
     pub events: Option<PathBuf>,
+    /// As `run --time-format`.
+    #[arg(long, value_enum, default_value_t = TimeFormat::Ns)]
+    pub time_format: TimeFormat,
     /// Threads that decode connections; the events are the same for any
     /// number (see `run --workers`).
     #[arg(long, default_value = "1")]
@@ -288,6 +308,61 @@ pub struct ReplayArgs {
     /// As `run --ack-deadline` (the recording's own clock decides).
     #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
     pub ack_deadline: f64,
+}
+
+/// A point in a recording: `top --since/--until`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayBound {
+    /// Nanoseconds after its first record.
+    Offset(u64),
+    /// Unix epoch nanoseconds.
+    Unix(u64),
+}
+
+/// An offset (`90s`, `+2m30s`, `1h`, `500ms`, `90`: seconds) or an RFC
+/// 3339 time.
+fn replay_bound(s: &str) -> Result<ReplayBound, String> {
+    let text = s.trim();
+    let offset = text.strip_prefix('+').unwrap_or(text);
+    if offset.starts_with(|c: char| c.is_ascii_digit()) && !offset.contains('-') {
+        return duration_text(offset)
+            .map(ReplayBound::Offset)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?}: expected an offset like 90s, 2m30s, 1h or 500ms, or an RFC 3339 time"
+                )
+            });
+    }
+    crate::rfc3339::parse(text)
+        .map(ReplayBound::Unix)
+        .map_err(|e| e.to_string())
+}
+
+/// `2m30s`, `500ms`, `1h`, `90` (seconds) in nanoseconds.
+fn duration_text(text: &str) -> Option<u64> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return secs.checked_mul(1_000_000_000);
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => 1_000_000_000,
+            "ms" => 1_000_000,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 /// A number of seconds above 0 and at most an hour.
@@ -340,7 +415,27 @@ pub struct CountArgs {
 mod tests {
     use std::net::SocketAddr;
 
-    use super::MetricsAddr;
+    use super::{MetricsAddr, ReplayBound, replay_bound};
+
+    #[test]
+    fn replay_bounds_are_offsets_or_rfc3339_times() {
+        const S: u64 = 1_000_000_000;
+        assert_eq!(replay_bound("90"), Ok(ReplayBound::Offset(90 * S)));
+        assert_eq!(replay_bound("+2m30s"), Ok(ReplayBound::Offset(150 * S)));
+        assert_eq!(replay_bound("1h"), Ok(ReplayBound::Offset(3600 * S)));
+        assert_eq!(
+            replay_bound("1s500ms"),
+            Ok(ReplayBound::Offset(1_500_000_000))
+        );
+        assert_eq!(
+            replay_bound("2024-01-02T03:04:05.678Z"),
+            Ok(ReplayBound::Unix(1_704_164_645_678_000_000))
+        );
+        for bad in ["", "2x", "+", "s", "-5s", "2024-01-02", "1.5s"] {
+            let e = replay_bound(bad).expect_err(bad);
+            assert!(e.contains("RFC 3339"), "{bad}: {e}");
+        }
+    }
 
     fn at(s: &str) -> SocketAddr {
         match s.parse::<MetricsAddr>() {

@@ -64,7 +64,14 @@ fn main() -> ExitCode {
         Command::Record(args) => run_async(commands::record::run(args)),
         Command::Run(args) => run_async(commands::run::run(args)),
         Command::Top(args) => match args.replay.clone() {
-            Some(path) => match commands::top::replay(&path, args.speed) {
+            Some(path) => match commands::top_replay::replay(
+                &path,
+                commands::top_replay::ReplayOptions {
+                    speed: args.speed,
+                    since: args.since,
+                    until: args.until,
+                },
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("watchtrace: {e:#}");

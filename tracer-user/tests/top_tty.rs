@@ -5,18 +5,21 @@
 
 #[path = "http2_support.rs"]
 mod h2;
+#[path = "tmux_support.rs"]
+mod tmux;
 
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use h2::{Enc, data, headers, preface, settings, settings_ack, window_update};
+use tmux::{Tmux, exit_status};
 use tracer_common::record::{
     CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction, ProcessInfo, RecordHeader,
-    RecordKind, SockAnchor,
+    RecordKind, SockAnchor, SockClose,
 };
 use watchtrace::{
     capture::{encode, encode_chunk, fixed},
@@ -42,6 +45,9 @@ struct Client {
     /// that, streams start with HTTP/2's 65,535 bytes and a stream that
     /// sends more waits for the client's WINDOW_UPDATE (a window stall).
     big_windows: bool,
+    /// It opens an exhausted window again (else its stall lasts to the
+    /// end of the recording).
+    reopens: bool,
     /// (stream, resource path, namespace, events in the recording, bytes
     /// of payload in each object)
     watches: &'static [(u32, &'static str, &'static str, u32, usize)],
@@ -57,6 +63,7 @@ const CLIENTS: &[Client] = &[
         port: 51514,
         user_agent: "kubelet/v1.31.0 (linux/amd64) kubernetes/9ef0e5b",
         big_windows: true,
+        reopens: true,
         watches: &[
             (1, "/api/v1/pods", "", 40, 10),
             (
@@ -74,6 +81,7 @@ const CLIENTS: &[Client] = &[
         port: 40312,
         user_agent: "kube-controller-manager/v1.31.0 (linux/amd64) kubernetes/9ef0e5b/shared-informers",
         big_windows: true,
+        reopens: true,
         watches: &[
             (1, "/apis/apps/v1/deployments", "", 30, 10),
             (3, "/apis/apps/v1/replicasets", "", 60, 10),
@@ -86,6 +94,7 @@ const CLIENTS: &[Client] = &[
         port: 38820,
         user_agent: "kube-scheduler/v1.31.0 (linux/amd64) kubernetes/9ef0e5b/scheduler",
         big_windows: false,
+        reopens: true,
         // Node objects are large: the second one exhausts the stream's
         // window.
         watches: &[
@@ -94,6 +103,31 @@ const CLIENTS: &[Client] = &[
         ],
     },
 ];
+
+/// A fourth client, in [`Tail::stalled`]: its endpointslices stream
+/// exhausts its window and the client never opens it again.
+const STUCK: Client = Client {
+    fd: 23,
+    peer: [10, 0, 2, 7],
+    port: 33100,
+    user_agent: "kube-proxy/v1.31.0 (linux/amd64) kubernetes/9ef0e5b",
+    big_windows: false,
+    reopens: false,
+    watches: &[(1, "/apis/discovery.k8s.io/v1/endpointslices", "", 3, 40_000)],
+};
+
+/// What the synthetic recording has beyond the three clients.
+#[derive(Clone, Copy, Default)]
+struct Tail {
+    /// [`STUCK`]'s stall, still going on at the end.
+    stalled: bool,
+    /// Every connection closes at the end (as when the traced server or
+    /// its clients stop before the recording does).
+    closes: bool,
+}
+
+/// When [`Tail::closes`] closes the connections.
+const CLOSE_AT: u64 = T0 + 2_500_000_000;
 
 /// Builds the recording's records: stream offsets per (fd, direction).
 #[derive(Default)]
@@ -167,10 +201,14 @@ fn response() -> Vec<u8> {
         .build()
 }
 
-/// The synthetic capture: the apiserver's process and sockets, each
+/// The synthetic capture (with `tail`'s extras): the apiserver's process and sockets, each
 /// client's preface and watch requests, then watch events spread over two
 /// seconds, busiest on the controller-manager's connection.
-fn synthesise() -> Vec<Vec<u8>> {
+fn synthesise_with(tail: Tail) -> Vec<Vec<u8>> {
+    let clients: Vec<&Client> = CLIENTS
+        .iter()
+        .chain(tail.stalled.then_some(&STUCK))
+        .collect();
     let mut rec = Recording::default();
     rec.records.push(encode(&ProcessInfo {
         header: header(RecordKind::ProcessInfo, T0),
@@ -178,7 +216,7 @@ fn synthesise() -> Vec<Vec<u8>> {
         go_version: fixed("go1.23.4"),
         exe: fixed("/usr/local/bin/kube-apiserver"),
     }));
-    for (i, c) in CLIENTS.iter().enumerate() {
+    for (i, c) in clients.iter().enumerate() {
         let mut daddr = [0u8; 16];
         daddr[..4].copy_from_slice(&c.peer);
         let mut saddr = [0u8; 16];
@@ -203,7 +241,7 @@ fn synthesise() -> Vec<Vec<u8>> {
     }
     let mut events: Vec<(u64, usize, u32, Vec<u8>)> = Vec::new();
     let mut rv = 1000u64;
-    for (ci, c) in CLIENTS.iter().enumerate() {
+    for (ci, c) in clients.iter().enumerate() {
         let ts = T0 + 1_000_000 * (ci as u64 + 1);
         // The client: preface, a big receive window, its watch requests.
         let mut hello = preface();
@@ -240,7 +278,7 @@ fn synthesise() -> Vec<Vec<u8>> {
     // Each stream's send window, for clients that keep the default.
     let mut windows: HashMap<(usize, u32), usize> = HashMap::new();
     for (at, ci, stream, line) in events {
-        let c = &CLIENTS[ci];
+        let c = clients[ci];
         let window =
             windows
                 .entry((ci, stream))
@@ -254,6 +292,10 @@ fn synthesise() -> Vec<Vec<u8>> {
         // opened it again.
         let (now, later) = line.split_at(*window);
         rec.chunk(at, c.fd, Direction::Egress, &data_frames(stream, now));
+        if !c.reopens {
+            *window = 0;
+            continue;
+        }
         let update = at + WINDOW_STALL_NS;
         rec.chunk(
             update,
@@ -269,10 +311,33 @@ fn synthesise() -> Vec<Vec<u8>> {
         );
         *window = (1 << 20) - later.len();
     }
+    if tail.closes {
+        for c in &clients {
+            let end = |d| rec.offsets.get(&(c.fd, d)).copied().unwrap_or(0);
+            let close = encode(&SockClose {
+                header: header(RecordKind::SockClose, CLOSE_AT),
+                fd: c.fd,
+                _pad0: 0,
+                tls_conn: 0,
+                sock: 0xffff_8880_0000_0000 | c.fd as u64,
+                end_offsets: [
+                    u64::MAX,
+                    u64::MAX,
+                    end(Direction::Egress),
+                    end(Direction::Ingress),
+                ],
+            });
+            rec.records.push(close);
+        }
+    }
     rec.records
 }
 
 fn write_recording(path: &Path) {
+    write_recording_with(path, Tail::default());
+}
+
+fn write_recording_with(path: &Path, tail: Tail) {
     let meta = Metadata {
         realtime_offset_ns: UNIX_T0 - i128::from(T0),
         hostname: "testbed".into(),
@@ -283,7 +348,7 @@ fn write_recording(path: &Path) {
     };
     let file = std::fs::File::create(path).unwrap();
     let mut writer = Writer::new(std::io::BufWriter::new(file), &meta).unwrap();
-    for record in synthesise() {
+    for record in synthesise_with(tail) {
         writer.record(&record).unwrap();
     }
     writer.finish().unwrap();
@@ -355,95 +420,6 @@ fn the_synthetic_recording_replays_into_three_connections_and_seven_watches() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// A private tmux server (its own socket), killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(width: u16, height: u16) -> Self {
-        let tmux = Self {
-            socket: format!("watchtrace-top-test-{}", std::process::id()),
-        };
-        let status = Command::new("tmux")
-            .args(["-L", &tmux.socket, "-f", "/dev/null", "new-session", "-d"])
-            .args([
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-                "-s",
-                "t",
-            ])
-            .arg("env PS1='$ ' sh")
-            .status()
-            .expect("tmux is needed for this test (cargo xtask setup installs it)");
-        assert!(status.success(), "tmux new-session failed");
-        tmux
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn alternate_on(&self) -> bool {
-        self.tmux(&["display", "-p", "-t", "t", "#{alternate_on}"])
-            .trim()
-            == "1"
-    }
-
-    /// Waits until the screen satisfies `ok`; panics with the last screen.
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-/// The status `echo EXIT=$?` printed, once it has: a line of its own.
-fn exit_status(screen: &str) -> Option<i32> {
-    screen
-        .lines()
-        .find_map(|line| line.trim_end().strip_prefix("EXIT=")?.parse().ok())
-}
-
 /// The clients of the connection rows, top to bottom.
 fn client_order(screen: &str) -> Vec<&'static str> {
     let names = ["kube-controller-manager", "kube-scheduler", "kubelet"];
@@ -462,7 +438,8 @@ fn watch_order(screen: &str) -> Vec<String> {
         .filter(|l| l.starts_with('│') && (l.contains("(all)") || l.contains("kube-system")))
         .filter_map(|l| {
             let client = names.iter().copied().find(|n| l.contains(n))?;
-            let resource = l.split_whitespace().nth(2)?;
+            // `│`, CONN:STREAM, CLIENT, P99 DELAY, RESOURCE.
+            let resource = l.split_whitespace().nth(4)?;
             Some(format!("{resource} {client}"))
         })
         .collect()
@@ -490,9 +467,14 @@ fn top_replays_a_recording_sorts_filters_drills_and_restores_the_terminal() {
     assert!(tmux.alternate_on(), "the view runs on the alternate screen");
     assert!(screen.contains("conns 3  watches 7"), "{screen}");
 
-    // The watches tab, busiest first (events/s, descending).
+    // The watches tab, then sorted by events/s (busiest first): the
+    // eighth column.
     tmux.send(&["2"]);
-    let screen = tmux.wait_for("the watches tab", |s| watch_order(s).len() == 7);
+    tmux.wait_for("the watches tab", |s| watch_order(s).len() == 7);
+    tmux.send(&["s", "s", "s", "s", "s", "s", "s"]);
+    let screen = tmux.wait_for("the watches by events/s", |s| {
+        s.contains("EV/s▼") && watch_order(s).len() == 7
+    });
     println!("{screen}");
     let busiest_first = watch_order(&screen);
     assert_eq!(busiest_first[0], "pods kube-controller-manager", "{screen}");
@@ -587,5 +569,222 @@ fn top_without_a_terminal_says_to_use_run() {
         err.contains("needs a terminal") && err.contains("watchtrace run"),
         "{err}"
     );
+    std::fs::remove_file(&recording).unwrap();
+}
+
+/// `top --replay` of `recording` in a fresh `width`-column tmux, with
+/// `args`; returns the tmux once the view is up.
+fn replay_in_tmux(recording: &Path, width: u16, args: &str) -> Tmux {
+    let log = scratch("steer.log");
+    let tmux = Tmux::start(width, 40);
+    tmux.wait_for("the shell prompt", |s| s.contains('$'));
+    let command = format!(
+        "'{}' top --replay '{}' {args} --log-file '{}'; echo EXIT=$?",
+        env!("CARGO_BIN_EXE_watchtrace"),
+        recording.display(),
+        log.display()
+    );
+    tmux.send(&[&command, "Enter"]);
+    tmux.wait_for("the view", |s| s.contains("watchtrace top"));
+    tmux
+}
+
+/// The header's time of day, `HH:MM:SS.mmm`, in ms since 09:30:00.
+fn clock_ms(screen: &str) -> Option<u64> {
+    let at = screen.find(" UTC")?;
+    let clock = screen.get(at - 12..at)?;
+    let (h, m, s, ms) = (&clock[0..2], &clock[3..5], &clock[6..8], &clock[9..12]);
+    let ms: u64 = h.parse::<u64>().ok()? * 3_600_000
+        + m.parse::<u64>().ok()? * 60_000
+        + s.parse::<u64>().ok()? * 1_000
+        + ms.parse::<u64>().ok()?;
+    ms.checked_sub(9 * 3_600_000 + 30 * 60_000)
+}
+
+#[test]
+fn the_end_of_a_replay_holds_the_last_state_with_the_worst_first_and_a_stall_banner() {
+    let recording = scratch("tail.wtrec");
+    write_recording_with(
+        &recording,
+        Tail {
+            stalled: true,
+            closes: true,
+        },
+    );
+    let tmux = replay_in_tmux(&recording, 160, "--speed 0");
+    let screen = tmux.wait_for("the end of the recording", |s| {
+        s.contains("end of recording") && s.contains("kube-proxy")
+    });
+    println!("{screen}");
+    // Every connection closed at the end: the view says so and shows the
+    // state before, not four empty tables.
+    assert!(
+        screen.contains("every connection closed from 09:30:02.500 UTC: showing the state before"),
+        "{screen}"
+    );
+    assert!(screen.contains("conns 4  watches 8"), "{screen}");
+    // The stuck client first, marked, and named in the banner with its
+    // cause and how long so far.
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with('│') && l.contains("10.0."))
+        .collect();
+    assert!(
+        rows[0].contains("kube-proxy") && rows[0].contains("!!"),
+        "{screen}"
+    );
+    let banner = screen
+        .lines()
+        .find(|l| l.contains("STALL ONGOING"))
+        .unwrap_or_else(|| panic!("a banner: {screen}"));
+    assert!(
+        banner.contains("stream_window") && banner.contains("client kube-proxy"),
+        "{banner}"
+    );
+    // Delivery needs acks, which this recording has none of: said, not
+    // guessed.
+    assert!(
+        screen.contains("no acknowledged event in the last minute"),
+        "{screen}"
+    );
+    tmux.send(&["q"]);
+    tmux.wait_for("the shell after q", |s| exit_status(s) == Some(0));
+    std::fs::remove_file(&recording).unwrap();
+}
+
+#[test]
+fn at_80_columns_columns_drop_from_the_right_and_nothing_is_cut_mid_word() {
+    let recording = scratch("narrow.wtrec");
+    write_recording_with(
+        &recording,
+        Tail {
+            stalled: true,
+            closes: false,
+        },
+    );
+    for width in [120u16, 80] {
+        let tmux = replay_in_tmux(&recording, width, "--speed 0");
+        let screen = tmux.wait_for("the end of the recording", |s| {
+            client_order(s).len() == 3 && s.contains("kube-proxy")
+        });
+        println!("{screen}");
+        let header = screen
+            .lines()
+            .find(|l| l.contains("CLIENT"))
+            .unwrap_or_else(|| panic!("{screen}"));
+        for word in header.split(|c: char| c == '│' || c.is_whitespace()) {
+            let word = word.trim_end_matches(['▼', '▲']);
+            assert!(
+                word.is_empty()
+                    || [
+                        "!", "CONN", "CLIENT", "STALL", "s/min", "P99", "DELAY", "PEER", "TX",
+                        "B/s", "SENDQ", "RX", "STREAMS"
+                    ]
+                    .contains(&word),
+                "{width} cols: {word:?} in {header}"
+            );
+        }
+        // Peers whole (they fit), or cut with `…`, never silently.
+        assert!(screen.contains("10.0.0.6:38820"), "{screen}");
+        for line in screen.lines() {
+            assert!(line.chars().count() <= usize::from(width), "{line}");
+        }
+        if width == 80 {
+            assert!(!header.contains("TX B/s"), "{header}");
+            assert!(
+                screen.lines().any(|l| l.trim_end().ends_with('…')),
+                "what is cut ends in …: {screen}"
+            );
+        }
+        tmux.send(&["q"]);
+        tmux.wait_for("the shell after q", |s| exit_status(s) == Some(0));
+    }
+    std::fs::remove_file(&recording).unwrap();
+}
+
+#[test]
+fn a_replay_pauses_steps_a_second_and_jumps_to_the_next_stall() {
+    let recording = scratch("steer.wtrec");
+    write_recording_with(
+        &recording,
+        Tail {
+            stalled: true,
+            closes: false,
+        },
+    );
+    // Played at a tenth of its pace so the keys land early in it.
+    let tmux = replay_in_tmux(&recording, 160, "--speed 0.1");
+    tmux.send(&["p"]);
+    let screen = tmux.wait_for("the pause", |s| s.contains("PAUSED"));
+    let paused_at = clock_ms(&screen).unwrap_or(0);
+    assert!(paused_at < 500, "paused before any stall: {screen}");
+    // Paused: the recording's clock holds.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let screen = tmux.screen();
+    assert_eq!(clock_ms(&screen).unwrap_or(0), paused_at, "{screen}");
+    assert!(!screen.contains("STALL ONGOING"), "{screen}");
+    // `n` plays on to the next stall and pauses there: the scheduler's
+    // nodes stream, whose window runs out 575 ms in.
+    tmux.send(&["n"]);
+    let screen = tmux.wait_for("the next stall", |s| {
+        s.contains("STALL ONGOING") && s.contains("PAUSED")
+    });
+    println!("{screen}");
+    assert!(screen.contains("client kube-scheduler"), "{screen}");
+    let stalled_at = clock_ms(&screen).unwrap_or(0);
+    assert_eq!(stalled_at, 575, "{screen}");
+    // `.` steps one second of the recording and stays paused.
+    tmux.send(&["."]);
+    let screen = tmux.wait_for("a step", |s| {
+        clock_ms(s).is_some_and(|ms| ms >= stalled_at + 900) && s.contains("PAUSED")
+    });
+    println!("{screen}");
+    // `p` plays on to the end.
+    tmux.send(&["p"]);
+    tmux.wait_for("the end", |s| {
+        s.contains("end of recording") && !s.contains("PAUSED")
+    });
+    tmux.send(&["q"]);
+    tmux.wait_for("the shell after q", |s| exit_status(s) == Some(0));
+    std::fs::remove_file(&recording).unwrap();
+}
+
+#[test]
+fn since_and_until_bound_a_replay_by_offset_or_rfc3339_time() {
+    let recording = scratch("bounds.wtrec");
+    write_recording(&recording);
+    // Until one second in: it ends there, with the state of then.
+    let tmux = replay_in_tmux(&recording, 160, "--speed 0 --until 1s");
+    let screen = tmux.wait_for("the bound", |s| s.contains("--until 09:30:01.000 reached"));
+    println!("{screen}");
+    assert!(clock_ms(&screen).is_some_and(|ms| ms <= 1_000), "{screen}");
+    tmux.send(&["q"]);
+    tmux.wait_for("the shell after q", |s| exit_status(s) == Some(0));
+    drop(tmux);
+    // Since an RFC 3339 time 1.5 s in: what came before is read at once,
+    // then it plays (slowly) from there.
+    let tmux = replay_in_tmux(
+        &recording,
+        160,
+        "--speed 0.1 --since 2026-11-28T09:30:01.500Z",
+    );
+    tmux.send(&["p"]);
+    let screen = tmux.wait_for("the pause", |s| s.contains("PAUSED"));
+    println!("{screen}");
+    let at = clock_ms(&screen).unwrap_or(0);
+    assert!((1_500..1_900).contains(&at), "starts at 1.5 s: {screen}");
+    assert!(screen.contains("conns 3  watches 7"), "{screen}");
+    tmux.send(&["q"]);
+    tmux.wait_for("the shell after q", |s| exit_status(s) == Some(0));
+    // A bad bound is refused before the view starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_watchtrace"))
+        .args(["top", "--replay"])
+        .arg(&recording)
+        .args(["--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RFC 3339"), "{err}");
     std::fs::remove_file(&recording).unwrap();
 }

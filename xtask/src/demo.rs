@@ -67,7 +67,7 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "      It shows at once as an ongoing peer_zero_window stall at the top of the Stall log (key 3), and its"
     );
     println!(
-        "      connection's STALL/min grows (key 1). When it ends, the log shows the streams it held (HELD) and the"
+        "      connection's STALL s/min grows (key 1). When it ends, the log shows the streams it held (HELD) and the"
     );
     println!(
         "      stream whose bytes filled the pipe (FILLED BY); other connections stay clean. ? for keys, q to quit."

@@ -7,3 +7,4 @@ pub mod record;
 pub mod replay;
 pub mod run;
 pub mod top;
+pub mod top_replay;

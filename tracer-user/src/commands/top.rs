@@ -5,7 +5,6 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{BufReader, Read},
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::{
@@ -25,8 +24,7 @@ use crate::{
     commands::run::{capture_figures, unix_now},
     model::{Model, ModelConfig, Snapshot},
     pipeline::{Pipeline, PipelineConfig},
-    recording::Reader,
-    tui::{Action, App, Pacer, terminal::Tty},
+    tui::{Action, App, ReplayControl, terminal::Tty},
 };
 
 /// How often the screen shows a new snapshot.
@@ -80,17 +78,17 @@ pub fn open_log(path: &Path) -> anyhow::Result<File> {
 
 /// What one turn of the UI loop got from the data side.
 #[derive(Clone, Copy, Debug, Default)]
-struct Pump {
+pub(super) struct Pump {
     /// When there is more to do (`None`: nothing until the next refresh).
-    next_due: Option<Instant>,
-    /// Show a snapshot now (the recording just ended).
-    refresh_now: bool,
+    pub(super) next_due: Option<Instant>,
+    /// Show a snapshot now (the recording just ended, or a replay paused).
+    pub(super) refresh_now: bool,
     /// The data side has stopped: leave.
-    stop: bool,
+    pub(super) stop: bool,
 }
 
 /// The data side of the view.
-trait Feed {
+pub(super) trait Feed {
     /// Does what is due, until `deadline` at the latest.
     fn pump(&mut self, deadline: Instant) -> anyhow::Result<Pump>;
     fn snapshot(&mut self) -> Snapshot;
@@ -99,11 +97,23 @@ trait Feed {
     fn targets(&self) -> Option<usize> {
         None
     }
+    /// A recording (the replay keys work).
+    fn replay(&self) -> bool {
+        false
+    }
+    /// A replay key.
+    fn control(&mut self, control: ReplayControl) {
+        let _ = control;
+    }
+    /// The replay is paused.
+    fn paused(&self) -> bool {
+        false
+    }
 }
 
 /// Enters the terminal, runs the view until `q` (or the feed stops), and
 /// restores the terminal (also on error or panic, by the guard).
-fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
+pub(super) fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!(
@@ -113,6 +123,7 @@ fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
     }
     let mut tty = Tty::enter().context("setting up the terminal")?;
     let mut app = App::new(source);
+    app.set_replay(feed.replay());
     let mut next_refresh = Instant::now();
     let mut dirty = true;
     loop {
@@ -123,6 +134,10 @@ fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
         let status = feed.status();
         if status.as_deref() != app.status() {
             app.set_status(status);
+            dirty = true;
+        }
+        if feed.paused() != app.paused() {
+            app.set_paused(feed.paused());
             dirty = true;
         }
         if pump.refresh_now || Instant::now() >= next_refresh {
@@ -146,8 +161,14 @@ fn run_ui(source: String, feed: &mut impl Feed) -> anyhow::Result<()> {
             .context("reading the terminal")?
         {
             Some(Event::Key(key)) => {
-                if app.on_key(key) == Action::Quit {
-                    return Ok(());
+                match app.on_key(key) {
+                    Action::Quit => return Ok(()),
+                    Action::Replay(control) => {
+                        feed.control(control);
+                        // Show where a step or a pause left the replay.
+                        next_refresh = Instant::now();
+                    }
+                    Action::Continue => {}
                 }
                 dirty = true;
             }
@@ -285,137 +306,5 @@ impl Feed for LiveFeed {
 
     fn targets(&self) -> Option<usize> {
         self.targets
-    }
-}
-
-/// `watchtrace top --replay FILE`: a recording, paced by its timestamps
-/// (`speed` 0: as fast as possible), its final screen held until `q`.
-pub fn replay(path: &Path, speed: f64) -> anyhow::Result<()> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader = Reader::new(BufReader::with_capacity(1 << 20, file))
-        .with_context(|| format!("reading {}", path.display()))?;
-    let offset_ns = reader.metadata().realtime_offset_ns;
-    let speed_text = if speed > 0.0 {
-        format!("x{speed}")
-    } else {
-        "unpaced".to_owned()
-    };
-    let source = format!("replay: {} ({speed_text})", path.display());
-    let mut feed = ReplayFeed {
-        reader,
-        pipeline: Pipeline::new(PipelineConfig::default(), offset_ns),
-        model: Model::new(ModelConfig::default()),
-        pacer: Pacer::new(speed),
-        offset_ns,
-        start: Instant::now(),
-        held: None,
-        records: 0,
-        end: None,
-    };
-    let result = run_ui(source, &mut feed);
-    tracing::info!(records = feed.records, "top: replay stopped");
-    result
-}
-
-/// A recording fed at its own pace.
-struct ReplayFeed<R: Read> {
-    reader: Reader<R>,
-    pipeline: Pipeline,
-    model: Model,
-    pacer: Pacer,
-    offset_ns: i128,
-    start: Instant,
-    /// A record read but not due yet, with when it is due.
-    held: Option<(Duration, Vec<u8>)>,
-    records: u64,
-    /// Why the replay ended (end of file, or a damaged tail).
-    end: Option<String>,
-}
-
-/// A record's CLOCK_MONOTONIC stamp (the header's first field).
-fn record_ts(bytes: &[u8]) -> u64 {
-    bytes
-        .get(..8)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-}
-
-impl<R: Read> Feed for ReplayFeed<R> {
-    fn pump(&mut self, deadline: Instant) -> anyhow::Result<Pump> {
-        if self.end.is_some() {
-            return Ok(Pump::default());
-        }
-        let model = &mut self.model;
-        let mut emit = |event: crate::pipeline::OutputEvent| model.on_event(&event);
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Pump {
-                    next_due: Some(now),
-                    ..Pump::default()
-                });
-            }
-            if let Some((due, bytes)) = self.held.take() {
-                if self.start + due > now {
-                    self.held = Some((due, bytes));
-                    return Ok(Pump {
-                        next_due: Some(self.start + due),
-                        ..Pump::default()
-                    });
-                }
-                self.pipeline.on_record(&bytes, &mut emit);
-                self.records += 1;
-                continue;
-            }
-            let next = self.reader.advance();
-            for d in self.reader.take_damage() {
-                tracing::warn!(at = d.at, bytes = d.bytes, frames = d.frames, what = ?d.what, "damaged recording");
-            }
-            match next.map(|more| more.then(|| self.reader.record())) {
-                Ok(Some(bytes)) => {
-                    let due = self.pacer.due(record_ts(bytes));
-                    if self.start + due > now {
-                        self.held = Some((due, bytes.to_vec()));
-                        continue;
-                    }
-                    self.pipeline.on_record(bytes, &mut emit);
-                    self.records += 1;
-                }
-                Ok(None) => {
-                    self.end = Some(format!("end of recording ({} records)", self.records));
-                    return Ok(Pump {
-                        refresh_now: true,
-                        ..Pump::default()
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("replay stopped early: {e}");
-                    self.end = Some(format!(
-                        "recording damaged after {} records: {e}",
-                        self.records
-                    ));
-                    return Ok(Pump {
-                        refresh_now: true,
-                        ..Pump::default()
-                    });
-                }
-            }
-        }
-    }
-
-    fn snapshot(&mut self) -> Snapshot {
-        // While playing, the recording's clock moves on between records, so
-        // rates fall over its quiet spells as they did live. At the end the
-        // clock stops: the final screen shows the last second's figures.
-        if self.end.is_none()
-            && let Some(position) = self.pacer.position(self.start.elapsed())
-        {
-            let unix = (i128::from(position) + self.offset_ns).max(0) as u64;
-            self.model.advance(unix);
-        }
-        self.model.snapshot()
-    }
-
-    fn status(&self) -> Option<String> {
-        self.end.clone()
     }
 }

@@ -5,9 +5,11 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use std::collections::HashMap;
+
 use crate::model::{ConnRow, Snapshot, StallRow, WatchRow};
 
-use super::columns::{Column, Row, matches};
+use super::columns::{Column, Row, matches, octave};
 
 /// The tabs, in display order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +61,19 @@ pub enum Mode {
 pub enum Action {
     Continue,
     Quit,
+    /// Steer the replay (ignored live).
+    Replay(ReplayControl),
+}
+
+/// What a key asks of a replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayControl {
+    /// Pause, or play on.
+    TogglePause,
+    /// Feed one more second of the recording, then stay paused.
+    Step,
+    /// Play (unpaced) until the next stall begins or ends, then pause.
+    NextStall,
 }
 
 /// Rows moved by PageUp/PageDown.
@@ -112,11 +127,18 @@ pub struct App {
     conns: Selection<u64>,
     watches: Selection<(u64, u32)>,
     stalls: Selection<(u64, u64, u32)>,
+    conn_ranking: Ranking<u64>,
+    watch_ranking: Ranking<(u64, u32)>,
+    stall_ranking: Ranking<(u64, u64, u32)>,
     frozen: bool,
     refreshes: u64,
     status: Option<String>,
     /// How many processes are traced (live only).
     targets: Option<usize>,
+    /// A recording is shown (the replay keys work).
+    replay: bool,
+    /// The replay is paused.
+    paused: bool,
 }
 
 fn default_sort<R: Row>() -> Sort {
@@ -126,31 +148,102 @@ fn default_sort<R: Row>() -> Sort {
     }
 }
 
-/// `rows` that match `needle` and `keep`, ordered by `sort`; ties keep the
-/// rows' identity order, so equal rows never swap between refreshes.
+/// What keeps a tab's order steady between refreshes: each row's sticky
+/// harm rank and its place in the previous view.
+#[derive(Clone, Debug)]
+struct Ranking<K> {
+    /// Per row: ongoing, stall-time octave, delay octave (see
+    /// [`Ranking::update`]).
+    ranks: HashMap<K, (bool, i64, i64)>,
+    /// Per row: its index in the view last shown.
+    order: HashMap<K, usize>,
+}
+
+impl<K> Default for Ranking<K> {
+    fn default() -> Self {
+        Self {
+            ranks: HashMap::new(),
+            order: HashMap::new(),
+        }
+    }
+}
+
+/// How far past its octave a value must move before its row's rank
+/// changes (a quarter octave): a value wavering at an octave's edge does
+/// not make its row jump back and forth.
+const HYSTERESIS: f64 = 0.25;
+
+/// The octave of `ns`, kept at `prev` while within [`HYSTERESIS`] of it.
+fn sticky(prev: Option<i64>, ns: u64) -> i64 {
+    let x = octave(ns);
+    match prev {
+        Some(p) if x >= p as f64 - HYSTERESIS && x < (p + 1) as f64 + HYSTERESIS => p,
+        _ => x.floor() as i64,
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash> Ranking<K> {
+    /// New harm ranks for `rows`, sticky to the previous ones.
+    fn update<R: Row<Key = K>>(&mut self, rows: &[R]) {
+        let mut ranks = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let Some(h) = r.harm() else { continue };
+            let prev = self.ranks.get(&r.key());
+            ranks.insert(
+                r.key(),
+                (
+                    h.ongoing,
+                    sticky(prev.map(|p| p.1), h.stall_ns),
+                    sticky(prev.map(|p| p.2), h.delay_ns),
+                ),
+            );
+        }
+        self.ranks = ranks;
+    }
+
+    /// Remembers the order shown.
+    fn shown(&mut self, keys: impl Iterator<Item = K>) {
+        self.order = keys.enumerate().map(|(i, k)| (k, i)).collect();
+    }
+}
+
+/// `rows` that match `needle` and `keep`, ordered by `sort`. Column 0 of a
+/// ranked table is the worst-first order, by the sticky ranks. Ties keep
+/// their previous places (then the rows' identity order), so equal rows
+/// never swap between refreshes.
 fn view<'a, R: Row>(
     rows: &'a [R],
     sort: Sort,
+    ranking: &Ranking<R::Key>,
     needle: &str,
     keep: impl Fn(&R) -> bool,
-) -> Vec<&'a R>
-where
-    R::Key: Ord,
-{
+) -> Vec<&'a R> {
     let columns = R::columns();
-    let cmp = columns[sort.column.min(columns.len() - 1)].cmp;
+    let column = sort.column.min(columns.len() - 1);
+    let cmp = columns[column].cmp;
+    let by_harm = column == 0 && !ranking.ranks.is_empty();
     let mut out: Vec<&R> = rows
         .iter()
         .filter(|r| keep(r) && matches(*r, needle))
         .collect();
+    let place = |r: &R| ranking.order.get(&r.key()).copied().unwrap_or(usize::MAX);
     out.sort_by(|a, b| {
-        let by_column = cmp(a, b);
+        let by_column = if by_harm {
+            ranking
+                .ranks
+                .get(&a.key())
+                .cmp(&ranking.ranks.get(&b.key()))
+        } else {
+            cmp(a, b)
+        };
         let by_column = if sort.descending {
             by_column.reverse()
         } else {
             by_column
         };
-        by_column.then_with(|| a.key().cmp(&b.key()))
+        by_column
+            .then_with(|| place(a).cmp(&place(b)))
+            .then_with(|| a.key().cmp(&b.key()))
     });
     out
 }
@@ -174,10 +267,15 @@ impl App {
             conns: Selection::default(),
             watches: Selection::default(),
             stalls: Selection::default(),
+            conn_ranking: Ranking::default(),
+            watch_ranking: Ranking::default(),
+            stall_ranking: Ranking::default(),
             frozen: false,
             refreshes: 0,
             status: None,
             targets: None,
+            replay: false,
+            paused: false,
         }
     }
 
@@ -220,6 +318,25 @@ impl App {
         self.frozen
     }
 
+    pub fn replay(&self) -> bool {
+        self.replay
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// A recording is shown: the replay keys (`p`, `.`, `n`) work.
+    pub fn set_replay(&mut self, replay: bool) {
+        self.replay = replay;
+    }
+
+    /// Whether the replay is paused now (the feed decides: a step or the
+    /// next stall pause it).
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
     /// Snapshots shown so far.
     pub fn refreshes(&self) -> u64 {
         self.refreshes
@@ -241,23 +358,39 @@ impl App {
     /// The connections tab's rows, filtered and sorted.
     pub fn connections(&self) -> Vec<&ConnRow> {
         let rows = self.snapshot.as_ref().map_or(&[][..], |s| &s.connections);
-        view(rows, self.sorts[0], &self.filter, |_| true)
+        view(
+            rows,
+            self.sorts[0],
+            &self.conn_ranking,
+            &self.filter,
+            |_| true,
+        )
     }
 
     /// The watches tab's rows, filtered, sorted and limited to the drilled
     /// connection.
     pub fn watches(&self) -> Vec<&WatchRow> {
         let rows = self.snapshot.as_ref().map_or(&[][..], |s| &s.watches);
-        view(rows, self.sorts[1], &self.filter, |r| {
-            self.drill().is_none_or(|c| r.conn == c)
-        })
+        view(
+            rows,
+            self.sorts[1],
+            &self.watch_ranking,
+            &self.filter,
+            |r| self.drill().is_none_or(|c| r.conn == c),
+        )
     }
 
     /// The stall log's rows, filtered and sorted, stalls still going on
     /// first whatever the sort: they are what on-call is looking for.
     pub fn stalls(&self) -> Vec<&StallRow> {
         let rows = self.snapshot.as_ref().map_or(&[][..], |s| &s.stalls);
-        let mut out = view(rows, self.sorts[2], &self.filter, |_| true);
+        let mut out = view(
+            rows,
+            self.sorts[2],
+            &self.stall_ranking,
+            &self.filter,
+            |_| true,
+        );
         // Stable: each part keeps the chosen order.
         out.sort_by_key(|r| !r.ongoing);
         out
@@ -272,6 +405,8 @@ impl App {
             self.pending = Some(snapshot);
             return;
         }
+        self.conn_ranking.update(&snapshot.connections);
+        self.watch_ranking.update(&snapshot.watches);
         self.snapshot = Some(snapshot);
         self.refreshes += 1;
         self.replace();
@@ -355,6 +490,13 @@ impl App {
             KeyCode::End | KeyCode::Char('G') => self.jump(usize::MAX),
             KeyCode::Enter => self.drill_in(),
             KeyCode::Esc => self.back(),
+            KeyCode::Char('p') if self.replay => {
+                return Action::Replay(ReplayControl::TogglePause);
+            }
+            KeyCode::Char('.') if self.replay => return Action::Replay(ReplayControl::Step),
+            KeyCode::Char('n') if self.replay => {
+                return Action::Replay(ReplayControl::NextStall);
+            }
             _ => {}
         }
         Action::Continue
@@ -422,6 +564,9 @@ impl App {
         self.conns.place(&conns);
         self.watches.place(&watches);
         self.stalls.place(&stalls);
+        self.conn_ranking.shown(conns.into_iter());
+        self.watch_ranking.shown(watches.into_iter());
+        self.stall_ranking.shown(stalls.into_iter());
     }
 
     /// Enter: from a connection (or a stall on one) to its watches.

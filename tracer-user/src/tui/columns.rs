@@ -27,7 +27,7 @@ pub(crate) struct Column<R: 'static> {
 /// A row type of a tab.
 pub(crate) trait Row: 'static {
     /// Identity of a row across refreshes (keeps the selection on it).
-    type Key: Copy + Ord + std::fmt::Debug;
+    type Key: Copy + Ord + std::hash::Hash + std::fmt::Debug;
     fn key(&self) -> Self::Key;
     fn columns() -> &'static [Column<Self>]
     where
@@ -40,9 +40,15 @@ pub(crate) trait Row: 'static {
     /// What [`Row::haystack`] holds, in words, for the help and the
     /// filter prompt.
     const FILTERED_BY: &'static str;
-    /// Draw the row highlighted (a stall still going on).
-    fn urgent(&self) -> bool {
-        false
+    /// How much harm the row shows now, for the worst-first order and
+    /// its mark; `None` for a table not ranked so.
+    fn harm(&self) -> Option<Harm> {
+        None
+    }
+    /// How the row is drawn: a problem row is marked by a symbol and a
+    /// colour (never colour alone).
+    fn mark(&self) -> Mark {
+        self.harm().map_or(Mark::None, |h| h.mark())
     }
     /// The columns shown: in a drill-down (one connection's rows), some
     /// tables show more.
@@ -53,6 +59,77 @@ pub(crate) trait Row: 'static {
         let _ = drill;
         Self::columns()
     }
+}
+
+/// Delivery delay at which a row is marked: the reference objective's
+/// 1 s.
+pub(crate) const LATE_NS: u64 = 1_000_000_000;
+
+/// What harm a row shows: the worst-first order ranks by a stall going on,
+/// then stall time in the last minute, then P99 delivery delay.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Harm {
+    pub ongoing: bool,
+    pub stall_ns: u64,
+    pub delay_ns: u64,
+}
+
+/// How a row is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Mark {
+    None,
+    /// Stalled in the last minute, or late (P99 delay ≥ 1 s).
+    Warn,
+    /// A stall going on now.
+    Urgent,
+}
+
+impl Mark {
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            Mark::None => "",
+            Mark::Warn => "!",
+            Mark::Urgent => "!!",
+        }
+    }
+}
+
+impl Harm {
+    pub(crate) fn mark(self) -> Mark {
+        if self.ongoing {
+            Mark::Urgent
+        } else if self.stall_ns > 0 || self.delay_ns >= LATE_NS {
+            Mark::Warn
+        } else {
+            Mark::None
+        }
+    }
+}
+
+/// A duration's rank: 0 below 1 ms, then one per doubling (half-open
+/// octaves from 1 ms). Rows within an octave of each other are equals to
+/// the worst-first order, so small changes do not reorder them.
+pub(crate) fn octave(ns: u64) -> f64 {
+    if ns < 1_000_000 {
+        0.0
+    } else {
+        1.0 + (ns as f64 / 1e6).log2()
+    }
+}
+
+/// The worst-first order without hysteresis: ongoing, then octaves of
+/// stall time, then of delay.
+fn harm_cmp(a: Option<Harm>, b: Option<Harm>) -> Ordering {
+    let rank = |h: Option<Harm>| {
+        h.map(|h| {
+            (
+                h.ongoing,
+                octave(h.stall_ns) as i64,
+                octave(h.delay_ns) as i64,
+            )
+        })
+    };
+    rank(a).cmp(&rank(b))
 }
 
 /// Does `row` contain `needle` (already lower-case) in a filterable field?
@@ -75,10 +152,18 @@ fn text(s: Option<&String>) -> String {
 
 impl Row for ConnRow {
     type Key = u64;
-    const DEFAULT_SORT: (usize, bool) = (6, true);
+    const DEFAULT_SORT: (usize, bool) = (0, true);
 
     fn key(&self) -> u64 {
         self.conn
+    }
+
+    fn harm(&self) -> Option<Harm> {
+        Some(Harm {
+            ongoing: self.stall_ongoing.is_some(),
+            stall_ns: self.stall_ns_last_min,
+            delay_ns: self.p99_delay_ns.unwrap_or(0),
+        })
     }
 
     fn columns() -> &'static [Column<Self>] {
@@ -99,18 +184,23 @@ impl Row for ConnRow {
 
 static CONN_COLUMNS: &[Column<ConnRow>] = &[
     Column {
+        title: "!",
+        width: 2,
+        numeric: false,
+        cell: |r| {
+            r.harm()
+                .map_or_else(String::new, |h| h.mark().symbol().to_owned())
+        },
+        // The worst-first order is the app's (it adds hysteresis); this is
+        // the same order without it.
+        cmp: |a, b| harm_cmp(a.harm(), b.harm()),
+    },
+    Column {
         title: "CONN",
         width: 6,
         numeric: true,
         cell: |r| r.conn.to_string(),
         cmp: |a, b| a.conn.cmp(&b.conn),
-    },
-    Column {
-        title: "PEER",
-        width: 22,
-        numeric: false,
-        cell: |r| text(r.peer.as_ref()),
-        cmp: |a, b| a.peer.cmp(&b.peer),
     },
     Column {
         title: "CLIENT",
@@ -120,15 +210,54 @@ static CONN_COLUMNS: &[Column<ConnRow>] = &[
         cmp: |a, b| a.client.cmp(&b.client),
     },
     Column {
-        title: "PROCESS",
-        // comm (at most 15) + `/` + pid (at most 7 digits) + ` tls`.
-        width: 27,
-        numeric: false,
+        title: "STALL s/min",
+        width: 11,
+        numeric: true,
+        // `…`: a stall is going on, still growing.
         cell: |r| {
-            let tls = if r.tls { " tls" } else { "" };
-            format!("{}/{}{tls}", r.comm, r.pid)
+            let d = duration_ns(r.stall_ns_last_min);
+            if r.stall_ongoing.is_some() {
+                format!("{d}…")
+            } else {
+                d
+            }
         },
-        cmp: |a, b| (&a.comm, a.pid).cmp(&(&b.comm, b.pid)),
+        cmp: |a, b| a.stall_ns_last_min.cmp(&b.stall_ns_last_min),
+    },
+    Column {
+        title: "P99 DELAY",
+        width: 10,
+        numeric: true,
+        cell: |r| or_dash(r.p99_delay_ns, duration_ns),
+        cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
+    },
+    Column {
+        title: "PEER",
+        width: 22,
+        numeric: false,
+        cell: |r| text(r.peer.as_ref()),
+        cmp: |a, b| a.peer.cmp(&b.peer),
+    },
+    Column {
+        title: "TX B/s",
+        width: 8,
+        numeric: true,
+        cell: |r| si(r.tx_bytes_per_s),
+        cmp: |a, b| f64_cmp(a.tx_bytes_per_s, b.tx_bytes_per_s),
+    },
+    Column {
+        title: "SENDQ",
+        width: 8,
+        numeric: true,
+        cell: |r| or_dash(r.unacked_bytes, |v| si(f64::from(v))),
+        cmp: |a, b| a.unacked_bytes.cmp(&b.unacked_bytes),
+    },
+    Column {
+        title: "RX B/s",
+        width: 8,
+        numeric: true,
+        cell: |r| si(r.rx_bytes_per_s),
+        cmp: |a, b| f64_cmp(a.rx_bytes_per_s, b.rx_bytes_per_s),
     },
     Column {
         title: "STREAMS",
@@ -148,48 +277,39 @@ static CONN_COLUMNS: &[Column<ConnRow>] = &[
         cmp: |a, b| a.watches.cmp(&b.watches),
     },
     Column {
-        title: "TX B/s",
-        width: 8,
-        numeric: true,
-        cell: |r| si(r.tx_bytes_per_s),
-        cmp: |a, b| f64_cmp(a.tx_bytes_per_s, b.tx_bytes_per_s),
-    },
-    Column {
-        title: "RX B/s",
-        width: 8,
-        numeric: true,
-        cell: |r| si(r.rx_bytes_per_s),
-        cmp: |a, b| f64_cmp(a.rx_bytes_per_s, b.rx_bytes_per_s),
-    },
-    Column {
-        title: "SENDQ",
-        width: 8,
-        numeric: true,
-        cell: |r| or_dash(r.unacked_bytes, |v| si(f64::from(v))),
-        cmp: |a, b| a.unacked_bytes.cmp(&b.unacked_bytes),
-    },
-    Column {
         title: "SRTT",
         width: 8,
         numeric: true,
-        cell: |r| or_dash(r.srtt_us, |v| duration_ns(u64::from(v) * 1_000)),
-        cmp: |a, b| a.srtt_us.cmp(&b.srtt_us),
+        cell: |r| or_dash(r.srtt_ns, duration_ns),
+        cmp: |a, b| a.srtt_ns.cmp(&b.srtt_ns),
     },
     Column {
-        title: "STALL/min",
-        width: 10,
-        numeric: true,
-        cell: |r| duration_ns(r.stall_ns_last_min),
-        cmp: |a, b| a.stall_ns_last_min.cmp(&b.stall_ns_last_min),
+        title: "PROCESS",
+        // comm (at most 15) + `/` + pid (at most 7 digits) + ` tls`.
+        width: 27,
+        numeric: false,
+        cell: |r| {
+            let tls = if r.tls { " tls" } else { "" };
+            format!("{}/{}{tls}", r.comm, r.pid)
+        },
+        cmp: |a, b| (&a.comm, a.pid).cmp(&(&b.comm, b.pid)),
     },
 ];
 
 impl Row for WatchRow {
     type Key = (u64, u32);
-    const DEFAULT_SORT: (usize, bool) = (4, true);
+    const DEFAULT_SORT: (usize, bool) = (0, true);
 
     fn key(&self) -> (u64, u32) {
         (self.conn, self.stream)
+    }
+
+    fn harm(&self) -> Option<Harm> {
+        Some(Harm {
+            ongoing: false,
+            stall_ns: 0,
+            delay_ns: self.p99_delay_ns.unwrap_or(0),
+        })
     }
 
     fn columns() -> &'static [Column<Self>] {
@@ -223,6 +343,16 @@ const DRILL_ONLY_WATCH_COLUMNS: usize = 2;
 
 static WATCH_COLUMNS: &[Column<WatchRow>] = &[
     Column {
+        title: "!",
+        width: 2,
+        numeric: false,
+        cell: |r| {
+            r.harm()
+                .map_or_else(String::new, |h| h.mark().symbol().to_owned())
+        },
+        cmp: |a, b| harm_cmp(a.harm(), b.harm()),
+    },
+    Column {
         title: "CONN:STREAM",
         width: 12,
         numeric: false,
@@ -230,8 +360,22 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
         cmp: |a, b| (a.conn, a.stream).cmp(&(b.conn, b.stream)),
     },
     Column {
+        title: "CLIENT",
+        width: 24,
+        numeric: false,
+        cell: |r| text(r.client.as_ref()),
+        cmp: |a, b| a.client.cmp(&b.client),
+    },
+    Column {
+        title: "P99 DELAY",
+        width: 10,
+        numeric: true,
+        cell: |r| or_dash(r.p99_delay_ns, duration_ns),
+        cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
+    },
+    Column {
         title: "RESOURCE",
-        width: 22,
+        width: 20,
         numeric: false,
         cell: |r| r.resource.clone(),
         cmp: |a, b| a.resource.cmp(&b.resource),
@@ -244,11 +388,11 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
         cmp: |a, b| a.namespace.cmp(&b.namespace),
     },
     Column {
-        title: "CLIENT",
-        width: 24,
-        numeric: false,
-        cell: |r| text(r.client.as_ref()),
-        cmp: |a, b| a.client.cmp(&b.client),
+        title: "P99 APISRV",
+        width: 10,
+        numeric: true,
+        cell: |r| or_dash(r.p99_apiserver_ns, duration_ns),
+        cmp: |a, b| a.p99_apiserver_ns.cmp(&b.p99_apiserver_ns),
     },
     Column {
         title: "EV/s",
@@ -290,20 +434,6 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
         numeric: false,
         cell: |r| r.resource_version_kind.clone(),
         cmp: |a, b| a.resource_version_kind.cmp(&b.resource_version_kind),
-    },
-    Column {
-        title: "P99 APISRV",
-        width: 10,
-        numeric: true,
-        cell: |r| or_dash(r.p99_apiserver_ns, duration_ns),
-        cmp: |a, b| a.p99_apiserver_ns.cmp(&b.p99_apiserver_ns),
-    },
-    Column {
-        title: "P99 DELAY",
-        width: 10,
-        numeric: true,
-        cell: |r| or_dash(r.p99_delay_ns, duration_ns),
-        cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
     },
     Column {
         title: "WRITER",
@@ -357,8 +487,12 @@ impl Row for StallRow {
 
     const FILTERED_BY: &'static str = "client, peer, cause or \"ongoing\"";
 
-    fn urgent(&self) -> bool {
-        self.ongoing
+    fn mark(&self) -> Mark {
+        if self.ongoing {
+            Mark::Urgent
+        } else {
+            Mark::None
+        }
     }
 }
 
@@ -395,6 +529,13 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         cmp: |a, b| a.duration_ns.cmp(&b.duration_ns),
     },
     Column {
+        title: "CLIENT",
+        width: 24,
+        numeric: false,
+        cell: |r| text(r.client.as_ref()),
+        cmp: |a, b| a.client.cmp(&b.client),
+    },
+    Column {
         title: "CONN",
         width: 6,
         numeric: true,
@@ -409,18 +550,18 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         cmp: |a, b| a.stream.cmp(&b.stream),
     },
     Column {
+        title: "FLAPS",
+        width: 6,
+        numeric: true,
+        cell: |r| r.flaps.to_string(),
+        cmp: |a, b| a.flaps.cmp(&b.flaps),
+    },
+    Column {
         title: "PEER",
         width: 22,
         numeric: false,
         cell: |r| text(r.peer.as_ref()),
         cmp: |a, b| a.peer.cmp(&b.peer),
-    },
-    Column {
-        title: "CLIENT",
-        width: 24,
-        numeric: false,
-        cell: |r| text(r.client.as_ref()),
-        cmp: |a, b| a.client.cmp(&b.client),
     },
     Column {
         title: "FILLED BY",
@@ -481,7 +622,7 @@ mod tests {
     #[test]
     fn unknown_values_sort_below_known_ones() {
         let known = ConnRow {
-            srtt_us: Some(1),
+            srtt_ns: Some(1_000),
             ..ConnRow::default()
         };
         let unknown = ConnRow::default();

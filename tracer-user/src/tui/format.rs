@@ -54,7 +54,7 @@ pub(crate) fn duration_ns(ns: u64) -> String {
 }
 
 /// The UTC time of day of a Unix-epoch instant, `HH:MM:SS.mmm`.
-pub(crate) fn clock(unix_ns: u64) -> String {
+pub fn clock(unix_ns: u64) -> String {
     let ms = unix_ns / 1_000_000;
     let secs = ms / 1_000;
     format!(

@@ -12,8 +12,9 @@ mod pace;
 mod render;
 pub mod terminal;
 
-pub use app::{Action, App, Mode, Sort, Tab};
-pub use pace::Pacer;
+pub use app::{Action, App, Mode, ReplayControl, Sort, Tab};
+pub use format::clock as format_clock;
+pub use pace::{Due, Pacer};
 pub use render::render;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::model::{ConnRow, Snapshot, StallRow, WatchRow};
 
 use super::{
     app::{App, Mode, Sort, Tab},
-    columns::Row,
+    columns::{Column, Mark, Row},
     format::{bytes, clock, duration_ns, si},
 };
 
@@ -23,14 +23,15 @@ const SLO_NS: u64 = 1_000_000_000;
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame<'_>, app: &App) {
+    let header_lines = header_lines(app, frame.area().width);
     let [header, tabs, body, footer] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(header_lines.len() as u16),
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    render_header(frame, header, app);
+    frame.render_widget(Paragraph::new(header_lines), header);
     render_tabs(frame, tabs, app);
     match app.tab() {
         Tab::Connections => render_table(frame, body, app, &app.connections(), title(app)),
@@ -43,57 +44,195 @@ pub fn render(frame: &mut Frame<'_>, app: &App) {
     }
 }
 
-fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App) {
+/// The header: what is shown and when; the SLOs an on-call cares about
+/// (the reference ApiserverTimeSpan, delivery overall and for the worst
+/// client); the totals; and a banner while any stall goes on. Each line is
+/// cut to `width`, ending in `…` when cut.
+fn header_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let dim = Style::new().fg(Color::DarkGray);
-    let mut first = vec![
-        Span::styled("watchtrace top", Style::new().add_modifier(Modifier::BOLD)),
-        Span::raw("  "),
-        Span::raw(app.source().to_owned()),
-    ];
+    // Most telling first: a narrow screen cuts the end (the source).
+    let mut first = vec![Span::styled(
+        "watchtrace top",
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    for (on, text) in [(app.paused(), " PAUSED "), (app.frozen(), " FROZEN ")] {
+        if on {
+            first.push(Span::raw("  "));
+            first.push(Span::styled(
+                text,
+                Style::new()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+    }
     if let Some(s) = app.snapshot().filter(|s| s.now != 0) {
         first.push(Span::raw(format!("  {} UTC", clock(s.now))));
     }
-    first.push(Span::styled(format!("  refresh #{}", app.refreshes()), dim));
     if let Some(status) = app.status() {
         first.push(Span::styled(
             format!("  {status}"),
             Style::new().fg(Color::Yellow),
         ));
     }
-    if app.frozen() {
-        first.push(Span::raw("  "));
-        first.push(Span::styled(
-            " FROZEN ",
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Yellow)
-                .add_modifier(Modifier::BOLD),
-        ));
-    }
+    first.push(Span::styled(format!("  refresh #{}", app.refreshes()), dim));
+    first.push(Span::raw(format!("  {}", app.source())));
     let empty = Snapshot::default();
     let snap = app.snapshot().unwrap_or(&empty);
     let t = &snap.totals;
-    let totals = Line::from(vec![
-        Span::raw(format!(
-            "conns {}  watches {}  events/s {}  bytes/s {}  lists/min {}  stalls/min {}  lost {}",
-            t.connections,
-            t.watches,
-            si(t.events_per_s),
-            si(t.bytes_per_s),
-            t.lists_last_min,
-            t.stalls_last_min,
-            bytes(t.lost_bytes),
-        )),
-        if app.snapshot().is_none() {
-            Span::styled("  (waiting for the first refresh)", dim)
+    let mut totals = vec![Span::raw(format!(
+        "conns {}  watches {}  stalls (last min) {}, {}  events/s {}  bytes/s {}  LISTs (last min) {}  lost {}",
+        t.connections,
+        t.watches,
+        t.stalls_last_min,
+        seconds(t.stall_ns_last_min),
+        si(t.events_per_s),
+        si(t.bytes_per_s),
+        t.lists_last_min,
+        bytes(t.lost_bytes),
+    ))];
+    if app.snapshot().is_none() {
+        totals.push(Span::styled("  (waiting for the first refresh)", dim));
+    }
+    let mut lines = vec![
+        Line::from(first),
+        slo_line(snap),
+        delivery_line(snap),
+        Line::from(totals),
+    ];
+    if let Some(banner) = stall_banner(snap) {
+        lines.push(banner);
+    }
+    lines.into_iter().map(|l| fit(l, width)).collect()
+}
+
+/// A duration with its unit always said (`0s`, never a bare `0`).
+fn seconds(ns: u64) -> String {
+    if ns == 0 {
+        "0s".to_owned()
+    } else {
+        duration_ns(ns)
+    }
+}
+
+/// A verdict badge: black on the colour, so it reads without colour too.
+fn badge(text: &'static str, color: Color) -> Span<'static> {
+    Span::styled(
+        text,
+        Style::new()
+            .fg(Color::Black)
+            .bg(color)
+            .add_modifier(Modifier::BOLD),
+    )
+}
+
+/// Delivery: P99 of ack − source (the event's etcd read, else its first
+/// byte, to the client's TCP ack) over the last minute, overall and for
+/// the worst client by name; red past the objective's 1 s.
+fn delivery_line(snap: &Snapshot) -> Line<'static> {
+    let t = &snap.totals;
+    let late = |ns: u64| ns >= SLO_NS;
+    let Some(p99) = t.delivery_p99_ns else {
+        return Line::from(vec![
+            Span::raw("Delivery P99 (last min)  "),
+            badge(" UNKNOWN ", Color::DarkGray),
+            Span::styled(
+                "  no acknowledged event in the last minute",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ]);
+    };
+    let mut spans = vec![
+        Span::raw("Delivery P99 (last min)  "),
+        if late(p99) {
+            badge(" LATE ", Color::Red)
         } else {
-            Span::raw("")
+            badge(" OK ", Color::Green)
         },
-    ]);
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(first), totals, slo_line(snap)]),
-        area,
+        Span::raw(format!(
+            "  {} over {} events",
+            duration_ns(p99),
+            t.delivery_events_last_min
+        )),
+    ];
+    if let Some((client, worst)) = &t.worst_client {
+        let style = if late(*worst) {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::raw("  worst: "));
+        spans.push(Span::styled(
+            format!("{client} {}", duration_ns(*worst)),
+            style,
+        ));
+    }
+    Line::from(spans)
+}
+
+/// While any stall goes on: the longest one's cause, client, connection
+/// and duration so far, and how many others.
+fn stall_banner(snap: &Snapshot) -> Option<Line<'static>> {
+    let ongoing: Vec<&StallRow> = snap.stalls.iter().filter(|s| s.ongoing).collect();
+    let worst = ongoing.iter().max_by_key(|s| s.duration_ns)?;
+    // Most telling first: a narrow screen cuts the end.
+    let mut text = format!(
+        " !! STALL ONGOING {} so far: {}, client {}",
+        duration_ns(worst.duration_ns),
+        worst.cause,
+        worst.client.as_deref().unwrap_or("unknown")
     );
+    if ongoing.len() > 1 {
+        text.push_str(&format!(" (+{} more)", ongoing.len() - 1));
+    }
+    if let Some(conn) = worst.conn {
+        text.push_str(&format!(", conn {conn}"));
+    }
+    if let Some(stream) = worst.stream {
+        text.push_str(&format!(" stream {stream}"));
+    }
+    if let Some(peer) = &worst.peer {
+        text.push_str(&format!(" ({peer})"));
+    }
+    text.push(' ');
+    Some(Line::from(Span::styled(
+        text,
+        Style::new()
+            .fg(Color::White)
+            .bg(Color::Red)
+            .add_modifier(Modifier::BOLD),
+    )))
+}
+
+/// `line` cut to `width` cells, ending in `…` when anything was cut.
+fn fit(line: Line<'static>, width: u16) -> Line<'static> {
+    let width = usize::from(width);
+    if line.width() <= width {
+        return line;
+    }
+    let mut left = width.saturating_sub(1);
+    let mut spans = Vec::new();
+    for span in line.spans {
+        if left == 0 {
+            break;
+        }
+        let text: String = span.content.chars().take(left).collect();
+        left -= text.chars().count();
+        spans.push(Span::styled(text, span.style));
+    }
+    spans.push(Span::raw("…"));
+    Line::from(spans)
+}
+
+/// `text` cut to `width` chars, ending in `…` when cut.
+pub(crate) fn cut(text: String, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text;
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// The reference SLO: green when met, red when not, grey when unknown.
@@ -117,13 +256,7 @@ fn slo_line(snap: &Snapshot) -> Line<'static> {
             "SLO: P99 ApiserverTimeSpan (last min) < {}  ",
             duration_ns(SLO_NS)
         )),
-        Span::styled(
-            verdict,
-            Style::new()
-                .fg(Color::Black)
-                .bg(color)
-                .add_modifier(Modifier::BOLD),
-        ),
+        badge(verdict, color),
         Span::styled(format!("  {detail}"), Style::new().fg(color)),
     ])
 }
@@ -173,16 +306,54 @@ fn title(app: &App) -> String {
     format!(" {title} ")
 }
 
+/// The columns that fit `avail` cells, in order, with their widths. They
+/// drop from the right (the columns are ordered by importance); a number's
+/// column is never narrower than its widest value, so numbers are never
+/// cut; a text column may take what is left, its texts then cut with `…`.
+fn fit_columns<R: Row>(columns: &[Column<R>], rows: &[&R], avail: u16) -> Vec<(usize, u16)> {
+    let mut out = Vec::new();
+    let mut used: u16 = 0;
+    for (i, c) in columns.iter().enumerate() {
+        let spacing = u16::from(i > 0);
+        let need = if c.numeric {
+            rows.iter()
+                .map(|r| (c.cell)(r).chars().count() as u16)
+                .chain([c.width, c.title.chars().count() as u16 + 1])
+                .max()
+                .unwrap_or(c.width)
+        } else {
+            c.width
+        };
+        let left = avail.saturating_sub(used + spacing);
+        if need <= left {
+            out.push((i, need));
+            used += spacing + need;
+        } else {
+            // A text column shrinks into what is left (if that still
+            // holds its title); then nothing more fits.
+            if !c.numeric && left >= (c.title.chars().count() as u16 + 1).max(6) {
+                out.push((i, left));
+            }
+            break;
+        }
+    }
+    out
+}
+
 fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R], title: String) {
     let columns = R::shown_columns(app.drill().is_some());
     let Sort { column, descending } = app.sort(app.tab());
-    let header = TableRow::new(columns.iter().enumerate().map(|(i, c)| {
+    // Inside the borders, less the selection's `> `.
+    let avail = area.width.saturating_sub(4);
+    let shown = fit_columns(columns, rows, avail);
+    let header = TableRow::new(shown.iter().map(|&(i, width)| {
+        let c = &columns[i];
         let mark = if i == column {
             if descending { "▼" } else { "▲" }
         } else {
             ""
         };
-        let text = format!("{}{mark}", c.title);
+        let text = cut(format!("{}{mark}", c.title), usize::from(width));
         let cell = if c.numeric {
             Line::from(text).alignment(Alignment::Right)
         } else {
@@ -196,26 +367,35 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
         Cell::from(cell).style(style)
     }));
     let body = rows.iter().map(|r| {
-        let row = TableRow::new(columns.iter().map(|c| {
+        let row = TableRow::new(shown.iter().map(|&(i, width)| {
+            let c = &columns[i];
             let text = (c.cell)(r);
             if c.numeric {
                 Cell::from(Line::from(text).alignment(Alignment::Right))
             } else {
-                Cell::from(text)
+                Cell::from(cut(text, usize::from(width)))
             }
         }));
-        if r.urgent() { row.style(URGENT) } else { row }
+        match r.mark() {
+            Mark::Urgent => row.style(URGENT),
+            Mark::Warn => row.style(WARN),
+            Mark::None => row,
+        }
     });
     // A text column at the end takes the spare width; numbers stay
     // next to their neighbours.
-    let widths = columns.iter().enumerate().map(|(i, c)| {
-        if i + 1 == columns.len() && !c.numeric {
-            Constraint::Min(c.width)
-        } else {
-            Constraint::Length(c.width)
-        }
-    });
-    let block = Block::bordered().title(title);
+    let widths: Vec<Constraint> = shown
+        .iter()
+        .enumerate()
+        .map(|(n, &(i, width))| {
+            if n + 1 == shown.len() && !columns[i].numeric {
+                Constraint::Min(width)
+            } else {
+                Constraint::Length(width)
+            }
+        })
+        .collect();
+    let block = Block::bordered().title(cut(title, usize::from(area.width.saturating_sub(2))));
     if rows.is_empty() {
         let why = empty_reason(app);
         let inner = block.inner(area);
@@ -291,16 +471,27 @@ fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Style::new().fg(Color::DarkGray),
             ),
         ]),
-        _ => Line::from(Span::styled(
-            "q quit  ? help  Tab/1-3 tabs  s/</> sort column  S reverse  / filter  Enter drill  Esc back  f freeze",
-            Style::new().fg(Color::DarkGray),
-        )),
+        _ => {
+            let replay = if app.replay() {
+                "p pause  . step 1s  n next stall  "
+            } else {
+                ""
+            };
+            Line::from(Span::styled(
+                format!(
+                    "q quit  ? help  {replay}Tab/1-3 tabs  s/</> sort  S reverse  / filter  Enter drill  Esc back  f freeze"
+                ),
+                Style::new().fg(Color::DarkGray),
+            ))
+        }
     };
-    frame.render_widget(Paragraph::new(line), area);
+    frame.render_widget(Paragraph::new(fit(line, area.width)), area);
 }
 
-/// A stall still going on.
+/// A stall still going on (the row also shows `!!`).
 const URGENT: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+/// Stalled in the last minute, or late (the row also shows `!`).
+const WARN: Style = Style::new().fg(Color::Yellow);
 
 /// The keys, in a box over the middle of the screen; then what the filter
 /// matches on each tab.
@@ -326,6 +517,9 @@ const HELP: &[(&str, &str)] = &[
         "f or Space",
         "freeze / unfreeze the screen (data keeps flowing)",
     ),
+    ("p", "replay: pause / resume the recording"),
+    (".", "replay: step one second of the recording (pauses)"),
+    ("n", "replay: play on to the next stall, and pause there"),
     ("?", "this help (any key closes it)"),
 ];
 

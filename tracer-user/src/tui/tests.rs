@@ -25,8 +25,10 @@ fn conn(id: u64, client: &str, peer: &str, tx: f64, rx: f64) -> ConnRow {
         tx_bytes_per_s: tx,
         rx_bytes_per_s: rx,
         unacked_bytes: Some(1000),
-        srtt_us: Some(250),
+        srtt_ns: Some(250_000),
         stall_ns_last_min: 0,
+        stall_ongoing: None,
+        p99_delay_ns: Some(5_000_000),
         max_concurrent_streams: Some(250),
     }
 }
@@ -60,7 +62,12 @@ fn snapshot() -> Snapshot {
             apiserver_p99_ns: Some(250_000_000),
             apiserver_events_last_min: 900,
             slo_met: Some(true),
+            delivery_p99_ns: Some(40_000_000),
+            delivery_events_last_min: 800,
+            worst_client: Some(("kubelet".into(), 90_000_000)),
             stalls_last_min: 1,
+            stall_ns_last_min: 1_500_000_000,
+            stalls_ongoing: 0,
             lost_bytes: 0,
             lists_last_min: 2,
         },
@@ -88,6 +95,7 @@ fn snapshot() -> Snapshot {
             cause: "stream_window".into(),
             stream: Some(1),
             duration_ns: 1_500_000_000,
+            flaps: 0,
             client: Some("kubelet".into()),
             peer: Some("10.0.0.2:40002".into()),
             held: vec![(1, 1_500_000_000)],
@@ -97,7 +105,11 @@ fn snapshot() -> Snapshot {
 }
 
 fn draw(app: &App) -> Buffer {
-    let mut terminal = Terminal::new(TestBackend::new(160, 30)).unwrap();
+    draw_at(app, 200)
+}
+
+fn draw_at(app: &App, width: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, 30)).unwrap();
     terminal.draw(|f| render(f, app)).unwrap();
     terminal.backend().buffer().clone()
 }
@@ -153,14 +165,23 @@ fn header_shows_totals_time_and_the_slo() {
     let text = screen(&app());
     assert!(text.contains("replay: test.wtrec"), "{text}");
     assert!(text.contains("03:04:05.678 UTC"), "{text}");
+    // A count says it is one; a duration says its unit.
     assert!(
         text.contains(
-            "conns 3  watches 4  events/s 42  bytes/s 12.3K  lists/min 2  stalls/min 1  lost 0B"
+            "conns 3  watches 4  stalls (last min) 1, 1.50s  events/s 42  bytes/s 12.3K  \
+             LISTs (last min) 2  lost 0B"
         ),
         "{text}"
     );
     assert!(text.contains(" MET "), "{text}");
     assert!(text.contains("P99 250ms over 900 events"), "{text}");
+    assert!(
+        text.contains(
+            "Delivery P99 (last min)   OK   40.0ms over 800 events  worst: kubelet 90.0ms"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("STALL ONGOING"), "{text}");
     assert!(!text.contains("FROZEN"));
     assert!(text.contains("1 Connections (3)"), "{text}");
     assert!(text.contains("2 Watches (4)"), "{text}");
@@ -177,11 +198,11 @@ fn slo_colour(slo_met: Option<bool>) -> (Color, String) {
     let mut app = App::new("x");
     app.on_snapshot(snap);
     let buffer = draw(&app);
-    let text = lines(&buffer)[2].clone();
+    let text = lines(&buffer)[1].clone();
     let x = text.find("P99 ApiserverTimeSpan").unwrap();
     let x = x + text[x..].find("  ").unwrap() + 2;
     let column = text[..x].chars().count() as u16;
-    (buffer[(column, 2)].bg, text)
+    (buffer[(column, 1)].bg, text)
 }
 
 #[test]
@@ -198,37 +219,43 @@ fn the_slo_is_green_when_met_red_when_not_and_grey_when_unknown() {
 }
 
 #[test]
-fn connections_sort_by_tx_then_any_column_either_way() {
+fn connections_sort_worst_first_then_by_any_column_either_way() {
     let mut app = app();
-    // Default: TX B/s, largest first.
+    // Default: worst first; all healthy, so in identity order.
+    assert!(screen(&app).contains("!▼"), "{}", screen(&app));
+    assert_eq!(
+        rows_containing(&app, &CLIENTS),
+        ["kube-scheduler", "kubelet", "kube-controller-manager"]
+    );
+    // TX B/s, largest first.
+    press(&mut app, "ssssss");
+    assert!(screen(&app).contains("TX B/s▼"));
     assert_eq!(
         rows_containing(&app, &CLIENTS),
         ["kubelet", "kube-controller-manager", "kube-scheduler"]
     );
-    assert!(screen(&app).contains("TX B/s▼"));
-    // Next column: RX B/s, largest first.
-    press(&mut app, "s");
+    // RX B/s, largest first, then reversed.
+    press(&mut app, "ss");
     assert!(screen(&app).contains("RX B/s▼"));
     assert_eq!(
         rows_containing(&app, &CLIENTS),
         ["kube-scheduler", "kube-controller-manager", "kubelet"]
     );
-    // Reversed.
     press(&mut app, "S");
     assert!(screen(&app).contains("RX B/s▲"));
     assert_eq!(
         rows_containing(&app, &CLIENTS),
         ["kubelet", "kube-controller-manager", "kube-scheduler"]
     );
-    // Back past TX to WATCHES (all equal: identity order), then the
-    // client column, A to Z (text sorts ascending when chosen).
-    press(&mut app, "<<");
-    assert!(screen(&app).contains("WATCHES▼"));
+    // SENDQ: all equal, so the rows keep the places they had.
+    press(&mut app, "<");
+    assert!(screen(&app).contains("SENDQ▼"));
     assert_eq!(
         rows_containing(&app, &CLIENTS),
-        ["kube-scheduler", "kubelet", "kube-controller-manager"]
+        ["kubelet", "kube-controller-manager", "kube-scheduler"]
     );
-    press(&mut app, "<<<");
+    // The client column, A to Z (text sorts ascending when chosen).
+    press(&mut app, "<<<<<");
     assert!(screen(&app).contains("CLIENT▲"));
     assert_eq!(
         rows_containing(&app, &CLIENTS),
@@ -236,15 +263,219 @@ fn connections_sort_by_tx_then_any_column_either_way() {
     );
 }
 
+/// Connections with harm: conn 3 stalled now, conn 1 stalled earlier in
+/// the minute, conn 2 late.
+fn harmed() -> Snapshot {
+    let mut snap = snapshot();
+    snap.connections[2].stall_ongoing = Some("peer_zero_window".into());
+    snap.connections[2].stall_ns_last_min = 4_000_000_000;
+    snap.connections[0].stall_ns_last_min = 350_000_000;
+    snap.connections[1].p99_delay_ns = Some(7_270_000_000);
+    snap
+}
+
+#[test]
+fn the_worst_connection_comes_first_marked_by_symbol_and_colour() {
+    let mut app = App::new("x");
+    app.on_snapshot(harmed());
+    // Stall going on, then stall time in the last minute, then delay.
+    assert_eq!(
+        rows_containing(&app, &CLIENTS),
+        ["kube-controller-manager", "kube-scheduler", "kubelet"]
+    );
+    let buffer = draw(&app);
+    let shown = lines(&buffer);
+    let row = |client: &str| {
+        let y = shown
+            .iter()
+            .position(|l| l.starts_with('│') && l.contains(client))
+            .unwrap();
+        (y as u16, shown[y].clone())
+    };
+    let (y, text) = row("kube-controller-manager");
+    assert!(text.contains("!!"), "{text}");
+    assert!(text.contains("4.00s…"), "a stall going on says so: {text}");
+    let x = text.find("kube-controller-manager").unwrap();
+    assert_eq!(buffer[(text[..x].chars().count() as u16, y)].fg, Color::Red);
+    for client in ["kube-scheduler", "kubelet"] {
+        let (y, text) = row(client);
+        assert!(
+            text.contains("│  ! ") || text.contains("│>  ! ") || text.contains(" ! "),
+            "{text}"
+        );
+        assert!(!text.contains("!!"), "{text}");
+        let x = text.find(client).unwrap();
+        assert_eq!(
+            buffer[(text[..x].chars().count() as u16, y)].fg,
+            Color::Yellow,
+            "{text}"
+        );
+    }
+    // A healthy row has no mark.
+    let mut snap = snapshot();
+    snap.connections.truncate(1);
+    app.on_snapshot(snap);
+    let text = screen(&app);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('│') && l.contains("kube-scheduler"))
+        .unwrap();
+    assert!(!line.contains('!'), "{line}");
+}
+
+#[test]
+fn the_order_holds_while_values_waver_within_the_hysteresis() {
+    let mut app = App::new("x");
+    let mut snap = snapshot();
+    // Two late connections in one octave (1.1 s and 1.2 s): equals.
+    snap.connections[0].p99_delay_ns = Some(1_100_000_000);
+    snap.connections[1].p99_delay_ns = Some(1_200_000_000);
+    app.on_snapshot(snap.clone());
+    assert_eq!(app.connections()[0].conn, 1, "same octave: identity order");
+    // They waver, conn 1 even just past the octave's edge (2.05 s): no
+    // row moves.
+    for (a, b) in [
+        (1_200_000_000, 1_100_000_000),
+        (2_050_000_000, 1_150_000_000),
+    ] {
+        snap.connections[0].p99_delay_ns = Some(a);
+        snap.connections[1].p99_delay_ns = Some(b);
+        app.on_snapshot(snap.clone());
+        let order: Vec<u64> = app.connections().iter().map(|c| c.conn).collect();
+        assert_eq!(order, [1, 2, 3], "{a} {b}");
+    }
+    // A real change (conn 2 at 3 s, well into the next octave) moves it up.
+    snap.connections[1].p99_delay_ns = Some(3_000_000_000);
+    app.on_snapshot(snap);
+    assert_eq!(app.connections()[0].conn, 2);
+}
+
+#[test]
+fn a_stall_going_on_shows_a_banner_with_cause_client_and_duration() {
+    let mut snap = harmed();
+    snap.stalls.insert(0, ongoing(&snap));
+    snap.totals.stalls_ongoing = 1;
+    let mut app = App::new("x");
+    app.on_snapshot(snap.clone());
+    let text = screen(&app);
+    assert!(
+        text.contains(
+            "!! STALL ONGOING 7.20s so far: peer_zero_window, client kube-controller-manager, \
+             conn 3 (10.0.0.3:40003)"
+        ),
+        "{text}"
+    );
+    // Two going on: the longest named, the rest counted.
+    let mut second = ongoing(&snap);
+    second.conn = Some(1);
+    second.duration_ns = 1_000_000_000;
+    snap.stalls.insert(0, second);
+    app.on_snapshot(snap);
+    assert!(screen(&app).contains("client kube-controller-manager (+1 more), conn 3"));
+}
+
+#[test]
+fn delivery_names_the_worst_client_and_turns_red_past_a_second() {
+    let mut snap = snapshot();
+    snap.totals.delivery_p99_ns = Some(2_500_000_000);
+    snap.totals.worst_client = Some(("kubelet".into(), 7_270_000_000));
+    let mut app = App::new("x");
+    app.on_snapshot(snap);
+    let buffer = draw(&app);
+    let shown = lines(&buffer);
+    let y = shown
+        .iter()
+        .position(|l| l.starts_with("Delivery"))
+        .unwrap();
+    let text = &shown[y];
+    assert!(text.contains(" LATE "), "{text}");
+    assert!(text.contains("worst: kubelet 7.27s"), "{text}");
+    let x = text.find("kubelet").unwrap();
+    assert_eq!(
+        buffer[(text[..x].chars().count() as u16, y as u16)].fg,
+        Color::Red
+    );
+    let x = text.find(" LATE ").unwrap();
+    assert_eq!(
+        buffer[(text[..x].chars().count() as u16, y as u16)].bg,
+        Color::Red
+    );
+}
+
+#[test]
+fn narrow_terminals_drop_columns_from_the_right_and_cut_text_with_an_ellipsis() {
+    let mut snap = harmed();
+    snap.connections[1].peer = Some("[fd00:1234:5678:9abc::17]:43764".into());
+    snap.stalls.insert(0, ongoing(&snap));
+    let mut app = App::new("replay: a-rather-long-recording-name-from-production.wtrec");
+    app.on_snapshot(snap);
+    for width in [200u16, 120, 80] {
+        let shown = lines(&draw_at(&app, width));
+        let header = shown.iter().find(|l| l.contains("CLIENT")).unwrap();
+        // Whole titles only: never `TREAMS` or `ATCHES`.
+        for word in header.split(|c: char| c == '│' || c.is_whitespace()) {
+            let word = word.trim_end_matches(['▼', '▲']);
+            if word.is_empty() {
+                continue;
+            }
+            assert!(
+                [
+                    "!", "CONN", "CLIENT", "STALL", "s/min", "P99", "DELAY", "PEER", "TX", "B/s",
+                    "SENDQ", "RX", "STREAMS", "WATCHES", "SRTT", "PROCESS"
+                ]
+                .contains(&word),
+                "{width} cols: {word:?} in {header}"
+            );
+        }
+        // Numbers are never cut.
+        let kubelet = shown
+            .iter()
+            .find(|l| l.starts_with('│') && l.contains("kubelet"))
+            .unwrap();
+        assert!(kubelet.contains("7.27s"), "{width} cols: {kubelet}");
+        // Every line fits, and what was cut ends in `…`.
+        for line in &shown {
+            assert!(line.chars().count() <= usize::from(width));
+        }
+        let text = shown.join("\n");
+        match width {
+            200 => {
+                assert!(header.contains("PROCESS"), "{header}");
+                assert!(text.contains("[fd00:1234:5678:9abc:…"), "{text}");
+            }
+            120 => {
+                assert!(
+                    !header.contains("PROCESS") && header.contains("TX B/s"),
+                    "{header}"
+                );
+            }
+            _ => {
+                assert!(
+                    !header.contains("TX B/s") && header.contains("P99 DELAY"),
+                    "{header}"
+                );
+                // The banner and the header lines are cut with `…`.
+                assert!(
+                    shown
+                        .iter()
+                        .any(|l| l.contains("STALL ONGOING") && l.trim_end().ends_with('…')),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_selection_stays_on_its_row_across_refreshes_and_resorts() {
     let mut app = app();
     app.on_key(key(KeyCode::Down));
-    assert_eq!(app.selected(), 1);
-    assert_eq!(app.connections()[1].conn, 3);
-    // conn 3 becomes the busiest: it moves to the top and stays selected.
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(app.selected(), 2);
+    assert_eq!(app.connections()[2].conn, 3);
+    // conn 3 stalls: it moves to the top and stays selected.
     let mut snap = snapshot();
-    snap.connections[2].tx_bytes_per_s = 99_999.0;
+    snap.connections[2].stall_ongoing = Some("send_buffer_full".into());
     app.on_snapshot(snap);
     assert_eq!(app.selected(), 0);
     assert_eq!(app.connections()[0].conn, 3);
@@ -297,7 +528,8 @@ fn a_filter_keeps_rows_whose_client_or_resource_matches() {
 #[test]
 fn enter_drills_into_a_connections_watches_and_esc_comes_back() {
     let mut app = app();
-    // Select kubelet's connection (the busiest, first row) and drill.
+    // Select kubelet's connection (the second row) and drill.
+    app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.tab(), Tab::Watches);
     assert_eq!(app.drill(), Some(2));
@@ -318,7 +550,7 @@ fn enter_drills_into_a_connections_watches_and_esc_comes_back() {
         text.contains("kubectl") && text.contains("3.00ms"),
         "{text}"
     );
-    // Sorted by events/s: stream 1 (30/s) above stream 3 (2/s).
+    // Worst first; equal, so in stream order.
     assert_eq!(
         app.watches().iter().map(|w| w.stream).collect::<Vec<_>>(),
         [1, 3]
@@ -425,6 +657,7 @@ fn ongoing(snap: &Snapshot) -> StallRow {
         cause: "peer_zero_window".into(),
         stream: None,
         duration_ns: 7_200_000_000,
+        flaps: 0,
         client: Some("kube-controller-manager".into()),
         peer: Some("10.0.0.3:40003".into()),
         held: Vec::new(),
@@ -443,7 +676,7 @@ fn an_ongoing_stall_is_marked_highlighted_and_stays_first() {
     let shown = lines(&buffer);
     let y = shown
         .iter()
-        .position(|l| l.contains("peer_zero_window"))
+        .position(|l| l.starts_with('│') && l.contains("peer_zero_window"))
         .unwrap();
     let row = &shown[y];
     for cell in [
@@ -511,7 +744,7 @@ fn namespace_is_all_for_cluster_wide_requests_and_dash_when_not_seen() {
             .find(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("{needle}: {text}"))
             .split_whitespace()
-            .nth(3)
+            .nth(5)
             .unwrap()
             .to_owned()
     };
