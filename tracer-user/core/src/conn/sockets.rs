@@ -204,18 +204,28 @@ impl Sockets {
         ts: u64,
         out: &mut Vec<(u64, super::StallKind, u64)>,
     ) {
-        let socks: Vec<u64> = match sock {
-            Some(s) => vec![s],
-            None => self.settling.iter().copied().collect(),
+        let mut announce = |sock: u64, info: &mut SocketInfo| {
+            out.extend(
+                info.stalls
+                    .announce(ts)
+                    .into_iter()
+                    .flatten()
+                    .map(|(kind, start)| (sock, kind, start)),
+            );
         };
-        for sock in socks {
-            if let Some(info) = self.table.get_mut(&sock) {
-                out.extend(
-                    info.stalls
-                        .announce(ts)
-                        .into_iter()
-                        .map(|(kind, start)| (sock, kind, start)),
-                );
+        match sock {
+            // Every record of a socket comes here: no allocation.
+            Some(sock) => {
+                if let Some(info) = self.table.get_mut(&sock) {
+                    announce(sock, info);
+                }
+            }
+            None => {
+                for &sock in &self.settling {
+                    if let Some(info) = self.table.get_mut(&sock) {
+                        announce(sock, info);
+                    }
+                }
             }
         }
     }

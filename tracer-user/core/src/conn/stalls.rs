@@ -200,19 +200,18 @@ impl StallState {
 
     /// Episodes on for [`MIN_STALL_NS`] as of `now` and not yet announced:
     /// now announced, with their kind and start.
-    pub(crate) fn announce(&mut self, now: u64) -> Vec<(StallKind, u64)> {
-        let mut out = Vec::new();
-        for kind in KINDS {
-            if let Some(e) = &mut self.episodes[slot(kind)]
-                && !e.announced
-                && e.ended_ns.is_none()
-                && now >= e.start_ns.saturating_add(MIN_STALL_NS)
+    pub(crate) fn announce(&mut self, now: u64) -> [Option<(StallKind, u64)>; 2] {
+        KINDS.map(|kind| match &mut self.episodes[slot(kind)] {
+            Some(e)
+                if !e.announced
+                    && e.ended_ns.is_none()
+                    && now >= e.start_ns.saturating_add(MIN_STALL_NS) =>
             {
                 e.announced = true;
-                out.push((kind, e.start_ns));
+                Some((kind, e.start_ns))
             }
-        }
-        out
+            _ => None,
+        })
     }
 
     /// Episodes not yet over, ended at `ts` (connection closed or capture
@@ -279,7 +278,7 @@ mod tests {
         let mut out = Vec::new();
         // 99 µs of zero window: never announced, dropped, counted.
         s.on_window(0, 5 * MS, &mut out);
-        assert!(s.announce(5 * MS + 50_000).is_empty());
+        assert_eq!(s.announce(5 * MS + 50_000), [None, None]);
         s.on_window(512, 5 * MS + 99_000, &mut out);
         s.poll(6 * MS + QUIET_NS, &mut out);
         assert!(out.is_empty());
@@ -290,9 +289,9 @@ mod tests {
         assert!(s.settling(), "the socket is watched until announced");
         assert_eq!(
             s.announce(1_010 * MS),
-            [(StallKind::PeerZeroWindow, 1_000 * MS)]
+            [None, Some((StallKind::PeerZeroWindow, 1_000 * MS))]
         );
-        assert!(s.announce(1_020 * MS).is_empty());
+        assert_eq!(s.announce(1_020 * MS), [None, None]);
         assert!(!s.settling());
         assert_eq!(
             s.open_since()[1],
@@ -312,7 +311,10 @@ mod tests {
             s.on_window(512, t, &mut out);
             s.on_window(0, t + 300_000, &mut out);
         }
-        assert_eq!(s.announce(t), [(StallKind::PeerZeroWindow, 1_000)]);
+        assert_eq!(
+            s.announce(t),
+            [None, Some((StallKind::PeerZeroWindow, 1_000))]
+        );
         let end = t + 1_000_000_000;
         s.on_window(65_535, end, &mut out);
         assert!(out.is_empty());

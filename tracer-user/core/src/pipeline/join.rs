@@ -59,6 +59,8 @@ pub(crate) struct Join {
     /// ack, stall reports settling): written with the record that evicted
     /// it, never dropped.
     released: Vec<OutputEvent>,
+    /// Reused by [`Join::stall_starts`]: `(sock, kind, start)`.
+    due_stall_starts: Vec<(u64, StallKind, u64)>,
 }
 
 impl Join {
@@ -80,6 +82,7 @@ impl Join {
             scratch: Vec::new(),
             routed: Vec::new(),
             released: Vec::new(),
+            due_stall_starts: Vec::new(),
         }
     }
 
@@ -382,9 +385,9 @@ impl Join {
     /// [`crate::conn::MIN_STALL_NS`] by `ts_ns`, on `sock` or (`None`) on
     /// any socket.
     fn stall_starts(&mut self, sock: Option<u64>, ts_ns: u64, emit: &mut impl FnMut(OutputEvent)) {
-        let mut due = Vec::new();
+        let mut due = std::mem::take(&mut self.due_stall_starts);
         self.sockets.due_stall_starts(sock, ts_ns, &mut due);
-        for (sock, kind, start) in due {
+        for (sock, kind, start) in due.drain(..) {
             let Some(info) = self.sockets.get(sock) else {
                 continue;
             };
@@ -406,6 +409,7 @@ impl Join {
                 stream: None,
             });
         }
+        self.due_stall_starts = due;
     }
 
     /// Routes what a connection's decoder produced: watch events wait in
