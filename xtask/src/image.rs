@@ -83,6 +83,11 @@ pub(crate) fn build(tag: &str, cargo_build: bool) -> anyhow::Result<Built> {
     let binary = root.join("target/release/watchtrace");
     let files = stage(&binary, &context_dir().join("rootfs"))?;
 
+    // The image this tag named before, removed once replaced (only if
+    // nothing else uses it), so rebuilds leave no dangling images.
+    let previous = process::output(
+        Command::new("podman").args(["image", "inspect", "--format", "{{.Id}}", tag]),
+    );
     let revision = revision();
     // The commit's time as the image's: the same sources give the same
     // layer and config, hence the same digest (buildah clamps file times).
@@ -108,6 +113,11 @@ pub(crate) fn build(tag: &str, cargo_build: bool) -> anyhow::Result<Built> {
         .with_context(|| format!("podman image inspect {tag}"))?;
     let v: serde_json::Value = serde_json::from_str(&inspect).context("podman's JSON")?;
     let image = &v[0];
+    if let Some(old) = previous.map(|p| p.trim().to_owned())
+        && image["Id"].as_str() != Some(old.as_str())
+    {
+        let _ = process::output(Command::new("podman").args(["rmi", &old]));
+    }
     Ok(Built {
         tag: tag.to_owned(),
         id: image["Id"].as_str().unwrap_or_default().to_owned(),
