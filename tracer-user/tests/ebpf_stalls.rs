@@ -85,7 +85,8 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     thread::sleep(Duration::from_secs(1));
     // Connection 1 stops reading its socket at 2 s for 8 s (the demo's
     // fault); stream 0 of connection 2 stops reading its body at 2 s for
-    // 3 s. Large objects, so buffers fill fast.
+    // 5 s (its 4 MiB window runs out within the first half even when the
+    // machine is slow). Large objects, so buffers fill fast.
     let status = support::testbed_run(&dir)
         .args(["-load-delay", "3s", "-duration", "14s", "--"])
         .args([
@@ -128,7 +129,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
             "-stall-stream-after",
             "2s",
             "-stall-stream-for",
-            "3s",
+            "5s",
         ])
         .status()
         .unwrap();
@@ -147,7 +148,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let mut window_stalls = Vec::new();
     let mut paths: HashMap<(u64, u32), String> = HashMap::new();
     let mut held_by_stall: Vec<HeldBy> = Vec::new();
-    let mut window_held: Vec<(u64, StallScope, Vec<StreamDelay>)> = Vec::new();
+    let mut window_held: Vec<(u64, StallScope, Option<u32>, Vec<StreamDelay>)> = Vec::new();
     // Per (conn, stream): the largest socket and flow-control waits of its
     // events.
     let mut waits: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
@@ -188,7 +189,7 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
                 ..
             } => {
                 window_stalls.push((conn, scope, stream, start, duration_ns));
-                window_held.push((conn, scope, held));
+                window_held.push((conn, scope, stream, held));
             }
             OutputEvent::WatchEvent {
                 conn,
@@ -274,8 +275,10 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         (full_end - gt_end as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
         "stall end within 50 ms of the ground truth"
     );
-    // The zero window lasts until the client reads again: the fault's end
-    // in watch-load's summary.
+    // The zero window lasts until the client has read enough for the
+    // server's blocked write to go on: it ends as that write does. (The
+    // client's resume, in watch-load's summary, is printed: once its gate
+    // opens, the client may take a while to drain its receive buffer.)
     let summary: serde_json::Value =
         serde_json::from_reader(File::open(dir.join("bed/watch-load-summary.json")).unwrap())
             .unwrap();
@@ -287,14 +290,16 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         .expect("the stalled connection's fault window in the summary");
     let zero_end = (zero.2 + zero.3) as i64;
     println!(
-        "peer_zero_window: {:.1} ms with {} flaps, ending {:+.1} ms from the client's resume",
+        "peer_zero_window: {:.1} ms with {} flaps, ending {:+.1} ms from the blocked write's end, \
+         {:+.1} ms from the client's resume",
         zero.3 as f64 / 1e6,
         zero.4,
+        (zero_end - gt_end as i64) as f64 / 1e6,
         (zero_end - resumed as i64) as f64 / 1e6
     );
     assert!(
-        (zero_end - resumed as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
-        "the zero window ends within 50 ms of the client's resume"
+        (zero_end - gt_end as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
+        "the zero window ends within 50 ms of the server's blocked write"
     );
     assert!(
         (full.3 as i64 - gt_blocked as i64).abs() <= SOCKET_STALL_TOLERANCE_NS,
@@ -381,20 +386,29 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
         filled_by.is_some_and(|s| stalled_streams.contains(&s)),
         "the buffer was filled by one of the connection's own streams"
     );
-    // Stream case: held only its own stream.
+    // Stream case: each stream stall holds its own stream only; the
+    // stalled stream's holds it.
     let (stream_conn, stream_id) = (stream_stall.0, stream_stall.2.unwrap());
-    let held = window_held
+    for (_, _, stream, held) in window_held
         .iter()
-        .filter(|(c, scope, _)| *c == stream_conn && *scope == StallScope::Stream)
-        .flat_map(|(_, _, h)| h)
-        .collect::<Vec<_>>();
+        .filter(|(c, scope, ..)| *c == stream_conn && *scope == StallScope::Stream)
+    {
+        assert!(
+            held.iter().all(|d| Some(d.stream) == *stream),
+            "a stream stall holds its own stream only: {stream:?} held {held:?}"
+        );
+    }
     assert!(
-        !held.is_empty() && held.iter().all(|d| d.stream == stream_id),
-        "a stream stall holds its own stream only: {held:?}"
+        window_held
+            .iter()
+            .any(|(c, _, stream, held)| *c == stream_conn
+                && *stream == Some(stream_id)
+                && !held.is_empty()),
+        "the stalled stream's stall held it"
     );
     // Neighbours: no socket wait on any other connection, and no
-    // flow-control wait on any other stream (the stalled connection's
-    // catch-up after its stall does meet its stream windows).
+    // flow-control wait on other connections' streams (the stalled
+    // connection's catch-up after its stall does meet its stream windows).
     for (&(conn, stream), &(socket_wait, flow_wait)) in &waits {
         // Other clients' sockets may flap to a zero window for well under a
         // millisecond as they catch up; nothing like the fault's seconds.
@@ -404,9 +418,18 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
                 "conn {conn} stream {stream} waited {socket_wait} ns on a socket stall"
             );
         }
-        if conn != stalled_conn && (conn, stream) != (stream_conn, stream_id) {
+        if conn != stalled_conn && conn != stream_conn {
             assert!(
                 flow_wait == 0,
+                "conn {conn} stream {stream} waited {flow_wait} ns on flow control"
+            );
+        }
+        // The stalled stream's siblings: its catch-up (seconds of events
+        // at once) keeps the client's one frame reader busy, so their own
+        // WINDOW_UPDATEs may come a few ms late; nothing like the fault.
+        if conn == stream_conn && stream != stream_id {
+            assert!(
+                flow_wait < 50_000_000,
                 "conn {conn} stream {stream} waited {flow_wait} ns on flow control"
             );
         }

@@ -161,12 +161,16 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		from := t0.Add(cfg.StallConnAfter)
 		connStall = &Window{From: from.UnixNano(), To: from.Add(cfg.StallConnFor).UnixNano()}
 		faultWG.Go(func() {
-			sleepCtx(ctx, cfg.StallConnAfter)
+			sleepCtx(ctx, time.Until(from))
 			if ctx.Err() != nil {
 				return
 			}
+			// The summary says when the gate really closed and opened
+			// (the planned times are late by however long setup took).
+			connStall.From = time.Now().UnixNano()
 			c.gate.stall()
 			sleepCtx(ctx, cfg.StallConnFor)
+			connStall.To = time.Now().UnixNano()
 			c.gate.resume()
 		})
 	}
