@@ -389,3 +389,76 @@ fn a_clean_stop_under_load_reports_no_loss() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Before any traffic (no target running yet), `/metrics` already has
+/// every family docs/metrics.md documents, with its type: a dashboard or
+/// an alert on a fresh agent reads 0, never "No data".
+#[test]
+#[ignore = "needs root: run through `cargo xtask test`"]
+fn before_any_traffic_every_documented_family_is_scraped() {
+    let dir = std::env::temp_dir().join(format!("watchtrace-metrics-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // A target that does not run: the agent waits for it, serving.
+    let agent = support::KillOnDrop(
+        Command::new(WATCHTRACE)
+            .args(["run", "--comm", "wt-not-running"])
+            .arg("--metrics-addr")
+            .arg(addr.to_string())
+            .stdout(Stdio::piped())
+            .stderr(File::create(dir.join("agent.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !(TcpStream::connect(addr).is_ok() && get(addr, "/healthz").0 == 200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no /healthz from the agent"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    let served: BTreeMap<&str, &str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md"))
+            .unwrap();
+    let documented: BTreeMap<String, String> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `watchtrace_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
+        })
+        .collect();
+    assert!(documented.len() > 40, "the docs' table was read");
+    let missing: Vec<&String> = documented
+        .iter()
+        .filter(|(name, kind)| served.get(name.as_str()) != Some(&kind.as_str()))
+        .map(|(name, _)| name)
+        .collect();
+    println!(
+        "{} documented families, {} served before any traffic",
+        documented.len(),
+        served.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "families missing (or of another type) before any traffic: {missing:?}"
+    );
+    // The counters a dashboard sums are there at 0 for every known label.
+    for line in [
+        "watchtrace_stalls_total{cause=\"peer_zero_window\"} 0",
+        "watchtrace_stalls_ongoing{cause=\"send_buffer_full\"} 0",
+        "watchtrace_capture_lost_bytes_total{direction=\"out\"} 0",
+    ] {
+        assert!(body.contains(line), "{line} missing:\n{body}");
+    }
+    drop(agent);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

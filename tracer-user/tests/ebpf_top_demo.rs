@@ -15,7 +15,7 @@ mod tmux;
 
 use std::{fs::File, path::Path, thread, time::Duration};
 
-use tmux::{Tmux, exit_status};
+use tmux::Tmux;
 use watchtrace::rfc3339;
 
 /// The widths the docs show.
@@ -23,7 +23,7 @@ const WIDTHS: [u16; 3] = [200, 120, 80];
 
 /// The screen of `top --replay recording --until until` at `width`.
 fn screen_at(recording: &Path, until: &str, width: u16) -> String {
-    let tmux = Tmux::start(width, 24);
+    let tmux = Tmux::start(width, 16);
     tmux.wait_for("the shell prompt", |s| s.contains('$'));
     // `cd` first: the header then names the recording by its file name.
     let command = format!(
@@ -38,7 +38,8 @@ fn screen_at(recording: &Path, until: &str, width: u16) -> String {
         s.contains("--until") && s.contains("reached") && s.contains("STALL ONGOING")
     });
     tmux.send(&["q"]);
-    tmux.wait_for("the shell after q", |s| exit_status(s) == Some(0));
+    // (The typed line reads `EXIT=$?`: only the echo reads `EXIT=0`.)
+    tmux.wait_for("the shell after q", |s| s.contains("EXIT=0"));
     screen
         .lines()
         .map(str::trim_end)

@@ -94,6 +94,7 @@ fn model_throughput() {
                     socket_buffer_wait_ns: 0,
                     missing: vec![],
                     replayed: false,
+                    unacked_after_ns: None,
                     write: None,
                 },
             }

@@ -51,8 +51,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         }
         if let Some(out) = out.as_mut()
             && write_error.is_none()
-            && let Err(e) = write_json(&mut *out, &line, args.time_format)
-                .and_then(|()| out.write_all(b"\n"))
+            && let Err(e) =
+                write_json(&mut *out, &line, args.time_format).and_then(|()| out.write_all(b"\n"))
         {
             write_error = Some(e);
         }

@@ -184,6 +184,7 @@ fn watch_event(ts: u64, stream: u32, event_type: &str, span_ns: Option<u64>) -> 
                 vec![TimelinePart::TSource, TimelinePart::TAcked]
             },
             replayed: false,
+            unacked_after_ns: None,
             write: None,
         },
     }

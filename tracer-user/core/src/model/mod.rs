@@ -660,11 +660,16 @@ impl Model {
         if let Some(span) = t.apiserver_time_span_ns {
             s.apiserver_ns.push(ts, span, now);
         }
-        if let Some(acked) = t.t_acked
+        // Acknowledged: its delay. Not acknowledged within the deadline:
+        // how long it had waited then, a lower bound (a client that stops
+        // reading must show as late while it does, not once it resumes).
+        let delay = match (t.t_acked, t.unacked_after_ns) {
+            (Some(acked), _) => Some(acked.saturating_sub(t.t_source.unwrap_or(e.t_first_byte))),
+            (None, waited) => waited,
+        };
+        if let Some(delay) = delay
             && !t.replayed
         {
-            let from = t.t_source.unwrap_or(e.t_first_byte);
-            let delay = acked.saturating_sub(from);
             s.delay_ns.push(ts, delay, now);
             self.delivery_ns.push(ts, delay, now);
             let samples = self.config.window_samples / 16;

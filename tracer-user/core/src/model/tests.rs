@@ -682,3 +682,28 @@ fn a_connection_stalled_now_says_so_and_a_sample_without_tcp_figures_keeps_the_l
     assert_eq!(c.stall_ns_last_min, 3 * S);
     assert_eq!(snap.totals.stalls_ongoing, 1);
 }
+
+#[test]
+fn an_event_unacknowledged_past_the_deadline_counts_as_late_by_what_it_waited() {
+    let mut m = model();
+    feed(&mut m, &[conn_open(T0, 1), watch_request(T0, 1, 1, None)]);
+    // A stopped client: no ack within the deadline, written after 1.2 s.
+    for i in 1..=10 {
+        let mut e = watch_event(T0 + i * MS, 1, 1, "MODIFIED", 100);
+        if let OutputEvent::WatchEvent { timeline, .. } = &mut e {
+            timeline.missing = vec![TimelinePart::TAcked];
+            timeline.unacked_after_ns = Some(1_200 * MS);
+        }
+        m.on_event(&e);
+    }
+    // Acks that cannot be observed at all say nothing about delivery.
+    let mut blind = watch_event(T0 + 20 * MS, 1, 1, "MODIFIED", 100);
+    if let OutputEvent::WatchEvent { timeline, .. } = &mut blind {
+        timeline.missing = vec![TimelinePart::TAcked];
+    }
+    m.on_event(&blind);
+    let t = m.snapshot().totals;
+    assert_eq!(t.delivery_events_last_min, 10);
+    assert_eq!(t.delivery_p99_ns, Some(1_200 * MS));
+    assert_eq!(t.worst_client, Some(("kubelet".to_owned(), 1_200 * MS)));
+}

@@ -429,6 +429,11 @@ pub struct Timeline {
     /// resourceVersion). Its ApiserverTimeSpan would be its age, not a
     /// delivery delay, so it is not reported.
     pub replayed: bool,
+    /// Written without `t_acked` because the client's ack did not come
+    /// within `--ack-deadline`: how long it had waited then, from its
+    /// source (or first byte). A lower bound of its delivery delay, so a
+    /// client that stops reading counts as late before its acks return.
+    pub unacked_after_ns: Option<u64>,
 }
 
 /// A watch event's write: who wrote its revision and when etcd committed

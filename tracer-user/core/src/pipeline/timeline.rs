@@ -501,7 +501,14 @@ impl Timelines {
                 }
                 let p = timeline.unacked.pop_front().expect("front exists");
                 self.stats.expired_pending += 1;
-                out.push(finish(timeline, p, None));
+                let waited = now.saturating_sub(p.t_from);
+                let mut event = finish(timeline, p, None);
+                if let OutputEvent::WatchEvent { timeline, .. } = &mut event
+                    && !timeline.replayed
+                {
+                    timeline.unacked_after_ns = Some(waited);
+                }
+                out.push(event);
             }
             // Never sent (a Write whose sends were not all seen): bounded
             // too. Later events of the connection wait behind it.
@@ -751,6 +758,7 @@ fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent 
             flow_control_wait_ns,
             socket_buffer_wait_ns,
             missing,
+            unacked_after_ns: None,
             write: None,
         };
     }
@@ -953,6 +961,12 @@ mod tests {
         assert_eq!(
             timeline_of(&out[0]).missing,
             vec![TimelinePart::TSource, TimelinePart::TAcked]
+        );
+        // What it had waited by then, from its first byte: a lower bound
+        // of its delivery.
+        assert_eq!(
+            timeline_of(&out[0]).unacked_after_ns,
+            Some(10 + DEFAULT_ACK_DEADLINE_NS)
         );
     }
 
