@@ -605,6 +605,13 @@ fn the_who_is_late_now_row_shows_clients_ongoing_stalls_and_the_error_budget() {
         has("sum by (client) (rate(watchtrace_stall_delay_seconds_total"),
         "{exprs:#?}"
     );
+    // Delivery P99 by client, from the per-client histogram.
+    assert!(
+        has(
+            "histogram_quantile(0.99, sum by (client, le) (rate(watchtrace_delivery_seconds_bucket"
+        ),
+        "{exprs:#?}"
+    );
     assert!(has("watchtrace_stalls_ongoing"), "{exprs:#?}");
     assert!(has("watchtrace_stall_ongoing_seconds"), "{exprs:#?}");
     for window in ["[1h]", "[6h]", "[30d]"] {

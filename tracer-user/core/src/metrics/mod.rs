@@ -92,6 +92,15 @@ pub fn families(model: &Model) -> Vec<Family> {
         "A write the traced apiserver served: etcd's response committing it read until the etcd watch response carrying its revision read.",
         &f.etcd_watch_delay,
     );
+    let name = "watchtrace_delivery_seconds";
+    e.family(
+        name,
+        Kind::Histogram,
+        "A served watch event's source (else its first byte) until the client's ack covered it, by client; an event not acknowledged within the ack deadline counts with what it had waited then (a lower bound).",
+    );
+    for (client, h) in &f.delivery {
+        e.histogram(name, &[("client", client.as_ref())], h);
+    }
     histograms(
         &mut e,
         "watchtrace_write_to_ack_seconds",

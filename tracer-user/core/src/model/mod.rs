@@ -672,6 +672,11 @@ impl Model {
         {
             s.delay_ns.push(ts, delay, now);
             self.delivery_ns.push(ts, delay, now);
+            self.families
+                .delivery
+                .entry(client.clone())
+                .or_default()
+                .observe_ns(delay);
             let samples = self.config.window_samples / 16;
             self.client_delivery_ns
                 .entry(client.clone())
