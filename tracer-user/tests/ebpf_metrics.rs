@@ -425,17 +425,7 @@ fn before_any_traffic_every_documented_family_is_scraped() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_once(' '))
         .collect();
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md"))
-            .unwrap();
-    let documented: BTreeMap<String, String> = doc
-        .lines()
-        .filter(|l| l.starts_with("| `watchtrace_"))
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
-        })
-        .collect();
+    let documented = support::metrics_doc::documented_families();
     assert!(documented.len() > 40, "the docs' table was read");
     let missing: Vec<&String> = documented
         .iter()

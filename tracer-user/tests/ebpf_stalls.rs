@@ -21,8 +21,6 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader},
     path::Path,
-    thread,
-    time::Duration,
 };
 
 use watchtrace::{
@@ -79,17 +77,19 @@ fn blocked_writes(gt: &Path) -> (HashMap<String, Blocked>, HashMap<(String, Stri
 fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
     let (_turn, dir) = support::testbed_turn("watchtrace-stalls");
     let recording = dir.join("stalls.wtrec");
-    let mut recorder = support::record_fake_apiserver(&recording, 26)
-        .spawn()
-        .unwrap();
-    thread::sleep(Duration::from_secs(1));
     // Connection 1 stops reading its socket at 2 s for 8 s (the demo's
     // fault); stream 0 of connection 2 stops reading its body at 2 s for
     // 5 s (its 4 MiB window runs out within the first half even when the
     // machine is slow). Large objects, so buffers fill fast.
-    let status = support::testbed_run(&dir)
-        .args(["-load-delay", "3s", "-duration", "14s", "--"])
-        .args([
+    support::record_load(
+        &dir,
+        &recording,
+        &[
+            "-load-delay",
+            "3s",
+            "-duration",
+            "14s",
+            "--",
             "-conns",
             "4",
             "-watches-per-conn",
@@ -98,43 +98,32 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
             "configmaps",
             "-namespaces",
             "ns-0",
-        ])
-        .args([
             "-write-resources",
             "configmaps",
             "-write-namespaces",
             "ns-0",
             "-format",
             "json",
-        ])
-        .args([
             "-object-size",
             "32768",
             "-write-rate",
             "100",
             "-drain",
             "1s",
-        ])
-        .args([
             "-stall-conn",
             "1",
             "-stall-conn-after",
             "2s",
             "-stall-conn-for",
             "8s",
-        ])
-        .args([
             "-stall-stream",
             "6",
             "-stall-stream-after",
             "2s",
             "-stall-stream-for",
             "5s",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "testbed-run failed");
-    assert!(recorder.wait().unwrap().success());
+        ],
+    );
 
     // Replay; remember each socket's peer port from its TCP samples.
     let mut reader = Reader::new(BufReader::new(File::open(&recording).unwrap())).unwrap();
@@ -450,42 +439,40 @@ fn fault_modes_show_up_as_the_right_stalls_on_the_right_connections() {
 fn a_minute_of_busy_healthy_clients_has_no_stall() {
     let (_turn, dir) = support::testbed_turn("watchtrace-healthy");
     let recording = dir.join("healthy.wtrec");
-    let mut recorder = support::record_fake_apiserver(&recording, 70)
-        .spawn()
-        .unwrap();
-    thread::sleep(Duration::from_secs(1));
-    let status = support::testbed_run(&dir)
-        .args(["-load-delay", "2s", "-duration", "60s", "--"])
-        .args(["-conns", "4", "-watches-per-conn", "3"])
-        .args(["-resources", "configmaps", "-namespaces", "ns-0"])
-        .args([
+    support::record_load(
+        &dir,
+        &recording,
+        &[
+            "-load-delay",
+            "2s",
+            "-duration",
+            "60s",
+            "--",
+            "-conns",
+            "4",
+            "-watches-per-conn",
+            "3",
+            "-resources",
+            "configmaps",
+            "-namespaces",
+            "ns-0",
             "-write-resources",
             "configmaps",
             "-write-namespaces",
             "ns-0",
-        ])
-        .args([
             "-format",
             "json",
             "-object-size",
             "8192",
             "-write-rate",
             "200",
-        ])
-        .args(["-drain", "1s"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "testbed-run failed");
-    assert!(recorder.wait().unwrap().success());
-
-    let mut reader = Reader::new(BufReader::new(File::open(&recording).unwrap())).unwrap();
-    let mut pipeline = Pipeline::new(
-        PipelineConfig::default(),
-        reader.metadata().realtime_offset_ns,
+            "-drain",
+            "1s",
+        ],
     );
     let (mut events, mut stalls, mut first, mut last) = (0u64, Vec::new(), u64::MAX, 0u64);
-    while let Some(bytes) = reader.next_record().unwrap() {
-        pipeline.on_record(bytes, &mut |event| match event {
+    for event in support::ground_truth::replayed(&recording) {
+        match event {
             OutputEvent::WatchEvent { ts, .. } => {
                 events += 1;
                 first = first.min(ts);
@@ -495,7 +482,7 @@ fn a_minute_of_busy_healthy_clients_has_no_stall() {
             | OutputEvent::WindowStall { .. }
             | OutputEvent::StallStart { .. }) => stalls.push(format!("{e:?}")),
             _ => {}
-        });
+        }
     }
     let span_s = last.saturating_sub(first) as f64 / 1e9;
     println!(

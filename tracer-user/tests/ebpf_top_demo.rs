@@ -13,7 +13,7 @@ mod support;
 #[path = "tmux_support.rs"]
 mod tmux;
 
-use std::{fs::File, path::Path, thread, time::Duration};
+use std::{fs::File, path::Path};
 
 use tmux::Tmux;
 use watchtrace::rfc3339;
@@ -54,22 +54,34 @@ fn screen_at(recording: &Path, until: &str, width: u16) -> String {
 fn the_demos_stall_is_named_on_the_first_screen_at_every_width() {
     let (_turn, dir) = support::testbed_turn("watchtrace-top-demo");
     let recording = dir.join("demo.wtrec");
-    let mut recorder = support::record_fake_apiserver(&recording, 22)
-        .spawn()
-        .unwrap();
-    thread::sleep(Duration::from_secs(1));
     // `cargo xtask demo`'s load and fault, sooner and shorter.
-    let status = support::testbed_run(&dir)
-        .args(["-load-delay", "2s", "-duration", "15s", "--"])
-        .args(["-conns", "4", "-watches-per-conn", "3"])
-        .args(["-resources", "configmaps,secrets", "-write-rate", "50"])
-        .args(["-object-size", "16384"])
-        .args(["-stall-conn", "1", "-stall-conn-after", "3s"])
-        .args(["-stall-conn-for", "8s"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "testbed-run failed");
-    assert!(recorder.wait().unwrap().success());
+    support::record_load(
+        &dir,
+        &recording,
+        &[
+            "-load-delay",
+            "2s",
+            "-duration",
+            "15s",
+            "--",
+            "-conns",
+            "4",
+            "-watches-per-conn",
+            "3",
+            "-resources",
+            "configmaps,secrets",
+            "-write-rate",
+            "50",
+            "-object-size",
+            "16384",
+            "-stall-conn",
+            "1",
+            "-stall-conn-after",
+            "3s",
+            "-stall-conn-for",
+            "8s",
+        ],
+    );
     let summary: serde_json::Value =
         serde_json::from_reader(File::open(dir.join("bed/watch-load-summary.json")).unwrap())
             .unwrap();

@@ -7,6 +7,9 @@
 //! WATCHTRACE_PROMTOOL; promtool reads text 0.0.4 only, so the OpenMetrics
 //! body is checked here against the format's rules).
 
+#[path = "support/metrics_doc.rs"]
+mod metrics_doc;
+
 use std::{
     collections::BTreeMap,
     fs::File,
@@ -28,8 +31,6 @@ use watchtrace::{
     recording::Reader,
     replay::{Line, replay},
 };
-
-const DOC: &str = include_str!("../../docs/metrics.md");
 
 /// The model after replaying a committed recording (TLS watches, etcd in
 /// cleartext: watch events, timelines, etcd requests, stalls).
@@ -152,14 +153,7 @@ fn types(text: &str) -> BTreeMap<String, String> {
 #[test]
 fn the_served_text_has_every_documented_family_and_the_cores_samples() {
     let (text, _, core_text) = scrapes();
-    let documented: BTreeMap<String, String> = DOC
-        .lines()
-        .filter(|l| l.starts_with("| `watchtrace_"))
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
-        })
-        .collect();
+    let documented = metrics_doc::documented_families();
     assert_eq!(types(&text), documented, "families and types as documented");
     assert_eq!(types(&text), types(&core_text));
     let (served, core) = (samples(&text), samples(&core_text));

@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub(crate) mod ground_truth;
+pub(crate) mod metrics_doc;
 
 use std::{
     env,
@@ -151,6 +152,15 @@ pub(crate) fn start_recorder(recording: &Path) -> KillOnDrop {
     // Attached before the load starts (its rescan is every second).
     std::thread::sleep(Duration::from_secs(1));
     KillOnDrop(child)
+}
+
+/// `testbed-run` with `args` (its own flags, `--`, then watch-load's)
+/// in `dir`, while fake-apiserver is recorded into `recording`.
+pub(crate) fn record_load(dir: &Path, recording: &Path, args: &[&str]) {
+    let recorder = start_recorder(recording);
+    let status = testbed_run(dir).args(args).status().unwrap();
+    assert!(status.success(), "testbed-run failed");
+    stop_recorder(recorder);
 }
 
 /// Stops a recorder with SIGTERM (it finishes its file) and checks it
