@@ -47,10 +47,16 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-/// `/metrics`, parsed; every sample line must be readable.
+/// `/metrics`, parsed; every sample line must be readable, and the body
+/// passes `promtool check metrics` (under load and after it).
 fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
     let (status, body) = get(addr, "/metrics");
     assert_eq!(status, 200);
+    let (clean, said) = support::metrics_checks::promtool_check(&body);
+    assert!(
+        clean,
+        "promtool check metrics on the live agent's /metrics:\n{said}"
+    );
     let scrape =
         prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses");
     let sample_lines = body.lines().filter(|l| !l.starts_with('#')).count();
@@ -420,12 +426,14 @@ fn before_any_traffic_every_documented_family_is_scraped() {
     }
     let (status, body) = get(addr, "/metrics");
     assert_eq!(status, 200);
+    let (clean, said) = support::metrics_checks::promtool_check(&body);
+    assert!(clean, "promtool check metrics before any traffic:\n{said}");
     let served: BTreeMap<&str, &str> = body
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_once(' '))
         .collect();
-    let documented = support::metrics_doc::documented_families();
+    let documented = support::metrics_checks::documented_families();
     assert!(documented.len() > 40, "the docs' table was read");
     let missing: Vec<&String> = documented
         .iter()

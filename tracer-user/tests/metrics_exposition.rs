@@ -7,8 +7,8 @@
 //! WATCHTRACE_PROMTOOL; promtool reads text 0.0.4 only, so the OpenMetrics
 //! body is checked here against the format's rules).
 
-#[path = "support/metrics_doc.rs"]
-mod metrics_doc;
+#[path = "support/metrics_checks.rs"]
+mod metrics_checks;
 
 use std::{
     collections::BTreeMap,
@@ -153,7 +153,7 @@ fn types(text: &str) -> BTreeMap<String, String> {
 #[test]
 fn the_served_text_has_every_documented_family_and_the_cores_samples() {
     let (text, _, core_text) = scrapes();
-    let documented = metrics_doc::documented_families();
+    let documented = metrics_checks::documented_families();
     assert_eq!(types(&text), documented, "families and types as documented");
     assert_eq!(types(&text), types(&core_text));
     let (served, core) = (samples(&text), samples(&core_text));
@@ -225,45 +225,19 @@ fn openmetrics_has_the_same_families_and_ends_with_eof() {
     assert_eq!(om.matches("# EOF").count(), 1);
 }
 
-/// `promtool check metrics` on `body`: its output, and whether it passed.
-fn promtool_check(body: &str) -> (bool, String) {
-    let promtool = std::env::var_os("WATCHTRACE_PROMTOOL")
-        .map(PathBuf::from)
-        .expect("WATCHTRACE_PROMTOOL is not set: run through `cargo xtask test`");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.trim().is_empty(), text)
-}
-
 #[test]
 #[ignore = "needs promtool: run through `cargo xtask test`"]
 fn promtool_checks_the_served_text_clean() {
     let (text, _, _) = scrapes();
-    let (ok, out) = promtool_check(&text);
+    let (ok, out) = metrics_checks::promtool_check(&text);
     eprintln!(
         "promtool check metrics (text 0.0.4, {} bytes): {out:?}",
         text.len()
     );
     assert!(ok, "text 0.0.4:\n{out}");
     // The check can fail: a counter without `_total` is linted.
-    let (ok, out) = promtool_check("# HELP x_count A.\n# TYPE x_count counter\nx_count 1\n");
+    let (ok, out) =
+        metrics_checks::promtool_check("# HELP x_count A.\n# TYPE x_count counter\nx_count 1\n");
     assert!(!ok, "{out}");
 }
 

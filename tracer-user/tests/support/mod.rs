@@ -2,7 +2,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub(crate) mod ground_truth;
-pub(crate) mod metrics_doc;
+pub(crate) mod metrics_checks;
 
 use std::{
     env,
