@@ -13,10 +13,8 @@ mod metrics_checks;
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::Write as _,
     net::SocketAddr,
     path::PathBuf,
-    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
