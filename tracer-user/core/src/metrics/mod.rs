@@ -98,8 +98,8 @@ pub fn families(model: &Model) -> Vec<Family> {
         Kind::Histogram,
         "A served watch event's source (else its first byte) until the client's ack covered it, by client; an event not acknowledged within the ack deadline counts with what it had waited then (a lower bound).",
     );
-    for (client, h) in &f.delivery {
-        e.histogram(name, &[("client", client.as_ref())], h);
+    for (client, h) in model.delivery_by_client() {
+        e.histogram(name, &[("client", client)], h);
     }
     histograms(
         &mut e,

@@ -50,10 +50,6 @@ pub struct Families {
     pub etcd_watch_delay: BTreeMap<Label, Histogram>,
     /// A write's request to each watcher's ack, by resource.
     pub write_to_ack: BTreeMap<Label, Histogram>,
-    /// Each served watch event's delivery (source, else first byte, to
-    /// the client's ack; a lower bound when no ack came in time), by
-    /// client.
-    pub delivery: BTreeMap<Label, Histogram>,
     /// Initial events (a watch-list's, a cache replay's), by resource.
     pub initial_events: BTreeMap<Label, u64>,
     /// `(resource, missing)`.

@@ -108,11 +108,13 @@ pub struct Model {
     families: Families,
     /// ApiserverTimeSpan of every watch event over the last minute.
     apiserver_ns: Window,
-    /// Delivery (source, or first byte, to ack) of every served watch
-    /// event over the last minute, and per client label (bounded by the
-    /// client label set).
+    /// Delivery (source, or first byte, to ack; a lower bound when no
+    /// ack came in time) of every served watch event over the last
+    /// minute, and per client label (bounded by the client label set):
+    /// its last minute for `top`, its histogram since start for
+    /// `/metrics`, one lookup per event.
     delivery_ns: Window,
-    client_delivery_ns: BTreeMap<Label, Window>,
+    client_delivery: BTreeMap<Label, (Window, Histogram)>,
     events: RollingSum,
     bytes: RollingSum,
     stalls_min: RollingSum,
@@ -135,7 +137,7 @@ impl Model {
             open_stalls: BTreeMap::new(),
             apiserver_ns: Window::new(MINUTE_NS, config.window_samples),
             delivery_ns: Window::new(MINUTE_NS, config.window_samples),
-            client_delivery_ns: BTreeMap::new(),
+            client_delivery: BTreeMap::new(),
             config,
             now: 0,
             families: Families::with_known_labels(),
@@ -162,6 +164,14 @@ impl Model {
         out
     }
 
+    /// Each client's delivery histogram since start
+    /// (`watchtrace_delivery_seconds`).
+    pub fn delivery_by_client(&self) -> impl Iterator<Item = (&str, &Histogram)> {
+        self.client_delivery
+            .iter()
+            .map(|(client, (_, h))| (client.as_ref(), h))
+    }
+
     /// Open connections.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -180,7 +190,7 @@ impl Model {
         self.now = self.now.max(now);
         self.apiserver_ns.trim(self.now);
         self.delivery_ns.trim(self.now);
-        for w in self.client_delivery_ns.values_mut() {
+        for (w, _) in self.client_delivery.values_mut() {
             w.trim(self.now);
         }
     }
@@ -672,16 +682,13 @@ impl Model {
         {
             s.delay_ns.push(ts, delay, now);
             self.delivery_ns.push(ts, delay, now);
-            self.families
-                .delivery
-                .entry(client.clone())
-                .or_default()
-                .observe_ns(delay);
             let samples = self.config.window_samples / 16;
-            self.client_delivery_ns
+            let (window, histogram) = self
+                .client_delivery
                 .entry(client.clone())
-                .or_insert_with(|| Window::new(MINUTE_NS, samples))
-                .push(ts, delay, now);
+                .or_insert_with(|| (Window::new(MINUTE_NS, samples), Histogram::default()));
+            window.push(ts, delay, now);
+            histogram.observe_ns(delay);
         }
 
         let event_type: &'static str = EVENT_TYPES
@@ -927,9 +934,11 @@ impl Model {
                 delivery_p99_ns: self.delivery_ns.quantile(now, 0.99),
                 delivery_events_last_min: self.delivery_ns.count(now),
                 worst_client: self
-                    .client_delivery_ns
+                    .client_delivery
                     .iter()
-                    .filter_map(|(client, w)| Some((client.to_string(), w.quantile(now, 0.99)?)))
+                    .filter_map(|(client, (w, _))| {
+                        Some((client.to_string(), w.quantile(now, 0.99)?))
+                    })
                     .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0))),
                 stalls_last_min: self.stalls_min.sum(now),
                 stall_ns_last_min: self.stall_ns_min.sum(now),

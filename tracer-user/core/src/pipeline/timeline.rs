@@ -688,11 +688,22 @@ fn keep_for_stalls(kept: &mut Vec<Sent>, old: Sent) {
         return;
     }
     kept.retain(|k| !(k.stream == old.stream && beats(&old, k)));
-    let same: Vec<usize> = (0..kept.len())
-        .filter(|&i| kept[i].stream == old.stream)
-        .collect();
-    if same.len() >= KEPT_PER_STREAM
-        && let Some(&latest) = same.iter().max_by_key(|&&i| kept[i].t_from)
+    // The stream's count, and its latest-waiting event (no allocation:
+    // this runs for each event a long stall's backlog pushes out).
+    let mut same = 0;
+    let mut latest: Option<usize> = None;
+    for (i, k) in kept
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.stream == old.stream)
+    {
+        same += 1;
+        if latest.is_none_or(|l| kept[l].t_from < k.t_from) {
+            latest = Some(i);
+        }
+    }
+    if same >= KEPT_PER_STREAM
+        && let Some(latest) = latest
     {
         if kept[latest].t_from <= old.t_from {
             return;
