@@ -45,6 +45,14 @@ pub(crate) trait Row: 'static {
     fn harm(&self) -> Option<Harm> {
         None
     }
+    /// The fields several tabs show alike (`-` when `None`).
+    fn client(&self) -> Option<&String>;
+    fn peer(&self) -> Option<&String> {
+        None
+    }
+    fn p99_delay_ns(&self) -> Option<u64> {
+        None
+    }
     /// How the row is drawn: a problem row is marked by a symbol and a
     /// colour (never colour alone).
     fn mark(&self) -> Mark {
@@ -158,6 +166,18 @@ impl Row for ConnRow {
         self.conn
     }
 
+    fn client(&self) -> Option<&String> {
+        self.client.as_ref()
+    }
+
+    fn peer(&self) -> Option<&String> {
+        self.peer.as_ref()
+    }
+
+    fn p99_delay_ns(&self) -> Option<u64> {
+        self.p99_delay_ns
+    }
+
     fn harm(&self) -> Option<Harm> {
         Some(Harm {
             ongoing: self.stall_ongoing.is_some(),
@@ -182,7 +202,9 @@ impl Row for ConnRow {
     const FILTERED_BY: &'static str = "client, peer, process or \"tls\"";
 }
 
-static CONN_COLUMNS: &[Column<ConnRow>] = &[
+/// The `!` column: the row's mark, ordered worst first (the app adds
+/// hysteresis to that order).
+const fn mark_column<R: Row>() -> Column<R> {
     Column {
         title: "!",
         width: 2,
@@ -191,10 +213,43 @@ static CONN_COLUMNS: &[Column<ConnRow>] = &[
             r.harm()
                 .map_or_else(String::new, |h| h.mark().symbol().to_owned())
         },
-        // The worst-first order is the app's (it adds hysteresis); this is
-        // the same order without it.
         cmp: |a, b| harm_cmp(a.harm(), b.harm()),
-    },
+    }
+}
+
+const fn client_column<R: Row>() -> Column<R> {
+    Column {
+        title: "CLIENT",
+        width: 24,
+        numeric: false,
+        cell: |r| text(r.client()),
+        cmp: |a, b| a.client().cmp(&b.client()),
+    }
+}
+
+const fn peer_column<R: Row>() -> Column<R> {
+    Column {
+        title: "PEER",
+        width: 22,
+        numeric: false,
+        cell: |r| text(r.peer()),
+        cmp: |a, b| a.peer().cmp(&b.peer()),
+    }
+}
+
+/// P99 delivery delay over the last minute.
+const fn delay_column<R: Row>() -> Column<R> {
+    Column {
+        title: "P99 DELAY",
+        width: 10,
+        numeric: true,
+        cell: |r| or_dash(r.p99_delay_ns(), duration_ns),
+        cmp: |a, b| a.p99_delay_ns().cmp(&b.p99_delay_ns()),
+    }
+}
+
+static CONN_COLUMNS: &[Column<ConnRow>] = &[
+    mark_column(),
     Column {
         title: "CONN",
         width: 6,
@@ -202,13 +257,7 @@ static CONN_COLUMNS: &[Column<ConnRow>] = &[
         cell: |r| r.conn.to_string(),
         cmp: |a, b| a.conn.cmp(&b.conn),
     },
-    Column {
-        title: "CLIENT",
-        width: 24,
-        numeric: false,
-        cell: |r| text(r.client.as_ref()),
-        cmp: |a, b| a.client.cmp(&b.client),
-    },
+    client_column(),
     Column {
         title: "STALL s/min",
         width: 11,
@@ -224,20 +273,8 @@ static CONN_COLUMNS: &[Column<ConnRow>] = &[
         },
         cmp: |a, b| a.stall_ns_last_min.cmp(&b.stall_ns_last_min),
     },
-    Column {
-        title: "P99 DELAY",
-        width: 10,
-        numeric: true,
-        cell: |r| or_dash(r.p99_delay_ns, duration_ns),
-        cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
-    },
-    Column {
-        title: "PEER",
-        width: 22,
-        numeric: false,
-        cell: |r| text(r.peer.as_ref()),
-        cmp: |a, b| a.peer.cmp(&b.peer),
-    },
+    delay_column(),
+    peer_column(),
     Column {
         title: "TX B/s",
         width: 8,
@@ -304,6 +341,14 @@ impl Row for WatchRow {
         (self.conn, self.stream)
     }
 
+    fn client(&self) -> Option<&String> {
+        self.client.as_ref()
+    }
+
+    fn p99_delay_ns(&self) -> Option<u64> {
+        self.p99_delay_ns
+    }
+
     fn harm(&self) -> Option<Harm> {
         Some(Harm {
             ongoing: false,
@@ -342,16 +387,7 @@ impl Row for WatchRow {
 const DRILL_ONLY_WATCH_COLUMNS: usize = 2;
 
 static WATCH_COLUMNS: &[Column<WatchRow>] = &[
-    Column {
-        title: "!",
-        width: 2,
-        numeric: false,
-        cell: |r| {
-            r.harm()
-                .map_or_else(String::new, |h| h.mark().symbol().to_owned())
-        },
-        cmp: |a, b| harm_cmp(a.harm(), b.harm()),
-    },
+    mark_column(),
     Column {
         title: "CONN:STREAM",
         width: 12,
@@ -359,20 +395,8 @@ static WATCH_COLUMNS: &[Column<WatchRow>] = &[
         cell: |r| format!("{}:{}", r.conn, r.stream),
         cmp: |a, b| (a.conn, a.stream).cmp(&(b.conn, b.stream)),
     },
-    Column {
-        title: "CLIENT",
-        width: 24,
-        numeric: false,
-        cell: |r| text(r.client.as_ref()),
-        cmp: |a, b| a.client.cmp(&b.client),
-    },
-    Column {
-        title: "P99 DELAY",
-        width: 10,
-        numeric: true,
-        cell: |r| or_dash(r.p99_delay_ns, duration_ns),
-        cmp: |a, b| a.p99_delay_ns.cmp(&b.p99_delay_ns),
-    },
+    client_column(),
+    delay_column(),
     Column {
         title: "RESOURCE",
         width: 20,
@@ -487,6 +511,14 @@ impl Row for StallRow {
 
     const FILTERED_BY: &'static str = "client, peer, cause or \"ongoing\"";
 
+    fn client(&self) -> Option<&String> {
+        self.client.as_ref()
+    }
+
+    fn peer(&self) -> Option<&String> {
+        self.peer.as_ref()
+    }
+
     fn mark(&self) -> Mark {
         if self.ongoing {
             Mark::Urgent
@@ -528,13 +560,7 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         },
         cmp: |a, b| a.duration_ns.cmp(&b.duration_ns),
     },
-    Column {
-        title: "CLIENT",
-        width: 24,
-        numeric: false,
-        cell: |r| text(r.client.as_ref()),
-        cmp: |a, b| a.client.cmp(&b.client),
-    },
+    client_column(),
     Column {
         title: "CONN",
         width: 6,
@@ -556,13 +582,7 @@ static STALL_COLUMNS: &[Column<StallRow>] = &[
         cell: |r| r.flaps.to_string(),
         cmp: |a, b| a.flaps.cmp(&b.flaps),
     },
-    Column {
-        title: "PEER",
-        width: 22,
-        numeric: false,
-        cell: |r| text(r.peer.as_ref()),
-        cmp: |a, b| a.peer.cmp(&b.peer),
-    },
+    peer_column(),
     Column {
         title: "FILLED BY",
         width: 9,

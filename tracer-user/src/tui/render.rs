@@ -308,16 +308,22 @@ fn title(app: &App) -> String {
 
 /// The columns that fit `avail` cells, in order, with their widths. They
 /// drop from the right (the columns are ordered by importance); a number's
-/// column is never narrower than its widest value, so numbers are never
-/// cut; a text column may take what is left, its texts then cut with `…`.
-fn fit_columns<R: Row>(columns: &[Column<R>], rows: &[&R], avail: u16) -> Vec<(usize, u16)> {
+/// column is never narrower than its widest value in `cells` (each row's
+/// texts), so numbers are never cut; a text column may take what is left,
+/// its texts then cut with `…`.
+fn fit_columns<R: Row>(
+    columns: &[Column<R>],
+    cells: &[Vec<String>],
+    avail: u16,
+) -> Vec<(usize, u16)> {
     let mut out = Vec::new();
     let mut used: u16 = 0;
     for (i, c) in columns.iter().enumerate() {
         let spacing = u16::from(i > 0);
         let need = if c.numeric {
-            rows.iter()
-                .map(|r| (c.cell)(r).chars().count() as u16)
+            cells
+                .iter()
+                .map(|row| row[i].chars().count() as u16)
                 .chain([c.width, c.title.chars().count() as u16 + 1])
                 .max()
                 .unwrap_or(c.width)
@@ -345,7 +351,12 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
     let Sort { column, descending } = app.sort(app.tab());
     // Inside the borders, less the selection's `> `.
     let avail = area.width.saturating_sub(4);
-    let shown = fit_columns(columns, rows, avail);
+    // Each cell's text, once: the widths are measured on them.
+    let mut cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| (c.cell)(r)).collect())
+        .collect();
+    let shown = fit_columns(columns, &cells, avail);
     let header = TableRow::new(shown.iter().map(|&(i, width)| {
         let c = &columns[i];
         let mark = if i == column {
@@ -366,10 +377,10 @@ fn render_table<R: Row>(frame: &mut Frame<'_>, area: Rect, app: &App, rows: &[&R
         };
         Cell::from(cell).style(style)
     }));
-    let body = rows.iter().map(|r| {
+    let body = rows.iter().zip(cells.iter_mut()).map(|(r, texts)| {
         let row = TableRow::new(shown.iter().map(|&(i, width)| {
             let c = &columns[i];
-            let text = (c.cell)(r);
+            let text = std::mem::take(&mut texts[i]);
             if c.numeric {
                 Cell::from(Line::from(text).alignment(Alignment::Right))
             } else {
