@@ -80,8 +80,7 @@ pub fn parse(text: &str) -> Result<u64, Rfc3339Error> {
     }
     let offset_s = match b.get(i..) {
         Some([b'Z' | b'z']) => 0,
-        Some([sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]) => {
-            let _ = (h1, h2, m1, m2);
+        Some([sign @ (b'+' | b'-'), _, _, b':', _, _]) => {
             let hours = num(i + 1..i + 3)?;
             let minutes = num(i + 4..i + 6)?;
             if hours > 23 || minutes > 59 {
