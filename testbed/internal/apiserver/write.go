@@ -402,21 +402,32 @@ func (wr *writeReq) delete(ctx context.Context, body []byte) {
 			wr.ok(http.StatusOK, cur, resp.Header.Revision)
 			return
 		}
-		kv := failureKV(resp)
-		if kv == nil {
-			wr.fail(k8sobj.NotFound(wr.res, wr.name))
+		var again bool
+		if cur, rev, again = wr.retryFrom(resp, attempt); !again {
 			return
 		}
-		if attempt == maxWriteAttempts {
-			wr.fail(k8sobj.Conflict(wr.res, wr.name))
-			return
-		}
-		if cur, err = k8sobj.Parse(kv.Value); err != nil {
-			wr.etcdError(fmt.Errorf("stored value of %s: %w", wr.key, err))
-			return
-		}
-		rev = kv.ModRevision
 	}
+}
+
+// retryFrom takes a Txn whose compare failed at attempt: the stored object
+// and its revision to try again from, or false once it has answered (404:
+// the key is gone; 409: the attempts are used up; 500: unreadable).
+func (wr *writeReq) retryFrom(resp *etcdgrpc.TxnResponse, attempt int) (*k8sobj.Object, int64, bool) {
+	kv := failureKV(resp)
+	if kv == nil {
+		wr.fail(k8sobj.NotFound(wr.res, wr.name))
+		return nil, 0, false
+	}
+	if attempt == maxWriteAttempts {
+		wr.fail(k8sobj.Conflict(wr.res, wr.name))
+		return nil, 0, false
+	}
+	cur, err := k8sobj.Parse(kv.Value)
+	if err != nil {
+		wr.etcdError(fmt.Errorf("stored value of %s: %w", wr.key, err))
+		return nil, 0, false
+	}
+	return cur, kv.ModRevision, true
 }
 
 // conditional runs one Txn comparing the client-given resourceVersion: no
@@ -481,20 +492,11 @@ func (wr *writeReq) guaranteed(ctx context.Context, cur *k8sobj.Object, rev int6
 			wr.ok(http.StatusOK, obj, resp.Header.Revision)
 			return
 		}
-		kv := failureKV(resp)
-		if kv == nil {
-			wr.fail(k8sobj.NotFound(wr.res, wr.name))
+		var again bool
+		if cur, rev, again = wr.retryFrom(resp, attempt); !again {
 			return
 		}
-		if attempt == maxWriteAttempts {
-			wr.fail(k8sobj.Conflict(wr.res, wr.name))
-			return
-		}
-		if cur, err = k8sobj.Parse(kv.Value); err != nil {
-			wr.etcdError(fmt.Errorf("stored value of %s: %w", wr.key, err))
-			return
-		}
-		rev, fromCache = kv.ModRevision, false
+		fromCache = false
 	}
 }
 
