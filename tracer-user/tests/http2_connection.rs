@@ -490,6 +490,38 @@ fn gap_inside_headers_forgets_hpack_only() {
 // seen through DATA is pre-existing; the server's END_STREAM ends it with
 // the client half unknown; a size update makes HPACK fully known.
 #[test]
+fn frames_read_before_a_mid_stream_boundary_is_confirmed_keep_their_read_times() {
+    // Joined mid-stream: the first read holds a stray tail, a whole DATA
+    // frame and the start of the next header; the boundary is confirmed
+    // only by the second read. (An etcd watch event read at 10 must not
+    // be dated 20.)
+    let mut c = conn(Attach::MidStream);
+    let mut ev = Vec::new();
+    let mut first = vec![9; 37];
+    first.extend(data(5, &[1; 100], false));
+    let next = data(5, &[2; 50], true);
+    first.extend(&next[..4]);
+    c.on_bytes(S2C, 10, &first, &mut ev);
+    assert!(ev.is_empty(), "not yet in sync: {ev:?}");
+    let mut second = next[4..].to_vec();
+    second.extend(ping(false, [1; 8]));
+    c.on_bytes(S2C, 20, &second, &mut ev);
+    let pieces: Vec<(usize, u64)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Http2Event::Data { bytes, ts_ns, .. } => Some((bytes.len(), *ts_ns)),
+            _ => None,
+        })
+        .collect();
+    // The second frame's payload came whole in the second read.
+    assert_eq!(pieces, [(100, 10), (50, 20)]);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Http2Event::Resynced { skipped: 37, .. }))
+    );
+}
+
+#[test]
 fn mid_stream_attach_is_explicit_about_unknowns() {
     let mut c = conn(Attach::MidStream);
     let mut ev = Vec::new();

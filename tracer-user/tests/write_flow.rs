@@ -13,7 +13,9 @@ mod support;
 
 use records::{sock_close, syscall_chunk_on_fd};
 use support::{Enc, data, headers, preface, settings};
+use tracer_common::record::{RecordHeader, RecordKind, SockAnchor, TcpSample};
 use watchtrace::{
+    capture::encode,
     etcd::fixture::{encode_grpc, response_with_puts},
     pipeline::{Pipeline, PipelineConfig},
     watch::fixture::{ObjectSpec, ProtoWriter, encode_json_line},
@@ -265,4 +267,164 @@ fn a_write_is_joined_to_its_commit_and_to_every_watch_event_of_its_revision() {
             .collect();
         assert_eq!(calls, ["conflict", "ok"], "workers {workers}");
     }
+}
+
+/// A socket of process 7 that existed before attach and listened on
+/// `port` (so a connection on another local port was dialled).
+fn listening(ts: u64, port: u16) -> Vec<u8> {
+    encode(&SockAnchor {
+        header: RecordHeader {
+            ts_ns: ts,
+            kind: RecordKind::SockAnchor as u16,
+            _pad0: 0,
+            tgid: 7,
+            tid: 7,
+            _pad1: 0,
+        },
+        fd: 3,
+        family: 2,
+        state: 10,
+        _pad0: 0,
+        sport: port,
+        dport: 0,
+        inode: 1,
+        saddr: [0; 16],
+        daddr: [0; 16],
+        bytes_sent: 0,
+        bytes_acked: 0,
+        bytes_received: 0,
+        send_queue: 0,
+        rtt_us: 0,
+    })
+}
+
+/// The TCP state of `sock` (on `fd`, local port `sport`) at `ts`.
+fn tcp_sample(ts: u64, (sock, fd): (u64, i32), sport: u16, dport: u16) -> Vec<u8> {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    encode(&TcpSample {
+        header: RecordHeader {
+            ts_ns: ts,
+            kind: RecordKind::TcpSample as u16,
+            _pad0: 0,
+            tgid: 7,
+            tid: 0,
+            _pad1: 0,
+        },
+        sock,
+        sock_cookie: 0,
+        fd,
+        ack_seq: 1,
+        window: 512,
+        family: 2,
+        sport,
+        dport,
+        snd_una: 1,
+        snd_nxt: 1,
+        snd_wnd: 1 << 16,
+        snd_cwnd: 10,
+        srtt_us: 100,
+        rcv_wnd: 1 << 16,
+        data_len: 0,
+        _pad0: 0,
+        saddr: addr,
+        daddr: addr,
+    })
+}
+
+#[test]
+fn a_watch_event_written_before_its_etcd_read_was_decoded_still_gets_its_source() {
+    // The etcd connection was open before attach: its first bytes read
+    // (at 1006 ms, carrying revision 42) are a frame's tail, the watch
+    // response and the start of a header, which decode only when the next
+    // read (1010 ms) confirms the boundary. The watcher's event of 42 was
+    // written at 1007 ms and its connection closed at 1008 ms, before that.
+    let mut etcd_in = Side::new(ETCD, false);
+    etcd_in.offset = 4096;
+    let mut watcher_in = Side::new(WATCHER, false);
+    let mut watcher_out = Side::new(WATCHER, true);
+    let mut w = preface();
+    w.extend(settings(&[]));
+    w.extend(headers(
+        1,
+        &request_block(
+            "GET",
+            "/api/v1/namespaces/ns-0/configmaps?watch=true",
+            "kube-controller-manager/v1.36.0",
+        ),
+        true,
+    ));
+    let mut watcher_head = settings(&[]);
+    let block = Enc::default()
+        .indexed(8)
+        .literal("content-type", "application/json")
+        .build();
+    watcher_head.extend(headers(1, &block, false));
+    let mut first = vec![0x55; 30];
+    first.extend(data(
+        1,
+        &encode_grpc(&response_with_puts(0, 42, &[KEY])),
+        false,
+    ));
+    let next = data(1, &encode_grpc(&response_with_puts(0, 43, &[KEY])), false);
+    first.extend(&next[..4]);
+    let mut second = next[4..].to_vec();
+    second.extend(data(
+        1,
+        &encode_grpc(&response_with_puts(0, 44, &[KEY])),
+        false,
+    ));
+    let event = encode_json_line(&ObjectSpec::pod("MODIFIED", "ns-0", "a", "42"));
+    let records = vec![
+        listening(900 * MS, 6443),
+        tcp_sample(901 * MS, ETCD, 40_000, 2379),
+        watcher_in.at(992, &w),
+        watcher_out.at(993, &watcher_head),
+        etcd_in.at(1006, &first),
+        watcher_out.at(1007, &data(1, &event, false)),
+        sock_close(
+            1008 * MS,
+            WATCHER.0,
+            WATCHER.1,
+            watcher_out.offset + data(1, &event, false).len() as u64,
+            watcher_in.offset,
+        ),
+        etcd_in.at(1010, &second),
+    ];
+    let mut outputs = Vec::new();
+    for workers in [1, 2] {
+        let config = PipelineConfig {
+            workers,
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = Pipeline::new(config, 0);
+        let mut out = Vec::new();
+        for r in &records {
+            pipeline.on_record(r, &mut |e| out.push(e));
+        }
+        pipeline.finish(&mut |e| out.push(e));
+        assert_eq!(pipeline.stats().late_sources.filled, 1, "workers {workers}");
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], outputs[1], "the same for any number of workers");
+    let lines: Vec<serde_json::Value> = outputs[0]
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let etcd: Vec<_> = lines.iter().filter(|l| l["kind"] == "etcd_event").collect();
+    assert_eq!(etcd[0]["revision"], 42, "{lines:#?}");
+    assert_eq!(etcd[0]["t_received"], 1006 * MS, "read at 1006, not 1010");
+    let events: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "watch_event")
+        .collect();
+    assert_eq!(events.len(), 1, "{lines:#?}");
+    assert_eq!(events[0]["t_source"], 1006 * MS, "{lines:#?}");
+    assert_eq!(events[0]["apiserver_time_span_ns"], MS);
+    assert!(
+        !events[0]["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&"t_source".into())
+    );
 }

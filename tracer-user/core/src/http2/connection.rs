@@ -295,6 +295,12 @@ impl Http2Connection {
         self.decoders[dir.idx()].is_resyncing()
     }
 
+    /// While `dir` hunts for a frame boundary, the time of the oldest bytes
+    /// it holds undecoded: their events come once it is found, late.
+    pub fn undecoded_since(&self, dir: Flow) -> Option<u64> {
+        self.decoders[dir.idx()].undecoded_since()
+    }
+
     pub fn stats(&self) -> Http2Stats {
         Http2Stats {
             stream_evictions: self.state.streams.evictions(),

@@ -345,13 +345,21 @@ impl FrameDecoder {
             limits,
             report_frames: false,
         };
-        d.resync.start(&[], 0);
+        d.resync.start(&[], 0, 0);
         d
     }
 
     /// Whether the decoder is hunting for a frame boundary.
     pub(crate) fn is_resyncing(&self) -> bool {
         matches!(self.state, State::Resync)
+    }
+
+    /// While hunting for a boundary, the time of the oldest bytes it holds
+    /// undecoded (their frames will be decoded, late, once it is found).
+    pub(crate) fn undecoded_since(&self) -> Option<u64> {
+        self.is_resyncing()
+            .then(|| self.resync.oldest_ts())
+            .flatten()
     }
 
     /// Decodes a chunk.
@@ -521,7 +529,7 @@ impl FrameDecoder {
             _ => 0,
         };
         v.event(FrameEvent::SyncLost { ts });
-        self.resync.start(&[], seen);
+        self.resync.start(&[], seen, ts);
         self.hdr_have = 0;
         self.payload.clear();
         self.state = State::Resync;
@@ -541,7 +549,7 @@ impl FrameDecoder {
             });
         }
         v.event(FrameEvent::SyncLost { ts });
-        self.resync.start(&self.hdr[1..], 1);
+        self.resync.start(&self.hdr[1..], 1, ts);
         self.hdr_have = 0;
         self.state = State::Resync;
         self.after_resync = true;
@@ -551,7 +559,7 @@ impl FrameDecoder {
     fn resync_feed<V: FrameVisitor>(&mut self, mut data: &[u8], ts: u64, v: &mut V) {
         loop {
             let n = self.resync.room().min(data.len());
-            self.resync.extend(&data[..n]);
+            self.resync.extend(&data[..n], ts);
             data = &data[n..];
             let limits = Limits {
                 max_frame_size: v.max_frame_size(),
@@ -564,17 +572,29 @@ impl FrameDecoder {
                 }
                 Step::Found { at, skipped } => {
                     v.event(FrameEvent::Resynced { skipped, ts });
-                    let buf = self.resync.take_buffer();
+                    let buffered = self.resync.take_buffer();
                     self.state = State::Header;
                     self.hdr_have = 0;
                     self.after_resync = true;
-                    if let Some(err_at) = self.run(&buf[at..], ts, v) {
-                        // Out of sync again within the buffered bytes: the
-                        // resync was seeded; add the rest of them.
-                        self.resync.extend(&buf[at + err_at..]);
+                    // The buffered bytes as the chunks they came in: each
+                    // frame keeps the time its bytes arrived (the first
+                    // event after attaching is read before the boundary is
+                    // confirmed, often a chunk or more later).
+                    let mut lost_again = false;
+                    for (piece, piece_ts) in buffered.pieces(at) {
+                        if lost_again {
+                            self.resync.extend(piece, piece_ts);
+                        } else if let Some(err_at) = self.run(piece, piece_ts, v) {
+                            // Out of sync again within the buffered bytes:
+                            // the resync was seeded; add the rest of them.
+                            self.resync.extend(&piece[err_at..], piece_ts);
+                            lost_again = true;
+                        }
+                    }
+                    if lost_again {
                         continue;
                     }
-                    self.resync.recycle(buf);
+                    self.resync.recycle(buffered);
                     match self.run(data, ts, v) {
                         None => return,
                         Some(err_at) => data = &data[err_at..],
@@ -606,7 +626,7 @@ impl FrameDecoder {
                         v.event(FrameEvent::SyncLost { ts });
                         // Rescan everything from the first byte: the
                         // connection may have started before we did.
-                        self.resync.start(&PREFACE[..matched], 0);
+                        self.resync.start(&PREFACE[..matched], 0, ts);
                         self.state = State::Resync;
                         self.after_resync = true;
                         return Some(pos);

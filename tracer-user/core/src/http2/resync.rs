@@ -376,10 +376,43 @@ pub(crate) enum Step {
     NeedMore,
 }
 
+/// The bytes buffered when a boundary was found, with the time of the
+/// chunk each came in: decoding them later must give each frame the time
+/// its bytes arrived, not the time the boundary was confirmed.
+#[derive(Debug, Default)]
+pub(crate) struct Buffered {
+    pub(crate) bytes: Vec<u8>,
+    /// `(index, ts)`: `bytes[index..]` up to the next entry came at `ts`;
+    /// ascending, the first at index 0.
+    times: Vec<(usize, u64)>,
+}
+
+impl Buffered {
+    /// `bytes[from..]` as runs of bytes that came in one chunk, each with
+    /// its time.
+    pub(crate) fn pieces(&self, from: usize) -> impl Iterator<Item = (&[u8], u64)> + '_ {
+        let ends = self
+            .times
+            .iter()
+            .skip(1)
+            .map(|&(i, _)| i)
+            .chain(std::iter::once(self.bytes.len()));
+        self.times
+            .iter()
+            .zip(ends)
+            .filter(move |&(_, end)| end > from)
+            .map(move |(&(start, ts), end)| (&self.bytes[start.max(from)..end], ts))
+    }
+}
+
 /// Resync state for one direction.
 #[derive(Debug)]
 pub(crate) struct Resync {
     buf: Vec<u8>,
+    /// `(offset since the resync began, ts)` of each chunk whose bytes are
+    /// buffered: the chunk's bytes start there. Ascending; at most one
+    /// entry per buffered byte, so bounded by the buffer's cap.
+    times: Vec<(u64, u64)>,
     /// Offset of `buf[0]` since the resync began.
     base: u64,
     /// Bytes skipped before the resync's first buffered byte.
@@ -395,6 +428,7 @@ impl Resync {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
             buf: Vec::new(),
+            times: Vec::new(),
             base: 0,
             pre_skipped: 0,
             scan_from: 0,
@@ -405,11 +439,12 @@ impl Resync {
     }
 
     /// Begins a resync with `seed` (bytes already seen that must be
-    /// rescanned) after `pre_skipped` discarded bytes.
-    pub(crate) fn start(&mut self, seed: &[u8], pre_skipped: u64) {
+    /// rescanned, of the chunk at `ts`) after `pre_skipped` discarded bytes.
+    pub(crate) fn start(&mut self, seed: &[u8], pre_skipped: u64, ts: u64) {
         self.buf.clear();
-        self.buf.extend_from_slice(seed);
+        self.times.clear();
         self.base = 0;
+        self.extend(seed, ts);
         self.pre_skipped = pre_skipped;
         self.scan_from = 0;
         self.checkpoints.clear();
@@ -420,10 +455,22 @@ impl Resync {
         self.cap.saturating_sub(self.buf.len())
     }
 
-    /// Appends bytes (callers respect [`Resync::room`], except when
-    /// re-seeding with bytes that were already buffered).
-    pub(crate) fn extend(&mut self, data: &[u8]) {
+    /// Appends bytes of the chunk at `ts` (callers respect
+    /// [`Resync::room`], except when re-seeding with bytes that were already
+    /// buffered).
+    pub(crate) fn extend(&mut self, data: &[u8], ts: u64) {
+        if data.is_empty() {
+            return;
+        }
+        if self.times.last().is_none_or(|&(_, t)| t != ts) {
+            self.times.push((self.base + self.buf.len() as u64, ts));
+        }
         self.buf.extend_from_slice(data);
+    }
+
+    /// The time of the oldest buffered byte's chunk, if any is buffered.
+    pub(crate) fn oldest_ts(&self) -> Option<u64> {
+        self.times.first().map(|&(_, ts)| ts)
     }
 
     /// Bytes seen since the resync began (buffered or discarded).
@@ -433,14 +480,25 @@ impl Resync {
 
     /// Takes the buffer after [`Step::Found`] (the caller decodes from the
     /// boundary on and gives the allocation back with [`Resync::recycle`]).
-    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+    pub(crate) fn take_buffer(&mut self) -> Buffered {
+        let base = self.base;
+        let times = self
+            .times
+            .drain(..)
+            // Within the buffer (discard keeps the entry of its first byte).
+            .map(|(at, ts)| ((at.max(base) - base) as usize, ts))
+            .collect();
+        Buffered {
+            bytes: std::mem::take(&mut self.buf),
+            times,
+        }
     }
 
     /// Returns a buffer's allocation for reuse, unless it grew large: after
     /// attaching, every connection resyncs once, and keeping each one's scan
     /// buffer would cost far more than the rare later resync saves.
-    pub(crate) fn recycle(&mut self, mut buf: Vec<u8>) {
+    pub(crate) fn recycle(&mut self, buffered: Buffered) {
+        let mut buf = buffered.bytes;
         if self.buf.capacity() == 0 && buf.capacity() <= RETAINED {
             buf.clear();
             self.buf = buf;
@@ -642,6 +700,9 @@ impl Resync {
         if keep_from > 0 {
             self.buf.drain(..keep_from);
             self.base += keep_from as u64;
+            // Keep the entry of the first byte left and those after it.
+            let first = self.times.partition_point(|&(at, _)| at <= self.base);
+            self.times.drain(..first.saturating_sub(1));
             self.scan_from -= keep_from;
             let base = self.base;
             for c in &mut self.checkpoints {
@@ -692,7 +753,7 @@ mod tests {
             let mut c = c;
             while !c.is_empty() {
                 let n = r.room().min(c.len());
-                r.extend(&c[..n]);
+                r.extend(&c[..n], 0);
                 fed += n as u64;
                 c = &c[n..];
                 if let Step::Found { skipped, .. } = r.step(c.is_empty(), UNKNOWN) {
@@ -714,9 +775,48 @@ mod tests {
         s.extend(data(10, 1));
         let cut = 37;
         let mut r = Resync::new(65536);
-        r.start(&[], 0);
+        r.start(&[], 0, 0);
         let (skipped, _) = run(&mut r, &s[cut..], 7).unwrap();
         assert_eq!(skipped as usize, 109 - cut);
+    }
+
+    // Invariant: the bytes handed back keep the time of the chunk each came
+    // in, also after the buffer discarded its oldest bytes.
+    #[test]
+    fn buffered_bytes_keep_their_chunk_times() {
+        let mut s = vec![0x55; 37];
+        for sid in [1, 3, 1, 3, 1] {
+            s.extend(data(20, sid));
+        }
+        let mut r = Resync::new(40);
+        r.start(&[], 0, 0);
+        let chunk = 7;
+        for (i, c) in s.chunks(chunk).enumerate() {
+            r.extend(c, i as u64);
+            if let Step::Found { at, skipped } = r.step(true, UNKNOWN) {
+                let buffered = r.take_buffer();
+                let base = skipped as usize - at;
+                assert!(base > 0, "the oldest bytes were discarded");
+                let mut idx = at;
+                let mut pieces = 0;
+                for (piece, ts) in buffered.pieces(at) {
+                    for k in 0..piece.len() {
+                        assert_eq!(
+                            (base + idx + k) / chunk,
+                            ts as usize,
+                            "byte {}",
+                            base + idx + k
+                        );
+                    }
+                    idx += piece.len();
+                    pieces += 1;
+                }
+                assert_eq!(idx, buffered.bytes.len());
+                assert!(pieces > 1, "the boundary's bytes span chunks");
+                return;
+            }
+        }
+        panic!("no boundary found");
     }
 
     // Invariant: with one ordinary frame ending exactly at a chunk end, the
@@ -726,8 +826,8 @@ mod tests {
         let mut s = vec![0x55; 20];
         s.extend(data(30, 5));
         let mut r = Resync::new(65536);
-        r.start(&[], 0);
-        r.extend(&s);
+        r.start(&[], 0, 0);
+        r.extend(&s, 0);
         assert_eq!(
             r.step(true, UNKNOWN),
             Step::Found {
@@ -737,8 +837,8 @@ mod tests {
         );
         // The same bytes not at a chunk end: not enough.
         let mut r = Resync::new(65536);
-        r.start(&[], 0);
-        r.extend(&s);
+        r.start(&[], 0, 0);
+        r.extend(&s, 0);
         assert_eq!(r.step(false, UNKNOWN), Step::NeedMore);
     }
 
@@ -758,10 +858,10 @@ mod tests {
         };
         let frames = [with_rival(11), with_rival(11), with_rival(11)];
         let mut r = Resync::new(65536);
-        r.start(&[], 0);
-        r.extend(&frames[0]);
+        r.start(&[], 0, 0);
+        r.extend(&frames[0], 0);
         assert_eq!(r.step(true, UNKNOWN), Step::NeedMore, "rivalled at first");
-        r.extend(&frames[1]);
+        r.extend(&frames[1], 0);
         assert_eq!(
             r.step(true, UNKNOWN),
             Step::Found { at: 0, skipped: 0 },
@@ -842,7 +942,7 @@ mod tests {
         }
         let cut = 1234;
         let mut r = Resync::new(4096);
-        r.start(&[], 0);
+        r.start(&[], 0, 0);
         let (skipped, _) = run(&mut r, &s[cut..], 1500).unwrap();
         let boundary = cut as u64 + skipped;
         assert!(starts.contains(&(boundary as usize)), "boundary {boundary}");

@@ -203,6 +203,17 @@ impl Connection {
         self.role_guessed
     }
 
+    /// The time (the records' clock) of the oldest bytes either direction
+    /// holds undecoded while it looks for a frame boundary (after joining
+    /// mid-way, or a gap): events of those bytes are still to come.
+    pub(crate) fn undecoded_since(&self) -> Option<u64> {
+        let http = self.http.as_ref()?;
+        [Flow::ClientToServer, Flow::ServerToClient]
+            .into_iter()
+            .filter_map(|dir| http.undecoded_since(dir))
+            .min()
+    }
+
     /// The resource a stream's request named, when it was seen.
     pub(crate) fn resource_of(&self, stream: u32) -> Option<String> {
         let resource = self.state.streams.get(&stream)?.resource.as_ref()?;

@@ -32,6 +32,10 @@ pub(crate) enum Decoded {
         role: super::Role,
         /// `role` is the decoder's guess (joined mid-way).
         role_guessed: bool,
+        /// The connection's decoder holds bytes from this time on (the
+        /// records' clock) that it could not decode yet: their events are
+        /// still to come. See `Connection::undecoded_since`.
+        undecoded_since: Option<u64>,
         events: usize,
     },
     /// The stream is TLS ciphertext (it began with a handshake): its
@@ -221,6 +225,7 @@ impl Decoding {
                     .on_data(egress, offset, ts_ns, bytes, &mut out.events);
                 let (role, role_guessed) =
                     (decoder.connection.role(), decoder.connection.role_guessed());
+                let undecoded_since = decoder.connection.undecoded_since();
                 resources(
                     &decoder.connection,
                     &out.events[before..],
@@ -237,6 +242,7 @@ impl Decoding {
                     sent,
                     role,
                     role_guessed,
+                    undecoded_since,
                     events: out.events.len() - before,
                 });
             }

@@ -14,6 +14,7 @@ use super::{
     conn_table::ConnKey,
     decoding::{Batch, Decoded},
     kinds::StallCause,
+    late_sources::{LateSourceStats, LateSources},
     output::{OutputEvent, Role},
     timeline::{TimelineConfig, TimelineStats, Timelines},
 };
@@ -39,6 +40,7 @@ pub(crate) struct JoinStats {
     pub(crate) lost_outside_connections: u64,
     pub(crate) tls_writes_unsent: u64,
     pub(crate) timeline: TimelineStats,
+    pub(crate) late_sources: LateSourceStats,
 }
 
 /// The join.
@@ -61,6 +63,12 @@ pub(crate) struct Join {
     released: Vec<OutputEvent>,
     /// Reused by [`Join::stall_starts`]: `(sock, kind, start)`.
     due_stall_starts: Vec<(u64, StallKind, u64)>,
+    /// Outbound connections whose decoders hold bytes they could not
+    /// decode yet, with the Unix time of the oldest: etcd events may hide
+    /// there that watch events already written came from.
+    undecoded: HashMap<u64, u64>,
+    /// Watch events that wait for such a source.
+    late: LateSources,
 }
 
 impl Join {
@@ -83,6 +91,8 @@ impl Join {
             routed: Vec::new(),
             released: Vec::new(),
             due_stall_starts: Vec::new(),
+            undecoded: HashMap::new(),
+            late: LateSources::default(),
         }
     }
 
@@ -90,6 +100,7 @@ impl Join {
         JoinStats {
             timeline: self.timelines.stats(),
             evicted_names: self.index.stats().evicted_names,
+            late_sources: self.late.stats(),
             ..self.stats
         }
     }
@@ -103,8 +114,47 @@ impl Join {
     }
 
     /// One record, with what its socket's decoding made of it (`decoded`,
-    /// consumed); output goes to `emit`.
+    /// consumed); output goes to `emit`, except watch events that wait for
+    /// a source still undecoded (see `late_sources`).
     pub(crate) fn on_record(
+        &mut self,
+        record: &Record<'_>,
+        decoded: &mut Batch,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let horizon = self.source_horizon();
+        let mut late = std::mem::take(&mut self.late);
+        self.join_record(record, decoded, &mut |e| late.offer(e, horizon, emit));
+        let now = self.unix(record.header().ts_ns);
+        late.release(self.source_horizon(), now, emit);
+        self.late = late;
+    }
+
+    /// The input ended: the watch events waiting for a late source go on.
+    pub(crate) fn finish(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.late.flush(emit);
+    }
+
+    /// The Unix time of the oldest bytes an outbound connection holds
+    /// undecoded, if any does.
+    fn source_horizon(&self) -> Option<u64> {
+        self.undecoded.values().copied().min()
+    }
+
+    /// A connection's undecoded bytes since `since` (Unix ns), or none.
+    fn note_undecoded(&mut self, conn: u64, since: Option<u64>) {
+        match since {
+            Some(t) => {
+                self.undecoded.insert(conn, t);
+            }
+            None if !self.undecoded.is_empty() => {
+                self.undecoded.remove(&conn);
+            }
+            None => {}
+        }
+    }
+
+    fn join_record(
         &mut self,
         record: &Record<'_>,
         decoded: &mut Batch,
@@ -369,6 +419,7 @@ impl Join {
         };
         if let Some(ghost) = self.index.conns.remove(&ghost_key) {
             self.timelines.on_close(ghost.id, &mut self.scratch);
+            self.note_undecoded(ghost.id, None);
             self.scratch.clear();
             if ghost.bytes_out + ghost.bytes_in > 0 {
                 emit(OutputEvent::ConnClose {
@@ -546,6 +597,7 @@ impl Join {
                 sent,
                 role,
                 role_guessed,
+                undecoded_since,
                 events: _,
             } => {
                 let key = id.conn;
@@ -623,6 +675,13 @@ impl Join {
                         t.write_unsent = false;
                     }
                 }
+                let outbound = self
+                    .index
+                    .conns
+                    .get(&key)
+                    .is_some_and(|t| t.role == Role::Client);
+                let since = undecoded_since.filter(|_| outbound).map(|t| self.unix(t));
+                self.note_undecoded(conn, since);
                 self.route(key, sent_now, resources, emit);
             }
             Decoded::Gap {
@@ -662,6 +721,7 @@ impl Join {
                 };
                 self.route(key, None, resources, emit);
                 self.timelines.on_close(conn, &mut self.scratch);
+                self.note_undecoded(conn, None);
                 self.emit_settled(emit);
                 let tracked = self.index.conns.remove(&key).expect("present above");
                 emit(OutputEvent::ConnClose {
@@ -691,6 +751,7 @@ impl Join {
     fn open(&mut self, id: StreamId, ts_ns: u64) {
         if let Some(evicted) = self.index.conns.open(id.conn, ts_ns) {
             self.timelines.on_close(evicted.id, &mut self.released);
+            self.note_undecoded(evicted.id, None);
             self.stats.evicted_connections += 1;
         }
     }

@@ -11,6 +11,7 @@ mod etcd_call;
 mod http1;
 mod join;
 pub mod kinds;
+mod late_sources;
 mod list_response;
 pub mod output;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use kinds::{
     Ending, EtcdResult, ResourceVersionKind, StallCause, StallScope, TimelinePart,
     UndecodableLayer, UndecodableReason, direction_name,
 };
+pub use late_sources::LateSourceStats;
 pub use list_response::ListEncoding;
 pub use output::{OutputEvent, Role, StreamDelay, Timeline, WriteJoin};
 pub use timeline::{DEFAULT_ACK_DEADLINE_NS, TimelineConfig, TimelineStats};
@@ -85,6 +87,8 @@ pub struct PipelineStats {
     /// `t_sent`.
     pub tls_writes_unsent: u64,
     pub timeline: TimelineStats,
+    /// Watch events held for an etcd read decoded late.
+    pub late_sources: LateSourceStats,
     pub writes: WritesStats,
 }
 
@@ -139,6 +143,7 @@ impl Pipeline {
             evicted_decoders: self.decoding_stats().evicted_decoders,
             tls_writes_unsent: join.tls_writes_unsent,
             timeline: join.timeline,
+            late_sources: join.late_sources,
             writes: self.writes.stats(),
         }
     }
@@ -221,6 +226,8 @@ impl Pipeline {
     /// (the fan-out of recent writes).
     pub fn finish(&mut self, emit: &mut impl FnMut(OutputEvent)) {
         self.flush(emit);
+        let writes = &mut self.writes;
+        self.join.finish(&mut |e| writes.on_event(e, emit));
         self.writes.finish(emit);
     }
 }

@@ -569,6 +569,52 @@ impl OutputEvent {
         }
     }
 
+    /// A sent watch event of a pod on conn 1, its timeline still empty.
+    #[cfg(test)]
+    pub(crate) fn test_watch_event(
+        stream: u32,
+        rv: &str,
+        t_first: u64,
+        t_last: u64,
+        bytes: u64,
+    ) -> Self {
+        OutputEvent::WatchEvent {
+            ts: t_last,
+            conn: 1,
+            stream,
+            resource: "pods".into(),
+            client: None,
+            namespace: "ns".into(),
+            name: "p".into(),
+            event_type: "MODIFIED".into(),
+            object_kind: "Pod".into(),
+            resource_version: rv.into(),
+            error_code: None,
+            initial_events_end: false,
+            bytes,
+            t_first_byte: t_first,
+            t_last_byte: t_last,
+            direction: Direction::Egress,
+            timeline: Timeline::default(),
+        }
+    }
+
+    /// An etcd watch event of a pod's key, read at `t`.
+    #[cfg(test)]
+    pub(crate) fn test_etcd_event(revision: i64, t: u64) -> Self {
+        OutputEvent::EtcdEvent {
+            ts: t,
+            conn: 2,
+            stream: 1,
+            watch_id: 0,
+            key: "/registry/pods/ns/p".into(),
+            revision,
+            event_type: "PUT".into(),
+            value_len: 10,
+            t_received: t,
+        }
+    }
+
     /// The `etcd_request` line of a KV call on `stream` that ended at `ts`
     /// (records' clock), with times moved to Unix ns by `offset_ns`.
     pub(crate) fn etcd_request(

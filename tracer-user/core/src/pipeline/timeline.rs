@@ -364,7 +364,7 @@ impl Timelines {
             };
             if let Some(p) = oldest {
                 self.stats.evicted_pending += 1;
-                let p = finish(timeline, p, None);
+                let p = finish(timeline, &self.revisions, p, None);
                 out.push(p);
             }
         }
@@ -402,7 +402,7 @@ impl Timelines {
             if seq_end.is_some() {
                 timeline.unacked.push_back(p);
             } else {
-                out.push(finish(timeline, p, None));
+                out.push(finish(timeline, &self.revisions, p, None));
             }
         }
         // Already acknowledged: counted at the send's time (the ack was
@@ -421,7 +421,7 @@ impl Timelines {
             return;
         };
         while let Some(p) = timeline.unsent.pop_front() {
-            out.push(finish(timeline, p, None));
+            out.push(finish(timeline, &self.revisions, p, None));
         }
     }
 
@@ -456,7 +456,7 @@ impl Timelines {
                     sent.t_acked = Some(t);
                 }
             }
-            out.push(finish(timeline, p, Some(t)));
+            out.push(finish(timeline, &self.revisions, p, Some(t)));
         }
         // What no stall can be charged with any more: acked before every
         // open stall began, or (none open) well before now. Acks come in
@@ -502,7 +502,7 @@ impl Timelines {
                 let p = timeline.unacked.pop_front().expect("front exists");
                 self.stats.expired_pending += 1;
                 let waited = now.saturating_sub(p.t_from);
-                let mut event = finish(timeline, p, None);
+                let mut event = finish(timeline, &self.revisions, p, None);
                 if let OutputEvent::WatchEvent { timeline, .. } = &mut event
                     && !timeline.replayed
                 {
@@ -518,7 +518,7 @@ impl Timelines {
                 }
                 let p = timeline.unsent.pop_front().expect("front exists");
                 self.stats.expired_pending += 1;
-                out.push(finish(timeline, p, None));
+                out.push(finish(timeline, &self.revisions, p, None));
             }
         }
     }
@@ -532,10 +532,10 @@ impl Timelines {
             out.push(stall.into_report());
         }
         while let Some(p) = timeline.unacked.pop_front() {
-            out.push(finish(&timeline, p, None));
+            out.push(finish(&timeline, &self.revisions, p, None));
         }
         while let Some(p) = timeline.unsent.pop_front() {
-            out.push(finish(&timeline, p, None));
+            out.push(finish(&timeline, &self.revisions, p, None));
         }
     }
 
@@ -728,8 +728,29 @@ fn event_bytes(event: &OutputEvent) -> u64 {
     }
 }
 
-/// The event with its timeline filled in from what is known.
-fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent {
+/// The event with its timeline filled in from what is known. A source
+/// not known when the event was decoded may be by now: its etcd read was
+/// decoded later (see `late_sources`).
+fn finish(
+    conn: &ConnTimeline,
+    revisions: &HashMap<i64, u64>,
+    mut p: Pending,
+    t_acked: Option<u64>,
+) -> OutputEvent {
+    if p.t_source.is_none()
+        && !p.replayed
+        && let OutputEvent::WatchEvent {
+            resource_version, ..
+        } = &p.event
+        && let Some(&t) = resource_version
+            .parse::<i64>()
+            .ok()
+            .and_then(|rv| revisions.get(&rv))
+        && t <= p.t_first
+    {
+        p.t_source = Some(t);
+        p.replayed = conn.opened.get(&p.stream).is_some_and(|&o| t < o);
+    }
     let t_source = p.t_source;
     let mut event = p.event;
     if let OutputEvent::WatchEvent { timeline, .. } = &mut event {
@@ -778,8 +799,6 @@ fn finish(conn: &ConnTimeline, p: Pending, t_acked: Option<u64>) -> OutputEvent 
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::record::Direction;
-
     use super::{super::kinds::StallCause, *};
 
     fn sent(stream: u32, t_from: u64, t_acked: Option<u64>) -> Sent {
@@ -823,25 +842,7 @@ mod tests {
     }
 
     fn event(stream: u32, rv: &str, t_first: u64, t_last: u64, bytes: u64) -> OutputEvent {
-        OutputEvent::WatchEvent {
-            ts: t_last,
-            conn: 1,
-            stream,
-            resource: "pods".into(),
-            client: None,
-            namespace: "ns".into(),
-            name: "p".into(),
-            event_type: "MODIFIED".into(),
-            object_kind: "Pod".into(),
-            resource_version: rv.into(),
-            error_code: None,
-            initial_events_end: false,
-            bytes,
-            t_first_byte: t_first,
-            t_last_byte: t_last,
-            direction: Direction::Egress,
-            timeline: Timeline::default(),
-        }
+        OutputEvent::test_watch_event(stream, rv, t_first, t_last, bytes)
     }
 
     fn timeline_of(event: &OutputEvent) -> &Timeline {
@@ -879,6 +880,26 @@ mod tests {
         assert_eq!(tl.t_acked, Some(2_000));
         assert_eq!(tl.wire_client_ns, Some(300));
         assert!(tl.missing.is_empty());
+    }
+
+    #[test]
+    fn a_source_decoded_after_the_event_but_read_before_it_counts_at_the_ack() {
+        let mut t = Timelines::new(TimelineConfig::default());
+        let mut out = Vec::new();
+        t.on_watch_event(7, event(1, "100", 1_500, 1_600, 300), None, &mut out);
+        // The etcd read at 1000 was decoded only now (its connection was
+        // joined mid-way); one read after the event is another watch's.
+        t.on_etcd(100, 1_000);
+        t.on_watch_event(7, event(1, "101", 1_650, 1_650, 300), None, &mut out);
+        t.on_etcd(101, 1_660);
+        t.on_sent(7, 1_700, Some(5_000), &mut out);
+        t.on_ack(7, 5_000, 2_000, &mut out);
+        assert_eq!(out.len(), 2);
+        let tl = timeline_of(&out[0]);
+        assert_eq!(tl.t_source, Some(1_000));
+        assert_eq!(tl.apiserver_time_span_ns, Some(500));
+        assert!(tl.missing.is_empty());
+        assert_eq!(timeline_of(&out[1]).t_source, None);
     }
 
     #[test]
