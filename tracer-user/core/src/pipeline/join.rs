@@ -123,6 +123,10 @@ impl Join {
         emit: &mut impl FnMut(OutputEvent),
     ) {
         let horizon = self.source_horizon();
+        if horizon.is_none() && self.late.is_empty() {
+            // The steady state: nothing waits, nothing will.
+            return self.join_record(record, decoded, emit);
+        }
         let mut late = std::mem::take(&mut self.late);
         self.join_record(record, decoded, &mut |e| late.offer(e, horizon, emit));
         let now = self.unix(record.header().ts_ns);
@@ -138,6 +142,9 @@ impl Join {
     /// The Unix time of the oldest bytes an outbound connection holds
     /// undecoded, if any does.
     fn source_horizon(&self) -> Option<u64> {
+        if self.undecoded.is_empty() {
+            return None;
+        }
         self.undecoded.values().copied().min()
     }
 
@@ -675,13 +682,15 @@ impl Join {
                         t.write_unsent = false;
                     }
                 }
-                let outbound = self
-                    .index
-                    .conns
-                    .get(&key)
-                    .is_some_and(|t| t.role == Role::Client);
-                let since = undecoded_since.filter(|_| outbound).map(|t| self.unix(t));
-                self.note_undecoded(conn, since);
+                if undecoded_since.is_some() || !self.undecoded.is_empty() {
+                    let outbound = self
+                        .index
+                        .conns
+                        .get(&key)
+                        .is_some_and(|t| t.role == Role::Client);
+                    let since = undecoded_since.filter(|_| outbound).map(|t| self.unix(t));
+                    self.note_undecoded(conn, since);
+                }
                 self.route(key, sent_now, resources, emit);
             }
             Decoded::Gap {

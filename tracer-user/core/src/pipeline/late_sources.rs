@@ -55,6 +55,10 @@ impl LateSources {
         self.stats
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
     /// Passes `event` on, or holds it. `horizon`: the Unix time of the
     /// oldest bytes an outbound connection holds undecoded, if any does. An
     /// etcd event gives its revision's held events their source.
