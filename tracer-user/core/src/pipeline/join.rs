@@ -65,7 +65,9 @@ pub(crate) struct Join {
     due_stall_starts: Vec<(u64, StallKind, u64)>,
     /// Outbound connections whose decoders hold bytes they could not
     /// decode yet, with the Unix time of the oldest: etcd events may hide
-    /// there that watch events already written came from.
+    /// there that watch events already written came from. Bounded by the
+    /// connection table: an entry goes when its connection closes or is
+    /// evicted, or decodes all it holds.
     undecoded: HashMap<u64, u64>,
     /// Watch events that wait for such a source.
     late: LateSources,
