@@ -5,9 +5,9 @@
 
 use std::cmp::Ordering;
 
-use crate::model::{ConnRow, StallRow, WatchRow};
+use crate::model::{ConnRow, Delay, StallRow, WatchRow};
 
-use super::format::{clock, duration_ns, or_dash, si};
+use super::format::{clock, delay, duration_ns, or_dash, si};
 
 /// The model's resource-version kind of a watch whose request was not seen.
 const RV_UNKNOWN: &str = "unknown";
@@ -50,7 +50,7 @@ pub(crate) trait Row: 'static {
     fn peer(&self) -> Option<&String> {
         None
     }
-    fn p99_delay_ns(&self) -> Option<u64> {
+    fn p99_delay(&self) -> Option<Delay> {
         None
     }
     /// How the row is drawn: a problem row is marked by a symbol and a
@@ -174,15 +174,15 @@ impl Row for ConnRow {
         self.peer.as_ref()
     }
 
-    fn p99_delay_ns(&self) -> Option<u64> {
-        self.p99_delay_ns
+    fn p99_delay(&self) -> Option<Delay> {
+        self.p99_delay
     }
 
     fn harm(&self) -> Option<Harm> {
         Some(Harm {
             ongoing: self.stall_ongoing.is_some(),
             stall_ns: self.stall_ns_last_min,
-            delay_ns: self.p99_delay_ns.unwrap_or(0),
+            delay_ns: self.p99_delay.map_or(0, |d| d.ns),
         })
     }
 
@@ -237,14 +237,14 @@ const fn peer_column<R: Row>() -> Column<R> {
     }
 }
 
-/// P99 delivery delay over the last minute.
+/// P99 delivery delay over the last minute (`≥` when a lower bound).
 const fn delay_column<R: Row>() -> Column<R> {
     Column {
         title: "P99 DELAY",
         width: 10,
         numeric: true,
-        cell: |r| or_dash(r.p99_delay_ns(), duration_ns),
-        cmp: |a, b| a.p99_delay_ns().cmp(&b.p99_delay_ns()),
+        cell: |r| or_dash(r.p99_delay(), delay),
+        cmp: |a, b| a.p99_delay().cmp(&b.p99_delay()),
     }
 }
 
@@ -345,15 +345,15 @@ impl Row for WatchRow {
         self.client.as_ref()
     }
 
-    fn p99_delay_ns(&self) -> Option<u64> {
-        self.p99_delay_ns
+    fn p99_delay(&self) -> Option<Delay> {
+        self.p99_delay
     }
 
     fn harm(&self) -> Option<Harm> {
         Some(Harm {
             ongoing: false,
             stall_ns: 0,
-            delay_ns: self.p99_delay_ns.unwrap_or(0),
+            delay_ns: self.p99_delay.map_or(0, |d| d.ns),
         })
     }
 

@@ -1,6 +1,8 @@
 //! Short, fixed-style text for the live view's cells: rates, sizes,
 //! durations and times of day. Pure.
 
+use crate::model::Delay;
+
 /// A rate or count with a decimal suffix: `0`, `950`, `12.3K`, `4.56M`.
 /// Decimal (not binary) so bytes/s and events/s read alike.
 pub(crate) fn si(value: f64) -> String {
@@ -50,6 +52,17 @@ pub(crate) fn duration_ns(ns: u64) -> String {
         100_000_000..1_000_000_000 => format!("{}ms", ns / 1_000_000),
         1_000_000_000..100_000_000_000 => format!("{:.2}s", ns as f64 / 1e9),
         _ => format!("{}s", ns / 1_000_000_000),
+    }
+}
+
+/// A P99 delivery delay: `1.20s`, or `≥1.20s` when it is a lower bound
+/// (some of its events were still unacknowledged at the ack deadline).
+pub(crate) fn delay(d: Delay) -> String {
+    let text = duration_ns(d.ns);
+    if d.at_least {
+        format!("≥{text}")
+    } else {
+        text
     }
 }
 

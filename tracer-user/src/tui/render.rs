@@ -9,12 +9,12 @@ use ratatui::{
     widgets::{Block, Cell, Clear, Paragraph, Row as TableRow, Table, TableState, Tabs},
 };
 
-use crate::model::{ConnRow, Snapshot, StallRow, WatchRow};
+use crate::model::{ConnRow, Delay, Snapshot, StallRow, WatchRow};
 
 use super::{
     app::{App, Mode, Sort, Tab},
     columns::{Column, Mark, Row},
-    format::{bytes, clock, duration_ns, si},
+    format::{bytes, clock, delay, duration_ns, si},
 };
 
 /// The reference objective: P99 ApiserverTimeSpan over the last minute
@@ -129,11 +129,12 @@ fn badge(text: &'static str, color: Color) -> Span<'static> {
 
 /// Delivery: P99 of ack − source (the event's etcd read, else its first
 /// byte, to the client's TCP ack) over the last minute, overall and for
-/// the worst client by name; red past the objective's 1 s.
+/// the worst client by name; red past the objective's 1 s; `≥` while
+/// unacknowledged events count with what they had waited (a lower bound).
 fn delivery_line(snap: &Snapshot) -> Line<'static> {
     let t = &snap.totals;
-    let late = |ns: u64| ns >= SLO_NS;
-    let Some(p99) = t.delivery_p99_ns else {
+    let late = |d: Delay| d.ns >= SLO_NS;
+    let Some(p99) = t.delivery_p99 else {
         return Line::from(vec![
             Span::raw("Delivery P99 (last min)  "),
             badge(" UNKNOWN ", Color::DarkGray),
@@ -152,7 +153,7 @@ fn delivery_line(snap: &Snapshot) -> Line<'static> {
         },
         Span::raw(format!(
             "  {} over {} events",
-            duration_ns(p99),
+            delay(p99),
             t.delivery_events_last_min
         )),
     ];
@@ -163,10 +164,7 @@ fn delivery_line(snap: &Snapshot) -> Line<'static> {
             Style::new()
         };
         spans.push(Span::raw("  worst: "));
-        spans.push(Span::styled(
-            format!("{client} {}", duration_ns(*worst)),
-            style,
-        ));
+        spans.push(Span::styled(format!("{client} {}", delay(*worst)), style));
     }
     Line::from(spans)
 }

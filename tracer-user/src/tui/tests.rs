@@ -10,7 +10,15 @@ use ratatui::{
 };
 
 use super::{Action, App, Mode, Tab, render};
-use crate::model::{ConnRow, Snapshot, StallRow, Totals, WatchRow};
+use crate::model::{ConnRow, Delay, Snapshot, StallRow, Totals, WatchRow};
+
+/// A P99 delay that is no lower bound.
+fn exact(ns: u64) -> Option<Delay> {
+    Some(Delay {
+        ns,
+        at_least: false,
+    })
+}
 
 fn conn(id: u64, client: &str, peer: &str, tx: f64, rx: f64) -> ConnRow {
     ConnRow {
@@ -28,7 +36,7 @@ fn conn(id: u64, client: &str, peer: &str, tx: f64, rx: f64) -> ConnRow {
         srtt_ns: Some(250_000),
         stall_ns_last_min: 0,
         stall_ongoing: None,
-        p99_delay_ns: Some(5_000_000),
+        p99_delay: exact(5_000_000),
         max_concurrent_streams: Some(250),
     }
 }
@@ -45,7 +53,7 @@ fn watch(conn: u64, stream: u32, resource: &str, client: &str, events: f64) -> W
         bytes_per_s: events * 1000.0,
         last_resource_version: format!("{}", 1000 + stream),
         p99_apiserver_ns: Some(2_000_000),
-        p99_delay_ns: Some(5_000_000),
+        p99_delay: exact(5_000_000),
         last_writer: Some("kubectl".into()),
         last_etcd_watch_delay_ns: Some(3_000_000),
     }
@@ -62,9 +70,9 @@ fn snapshot() -> Snapshot {
             apiserver_p99_ns: Some(250_000_000),
             apiserver_events_last_min: 900,
             slo_met: Some(true),
-            delivery_p99_ns: Some(40_000_000),
+            delivery_p99: exact(40_000_000),
             delivery_events_last_min: 800,
-            worst_client: Some(("kubelet".into(), 90_000_000)),
+            worst_client: Some(("kubelet".into(), exact(90_000_000).unwrap())),
             stalls_last_min: 1,
             stall_ns_last_min: 1_500_000_000,
             stalls_ongoing: 0,
@@ -270,7 +278,7 @@ fn harmed() -> Snapshot {
     snap.connections[2].stall_ongoing = Some("peer_zero_window".into());
     snap.connections[2].stall_ns_last_min = 4_000_000_000;
     snap.connections[0].stall_ns_last_min = 350_000_000;
-    snap.connections[1].p99_delay_ns = Some(7_270_000_000);
+    snap.connections[1].p99_delay = exact(7_270_000_000);
     snap
 }
 
@@ -328,8 +336,8 @@ fn the_order_holds_while_values_waver_within_the_hysteresis() {
     let mut app = App::new("x");
     let mut snap = snapshot();
     // Two late connections in one octave (1.1 s and 1.2 s): equals.
-    snap.connections[0].p99_delay_ns = Some(1_100_000_000);
-    snap.connections[1].p99_delay_ns = Some(1_200_000_000);
+    snap.connections[0].p99_delay = exact(1_100_000_000);
+    snap.connections[1].p99_delay = exact(1_200_000_000);
     app.on_snapshot(snap.clone());
     assert_eq!(app.connections()[0].conn, 1, "same octave: identity order");
     // They waver, conn 1 even just past the octave's edge (2.05 s): no
@@ -338,14 +346,14 @@ fn the_order_holds_while_values_waver_within_the_hysteresis() {
         (1_200_000_000, 1_100_000_000),
         (2_050_000_000, 1_150_000_000),
     ] {
-        snap.connections[0].p99_delay_ns = Some(a);
-        snap.connections[1].p99_delay_ns = Some(b);
+        snap.connections[0].p99_delay = exact(a);
+        snap.connections[1].p99_delay = exact(b);
         app.on_snapshot(snap.clone());
         let order: Vec<u64> = app.connections().iter().map(|c| c.conn).collect();
         assert_eq!(order, [1, 2, 3], "{a} {b}");
     }
     // A real change (conn 2 at 3 s, well into the next octave) moves it up.
-    snap.connections[1].p99_delay_ns = Some(3_000_000_000);
+    snap.connections[1].p99_delay = exact(3_000_000_000);
     app.on_snapshot(snap);
     assert_eq!(app.connections()[0].conn, 2);
 }
@@ -377,8 +385,8 @@ fn a_stall_going_on_shows_a_banner_with_cause_client_and_duration() {
 #[test]
 fn delivery_names_the_worst_client_and_turns_red_past_a_second() {
     let mut snap = snapshot();
-    snap.totals.delivery_p99_ns = Some(2_500_000_000);
-    snap.totals.worst_client = Some(("kubelet".into(), 7_270_000_000));
+    snap.totals.delivery_p99 = exact(2_500_000_000);
+    snap.totals.worst_client = Some(("kubelet".into(), exact(7_270_000_000).unwrap()));
     let mut app = App::new("x");
     app.on_snapshot(snap);
     let buffer = draw(&app);
@@ -399,6 +407,37 @@ fn delivery_names_the_worst_client_and_turns_red_past_a_second() {
     assert_eq!(
         buffer[(text[..x].chars().count() as u16, y as u16)].bg,
         Color::Red
+    );
+}
+
+#[test]
+fn a_delay_counting_unacknowledged_waits_reads_at_least_in_the_headline_and_the_tables() {
+    // A stopped client: its events count with what they had waited at the
+    // ack deadline, a lower bound of their delay.
+    let at_least = Delay {
+        ns: 1_160_000_000,
+        at_least: true,
+    };
+    let mut snap = snapshot();
+    snap.totals.delivery_p99 = Some(at_least);
+    snap.totals.worst_client = Some(("kubelet".into(), at_least));
+    snap.connections[0].p99_delay = Some(at_least);
+    let mut app = App::new("x");
+    app.on_snapshot(snap);
+    let shown = screen(&app);
+    let delivery = shown.lines().find(|l| l.starts_with("Delivery")).unwrap();
+    assert!(delivery.contains(" LATE   ≥1.16s over"), "{delivery}");
+    assert!(delivery.contains("worst: kubelet ≥1.16s"), "{delivery}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| !l.starts_with("Delivery") && l.contains(" ≥1.16s")),
+        "the connection's P99 DELAY: {shown}"
+    );
+    // An exact delay has no mark.
+    assert!(
+        shown.contains("5.00ms") && !shown.contains("≥5.00ms"),
+        "{shown}"
     );
 }
 

@@ -9,6 +9,7 @@
 mod capture;
 mod conn;
 mod count_histogram;
+mod delivery;
 mod families;
 mod histogram;
 mod labels;
@@ -26,10 +27,11 @@ pub use count_histogram::{COUNT_BUCKETS, CountHistogram};
 pub use families::{EventKey, Families, RequestKey};
 pub use histogram::{BUCKETS_S, Buckets, Histogram};
 pub use labels::{OTHER, UNKNOWN};
-pub use snapshot::{ConnRow, Snapshot, StallRow, Totals, WatchRow};
+pub use snapshot::{ConnRow, Delay, Snapshot, StallRow, Totals, WatchRow};
 
 use self::{
     conn::ConnState,
+    delivery::DelayWindow,
     families::add,
     labels::{Label, LabelSet, program_name},
     rolling::RollingSum,
@@ -113,8 +115,8 @@ pub struct Model {
     /// minute, and per client label (bounded by the client label set):
     /// its last minute for `top`, its histogram since start for
     /// `/metrics`, one lookup per event.
-    delivery_ns: Window,
-    client_delivery: BTreeMap<Label, (Window, Histogram)>,
+    delivery_ns: DelayWindow,
+    client_delivery: BTreeMap<Label, (DelayWindow, Histogram)>,
     events: RollingSum,
     bytes: RollingSum,
     stalls_min: RollingSum,
@@ -136,7 +138,7 @@ impl Model {
             stall_log: StallLog::new(config.max_stall_log),
             open_stalls: BTreeMap::new(),
             apiserver_ns: Window::new(MINUTE_NS, config.window_samples),
-            delivery_ns: Window::new(MINUTE_NS, config.window_samples),
+            delivery_ns: DelayWindow::new(config.window_samples),
             client_delivery: BTreeMap::new(),
             config,
             now: 0,
@@ -680,14 +682,15 @@ impl Model {
         if let Some(delay) = delay
             && !t.replayed
         {
-            s.delay_ns.push(ts, delay, now);
-            self.delivery_ns.push(ts, delay, now);
+            let lower_bound = t.t_acked.is_none();
+            s.delay_ns.push(ts, delay, lower_bound, now);
+            self.delivery_ns.push(ts, delay, lower_bound, now);
             let samples = self.config.window_samples / 16;
             let (window, histogram) = self
                 .client_delivery
                 .entry(client.clone())
-                .or_insert_with(|| (Window::new(MINUTE_NS, samples), Histogram::default()));
-            window.push(ts, delay, now);
+                .or_insert_with(|| (DelayWindow::new(samples), Histogram::default()));
+            window.push(ts, delay, lower_bound, now);
             histogram.observe_ns(delay);
         }
 
@@ -874,16 +877,19 @@ impl Model {
                 bytes_per_s: s.bytes.rate(now),
                 last_resource_version: s.last_resource_version.clone(),
                 p99_apiserver_ns: s.apiserver_ns.quantile(now, 0.99),
-                p99_delay_ns: s.delay_ns.quantile(now, 0.99),
+                p99_delay: s.delay_ns.p99(now),
                 last_writer: s.last_writer.clone(),
                 last_etcd_watch_delay_ns: s.last_etcd_watch_delay_ns,
             });
         }
-        let mut conn_delay: BTreeMap<u64, u64> = BTreeMap::new();
+        // A connection's worst watch; "at least" if any of its watches is
+        // (that one's true delay may be the worst).
+        let mut conn_delay: BTreeMap<u64, Delay> = BTreeMap::new();
         for w in &watches {
-            if let Some(d) = w.p99_delay_ns {
+            if let Some(d) = w.p99_delay {
                 let worst = conn_delay.entry(w.conn).or_default();
-                *worst = (*worst).max(d);
+                worst.ns = worst.ns.max(d.ns);
+                worst.at_least |= d.at_least;
             }
         }
         let connections = self
@@ -916,7 +922,7 @@ impl Model {
                             now.saturating_sub(start).min(60 * SECOND_NS)
                         }),
                     stall_ongoing: ongoing.map(|((_, cause, _), _)| (*cause).to_owned()),
-                    p99_delay_ns: conn_delay.get(&conn).copied(),
+                    p99_delay: conn_delay.get(&conn).copied(),
                     max_concurrent_streams: c.max_concurrent_streams,
                 }
             })
@@ -931,15 +937,13 @@ impl Model {
                 apiserver_p99_ns: p99,
                 apiserver_events_last_min: self.apiserver_ns.count(now),
                 slo_met: p99.map(|p| p < self.config.slo_ns),
-                delivery_p99_ns: self.delivery_ns.quantile(now, 0.99),
+                delivery_p99: self.delivery_ns.p99(now),
                 delivery_events_last_min: self.delivery_ns.count(now),
                 worst_client: self
                     .client_delivery
                     .iter()
-                    .filter_map(|(client, (w, _))| {
-                        Some((client.to_string(), w.quantile(now, 0.99)?))
-                    })
-                    .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0))),
+                    .filter_map(|(client, (w, _))| Some((client.to_string(), w.p99(now)?)))
+                    .max_by(|a, b| a.1.ns.cmp(&b.1.ns).then_with(|| b.0.cmp(&a.0))),
                 stalls_last_min: self.stalls_min.sum(now),
                 stall_ns_last_min: self.stall_ns_min.sum(now),
                 stalls_ongoing: self.open_stalls.len(),

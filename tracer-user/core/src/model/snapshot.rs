@@ -30,11 +30,11 @@ pub struct Totals {
     /// P99 delivery delay (`t_acked` − `t_source`, or − `t_first_byte`
     /// without a source time) of the served watch events of the last
     /// minute, and how many events it is over.
-    pub delivery_p99_ns: Option<u64>,
+    pub delivery_p99: Option<Delay>,
     pub delivery_events_last_min: u64,
     /// The client whose P99 delivery delay over the last minute is the
     /// worst, with that P99.
-    pub worst_client: Option<(String, u64)>,
+    pub worst_client: Option<(String, Delay)>,
     /// Stalls that ended in the last minute (a count).
     pub stalls_last_min: u64,
     /// Their summed duration, ns.
@@ -44,6 +44,15 @@ pub struct Totals {
     /// Bytes the capture lost (gaps) since start.
     pub lost_bytes: u64,
     pub lists_last_min: u64,
+}
+
+/// A P99 delivery delay over the last minute. `at_least`: some of its
+/// events were not acknowledged within the ack deadline and count with how
+/// long they had waited then, a lower bound: the true P99 may be higher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Delay {
+    pub ns: u64,
+    pub at_least: bool,
 }
 
 /// A row of the connections tab.
@@ -69,7 +78,7 @@ pub struct ConnRow {
     /// The cause of a stall going on now on it.
     pub stall_ongoing: Option<String>,
     /// The worst P99 delivery delay of its watches over the last minute.
-    pub p99_delay_ns: Option<u64>,
+    pub p99_delay: Option<Delay>,
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (how many streams the
     /// client may open on it), when seen.
     pub max_concurrent_streams: Option<u32>,
@@ -92,7 +101,7 @@ pub struct WatchRow {
     pub p99_apiserver_ns: Option<u64>,
     /// P99 of the events' end-to-end delay (t_source or t_first_byte to
     /// t_acked) over the last minute.
-    pub p99_delay_ns: Option<u64>,
+    pub p99_delay: Option<Delay>,
     /// Who wrote its last event whose write the traced apiserver served,
     /// and that write's etcd commit to watch read (`etcd_watch_delay_ns`).
     pub last_writer: Option<String>,

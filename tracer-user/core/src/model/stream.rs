@@ -1,6 +1,6 @@
 //! What the model keeps per HTTP/2 stream (watches and other requests).
 
-use super::{labels::Label, rolling::RollingSum, window::Window};
+use super::{delivery::DelayWindow, labels::Label, rolling::RollingSum, window::Window};
 
 /// The resource-version kind of a watch whose request was not seen.
 pub(crate) const RV_UNKNOWN: &str = "unknown";
@@ -31,7 +31,7 @@ pub(crate) struct StreamFigures {
     /// ApiserverTimeSpan of its events over the last minute.
     pub(crate) apiserver_ns: Window,
     /// End-to-end delay (source or first byte to ack) over the last minute.
-    pub(crate) delay_ns: Window,
+    pub(crate) delay_ns: DelayWindow,
 }
 
 impl StreamFigures {
@@ -51,7 +51,7 @@ impl StreamFigures {
             last_writer: None,
             last_etcd_watch_delay_ns: None,
             apiserver_ns: Window::new(super::MINUTE_NS, window_samples),
-            delay_ns: Window::new(super::MINUTE_NS, window_samples),
+            delay_ns: DelayWindow::new(window_samples),
         }
     }
 }

@@ -183,7 +183,13 @@ fn p99_apiserver_time_span_rolls_over_one_minute() {
     assert_eq!(snap.totals.slo_met, Some(true));
     assert_eq!(snap.watches[0].p99_apiserver_ns, Some(198 * MS));
     // Delay: from t_source to t_acked = span + 3 ms.
-    assert_eq!(snap.watches[0].p99_delay_ns, Some(201 * MS));
+    assert_eq!(
+        snap.watches[0].p99_delay,
+        Some(Delay {
+            ns: 201 * MS,
+            at_least: false
+        })
+    );
     // A minute after the last of them, one slow event is the whole window.
     let late = T0 + S + 199 * 100 * MS + 60 * S;
     m.on_event(&timed_event(late, 1, 1, 1_500 * MS));
@@ -622,7 +628,7 @@ fn delivery_p99_is_given_overall_and_for_the_worst_client_by_name() {
             request(T0, 2, 1, "watch", Some("kube-scheduler/v1.31.0")),
         ],
     );
-    assert_eq!(m.snapshot().totals.delivery_p99_ns, None);
+    assert_eq!(m.snapshot().totals.delivery_p99, None);
     for i in 1..=100 {
         m.on_event(&delivered(T0 + i * MS, 1, 1, 2 * MS));
         m.on_event(&delivered(T0 + i * MS, 2, 1, 7_270 * MS));
@@ -636,18 +642,18 @@ fn delivery_p99_is_given_overall_and_for_the_worst_client_by_name() {
     let snap = m.snapshot();
     let t = &snap.totals;
     assert_eq!(t.delivery_events_last_min, 200);
-    assert!(t.delivery_p99_ns.unwrap() >= 7_000 * MS, "{t:?}");
+    assert!(t.delivery_p99.unwrap().ns >= 7_000 * MS, "{t:?}");
     let (client, p99) = t.worst_client.clone().unwrap();
     assert_eq!(client, "kube-scheduler");
-    assert!(p99 >= 7_000 * MS);
+    assert!(p99.ns >= 7_000 * MS && !p99.at_least);
     // Per connection: its watches' worst P99.
     let conn = |id| snap.connections.iter().find(|c| c.conn == id).unwrap();
-    assert!(conn(1).p99_delay_ns.unwrap() < 10 * MS);
-    assert!(conn(2).p99_delay_ns.unwrap() >= 7_000 * MS);
+    assert!(conn(1).p99_delay.unwrap().ns < 10 * MS);
+    assert!(conn(2).p99_delay.unwrap().ns >= 7_000 * MS);
     // A minute later, nothing is left in the window.
     m.advance(T0 + 2 * 60 * S);
     let t = m.snapshot().totals;
-    assert_eq!((t.delivery_p99_ns, t.delivery_events_last_min), (None, 0));
+    assert_eq!((t.delivery_p99, t.delivery_events_last_min), (None, 0));
     assert_eq!(t.worst_client, None);
 }
 
@@ -702,8 +708,16 @@ fn an_event_unacknowledged_past_the_deadline_counts_as_late_by_what_it_waited() 
         timeline.missing = vec![TimelinePart::TAcked];
     }
     m.on_event(&blind);
-    let t = m.snapshot().totals;
+    let snap = m.snapshot();
+    let t = snap.totals;
     assert_eq!(t.delivery_events_last_min, 10);
-    assert_eq!(t.delivery_p99_ns, Some(1_200 * MS));
-    assert_eq!(t.worst_client, Some(("kubelet".to_owned(), 1_200 * MS)));
+    // A lower bound: "at least", everywhere it shows.
+    let at_least = Delay {
+        ns: 1_200 * MS,
+        at_least: true,
+    };
+    assert_eq!(t.delivery_p99, Some(at_least));
+    assert_eq!(t.worst_client, Some(("kubelet".to_owned(), at_least)));
+    assert_eq!(snap.watches[0].p99_delay, Some(at_least));
+    assert_eq!(snap.connections[0].p99_delay, Some(at_least));
 }
