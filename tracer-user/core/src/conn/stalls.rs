@@ -21,6 +21,8 @@
 
 use serde::Serialize;
 
+use super::episode::Episode;
+
 /// How long a stall must stay over before it counts as over.
 pub const QUIET_NS: u64 = 250_000_000;
 
@@ -55,56 +57,12 @@ impl SocketStall {
     }
 }
 
-/// An episode of one kind: open, or ended and waiting out the quiet period.
-#[derive(Clone, Copy, Debug)]
-struct Episode {
-    start_ns: u64,
-    /// When the current on-phase began.
-    phase_ns: u64,
-    /// When it last ended; `None` while it is on.
-    ended_ns: Option<u64>,
-    /// The end of its longest on-phase so far, and that phase's length.
-    longest: Option<(u64, u64)>,
-    flaps: u32,
-    /// Its `stall_start` was given (it lasted [`MIN_STALL_NS`]).
-    announced: bool,
-}
-
 impl Episode {
-    fn new(ts: u64) -> Self {
-        Self {
-            start_ns: ts,
-            phase_ns: ts,
-            ended_ns: None,
-            longest: None,
-            flaps: 0,
-            announced: false,
-        }
-    }
-
-    /// Too short to be a stall, and never announced as one.
-    fn brief(&self, kind: StallKind) -> bool {
-        !self.announced && self.stall(kind).duration_ns() < MIN_STALL_NS
-    }
-
-    /// Ends the current on-phase at `ts`.
-    fn end_phase(&mut self, ts: u64) {
-        let len = ts.saturating_sub(self.phase_ns);
-        if self.longest.is_none_or(|(_, longest)| len > longest) {
-            self.longest = Some((ts, len));
-        }
-        self.ended_ns = Some(ts);
-    }
-
     fn stall(&self, kind: StallKind) -> SocketStall {
         SocketStall {
             kind,
             start_ns: self.start_ns,
-            end_ns: self
-                .longest
-                .map(|(end, _)| end)
-                .or(self.ended_ns)
-                .unwrap_or(self.start_ns),
+            end_ns: self.end_ns(),
             flaps: self.flaps,
         }
     }
@@ -151,23 +109,15 @@ impl StallState {
     }
 
     fn on(&mut self, kind: StallKind, ts: u64) {
-        let episode = &mut self.episodes[slot(kind)];
-        match episode {
-            Some(e) if e.ended_ns.is_some() => {
-                e.ended_ns = None;
-                e.phase_ns = ts;
-                e.flaps += 1;
-            }
-            Some(_) => {}
-            None => *episode = Some(Episode::new(ts)),
+        match &mut self.episodes[slot(kind)] {
+            Some(e) => e.on(ts),
+            episode @ None => *episode = Some(Episode::new(ts)),
         }
     }
 
     fn off(&mut self, kind: StallKind, ts: u64) {
-        if let Some(e) = &mut self.episodes[slot(kind)]
-            && e.ended_ns.is_none()
-        {
-            e.end_phase(ts);
+        if let Some(e) = &mut self.episodes[slot(kind)] {
+            e.off(ts);
         }
     }
 
@@ -176,10 +126,9 @@ impl StallState {
         for kind in KINDS {
             let episode = &mut self.episodes[slot(kind)];
             if let Some(e) = episode
-                && e.ended_ns
-                    .is_some_and(|end| end.saturating_add(QUIET_NS) <= now)
+                && e.is_over(now)
             {
-                if e.brief(kind) {
+                if e.brief() {
                     self.brief += 1;
                 } else {
                     out.push(e.stall(kind));
@@ -201,16 +150,9 @@ impl StallState {
     /// Episodes on for [`MIN_STALL_NS`] as of `now` and not yet announced:
     /// now announced, with their kind and start.
     pub(crate) fn announce(&mut self, now: u64) -> [Option<(StallKind, u64)>; 2] {
-        KINDS.map(|kind| match &mut self.episodes[slot(kind)] {
-            Some(e)
-                if !e.announced
-                    && e.ended_ns.is_none()
-                    && now >= e.start_ns.saturating_add(MIN_STALL_NS) =>
-            {
-                e.announced = true;
-                Some((kind, e.start_ns))
-            }
-            _ => None,
+        KINDS.map(|kind| {
+            let e = self.episodes[slot(kind)].as_mut()?;
+            e.announce(now).then_some((kind, e.start_ns))
         })
     }
 
@@ -220,10 +162,8 @@ impl StallState {
         let mut out = Vec::new();
         for kind in KINDS {
             if let Some(mut e) = self.episodes[slot(kind)].take() {
-                if e.ended_ns.is_none() {
-                    e.end_phase(ts);
-                }
-                if e.brief(kind) {
+                e.off(ts);
+                if e.brief() {
                     self.brief += 1;
                     continue;
                 }

@@ -453,6 +453,7 @@ impl Model {
                 scope,
                 stream,
                 duration_ns,
+                flaps,
                 held,
                 ..
             } => self.on_stall(Stall {
@@ -464,7 +465,7 @@ impl Model {
                 },
                 stream: *stream,
                 duration_ns: *duration_ns,
-                flaps: 0,
+                flaps: *flaps,
                 client: None,
                 peer: None,
                 held,

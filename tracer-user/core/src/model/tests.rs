@@ -379,6 +379,7 @@ fn full_tables_evict_and_count() {
             sender: Role::Server,
             start: T0 + (4 + i) * S - MS,
             duration_ns: MS,
+            flaps: 0,
             open_streams: vec![],
             held: vec![],
         });
@@ -429,6 +430,7 @@ fn stalls_are_counted_logged_and_their_delay_charged_to_the_held_client() {
                 sender: Role::Server,
                 start: T0 + 3 * S - 200 * MS,
                 duration_ns: 200 * MS,
+                flaps: 0,
                 open_streams: vec![1, 3],
                 held: vec![StreamDelay {
                     stream: 1,

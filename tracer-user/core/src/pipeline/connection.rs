@@ -977,6 +977,7 @@ impl EventSink for State {
                     sender: Role::sender(sender),
                     start: self.ts(start_ts_ns),
                     duration_ns: ts_ns.saturating_sub(start_ts_ns),
+                    flaps: 0,
                     open_streams,
                     held: Vec::new(),
                 });

@@ -17,6 +17,7 @@ use super::{
     late_sources::{LateSourceStats, LateSources},
     output::{OutputEvent, Role},
     timeline::{TimelineConfig, TimelineStats, Timelines},
+    window_stalls::WindowStalls,
 };
 use crate::{
     capture::{ConnId, Record, StreamId, unfixed},
@@ -41,6 +42,8 @@ pub(crate) struct JoinStats {
     pub(crate) tls_writes_unsent: u64,
     pub(crate) timeline: TimelineStats,
     pub(crate) late_sources: LateSourceStats,
+    /// HTTP/2 window stall episodes too brief to be stalls.
+    pub(crate) brief_window_stalls: u64,
 }
 
 /// The join.
@@ -71,6 +74,8 @@ pub(crate) struct Join {
     undecoded: HashMap<u64, u64>,
     /// Watch events that wait for such a source.
     late: LateSources,
+    /// HTTP/2 window stalls, gathered into one per fault.
+    window_stalls: WindowStalls,
 }
 
 impl Join {
@@ -95,6 +100,7 @@ impl Join {
             due_stall_starts: Vec::new(),
             undecoded: HashMap::new(),
             late: LateSources::default(),
+            window_stalls: WindowStalls::default(),
         }
     }
 
@@ -103,6 +109,7 @@ impl Join {
             timeline: self.timelines.stats(),
             evicted_names: self.index.stats().evicted_names,
             late_sources: self.late.stats(),
+            brief_window_stalls: self.window_stalls.brief(),
             ..self.stats
         }
     }
@@ -136,8 +143,10 @@ impl Join {
         self.late = late;
     }
 
-    /// The input ended: the watch events waiting for a late source go on.
+    /// The input ended: the watch events waiting for a late source go on,
+    /// and window stalls that ended are final.
     pub(crate) fn finish(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.window_stalls.flush(emit);
         self.late.flush(emit);
     }
 
@@ -227,6 +236,10 @@ impl Join {
         }
         self.on_socket_events(socket_events, emit);
         self.released.drain(..).for_each(&mut *emit);
+        if !self.window_stalls.is_empty() {
+            let now = self.unix(ts_ns);
+            self.window_stalls.poll(now, emit);
+        }
         if ts_ns.saturating_sub(self.last_expire_ns) >= EXPIRE_PERIOD_NS {
             self.last_expire_ns = ts_ns;
             // Stalls that lasted, and whose quiet period passed, on
@@ -427,6 +440,8 @@ impl Join {
             key: b.sock,
         };
         if let Some(ghost) = self.index.conns.remove(&ghost_key) {
+            let now = self.unix(b.header.ts_ns);
+            self.window_stalls.on_close(ghost.id, now, emit);
             self.timelines.on_close(ghost.id, &mut self.scratch);
             self.note_undecoded(ghost.id, None);
             self.scratch.clear();
@@ -565,7 +580,10 @@ impl Join {
                                 .and_then(|(_, r)| r.clone());
                         }
                     }
-                    ready.push(stall);
+                    ready.extend(self.window_stalls.on_end(stall));
+                }
+                start @ OutputEvent::StallStart { .. } => {
+                    ready.extend(self.window_stalls.on_start(start));
                 }
                 other => ready.push(other),
             }
@@ -731,6 +749,8 @@ impl Join {
                     return;
                 };
                 self.route(key, None, resources, emit);
+                let now = self.unix(ts_ns);
+                self.window_stalls.on_close(conn, now, emit);
                 self.timelines.on_close(conn, &mut self.scratch);
                 self.note_undecoded(conn, None);
                 self.emit_settled(emit);
@@ -761,6 +781,10 @@ impl Join {
 
     fn open(&mut self, id: StreamId, ts_ns: u64) {
         if let Some(evicted) = self.index.conns.open(id.conn, ts_ns) {
+            let now = self.unix(ts_ns);
+            let released = &mut self.released;
+            self.window_stalls
+                .on_close(evicted.id, now, &mut |e| released.push(e));
             self.timelines.on_close(evicted.id, &mut self.released);
             self.note_undecoded(evicted.id, None);
             self.stats.evicted_connections += 1;

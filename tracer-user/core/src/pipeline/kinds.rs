@@ -35,7 +35,7 @@ pub enum StallCause {
 }
 
 /// Which HTTP/2 window a `window_stall` exhausted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StallScope {
     Connection,

@@ -17,6 +17,7 @@ pub mod output;
 #[cfg(test)]
 mod tests;
 mod timeline;
+mod window_stalls;
 mod workers;
 mod writes;
 
@@ -89,6 +90,8 @@ pub struct PipelineStats {
     pub timeline: TimelineStats,
     /// Watch events held for an etcd read decoded late.
     pub late_sources: LateSourceStats,
+    /// HTTP/2 window stall episodes shorter than `MIN_STALL_NS`: no stall.
+    pub brief_window_stalls: u64,
     pub writes: WritesStats,
 }
 
@@ -144,6 +147,7 @@ impl Pipeline {
             tls_writes_unsent: join.tls_writes_unsent,
             timeline: join.timeline,
             late_sources: join.late_sources,
+            brief_window_stalls: join.brief_window_stalls,
             writes: self.writes.stats(),
         }
     }

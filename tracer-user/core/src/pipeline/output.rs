@@ -162,6 +162,9 @@ pub enum OutputEvent {
         sender: Role,
         start: u64,
         duration_ns: u64,
+        /// Times the window was exhausted again within the quiet period
+        /// after an end: one fault, counted on its one stall.
+        flaps: u32,
         open_streams: Vec<u32>,
         /// The streams whose data waited in this stall, and how long (a
         /// stream-level stall holds only its own stream).
