@@ -118,10 +118,11 @@ pub struct RunArgs {
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, default_value_t = tracer_common::maps::DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
-    /// Serve Prometheus metrics on `/metrics` and liveness on `/healthz` at
-    /// this address: `ip:port`, `[v6]:port`, `:port` (every IPv4
-    /// interface), `host:port`, an IPv6 address and port unbracketed (what
-    /// `$(POD_IP):9464` gives on an IPv6 node); port 0 picks one; or `off`.
+    /// Serve Prometheus metrics on `/metrics` and probes on `/livez` and
+    /// `/readyz` at this address: `ip:port`, `[v6]:port`, `:port` (every
+    /// IPv4 interface), `host:port`, an IPv6 address and port unbracketed
+    /// (what `$(POD_IP):9464` gives on an IPv6 node); port 0 picks one; or
+    /// `off`.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_addr: MetricsAddr,
     /// Threads that decode connections (the sockets split among them), or

@@ -1,6 +1,8 @@
 //! The agent's HTTP edge: `/metrics` (Prometheus text 0.0.4, or OpenMetrics
-//! when the scraper asks for it) and `/healthz`, on hyper's HTTP/1.1 server
-//! over the tokio runtime the agent runs on. One request per connection.
+//! when the scraper asks for it) and the probes, `/livez` (the drain loop
+//! runs) and `/readyz` (live and not degraded; `/healthz` is the same), on
+//! hyper's HTTP/1.1 server over the tokio runtime the agent runs on. One
+//! request per connection.
 //!
 //! The endpoint may face the host network (the DaemonSet), so it is bounded:
 //! a request head of at most 8 KiB and 32 headers, 5 s to send it, no
@@ -77,11 +79,20 @@ impl Health {
         *self.degraded.lock().unwrap_or_else(PoisonError::into_inner) = why;
     }
 
-    /// Healthy, or why not.
-    pub fn status(&self) -> Result<(), String> {
-        if !self.is_alive() {
-            return Err("the ring-buffer drain loop is not running".to_owned());
+    /// Live (`/livez`), or why not: the drain loop runs. A degraded agent
+    /// is live: a restart gives it no privilege, only a crash loop.
+    pub fn live(&self) -> Result<(), String> {
+        if self.is_alive() {
+            Ok(())
+        } else {
+            Err("the ring-buffer drain loop is not running".to_owned())
         }
+    }
+
+    /// Ready (`/readyz`, and `/healthz`), or why not: live and traces
+    /// everything it was asked to.
+    pub fn ready(&self) -> Result<(), String> {
+        self.live()?;
         match &*self.degraded.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(why) => Err(format!("degraded: {why}")),
             None => Ok(()),
@@ -288,11 +299,18 @@ fn respond(
             let (content_type, body) = render(negotiate(accept.unwrap_or_default()));
             reply(StatusCode::OK, content_type, body)
         }
-        "/healthz" => match health.status() {
-            Ok(()) => reply(StatusCode::OK, PLAIN, "ok\n".into()),
-            Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{why}\n")),
-        },
+        "/livez" => probe(health.live()),
+        "/readyz" | "/healthz" => probe(health.ready()),
         _ => reply(StatusCode::NOT_FOUND, PLAIN, "not found\n".into()),
+    }
+}
+
+/// A probe's answer: `200 ok`, or `503` with the reason.
+fn probe(status: Result<(), String>) -> Response<Full<Bytes>> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    match status {
+        Ok(()) => reply(StatusCode::OK, PLAIN, "ok\n".into()),
+        Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{why}\n")),
     }
 }
 
@@ -387,17 +405,20 @@ mod tests {
     }
 
     #[test]
-    fn a_degraded_agent_is_not_healthy_and_says_why() {
+    fn a_degraded_agent_is_live_but_not_ready_and_says_why() {
         let h = Health::new(Duration::from_secs(10));
         h.set_running(true);
-        assert_eq!(h.status(), Ok(()));
+        assert_eq!((h.live(), h.ready()), (Ok(()), Ok(())));
         h.set_degraded(Some("no_tls_probes: cannot read /proc/1/exe".into()));
+        assert_eq!(h.live(), Ok(()), "a restart would give it no privilege");
         assert_eq!(
-            h.status(),
+            h.ready(),
             Err("degraded: no_tls_probes: cannot read /proc/1/exe".into())
         );
         h.set_degraded(None);
-        assert_eq!(h.status(), Ok(()));
+        assert_eq!(h.ready(), Ok(()));
+        h.set_running(false);
+        assert!(h.live().is_err() && h.ready().is_err());
     }
 
     /// A raw HTTP/1.1 exchange with the server.
@@ -465,6 +486,15 @@ mod tests {
         );
         let up10 = get(addr, "HEAD /healthz?x=1 HTTP/1.0\r\n\r\n").await;
         assert!(up10.starts_with("HTTP/1.0 200 OK\r\n"), "{up10}");
+        health.set_degraded(Some("no_anchors".into()));
+        let live = get(addr, "GET /livez HTTP/1.1\r\n\r\n").await;
+        assert!(live.starts_with("HTTP/1.1 200 OK\r\n"), "{live}");
+        for path in ["/readyz", "/healthz"] {
+            let ready = get(addr, &format!("GET {path} HTTP/1.1\r\n\r\n")).await;
+            assert!(ready.starts_with("HTTP/1.1 503 "), "{path}: {ready}");
+            assert!(ready.ends_with("degraded: no_anchors\n"), "{path}: {ready}");
+        }
+        health.set_degraded(None);
         let head = get(addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
         assert!(head.contains("Content-Length: 4\r\n"), "{head}");

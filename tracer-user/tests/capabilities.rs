@@ -197,6 +197,11 @@ fn degraded_run(dir: &Path, bin: &Path, pid: u32, drop: &str, cap: &str) {
         health.contains("no_tls_probes") && health.contains(cap),
         "without {drop}: {health}"
     );
+    // Not ready, but live: a restart would give it no privilege.
+    let ready = get("/readyz").unwrap_or_default();
+    assert!(status(&ready) == Some("503"), "without {drop}: {ready}");
+    let live = get("/livez").unwrap_or_default();
+    assert!(status(&live) == Some("200"), "without {drop}: {live}");
     let metrics = get("/metrics").unwrap_or_default();
     assert!(
         metrics.contains(r#"watchtrace_degraded{reason="no_tls_probes"} 1"#),

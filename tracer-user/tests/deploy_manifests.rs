@@ -168,7 +168,7 @@ fn probes_service_and_servicemonitor_use_the_metrics_port() {
     let port = &c["ports"][0];
     assert_eq!(port["name"], "metrics");
     assert_eq!(port["containerPort"], 9464);
-    // `run` serves /healthz and /metrics at --metrics-addr; in the pod it
+    // `run` serves its probes and /metrics at --metrics-addr; in the pod it
     // must listen on the pod IP, on the probed port.
     let args = strings(&c["args"]);
     assert_eq!(args[0], "run");
@@ -181,9 +181,15 @@ fn probes_service_and_servicemonitor_use_the_metrics_port() {
     assert!(c["env"].as_array().unwrap().iter().any(
         |e| e["name"] == "POD_IP" && e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     ));
-    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+    // A degraded agent is live, not ready: restarting it gives it no
+    // privilege.
+    for (probe, path) in [
+        ("startupProbe", "/livez"),
+        ("livenessProbe", "/livez"),
+        ("readinessProbe", "/readyz"),
+    ] {
         let get = &c[probe]["httpGet"];
-        assert_eq!(get["path"], "/healthz", "{probe}");
+        assert_eq!(get["path"], path, "{probe}");
         assert_eq!(get["port"], "metrics", "{probe}");
     }
     let pod_labels = ds["spec"]["template"]["metadata"]["labels"]
