@@ -223,6 +223,7 @@ pub fn encode_chunk(header: &ChunkHeader, payload: &[u8]) -> Vec<u8> {
 /// traffic): types with explicit padding only, so every byte is set.
 pub trait UserRecord: Copy {}
 impl UserRecord for SockClose {}
+impl UserRecord for SockSend {}
 impl UserRecord for SockAnchor {}
 impl UserRecord for ProcessInfo {}
 impl UserRecord for TcpAck {}

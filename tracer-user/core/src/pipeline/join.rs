@@ -4,6 +4,8 @@
 //! matches acks and sends to events, reads etcd revisions for every watch,
 //! and attributes stalls.
 
+use std::collections::BTreeSet;
+
 use foldhash::{HashMap, HashMapExt as _};
 
 use tracer_common::record::{ChunkSource, Direction};
@@ -76,6 +78,13 @@ pub(crate) struct Join {
     late: LateSources,
     /// HTTP/2 window stalls, gathered into one per fault.
     window_stalls: WindowStalls,
+    /// Sockets with an announced socket stall going on: their peers may
+    /// send nothing meanwhile, so no TCP sample reports their send queue
+    /// (see [`Join::stalled_samples`]). Bounded by the socket table: an
+    /// entry goes when its stall ends (a socket's close ends it) or its
+    /// socket leaves the table. Ordered: the output does not depend on a
+    /// hash seed.
+    stalled: BTreeSet<u64>,
 }
 
 impl Join {
@@ -101,6 +110,7 @@ impl Join {
             undecoded: HashMap::new(),
             late: LateSources::default(),
             window_stalls: WindowStalls::default(),
+            stalled: BTreeSet::new(),
         }
     }
 
@@ -245,6 +255,7 @@ impl Join {
             // Stalls that lasted, and whose quiet period passed, on
             // sockets gone silent.
             self.stall_starts(None, ts_ns, emit);
+            self.stalled_samples(ts_ns, emit);
             let mut ended = Vec::new();
             self.sockets.poll_stalls(ts_ns, &mut ended);
             self.on_socket_events(ended, emit);
@@ -286,6 +297,47 @@ impl Join {
         }
     }
 
+    /// Once a second while a socket stall goes on, the stalled
+    /// connection's send queue from its sends and its last ack (a
+    /// `conn_sample` without the TCP figures only a sample has): a client
+    /// that stopped reading acks nothing, and its queue would otherwise
+    /// show what it was before the stall.
+    fn stalled_samples(&mut self, ts_ns: u64, emit: &mut impl FnMut(OutputEvent)) {
+        if self.stalled.is_empty() {
+            return;
+        }
+        let ts = self.unix(ts_ns);
+        let sockets = &self.sockets;
+        self.stalled.retain(|&sock| sockets.get(sock).is_some());
+        for &sock in &self.stalled {
+            let Some(info) = self.sockets.get(sock) else {
+                continue;
+            };
+            let Some(tracked) = self
+                .index
+                .conn_of_sock(info.tgid, sock)
+                .and_then(|k| self.index.conns.get_mut(&k))
+            else {
+                continue;
+            };
+            if ts_ns.saturating_sub(tracked.last_sample_ns) < CONN_SAMPLE_PERIOD_NS {
+                continue;
+            }
+            tracked.last_sample_ns = ts_ns;
+            emit(OutputEvent::ConnSample {
+                ts,
+                conn: tracked.id,
+                bytes_out: tracked.bytes_out,
+                bytes_in: tracked.bytes_in,
+                unacked_bytes: info.unacked_bytes(),
+                srtt_ns: None,
+                snd_wnd: None,
+                snd_cwnd: None,
+                rcv_wnd: None,
+            });
+        }
+    }
+
     fn on_socket_stall(
         &mut self,
         sock: u64,
@@ -294,6 +346,14 @@ impl Join {
         stall: &crate::conn::SocketStall,
         emit: &mut impl FnMut(OutputEvent),
     ) {
+        // Still stalled if its other kind goes on.
+        if self
+            .sockets
+            .get(sock)
+            .is_none_or(|s| s.open_stalls().next().is_none())
+        {
+            self.stalled.remove(&sock);
+        }
         let (start, end) = (self.unix(stall.start_ns), self.unix(stall.end_ns));
         let tracked = self
             .index
@@ -474,6 +534,7 @@ impl Join {
             if let Some(conn) = conn {
                 self.timelines.on_socket_stall_start(conn, self.unix(start));
             }
+            self.stalled.insert(sock);
             emit(OutputEvent::StallStart {
                 ts: self.unix(start),
                 conn,

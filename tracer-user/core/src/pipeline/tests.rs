@@ -4,7 +4,7 @@
 
 use tracer_common::record::{
     CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction,
-    RecordHeader, RecordKind, SockAnchor, SockClose, TcpSample, TlsBind,
+    RecordHeader, RecordKind, SockAnchor, SockClose, SockSend, TcpAck, TcpSample, Tick, TlsBind,
 };
 
 use super::{OutputEvent, Pipeline, PipelineConfig};
@@ -313,4 +313,61 @@ fn a_socket_from_before_attach_names_its_first_connection_but_not_the_next_on_it
             (2, false, Some(9), None)
         ]
     );
+}
+
+#[test]
+fn a_connection_whose_client_stopped_reading_reports_its_send_queue_while_it_is_stalled() {
+    // The server wrote 5000 bytes; the client acked 1000 and advertised a
+    // zero window, then sent nothing more: no TCP sample comes.
+    let mut records = vec![
+        chunk(
+            S,
+            ChunkSource::Syscall,
+            Direction::Ingress,
+            0,
+            9,
+            CLIENT_PREFACE,
+        ),
+        encode(&SockSend {
+            header: header(RecordKind::SockSend, S + 100_000_000),
+            sock: SOCK,
+            ret: 5000,
+            family: 2,
+            protocol: 6,
+            fd: 9,
+            write_seq: 5000,
+            requested: 5000,
+            _pad0: 0,
+        }),
+        encode(&TcpAck {
+            header: header(RecordKind::TcpAck, S + 200_000_000),
+            sock: SOCK,
+            ack_seq: 1000,
+            window: 0,
+            _pad0: 0,
+        }),
+    ];
+    // Time passes: an idle ring's ticks.
+    for i in 3..=35 {
+        records.push(encode(&Tick {
+            header: header(RecordKind::Tick, S + i * 100_000_000),
+        }));
+    }
+    let events = run(&records);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, OutputEvent::StallStart { conn: Some(_), .. })),
+        "{events:#?}"
+    );
+    let queues: Vec<Option<u32>> = events
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::ConnSample { unacked_bytes, .. } => Some(*unacked_bytes),
+            _ => None,
+        })
+        .collect();
+    // Once a second over the 3.3 s of the stall: from its announcement
+    // (the tick at 1.3 s), at 2.3, 3.3 and 4.3 s.
+    assert_eq!(queues, [Some(4000); 4], "{events:#?}");
 }
