@@ -57,12 +57,13 @@ impl Episode {
             .is_some_and(|end| end.saturating_add(QUIET_NS) <= now)
     }
 
-    /// Due for its `stall_start` at `now`: on, unannounced, and lasted
-    /// [`MIN_STALL_NS`]. Marks it announced.
+    /// Due for its `stall_start` at `now`: on, unannounced, and one of its
+    /// on-phases (this one or an earlier) has lasted [`MIN_STALL_NS`]
+    /// (touches of zero, however many, are no stall). Marks it announced.
     pub(crate) fn announce(&mut self, now: u64) -> bool {
-        let due = !self.announced
-            && self.ended_ns.is_none()
-            && now >= self.start_ns.saturating_add(MIN_STALL_NS);
+        let lasted = now >= self.phase_ns.saturating_add(MIN_STALL_NS)
+            || self.longest.is_some_and(|(_, len)| len >= MIN_STALL_NS);
+        let due = !self.announced && self.ended_ns.is_none() && lasted;
         self.announced |= due;
         due
     }
@@ -76,8 +77,9 @@ impl Episode {
             .unwrap_or(self.start_ns)
     }
 
-    /// Too short to be a stall, and never announced as one.
+    /// No on-phase lasted [`MIN_STALL_NS`]: no stall, never announced as
+    /// one.
     pub(crate) fn brief(&self) -> bool {
-        !self.announced && self.end_ns().saturating_sub(self.start_ns) < MIN_STALL_NS
+        !self.announced && self.longest.is_none_or(|(_, len)| len < MIN_STALL_NS)
     }
 }

@@ -26,11 +26,13 @@ use super::episode::Episode;
 /// How long a stall must stay over before it counts as over.
 pub const QUIET_NS: u64 = 250_000_000;
 
-/// How long an episode must last to be a stall. A busy client's window
-/// touches zero for tens of µs now and then (99 µs seen on the testbed
-/// before its fault): real, but no fault, and no stall to report. An
-/// episode is announced (`stall_start`) once it has lasted this long; one
-/// that ends sooner, never announced, is dropped (and counted).
+/// How long one on-phase of an episode must last for it to be a stall. A
+/// busy client's window touches zero for tens of µs now and then (99 µs
+/// seen on the testbed before its fault): real, but no fault, and no stall
+/// to report, however many touches come close together. An episode is
+/// announced (`stall_start`, dated at its first start) once one of its
+/// on-phases has lasted this long; one where none did is dropped (and
+/// counted).
 pub const MIN_STALL_NS: u64 = 10_000_000;
 
 /// Why a socket could not send.

@@ -5,8 +5,8 @@
 //! of those is a real window stall in the decoder, but no fault: an
 //! episode of one window lasts from its first start to the end of its
 //! longest on-phase, restarts within `QUIET_NS` are flaps counted on it,
-//! its `stall_start` comes once it has lasted `MIN_STALL_NS`, and one
-//! shorter than that is no stall (dropped, counted). Each on-phase still
+//! its `stall_start` comes once an on-phase has lasted `MIN_STALL_NS`, and
+//! one where none did is no stall (dropped, counted). Each on-phase still
 //! counts, as it happened, in the waits of the events it held.
 
 use std::collections::BTreeMap;
@@ -311,6 +311,18 @@ mod tests {
         );
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(w.brief(), 1);
+        // However many come close together: 30 ms of touches of 2 to 4 ms.
+        let out = run(
+            &mut w,
+            &[
+                (2_000 * MS, 2_003 * MS),
+                (2_010 * MS, 2_013 * MS),
+                (2_020 * MS, 2_024 * MS),
+                (2_028 * MS, 2_030 * MS),
+            ],
+        );
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(w.brief(), 2);
     }
 
     #[test]
