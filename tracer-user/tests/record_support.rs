@@ -5,11 +5,11 @@
 
 use tracer_common::record::{
     CHUNK_FLAG_CALL_START, CHUNK_FLAG_STREAM_START, ChunkHeader, ChunkSource, Direction,
-    RecordHeader, RecordKind,
+    RecordHeader, RecordKind, SockAnchor, TcpSample,
 };
 use watchtrace::{
-    capture::encode_chunk,
-    pipeline::{OutputEvent, Pipeline, PipelineConfig},
+    capture::{encode, encode_chunk},
+    pipeline::{OutputEvent, Pipeline, PipelineConfig, PipelineStats},
 };
 
 /// `bytes` the traced process wrote (`egress`) or read on `sock` at
@@ -75,7 +75,7 @@ pub(crate) fn sock_close(
     egress_end: u64,
     ingress_end: u64,
 ) -> Vec<u8> {
-    watchtrace::capture::encode(&tracer_common::record::SockClose {
+    encode(&tracer_common::record::SockClose {
         header: RecordHeader {
             ts_ns: ts,
             kind: RecordKind::SockClose as u16,
@@ -102,6 +102,89 @@ pub(crate) fn run_pipeline(records: &[Vec<u8>]) -> Vec<OutputEvent> {
     }
     pipeline.flush(&mut |e| events.push(e));
     events
+}
+
+/// A socket of process 7 that existed before attach and listened on
+/// `port` (so a connection on another local port was dialled).
+pub(crate) fn listening(ts: u64, port: u16) -> Vec<u8> {
+    encode(&SockAnchor {
+        header: RecordHeader {
+            ts_ns: ts,
+            kind: RecordKind::SockAnchor as u16,
+            _pad0: 0,
+            tgid: 7,
+            tid: 7,
+            _pad1: 0,
+        },
+        fd: 3,
+        family: 2,
+        state: 10,
+        _pad0: 0,
+        sport: port,
+        dport: 0,
+        inode: 1,
+        saddr: [0; 16],
+        daddr: [0; 16],
+        bytes_sent: 0,
+        bytes_acked: 0,
+        bytes_received: 0,
+        send_queue: 0,
+        rtt_us: 0,
+    })
+}
+
+/// The TCP state of `sock` (on `fd`, local port `sport`) at `ts`.
+pub(crate) fn tcp_sample(ts: u64, (sock, fd): (u64, i32), sport: u16, dport: u16) -> Vec<u8> {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    encode(&TcpSample {
+        header: RecordHeader {
+            ts_ns: ts,
+            kind: RecordKind::TcpSample as u16,
+            _pad0: 0,
+            tgid: 7,
+            tid: 0,
+            _pad1: 0,
+        },
+        sock,
+        sock_cookie: 0,
+        fd,
+        ack_seq: 1,
+        window: 512,
+        family: 2,
+        sport,
+        dport,
+        snd_una: 1,
+        snd_nxt: 1,
+        snd_wnd: 1 << 16,
+        snd_cwnd: 10,
+        srtt_us: 100,
+        rcv_wnd: 1 << 16,
+        data_len: 0,
+        _pad0: 0,
+        saddr: addr,
+        daddr: addr,
+    })
+}
+
+/// What a pipeline with `workers` decoding threads makes of `records` to
+/// the end of the input (`finish`: the writes' fan-outs too), and its
+/// counters.
+pub(crate) fn run_to_the_end(
+    records: &[Vec<u8>],
+    workers: usize,
+) -> (Vec<OutputEvent>, PipelineStats) {
+    let config = PipelineConfig {
+        workers,
+        ..PipelineConfig::default()
+    };
+    let mut pipeline = Pipeline::new(config, 0);
+    let mut events = Vec::new();
+    for r in records {
+        pipeline.on_record(r, &mut |e| events.push(e));
+    }
+    pipeline.finish(&mut |e| events.push(e));
+    (events, pipeline.stats())
 }
 
 /// The one line of `kind` (`list_response`, `etcd_request`) among

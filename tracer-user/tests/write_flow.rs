@@ -11,13 +11,10 @@ mod records;
 #[path = "http2_support.rs"]
 mod support;
 
-use records::{sock_close, syscall_chunk_on_fd};
+use records::{listening, run_to_the_end, sock_close, syscall_chunk_on_fd, tcp_sample};
 use support::{Enc, data, headers, preface, settings};
-use tracer_common::record::{RecordHeader, RecordKind, SockAnchor, TcpSample};
 use watchtrace::{
-    capture::encode,
     etcd::fixture::{encode_grpc, response_with_puts},
-    pipeline::{Pipeline, PipelineConfig},
     watch::fixture::{ObjectSpec, ProtoWriter, encode_json_line},
 };
 
@@ -50,6 +47,29 @@ impl Side {
         self.offset += bytes.len() as u64;
         r
     }
+}
+
+/// A watcher's opening (preface, SETTINGS, its watch of configmaps on
+/// stream 1) and the server's (SETTINGS, the response's headers).
+fn watcher_opening() -> (Vec<u8>, Vec<u8>) {
+    let mut request = preface();
+    request.extend(settings(&[]));
+    request.extend(headers(
+        1,
+        &request_block(
+            "GET",
+            "/api/v1/namespaces/ns-0/configmaps?watch=true",
+            "kube-controller-manager/v1.36.0",
+        ),
+        true,
+    ));
+    let mut response = settings(&[]);
+    let block = Enc::default()
+        .indexed(8)
+        .literal("content-type", "application/json")
+        .build();
+    response.extend(headers(1, &block, false));
+    (request, response)
 }
 
 fn request_block(method: &str, path: &str, user_agent: &str) -> Vec<u8> {
@@ -116,23 +136,7 @@ fn records() -> Vec<Vec<u8>> {
     b.extend(headers(1, &watch, false));
     let mut etcd_head = settings(&[]);
     etcd_head.extend(headers(1, &Enc::default().indexed(8).build(), false));
-    let mut w = preface();
-    w.extend(settings(&[]));
-    w.extend(headers(
-        1,
-        &request_block(
-            "GET",
-            "/api/v1/namespaces/ns-0/configmaps?watch=true",
-            "kube-controller-manager/v1.36.0",
-        ),
-        true,
-    ));
-    let mut watcher_head = settings(&[]);
-    let block = Enc::default()
-        .indexed(8)
-        .literal("content-type", "application/json")
-        .build();
-    watcher_head.extend(headers(1, &block, false));
+    let (w, watcher_head) = watcher_opening();
 
     // The PUT (stream 1 of the writer's connection), its Txns on etcd
     // streams 3 and 5.
@@ -207,16 +211,7 @@ fn records() -> Vec<Vec<u8>> {
 #[test]
 fn a_write_is_joined_to_its_commit_and_to_every_watch_event_of_its_revision() {
     for workers in [1, 2] {
-        let config = PipelineConfig {
-            workers,
-            ..PipelineConfig::default()
-        };
-        let mut pipeline = Pipeline::new(config, 0);
-        let mut out = Vec::new();
-        for r in records() {
-            pipeline.on_record(&r, &mut |e| out.push(e));
-        }
-        pipeline.finish(&mut |e| out.push(e));
+        let (out, _) = run_to_the_end(&records(), workers);
         let lines: Vec<serde_json::Value> = out
             .iter()
             .map(|e| serde_json::to_value(e).unwrap())
@@ -269,69 +264,6 @@ fn a_write_is_joined_to_its_commit_and_to_every_watch_event_of_its_revision() {
     }
 }
 
-/// A socket of process 7 that existed before attach and listened on
-/// `port` (so a connection on another local port was dialled).
-fn listening(ts: u64, port: u16) -> Vec<u8> {
-    encode(&SockAnchor {
-        header: RecordHeader {
-            ts_ns: ts,
-            kind: RecordKind::SockAnchor as u16,
-            _pad0: 0,
-            tgid: 7,
-            tid: 7,
-            _pad1: 0,
-        },
-        fd: 3,
-        family: 2,
-        state: 10,
-        _pad0: 0,
-        sport: port,
-        dport: 0,
-        inode: 1,
-        saddr: [0; 16],
-        daddr: [0; 16],
-        bytes_sent: 0,
-        bytes_acked: 0,
-        bytes_received: 0,
-        send_queue: 0,
-        rtt_us: 0,
-    })
-}
-
-/// The TCP state of `sock` (on `fd`, local port `sport`) at `ts`.
-fn tcp_sample(ts: u64, (sock, fd): (u64, i32), sport: u16, dport: u16) -> Vec<u8> {
-    let mut addr = [0u8; 16];
-    addr[..4].copy_from_slice(&[127, 0, 0, 1]);
-    encode(&TcpSample {
-        header: RecordHeader {
-            ts_ns: ts,
-            kind: RecordKind::TcpSample as u16,
-            _pad0: 0,
-            tgid: 7,
-            tid: 0,
-            _pad1: 0,
-        },
-        sock,
-        sock_cookie: 0,
-        fd,
-        ack_seq: 1,
-        window: 512,
-        family: 2,
-        sport,
-        dport,
-        snd_una: 1,
-        snd_nxt: 1,
-        snd_wnd: 1 << 16,
-        snd_cwnd: 10,
-        srtt_us: 100,
-        rcv_wnd: 1 << 16,
-        data_len: 0,
-        _pad0: 0,
-        saddr: addr,
-        daddr: addr,
-    })
-}
-
 #[test]
 fn a_watch_event_written_before_its_etcd_read_was_decoded_still_gets_its_source() {
     // The etcd connection was open before attach: its first bytes read
@@ -343,23 +275,7 @@ fn a_watch_event_written_before_its_etcd_read_was_decoded_still_gets_its_source(
     etcd_in.offset = 4096;
     let mut watcher_in = Side::new(WATCHER, false);
     let mut watcher_out = Side::new(WATCHER, true);
-    let mut w = preface();
-    w.extend(settings(&[]));
-    w.extend(headers(
-        1,
-        &request_block(
-            "GET",
-            "/api/v1/namespaces/ns-0/configmaps?watch=true",
-            "kube-controller-manager/v1.36.0",
-        ),
-        true,
-    ));
-    let mut watcher_head = settings(&[]);
-    let block = Enc::default()
-        .indexed(8)
-        .literal("content-type", "application/json")
-        .build();
-    watcher_head.extend(headers(1, &block, false));
+    let (w, watcher_head) = watcher_opening();
     let mut first = vec![0x55; 30];
     first.extend(data(
         1,
@@ -393,17 +309,8 @@ fn a_watch_event_written_before_its_etcd_read_was_decoded_still_gets_its_source(
     ];
     let mut outputs = Vec::new();
     for workers in [1, 2] {
-        let config = PipelineConfig {
-            workers,
-            ..PipelineConfig::default()
-        };
-        let mut pipeline = Pipeline::new(config, 0);
-        let mut out = Vec::new();
-        for r in &records {
-            pipeline.on_record(r, &mut |e| out.push(e));
-        }
-        pipeline.finish(&mut |e| out.push(e));
-        assert_eq!(pipeline.stats().late_sources.filled, 1, "workers {workers}");
+        let (out, stats) = run_to_the_end(&records, workers);
+        assert_eq!(stats.late_sources.filled, 1, "workers {workers}");
         outputs.push(out);
     }
     assert_eq!(outputs[0], outputs[1], "the same for any number of workers");

@@ -57,33 +57,19 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    fn p99(ns: u64, at_least: bool) -> Option<Delay> {
+        Some(Delay { ns, at_least })
+    }
+
     #[test]
     fn a_p99_is_at_least_while_an_unacknowledged_wait_is_in_its_minute() {
         let mut w = DelayWindow::new(1024);
         w.push(1_000 * MS, 5 * MS, false, 1_000 * MS);
-        assert_eq!(
-            w.p99(1_000 * MS),
-            Some(Delay {
-                ns: 5 * MS,
-                at_least: false
-            })
-        );
+        assert_eq!(w.p99(1_000 * MS), p99(5 * MS, false));
         w.push(2_000 * MS, 1_100 * MS, true, 2_000 * MS);
-        assert_eq!(
-            w.p99(2_000 * MS),
-            Some(Delay {
-                ns: 1_100 * MS,
-                at_least: true
-            })
-        );
+        assert_eq!(w.p99(2_000 * MS), p99(1_100 * MS, true));
         // A minute on, the lower bound has left the window.
         w.push(62_000 * MS, 5 * MS, false, 62_000 * MS);
-        assert_eq!(
-            w.p99(62_000 * MS),
-            Some(Delay {
-                ns: 5 * MS,
-                at_least: false
-            })
-        );
+        assert_eq!(w.p99(62_000 * MS), p99(5 * MS, false));
     }
 }

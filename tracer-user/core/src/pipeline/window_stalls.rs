@@ -145,12 +145,13 @@ impl WindowStalls {
     }
 
     fn finish(&mut self, open: Open, emit: &mut impl FnMut(OutputEvent)) {
-        let Some(mut event) = open.merged.filter(|_| !open.episode.brief()) else {
-            // Too brief, or its end never seen (the connection closed
-            // first): a started announced episode still needs its line.
-            if open.episode.brief() {
-                self.brief += 1;
-            }
+        if open.episode.brief() {
+            self.brief += 1;
+            return;
+        }
+        // Every episode that ended has a line to merge (the decoder ends
+        // its stalls when the connection closes).
+        let Some(mut event) = open.merged else {
             return;
         };
         if let OutputEvent::WindowStall {
